@@ -1,0 +1,121 @@
+/**
+ * natproof's side of the agent protocol: sends commands to one host's agent and collects its
+ * replies and request log. The process itself is started by the backend (inside a namespace
+ * or a container); this only needs its stdio.
+ */
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { HostError, NatproofError } from '../errors.js';
+import type { LongProcess } from '../exec.js';
+import type { AgentMessage, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
+
+/** The compiled agent script, run with node inside each host. */
+export function agentScriptPath(): string {
+  // Tests run this module from source, the CLI from dist: both find the package root and use
+  // the compiled agent, so hosts never need a TypeScript loader.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  const script = join(dir, 'dist', 'harness', 'agent', 'main.js');
+  if (!existsSync(script)) throw new HostError(`the compiled agent ${script} is missing; run \`npm run build\``);
+  return script;
+}
+
+const SERVE_TIMEOUT_MS = 5_000;
+const AGENT_GRACE_MS = 5_000;
+
+type Pending = { resolve: (reply: AgentMessage) => void; reject: (err: Error) => void };
+
+export class AgentClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly requests: RequestEvent[] = [];
+  private readonly ready: Promise<void>;
+
+  constructor(
+    readonly host: string,
+    private readonly proc: LongProcess,
+  ) {
+    const stdout = proc.child.stdout;
+    if (!stdout) throw new TypeError('agent process needs piped stdout');
+    let markReady: () => void = () => {};
+    this.ready = new Promise((resolve) => (markReady = resolve));
+    createInterface({ input: stdout }).on('line', (line) => {
+      const message = JSON.parse(line) as AgentMessage;
+      if ('event' in message) {
+        if (message.event === 'ready') markReady();
+        else this.requests.push(message);
+        return;
+      }
+      const waiter = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      waiter?.resolve(message);
+    });
+    void proc.exited.then(({ exitCode, signal }) => {
+      const how = signal ? `was killed by ${signal}` : `exited with ${exitCode}`;
+      const err = new NatproofError(`the agent in ${host} ${how}: ${proc.stderr.trim() || 'no message'}`);
+      for (const waiter of this.pending.values()) waiter.reject(err);
+      this.pending.clear();
+    });
+  }
+
+  /** Wait for the agent's ready line; fail with its stderr if it dies or hangs. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.proc.stderr}`)),
+        timeoutMs,
+      );
+    });
+    const died = this.proc.exited.then(() => {
+      throw new HostError(`the agent in ${this.host} exited at start: ${this.proc.stderr.trim()}`);
+    });
+    try {
+      await Promise.race([this.ready, timeout, died]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async serve(port: number): Promise<void> {
+    const reply = (await this.send({ op: 'serve', port }, SERVE_TIMEOUT_MS)) as ServeReply;
+    if (!reply.ok) throw new HostError(`${this.host} could not serve HTTP on port ${port}: ${reply.detail}`);
+  }
+
+  async probe(request: Omit<ProbeCommand, 'id' | 'op'>): Promise<ProbeReply> {
+    // The agent enforces the probe's timeout; this bound only guards against a stuck agent.
+    return (await this.send({ op: 'probe', ...request }, request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
+  }
+
+  /** The requests the server logged since the last call. */
+  drainRequests(): RequestEvent[] {
+    return this.requests.splice(0);
+  }
+
+  async close(): Promise<void> {
+    this.proc.child.stdin?.end();
+    await this.proc.stop('SIGTERM', 1_000);
+  }
+
+  private send(command: Record<string, unknown>, timeoutMs: number): Promise<AgentMessage> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new NatproofError(`the agent in ${this.host} did not answer ${command['op']} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = <T>(fn: (value: T) => void) => (value: T) => {
+        clearTimeout(timer);
+        fn(value);
+      };
+      this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
+      this.proc.child.stdin?.write(`${JSON.stringify({ id, ...command })}\n`);
+    });
+  }
+}

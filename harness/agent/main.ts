@@ -1,0 +1,111 @@
+/**
+ * The agent: one long-lived process inside each host's namespace (or container). It serves
+ * HTTP and logs each request's source, and runs HTTP probes with undici on command. It knows
+ * nothing about scenarios; natproof drives it over stdin/stdout (./protocol.ts).
+ */
+import { createServer, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { Client } from 'undici';
+import type { AgentCommand, AgentMessage, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
+
+function send(message: AgentMessage): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+const servers: Server[] = [];
+
+function serve(command: ServeCommand): void {
+  const server = createServer((req, res) => {
+    const remoteAddress = req.socket.remoteAddress ?? '';
+    const remotePort = req.socket.remotePort ?? 0;
+    send({
+      event: 'request',
+      port: command.port,
+      remoteAddress,
+      remotePort,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      timeMs: Date.now(),
+    });
+    res.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ remoteAddress, remotePort }));
+  });
+  server.once('error', (err) => send({ id: command.id, op: 'serve', ok: false, detail: err.message }));
+  server.listen(command.port, '0.0.0.0', () => send({ id: command.id, op: 'serve', ok: true, detail: null }));
+  servers.push(server);
+}
+
+function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail: string } {
+  if (timedOut) return { error: 'timeout', detail: 'no response before the probe timeout' };
+  const code = (err as { code?: string } | null)?.code;
+  const cause = (err as { cause?: { code?: string } } | null)?.cause?.code;
+  const detail = err instanceof Error ? err.message : String(err);
+  switch (code ?? cause) {
+    case 'ECONNREFUSED':
+      return { error: 'refused', detail };
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return { error: 'reset', detail };
+    case 'EHOSTUNREACH':
+      return { error: 'unreachable', detail };
+    case 'ENETUNREACH':
+      return { error: 'no-route', detail };
+    default:
+      return { error: 'error', detail };
+  }
+}
+
+async function probe(command: ProbeCommand): Promise<ProbeReply> {
+  const started = performance.now();
+  const controller = new AbortController();
+  let socket: Socket | undefined;
+  // One deadline for the whole exchange. undici does not abort a connect in progress, so the
+  // deadline also destroys the socket itself.
+  const deadline = setTimeout(() => {
+    controller.abort();
+    socket?.destroy(new Error('probe timeout'));
+  }, command.timeoutMs);
+  const client = new Client(`http://${command.address}:${command.port}`, {
+    // Bind the chosen source port ourselves: undici's default connector cannot, and the
+    // trace analysis finds this probe's packets by it.
+    connect: (_options, callback) => {
+      const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
+      socket = s;
+      let settled = false;
+      s.once('connect', () => !settled && ((settled = true), callback(null, s)));
+      s.once('error', (err) => !settled && ((settled = true), callback(err, null)));
+    },
+    pipelining: 0,
+  });
+  const base = { id: command.id, op: 'probe' as const, localPort: command.localPort };
+  try {
+    const response = await client.request({ path: command.path, method: 'GET', signal: controller.signal });
+    const body = await response.body.text();
+    return { ...base, ok: true, status: response.statusCode, error: null, detail: null, durationMs: performance.now() - started, body };
+  } catch (err) {
+    const { error, detail } = classify(err, controller.signal.aborted);
+    return { ...base, ok: false, status: null, error, detail, durationMs: performance.now() - started, body: null };
+  } finally {
+    clearTimeout(deadline);
+    socket?.destroy();
+    await client.destroy().catch(() => {});
+  }
+}
+
+function handle(line: string): void {
+  if (line.trim() === '') return;
+  const command = JSON.parse(line) as AgentCommand;
+  if (command.op === 'serve') serve(command);
+  else if (command.op === 'probe') void probe(command).then(send);
+}
+
+function runAgent(): void {
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', handle);
+  // natproof closing our stdin means the run is over: leave without waiting for sockets.
+  lines.on('close', () => process.exit(0));
+  send({ event: 'ready', pid: process.pid });
+}
+
+runAgent();

@@ -1,0 +1,65 @@
+/**
+ * The line protocol between natproof and the agent that runs inside every host. One JSON
+ * object per line: commands on the agent's stdin, replies and events on its stdout.
+ */
+
+export interface ServeCommand {
+  id: number;
+  op: 'serve';
+  port: number;
+}
+
+export interface ProbeCommand {
+  id: number;
+  op: 'probe';
+  address: string;
+  port: number;
+  path: string;
+  /** The client's source port, chosen by natproof so the probe's packets can be found. */
+  localPort: number;
+  timeoutMs: number;
+}
+
+export type AgentCommand = ServeCommand | ProbeCommand;
+
+/** How a probe ended, in words a network engineer uses. */
+export type ProbeError = 'timeout' | 'refused' | 'reset' | 'unreachable' | 'no-route' | 'error';
+
+export interface ProbeReply {
+  id: number;
+  op: 'probe';
+  ok: boolean;
+  status: number | null;
+  error: ProbeError | null;
+  /** The underlying error message, for the report. */
+  detail: string | null;
+  localPort: number;
+  durationMs: number;
+  /** What the server said it saw, from the response body (our own server only). */
+  body: string | null;
+}
+
+export interface ServeReply {
+  id: number;
+  op: 'serve';
+  ok: boolean;
+  detail: string | null;
+}
+
+/** Logged by the agent's HTTP server for every request it accepts. */
+export interface RequestEvent {
+  event: 'request';
+  port: number;
+  remoteAddress: string;
+  remotePort: number;
+  method: string;
+  path: string;
+  timeMs: number;
+}
+
+export interface ReadyEvent {
+  event: 'ready';
+  pid: number;
+}
+
+export type AgentMessage = ProbeReply | ServeReply | RequestEvent | ReadyEvent;

@@ -1,0 +1,136 @@
+/**
+ * The netns backend: every node of the topology is a Linux network namespace; every L2
+ * segment is a bridge in a private switch namespace. Nothing is attached to the host's root
+ * namespace, so no test packet can reach the outside.
+ */
+import { execCommand, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
+import { agentScriptPath } from '../../agent/client.js';
+import { HostError } from '../../errors.js';
+import type { Topology } from '../../scenario/topology.js';
+import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
+
+const IP_TIMEOUT_MS = 15_000;
+
+export class NetnsBackend implements Backend {
+  readonly name = 'netns' as const;
+
+  async preflight(): Promise<void> {
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+      throw new HostError('the netns backend needs root (network namespaces and netfilter): run natproof as root');
+    }
+    for (const [tool, pkg] of [
+      ['ip', 'iproute2'],
+      ['iptables-restore', 'iptables'],
+      ['nft', 'nftables'],
+      ['conntrack', 'conntrack'],
+      ['tcpdump', 'tcpdump'],
+      ['sysctl', 'procps'],
+    ] as const) {
+      try {
+        await execCommand([tool, '--version'], { timeoutMs: 5_000, allowFailure: true });
+      } catch {
+        throw new HostError(`${tool} is not installed: install the Debian package ${pkg} (apt-get install -y ${pkg})`);
+      }
+    }
+  }
+
+  async build(topology: Topology, options: BuildOptions): Promise<Lab> {
+    const plan = planNetns(topology, options.runId);
+    const lab = new NetnsLab(options.runId, plan);
+    try {
+      await lab.create(options.log ?? (() => {}));
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return lab;
+  }
+}
+
+export class NetnsLab implements Lab {
+  readonly backend = 'netns' as const;
+  private readonly processes = new Set<LongProcess>();
+  private created = false;
+  private destroyed = false;
+
+  constructor(
+    readonly runId: string,
+    private readonly plan: NetnsPlan,
+  ) {}
+
+  async create(log: (line: string) => void): Promise<void> {
+    const { namespaces, linkBatch } = this.plan;
+    log(`creating ${namespaces.length} namespaces`);
+    this.created = true;
+    await ipBatch([], namespaces.map((n) => `netns add ${n.ns}`));
+    await Promise.all(namespaces.map((n) => setSysctls(n)));
+    log(`wiring ${linkBatch.length} links`);
+    await ipBatch([], linkBatch);
+    await Promise.all(namespaces.map((n) => ipBatch(['-n', n.ns], n.batch)));
+  }
+
+  exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return execCommand(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv], options);
+  }
+
+  spawn(node: NodeRef, argv: readonly string[]): LongProcess {
+    const proc = startProcess(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv]);
+    this.processes.add(proc);
+    void proc.exited.then(() => this.processes.delete(proc));
+    return proc;
+  }
+
+  startAgent(host: string): LongProcess {
+    // The same node binary that runs natproof, so hosts need nothing installed.
+    return this.spawn({ kind: 'host', name: host }, [process.execPath, agentScriptPath()]);
+  }
+
+  async interfaces(node: NodeRef): Promise<NodeInterface[]> {
+    const planned = this.namespace(node);
+    const result = await execCommand(['ip', '-n', planned.ns, '-j', 'link', 'show'], { timeoutMs: IP_TIMEOUT_MS });
+    const links = JSON.parse(result.stdout) as Array<{ ifindex: number; ifname: string }>;
+    return links.map((l) => ({ ifindex: l.ifindex, name: l.ifname, attached: planned.attached[l.ifname] ?? l.ifname }));
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    // Processes first: a namespace with a process still inside outlives `ip netns del`.
+    await Promise.all([...this.processes].map((p) => p.stop('SIGTERM', 1_000)));
+    if (!this.created) return;
+    const existing = await listNamespaces();
+    const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
+    if (ours.length > 0) await ipBatch(['-force'], ours.map((ns) => `netns del ${ns}`));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.destroy();
+  }
+
+  private namespace(node: NodeRef): PlannedNamespace {
+    const label = nodeLabel(node);
+    const found = this.plan.namespaces.find((n) => nodeLabel(n.ref) === label);
+    if (!found) throw new Error(`no node ${label} in this lab`);
+    return found;
+  }
+}
+
+async function ipBatch(globalOptions: string[], lines: string[]): Promise<void> {
+  if (lines.length === 0) return;
+  await execCommand(['ip', ...globalOptions, '-batch', '-'], { input: `${lines.join('\n')}\n`, timeoutMs: IP_TIMEOUT_MS });
+}
+
+async function setSysctls(n: PlannedNamespace): Promise<void> {
+  const assignments = Object.entries(n.sysctls).map(([key, value]) => `${key}=${value}`);
+  // -e: the bridge-nf keys exist only while br_netfilter is loaded.
+  await execCommand(['ip', 'netns', 'exec', n.ns, 'sysctl', '-q', '-e', '-w', ...assignments], { timeoutMs: IP_TIMEOUT_MS });
+}
+
+/** Names of the network namespaces that exist now. */
+export async function listNamespaces(): Promise<Set<string>> {
+  const result = await execCommand(['ip', '-j', 'netns', 'list'], { timeoutMs: IP_TIMEOUT_MS });
+  const text = result.stdout.trim();
+  if (!text) return new Set();
+  return new Set((JSON.parse(text) as Array<{ name: string }>).map((n) => n.name));
+}

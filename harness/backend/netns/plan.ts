@@ -1,0 +1,132 @@
+/**
+ * Pure planning for the netns backend: which namespaces, links, addresses, routes and sysctls
+ * a topology needs, as `ip -batch` lines. Kept apart from execution so it can be read and
+ * tested without root.
+ */
+import type { NodeRef } from '../backend.js';
+import type { Topology } from '../../scenario/topology.js';
+
+export interface PlannedNamespace {
+  ref: NodeRef;
+  ns: string;
+  /** Sysctls set before any interface exists, so new interfaces inherit the defaults. */
+  sysctls: Record<string, string>;
+  /** `ip -n <ns> -batch -` lines: addresses, links up, routes. */
+  batch: string[];
+  /** For captures: interface name -> what is attached on the other end. */
+  attached: Record<string, string>;
+}
+
+export interface NetnsPlan {
+  /** Every namespace name starts with this; teardown and `clean` match on it exactly. */
+  prefix: string;
+  namespaces: PlannedNamespace[];
+  /** Run in the root namespace after the sysctls: links created directly inside their namespaces. */
+  linkBatch: string[];
+}
+
+/** The bridge inside every segment's switch namespace. */
+export const SEGMENT_BRIDGE = 'seg';
+/** Hosts have a single interface. */
+export const HOST_INTERFACE = 'eth0';
+
+export function namespacePrefix(runId: string): string {
+  return `np-${runId}-`;
+}
+
+/** Sysctls a verdict depends on, set explicitly: new namespaces may inherit the host's. */
+function baseSysctls(forwarding: boolean): Record<string, string> {
+  return {
+    'net.ipv4.ip_forward': forwarding ? '1' : '0',
+    'net.ipv4.conf.all.rp_filter': '0',
+    'net.ipv4.conf.default.rp_filter': '0',
+    'net.ipv4.conf.all.send_redirects': '1',
+    'net.ipv4.conf.default.send_redirects': '1',
+    'net.ipv4.conf.all.accept_redirects': '1',
+    'net.ipv4.conf.default.accept_redirects': '1',
+    // IPv6 autoconfiguration only adds noise (router solicitations, DAD) to the captures.
+    'net.ipv6.conf.all.disable_ipv6': '1',
+    'net.ipv6.conf.default.disable_ipv6': '1',
+  };
+}
+
+export function planNetns(topology: Topology, runId: string): NetnsPlan {
+  const prefix = namespacePrefix(runId);
+  const routerNs = `${prefix}router`;
+  const hostNs = (name: string): string => `${prefix}h-${name}`;
+  const switchNs = (network: string): string => `${prefix}s-${network}`;
+
+  const linkBatch: string[] = [];
+  const switches = new Map<string, PlannedNamespace>();
+  for (const network of topology.networks) {
+    const ns = switchNs(network.name);
+    // A plain L2 switch: no netfilter on bridged frames, no multicast snooping noise.
+    linkBatch.push(
+      `link add name ${SEGMENT_BRIDGE} netns ${ns} type bridge mcast_snooping 0 ` +
+        'nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
+    );
+    switches.set(network.name, {
+      ref: { kind: 'segment', network: network.name },
+      ns,
+      sysctls: {
+        ...baseSysctls(false),
+        // Only present when br_netfilter is loaded (Docker loads it); it overrides the bridge option.
+        'net.bridge.bridge-nf-call-iptables': '0',
+        'net.bridge.bridge-nf-call-ip6tables': '0',
+        'net.bridge.bridge-nf-call-arptables': '0',
+      },
+      batch: ['link set lo up', `link set ${SEGMENT_BRIDGE} up`],
+      attached: { [SEGMENT_BRIDGE]: 'bridge' },
+    });
+  }
+
+  const attach = (network: string, ns: string, ifname: string, nodeName: string): void => {
+    const sw = switches.get(network);
+    if (!sw) throw new Error(`planNetns: unresolved network ${network}`);
+    const port = `p${Object.keys(sw.attached).length}`;
+    linkBatch.push(`link add name ${ifname} netns ${ns} type veth peer name ${port} netns ${sw.ns}`);
+    sw.batch.push(`link set ${port} master ${SEGMENT_BRIDGE}`, `link set ${port} up`);
+    sw.attached[port] = nodeName;
+  };
+
+  const { router } = topology;
+  const routerPlan: PlannedNamespace = {
+    ref: { kind: 'router' },
+    ns: routerNs,
+    sysctls: baseSysctls(router.forwarding),
+    batch: ['link set lo up'],
+    attached: {},
+  };
+  for (const iface of router.interfaces) {
+    attach(iface.network, routerNs, iface.name, 'router');
+    routerPlan.batch.push(`addr add ${iface.address}/${iface.prefix} dev ${iface.name}`, `link set ${iface.name} up`);
+    routerPlan.attached[iface.name] = iface.network;
+  }
+  if (router.defaultRoute) {
+    const { dev, via } = router.defaultRoute;
+    routerPlan.batch.push(via ? `route add default via ${via} dev ${dev}` : `route add default dev ${dev}`);
+  }
+
+  const hosts = topology.hosts.map((host): PlannedNamespace => {
+    const ns = hostNs(host.name);
+    attach(host.network, ns, HOST_INTERFACE, host.name);
+    const batch = [
+      'link set lo up',
+      `addr add ${host.address}/${host.prefix} dev ${HOST_INTERFACE}`,
+      `link set ${HOST_INTERFACE} up`,
+    ];
+    if (host.gateway) {
+      // A remote host's gateway is outside its /32: tell the kernel it is on the link anyway.
+      batch.push(`route add default via ${host.gateway} dev ${HOST_INTERFACE}${host.remote ? ' onlink' : ''}`);
+    }
+    return {
+      ref: { kind: 'host', name: host.name },
+      ns,
+      sysctls: baseSysctls(false),
+      batch,
+      attached: { [HOST_INTERFACE]: host.network },
+    };
+  });
+
+  return { prefix, namespaces: [routerPlan, ...hosts, ...switches.values()], linkBatch };
+}

@@ -1,0 +1,156 @@
+/**
+ * The command line: `main(argv)` returns the exit code and does nothing on import.
+ * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { NetnsBackend } from './backend/netns/netns.js';
+import { NatproofError, RuleError, ScenarioError } from './errors.js';
+import { renderRun } from './report/terminal.js';
+import { detectRuleFormat } from './rules/compile.js';
+import { RunAbortedError, runScenario } from './run.js';
+import { loadScenario } from './scenario/load.js';
+import type { RuleSource } from './scenario/topology.js';
+import type { Backend } from './backend/backend.js';
+
+export const EXIT_PASSED = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
+
+const USAGE = `usage:
+  natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--backend netns]
+  natproof validate SCENARIO.yaml...
+
+run       build the scenario's topology for real, apply each rule set, probe, and check the
+          expectations against captured packets
+  --rules FILE     candidate rules (iptables command lines, iptables-save, or nft) replacing
+                   the scenario's own; held to the probes' expectations, or to those of the
+                   rule sets named with --ruleset
+  --ruleset NAME   run only this rule set (repeatable)
+  --json           print the result as JSON on stdout
+  --out DIR        keep artifacts: pcaps, server logs, conntrack events, result.json
+  --backend NAME   netns (default)
+validate  check scenario files without building anything
+
+exit codes: 0 every expectation holds, 1 some do not, 2 bad input or host problem`;
+
+export interface CliIO {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  color: boolean;
+}
+
+const defaultIO: CliIO = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  color: Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'],
+};
+
+export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await runCommand(rest, io);
+      case 'validate':
+        return await validateCommand(rest, io);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        io.stdout(`${USAGE}\n`);
+        return command === undefined ? EXIT_USAGE : EXIT_PASSED;
+      default:
+        io.stderr(`natproof: unknown command "${command}"\n${USAGE}\n`);
+        return EXIT_USAGE;
+    }
+  } catch (err) {
+    if (err instanceof RunAbortedError) {
+      io.stderr(`natproof: ${err.message}\n`);
+      return EXIT_INTERRUPTED;
+    }
+    if (err instanceof NatproofError || isUsageError(err)) {
+      io.stderr(`natproof: ${(err as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}
+
+function isUsageError(err: unknown): boolean {
+  return err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+}
+
+async function runCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      rules: { type: 'string' },
+      ruleset: { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      backend: { type: 'string', default: 'netns' },
+    },
+  });
+  if (positionals.length !== 1) {
+    io.stderr(`natproof run: give exactly one scenario file\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const backend = selectBackend(values.backend);
+  const topology = await loadScenario(positionals[0]!);
+  const rules = values.rules ? await loadRulesFile(values.rules) : undefined;
+
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await runScenario(topology, {
+      backend,
+      rulesets: values.ruleset ?? [],
+      ...(rules ? { rules } : {}),
+      ...(values.out ? { outDir: values.out } : {}),
+      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+      signal: controller.signal,
+    });
+    if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    else io.stdout(renderRun(result, { color: io.color }));
+    return result.passed ? EXIT_PASSED : EXIT_FAILED;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function validateCommand(files: string[], io: CliIO): Promise<number> {
+  if (files.length === 0) {
+    io.stderr(`natproof validate: give one or more scenario files\n`);
+    return EXIT_USAGE;
+  }
+  for (const file of files) {
+    const topology = await loadScenario(file);
+    io.stdout(
+      `${file}: ok (${topology.hosts.length} hosts, ${topology.probes.length} probes, rule sets: ${topology.rulesets.map((r) => r.name).join(', ')})\n`,
+    );
+  }
+  return EXIT_PASSED;
+}
+
+function selectBackend(name: string | undefined): Backend {
+  if (name === 'netns') return new NetnsBackend();
+  throw new ScenarioError(`unknown backend "${name}"; available: netns`, undefined, undefined);
+}
+
+async function loadRulesFile(file: string): Promise<{ source: RuleSource; name: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new RuleError(`cannot read rules file ${file}: ${(err as Error).message}`, undefined, undefined, { cause: err });
+  }
+  const format = detectRuleFormat(text, file);
+  return { name: basename(file).replace(/\.[^.]*$/, ''), source: { format, text, origin: { file, line: 1, column: 1 } } };
+}

@@ -1,0 +1,149 @@
+/**
+ * Process spawning: argv arrays only (never a shell), a timeout on everything, and failures
+ * that carry the command, exit code, stdout and stderr.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CommandError } from './errors.js';
+
+export interface ExecOptions {
+  /** Written to stdin, which is then closed. */
+  input?: string;
+  timeoutMs?: number;
+  /** Return the result instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+export interface ExecResult {
+  argv: readonly string[];
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Run a command to completion. */
+export function execCommand(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  const [file, ...args] = argv;
+  if (file === undefined) throw new TypeError('execCommand: empty argv');
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new CommandError(argv, null, null, stdout, stderr, false, { cause: err }));
+    });
+    child.once('close', (exitCode, signal) => {
+      clearTimeout(timer);
+      const result = { argv, exitCode, signal, stdout, stderr };
+      if (timedOut || (exitCode !== 0 && !options.allowFailure)) {
+        reject(new CommandError(argv, exitCode, signal, stdout, stderr, timedOut));
+      } else {
+        resolve(result);
+      }
+    });
+    // A child that exits before reading its input must not crash us with EPIPE.
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/**
+ * A long-lived child (capture, agent, event stream). Its output is consumed by the caller;
+ * `stop()` signals it and waits, escalating to SIGKILL, so nothing outlives a run.
+ */
+export class LongProcess {
+  readonly exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  private stderrText = '';
+  private stderrWaiters: Array<() => void> = [];
+  private hasExited = false;
+
+  constructor(
+    readonly argv: readonly string[],
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once('close', (exitCode, signal) => {
+        this.hasExited = true;
+        this.notifyStderr();
+        resolve({ exitCode, signal });
+      });
+    });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      // Keep a bounded tail: enough to explain a failure, never unbounded growth.
+      this.stderrText = (this.stderrText + chunk).slice(-16_384);
+      this.notifyStderr();
+    });
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  get running(): boolean {
+    return !this.hasExited;
+  }
+
+  /** Resolve once stderr matches `pattern`; reject if the process exits first or time runs out. */
+  waitForStderr(pattern: RegExp, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (pattern.test(this.stderrText)) {
+          done();
+          resolve();
+          return true;
+        }
+        if (this.hasExited) {
+          done();
+          reject(new CommandError(this.argv, this.child.exitCode, this.child.signalCode, '', this.stderrText, false));
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new CommandError(this.argv, null, null, '', this.stderrText, true));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.stderrWaiters = this.stderrWaiters.filter((w) => w !== waiter);
+      };
+      const waiter = (): void => void check();
+      if (!check()) this.stderrWaiters.push(waiter);
+    });
+  }
+
+  /** Signal the process and wait for it; SIGKILL after `graceMs`. Safe to call twice. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 2_000): Promise<void> {
+    if (this.hasExited) return;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private notifyStderr(): void {
+    for (const waiter of [...this.stderrWaiters]) waiter();
+  }
+}
+
+/** Start a long-lived process with piped stdio. */
+export function startProcess(argv: readonly string[]): LongProcess {
+  const [file, ...args] = argv;
+  if (file === undefined) throw new TypeError('startProcess: empty argv');
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Spawn failures (ENOENT) surface through 'close' with a null code; keep 'error' from throwing.
+  child.once('error', () => {});
+  child.stdin?.on('error', () => {});
+  return new LongProcess(argv, child);
+}

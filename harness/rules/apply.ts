@@ -1,0 +1,33 @@
+/**
+ * Puts a rule set into the router, and only the router: the lab runs the tools inside the
+ * router's namespace or container, with the rules on stdin, never through a shell.
+ */
+import type { Lab, NodeRef } from '../backend/backend.js';
+import type { Router, RuleSource } from '../scenario/topology.js';
+import { compileRules, ruleErrorFromKernel } from './compile.js';
+
+const ROUTER: NodeRef = { kind: 'router' };
+const TIMEOUT_MS = 15_000;
+
+/**
+ * Return the router to a clean slate: no rules from an earlier rule set, no conntrack entries
+ * that would carry an earlier rule set's NAT decisions into this one, and the scenario's
+ * FORWARD policy.
+ */
+export async function resetRouter(lab: Lab, router: Router): Promise<void> {
+  await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS });
+  // -F exits non-zero when the conntrack table does not exist yet; that is a clean slate too.
+  await lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+  await lab.exec(ROUTER, ['iptables', '-P', 'FORWARD', router.forwardPolicy], { timeoutMs: TIMEOUT_MS });
+}
+
+/** Apply the candidate rules; a rule the kernel rejects throws a RuleError naming its line. */
+export async function applyRules(lab: Lab, source: RuleSource): Promise<void> {
+  for (const step of compileRules(source)) {
+    // --noflush: the reset already emptied the tables, and the scenario's FORWARD policy stays
+    // unless the rules themselves set one.
+    const argv = step.tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
+    const result = await lab.exec(ROUTER, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
+    if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
+  }
+}

@@ -1,0 +1,606 @@
+/**
+ * Candidate rules -> what the router is fed, and the tools' complaints -> the user's line.
+ *
+ * Pure: no I/O. A rule source becomes one input for `iptables-restore --noflush` or `nft -f -`,
+ * together with a map from every line of that input back to the line the user wrote, so an
+ * error the tool reports for "line 3" can name the user's file, line and rule.
+ *
+ * iptables command lines are not run through a shell. They are tokenised like a shell would
+ * (quotes, backslash escapes, `\` continuations, `#` comments) and everything a shell would do
+ * beyond that (variables, pipes, `;`, redirections) is refused, so what is tested is exactly
+ * the rules the user wrote.
+ */
+import { RuleError, formatPosition, type SourcePosition } from '../errors.js';
+import type { RuleFormat, RuleSource } from '../scenario/topology.js';
+
+/** Where one line of a tool's input came from. */
+export interface RuleLineOrigin {
+  /** The user's line (the first line of a continued command) and its first non-blank column. */
+  position: SourcePosition;
+  /** The user's rule as written, continuation lines joined with single spaces. */
+  text: string;
+}
+
+export interface RuleStep {
+  tool: 'iptables-restore' | 'nft';
+  input: string;
+  /** `lines[i]` is the origin of line i+1 of `input`; undefined for lines natproof added. */
+  lines: (RuleLineOrigin | undefined)[];
+}
+
+export function compileRules(src: RuleSource): RuleStep[] {
+  switch (src.format) {
+    case 'iptables':
+      return compileCommandLines(src);
+    case 'iptables-save':
+      return [passThrough('iptables-restore', src)];
+    case 'nft':
+      return [passThrough('nft', src)];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positions in the rule text
+
+/** The rule text with CRLF normalised, able to turn an offset into the user's file position. */
+class SourceText {
+  readonly text: string;
+  private readonly lineStarts: number[] = [0];
+
+  constructor(private readonly src: RuleSource) {
+    this.text = src.text.replace(/\r\n/g, '\n');
+    for (let i = 0; i < this.text.length; i++) if (this.text[i] === '\n') this.lineStarts.push(i + 1);
+  }
+
+  position(offset: number): SourcePosition {
+    let line = this.lineStarts.length - 1;
+    while (this.lineStarts[line] > offset) line--;
+    const column = offset - this.lineStarts[line];
+    return { file: this.src.origin.file, line: this.src.origin.line + line, column: this.src.origin.column + column };
+  }
+
+  /** The text from `from` to the end of the line holding `offset`, for errors found before a command is complete. */
+  upToEndOfLine(from: number, offset: number): string {
+    const end = this.text.indexOf('\n', offset);
+    return joinContinuations(this.text.slice(from, end === -1 ? undefined : end)).trim();
+  }
+
+  fail(offset: number, message: string, ruleText: string): never {
+    throw new RuleError(message, this.position(offset), ruleText);
+  }
+}
+
+/** iptables-save text and nft rulesets go to the tool unchanged; line i is the user's line i. */
+function passThrough(tool: RuleStep['tool'], src: RuleSource): RuleStep {
+  const source = new SourceText(src);
+  const rawLines = source.text.split('\n');
+  // A final newline does not start another line anyone wrote.
+  if (rawLines.at(-1) === '') rawLines.pop();
+  let offset = 0;
+  const lines = rawLines.map((raw) => {
+    const indent = raw.length - raw.trimStart().length;
+    const origin = { position: source.position(offset + indent), text: raw.trim() };
+    offset += raw.length + 1;
+    return origin;
+  });
+  return { tool, input: source.text, lines };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shell-like tokenising
+
+const ALLOWED =
+  'each command must be a single `iptables` (or `iptables-nft`) invocation using -A, -I, -D, -R, -N, -P, -F or -X; ' +
+  'quotes, `\\` line continuations and `#` comments are understood';
+
+interface Word {
+  value: string;
+  /** Offsets in the rule text of the word's first character and one past its last. */
+  start: number;
+  end: number;
+}
+
+/** Characters a shell would act on; natproof runs no shell, so they are refused, not ignored. */
+const SHELL_OPERATORS: Record<string, string> = {
+  ';': 'write one command per line instead of joining them with `;`',
+  '&': '`&` and `&&` are shell syntax',
+  '|': 'pipes and `||` are shell syntax',
+  '<': 'redirections are shell syntax',
+  '>': 'redirections are shell syntax',
+  '(': 'subshells are shell syntax',
+  ')': 'subshells are shell syntax',
+  '`': 'command substitution is shell syntax; write the value itself',
+  $: 'shell variables and substitutions are not expanded; write the value itself',
+};
+
+/** Splits the text into commands (lists of words) the way sh would, without expanding anything. */
+class ShellScanner {
+  private readonly text: string;
+  private pos = 0;
+  private readonly commands: Word[][] = [];
+  private words: Word[] = [];
+  private word: Word | undefined;
+
+  constructor(private readonly source: SourceText) {
+    this.text = source.text;
+  }
+
+  scan(): Word[][] {
+    while (this.pos < this.text.length) this.step(this.text.charAt(this.pos));
+    this.endCommand();
+    return this.commands;
+  }
+
+  private step(c: string): void {
+    if (c === '\n') {
+      this.endCommand();
+      this.pos++;
+    } else if (c === ' ' || c === '\t') {
+      this.endWord();
+      this.pos++;
+    } else if (c === '#' && !this.word) {
+      const end = this.text.indexOf('\n', this.pos);
+      this.pos = end === -1 ? this.text.length : end;
+    } else if (c === '\\') {
+      this.readBackslash();
+    } else if (c === "'") {
+      this.readSingleQuoted();
+    } else if (c === '"') {
+      this.readDoubleQuoted();
+    } else if (c in SHELL_OPERATORS) {
+      this.fail(this.pos, `\`${c}\`: ${SHELL_OPERATORS[c]}; ${ALLOWED}`);
+    } else {
+      this.append(this.pos, c);
+      this.pos++;
+    }
+  }
+
+  private readBackslash(): void {
+    const next = this.text.charAt(this.pos + 1);
+    // Backslash-newline is a continuation: sh removes both characters.
+    if (next !== '\n') {
+      if (next === '') this.fail(this.pos, 'the text ends with a `\\` continuation but no next line');
+      this.append(this.pos, next);
+    }
+    this.pos += 2;
+  }
+
+  private readSingleQuoted(): void {
+    const close = this.text.indexOf("'", this.pos + 1);
+    if (close === -1) this.fail(this.pos, 'unterminated single quote');
+    this.append(this.pos, this.text.slice(this.pos + 1, close));
+    this.pos = close + 1;
+  }
+
+  private readDoubleQuoted(): void {
+    const open = this.pos;
+    let value = '';
+    let i = open + 1;
+    for (; i < this.text.length && this.text[i] !== '"'; i++) {
+      const c = this.text.charAt(i);
+      if (c === '$' || c === '`') this.fail(i, `\`${c}\` inside double quotes: ${SHELL_OPERATORS[c]}`);
+      // Inside double quotes sh only treats a backslash before these as an escape.
+      if (c === '\\' && '$`"\\\n'.includes(this.text.charAt(i + 1))) {
+        i++;
+        if (this.text[i] !== '\n') value += this.text[i];
+      } else {
+        value += c;
+      }
+    }
+    if (i >= this.text.length) this.fail(open, 'unterminated double quote');
+    // The opening quote starts the word even when the quoted string is empty (`--comment ""`).
+    this.append(open, value);
+    this.pos = i + 1;
+  }
+
+  private append(at: number, chars: string): void {
+    this.word ??= { value: '', start: at, end: at };
+    this.word.value += chars;
+  }
+
+  private endWord(): void {
+    if (!this.word) return;
+    if (this.word.value.includes('\n')) {
+      this.fail(this.word.start, 'a quoted argument spans lines; iptables-restore reads one rule per line');
+    }
+    this.word.end = this.pos;
+    this.words.push(this.word);
+    this.word = undefined;
+  }
+
+  /** Quotes the command as far as the line of the error, since it is not complete. */
+  private fail(offset: number, message: string): never {
+    const start = this.words[0]?.start ?? this.word?.start ?? offset;
+    return this.source.fail(offset, message, this.source.upToEndOfLine(start, offset));
+  }
+
+  private endCommand(): void {
+    this.endWord();
+    if (this.words.length > 0) this.commands.push(this.words);
+    this.words = [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// iptables command lines
+
+const BUILTIN_CHAINS = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  raw: ['PREROUTING', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+} as const satisfies Record<string, readonly string[]>;
+type Table = keyof typeof BUILTIN_CHAINS;
+
+type Action = 'append' | 'insert' | 'delete' | 'replace' | 'new-chain' | 'policy' | 'flush' | 'delete-chain';
+
+const ACTION_FLAGS: Record<Action, readonly [short: string, long: string]> = {
+  append: ['-A', '--append'],
+  insert: ['-I', '--insert'],
+  delete: ['-D', '--delete'],
+  replace: ['-R', '--replace'],
+  'new-chain': ['-N', '--new-chain'],
+  policy: ['-P', '--policy'],
+  flush: ['-F', '--flush'],
+  'delete-chain': ['-X', '--delete-chain'],
+};
+const ACTION_BY_FLAG = new Map<string, Action>(
+  Object.entries(ACTION_FLAGS).flatMap(([action, flags]) => flags.map((f): [string, Action] => [f, action as Action])),
+);
+/** Commands that read or check state rather than build the rule set. */
+const REFUSED_COMMANDS = new Set([
+  ...['-L', '--list', '-S', '--list-rules', '-C', '--check'],
+  ...['-Z', '--zero', '-E', '--rename-chain'],
+]);
+/** Long options natproof itself interprets, which getopt also accepts as `--name=value`. */
+const SPLIT_LONG_OPTIONS = new Set(['--table', '--wait', ...Object.values(ACTION_FLAGS).map(([, long]) => long)]);
+
+const PROGRAMS = new Set(['iptables', 'iptables-nft']);
+const PROGRAM_HINTS: Record<string, string> = {
+  sudo: 'drop `sudo`: natproof applies the rules as root inside the router',
+  ip6tables: 'IPv6 rules are not supported: natproof routers are IPv4 only',
+  'iptables-legacy': 'the router uses the nf_tables backend; write `iptables` (or `iptables-nft`)',
+};
+
+interface IptablesCommand {
+  table: Table;
+  action: Action;
+  /** The command flag as written (`-A`, `--append`), for messages. */
+  flag: Word;
+  chain: Word | undefined;
+  /** Everything that is not the program, table, lock wait or command, in the user's order. */
+  args: Word[];
+  origin: RuleLineOrigin;
+}
+
+type Fail = (word: Word, message: string) => never;
+
+function compileCommandLines(src: RuleSource): RuleStep[] {
+  const source = new SourceText(src);
+  const commands = new ShellScanner(source).scan().map((words) => parseCommand(source, words));
+  if (commands.length === 0) return [];
+  const tables = new Map<Table, TableBuilder>();
+  for (const command of commands) {
+    const builder = tables.get(command.table) ?? new TableBuilder(command.table, source);
+    tables.set(command.table, builder);
+    builder.add(command);
+  }
+  const lines = [...tables.values()].flatMap((t) => t.lines());
+  return [{ tool: 'iptables-restore', input: lines.map((l) => `${l.text}\n`).join(''), lines: lines.map((l) => l.origin) }];
+}
+
+function parseCommand(source: SourceText, words: Word[]): IptablesCommand {
+  // The scanner never yields an empty command.
+  const [program, ...rest] = words;
+  const last = words[words.length - 1];
+  const text = joinContinuations(source.text.slice(program.start, last.end));
+  const origin = { position: source.position(program.start), text };
+  const fail: Fail = (word, message) => source.fail(word.start, message, origin.text);
+
+  checkProgram(program, fail);
+  let table: Table = 'filter';
+  let command: Pick<IptablesCommand, 'action' | 'flag' | 'chain'> | undefined;
+  const args: Word[] = [];
+  const options = rest.flatMap(splitLongOption);
+  for (let i = 0; i < options.length; i++) {
+    const word = options[i];
+    const action = ACTION_BY_FLAG.get(word.value);
+    if (word.value === '-t' || word.value === '--table') {
+      table = parseTable(options[++i], word, fail);
+    } else if (word.value === '-w' || word.value === '--wait') {
+      // The xtables lock wait means nothing to iptables-restore, which refuses it; drop it and its seconds.
+      if (/^\d+$/.test(options[i + 1]?.value ?? '')) i++;
+    } else if (action) {
+      if (command) fail(word, `\`${word.value}\` after \`${command.flag.value}\`: one command per line`);
+      // The chain is optional for -F and -X, so a following option is not taken as one.
+      const next = options[i + 1];
+      command = { action, flag: word, chain: next && !next.value.startsWith('-') ? options[++i] : undefined };
+    } else if (REFUSED_COMMANDS.has(word.value)) {
+      fail(word, `\`${word.value}\` does not build rules; ${ALLOWED}`);
+    } else {
+      args.push(word);
+    }
+  }
+  if (!command) return fail(program, `no command (-A, -I, -D, -R, -N, -P, -F or -X); ${ALLOWED}`);
+  return { ...command, table, args, origin };
+}
+
+function checkProgram(program: Word, fail: Fail): void {
+  if (PROGRAMS.has(program.value)) return;
+  const hint = PROGRAM_HINTS[program.value];
+  if (hint) fail(program, `\`${program.value}\`: ${hint}`);
+  const what = program.value.includes('=') ? 'a shell variable assignment' : `\`${program.value}\``;
+  fail(program, `expected a command starting with \`iptables\` or \`iptables-nft\`, not ${what}; ${ALLOWED}`);
+}
+
+/** getopt accepts `--table=nat`; split the options natproof reads so they look like `--table nat`. */
+function splitLongOption(word: Word): Word[] {
+  const eq = word.value.indexOf('=');
+  if (eq === -1 || !SPLIT_LONG_OPTIONS.has(word.value.slice(0, eq))) return [word];
+  return [
+    { value: word.value.slice(0, eq), start: word.start, end: word.start + eq },
+    { value: word.value.slice(eq + 1), start: word.start + eq + 1, end: word.end },
+  ];
+}
+
+function parseTable(word: Word | undefined, flag: Word, fail: Fail): Table {
+  const tables = Object.keys(BUILTIN_CHAINS);
+  if (!word) return fail(flag, `\`${flag.value}\` needs a table name: ${tables.join(', ')}`);
+  if (!tables.includes(word.value)) fail(word, `unknown table \`${word.value}\`; tables are ${tables.join(', ')}`);
+  return word.value as Table;
+}
+
+/** The command as one line, as the user would read it back: `a \<newline>    b` becomes `a b`. */
+function joinContinuations(text: string): string {
+  return text.replace(/[ \t]*\\\n[ \t]*/g, ' ');
+}
+
+interface RestoreLine {
+  text: string;
+  origin: RuleLineOrigin | undefined;
+}
+
+/**
+ * One table's part of the restore input: chain headers (`-N` chains, `-P` policies) first,
+ * because iptables-restore only declares chains and policies there, then the rule commands in
+ * the user's order. It tracks which chains exist so mistakes a shell run would hit are reported
+ * on the user's line instead of as a tool error.
+ */
+class TableBuilder {
+  private readonly headers: RestoreLine[] = [];
+  private readonly body: RestoreLine[] = [];
+  private readonly userChains = new Set<string>();
+  private readonly deletedChains = new Set<string>();
+
+  constructor(
+    private readonly table: Table,
+    private readonly source: SourceText,
+  ) {}
+
+  lines(): RestoreLine[] {
+    const open = { text: `*${this.table}`, origin: undefined };
+    return [open, ...this.headers, ...this.body, { text: 'COMMIT', origin: undefined }];
+  }
+
+  add(command: IptablesCommand): void {
+    const { action, chain } = command;
+    if (action === 'flush' || action === 'delete-chain') {
+      this.addChainWide(command);
+    } else if (!chain) {
+      this.fail(command, command.flag.end, `\`${command.flag.value}\` needs a chain name`);
+    } else if (action === 'new-chain') {
+      this.addNewChain(command, chain);
+    } else if (action === 'policy') {
+      this.addPolicy(command, chain);
+    } else {
+      this.addRule(command, action, chain);
+    }
+  }
+
+  private addNewChain(command: IptablesCommand, chain: Word): void {
+    this.expectNoArgs(command);
+    const name = chain.value;
+    // iptables' own limits; a name with a blank would also break the restore header line.
+    const fail = (message: string): never => this.fail(command, chain.start, message);
+    if (/\s/.test(name) || name.length > 28) fail(`invalid chain name \`${name}\`: at most 28 characters, no blanks`);
+    if (this.isBuiltin(name) || this.userChains.has(name)) fail(`chain ${name} already exists in table ${this.table}`);
+    // Headers are applied before every rule, so a chain cannot be deleted and made again.
+    if (this.deletedChains.has(name)) fail(`chain ${name} was deleted above; re-creating a chain is not supported`);
+    this.userChains.add(name);
+    this.headers.push({ text: `:${chain.value} - [0:0]`, origin: command.origin });
+  }
+
+  private addPolicy(command: IptablesCommand, chain: Word): void {
+    const [target, ...extra] = command.args;
+    if (!this.isBuiltin(chain.value)) {
+      const builtins = this.builtins().join(', ');
+      this.fail(command, chain.start, `a policy can only be set on a built-in chain of table ${this.table}: ${builtins}`);
+    }
+    if (!target || extra.length > 0 || !['ACCEPT', 'DROP'].includes(target.value)) {
+      this.fail(command, target?.start ?? chain.end, '`-P` takes a chain and a policy, ACCEPT or DROP');
+    }
+    // iptables refuses this; iptables-restore (nf_tables) would quietly accept it.
+    if (this.table === 'nat' && target.value === 'DROP') {
+      this.fail(command, target.start, 'the nat table is not for filtering: iptables refuses a DROP policy there');
+    }
+    this.headers.push({ text: `:${chain.value} ${target.value} [0:0]`, origin: command.origin });
+  }
+
+  /**
+   * `-F`/`-X` without a chain are spelled out per chain: iptables-restore (nf_tables) leaves
+   * rules added earlier in the same input in place otherwise.
+   */
+  private addChainWide(command: IptablesCommand): void {
+    this.expectNoArgs(command);
+    const flag = ACTION_FLAGS[command.action][0];
+    const chains = command.chain ? [this.existingChain(command, command.chain)] : this.chainsFor(command.action);
+    for (const chain of chains) this.body.push({ text: `${flag} ${chain}`, origin: command.origin });
+    if (command.action === 'delete-chain') {
+      for (const chain of chains) {
+        this.userChains.delete(chain);
+        this.deletedChains.add(chain);
+      }
+    }
+  }
+
+  private chainsFor(action: Action): string[] {
+    const user = [...this.userChains];
+    return action === 'flush' ? [...this.builtins(), ...user] : user;
+  }
+
+  private addRule(command: IptablesCommand, action: Action, chain: Word): void {
+    const name = this.existingChain(command, chain);
+    const args = command.args.map((w) => quoteForRestore(w.value));
+    if (action !== 'replace') {
+      this.body.push({ text: [ACTION_FLAGS[action][0], name, ...args].join(' '), origin: command.origin });
+      return;
+    }
+    // iptables-restore 1.8.9 (nf_tables) crashes replacing a rule added in the same input;
+    // deleting the numbered rule and inserting at its place is the same change.
+    const [number, ...rule] = args;
+    if (!number || !/^[1-9]\d*$/.test(number)) {
+      this.fail(command, chain.end, '`-R` needs a rule number after the chain, e.g. `-R FORWARD 1 ...`');
+    }
+    this.body.push({ text: `-D ${name} ${number}`, origin: command.origin });
+    this.body.push({ text: ['-I', name, number, ...rule].join(' '), origin: command.origin });
+  }
+
+  private existingChain(command: IptablesCommand, chain: Word): string {
+    const name = chain.value;
+    if (this.isBuiltin(name) || this.userChains.has(name)) return name;
+    const known = [...this.builtins(), ...this.userChains].join(', ');
+    return this.fail(command, chain.start, `no chain ${name} in table ${this.table} (chains: ${known}; create one with -N)`);
+  }
+
+  private expectNoArgs(command: IptablesCommand): void {
+    const extra = command.args[0];
+    if (extra) {
+      this.fail(command, extra.start, `unexpected \`${extra.value}\`: \`${command.flag.value}\` takes only a chain name`);
+    }
+  }
+
+  private builtins(): readonly string[] {
+    return BUILTIN_CHAINS[this.table];
+  }
+
+  private isBuiltin(name: string): boolean {
+    return this.builtins().includes(name);
+  }
+
+  private fail(command: IptablesCommand, offset: number, message: string): never {
+    return this.source.fail(offset, message, command.origin.text);
+  }
+}
+
+/** Characters iptables-restore reads literally outside quotes. */
+const BARE_WORD = /^[A-Za-z0-9_@%+=:,./!-]+$/;
+
+/** iptables-restore splits on blanks and understands double quotes with `\"` and `\\` inside. */
+function quoteForRestore(value: string): string {
+  return BARE_WORD.test(value) ? value : `"${value.replace(/[\\"]/g, '\\$&')}"`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Format detection
+
+const FORMATS_ACCEPTED =
+  'accepted formats: iptables command lines (`iptables -t nat -A PREROUTING ...`), ' +
+  'iptables-save output (`*nat`, `:PREROUTING ACCEPT [0:0]`, rules, `COMMIT`), ' +
+  'or an nft ruleset (`table ip nat { ... }`, a .nft file)';
+
+/** Decides the format of a `--rules FILE` from its extension or its first meaningful line. */
+export function detectRuleFormat(text: string, fileName: string): RuleFormat {
+  if (fileName.endsWith('.nft')) return 'nft';
+  const lines = text.split(/\r?\n/);
+  if (/^#!.*\bnft\b/.test(lines[0] ?? '')) return 'nft';
+  const index = lines.findIndex((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+  const line = lines[index]?.trim();
+  if (line === undefined) throw new RuleError(`${fileName} has no rules; ${FORMATS_ACCEPTED}`, undefined, undefined);
+  if (/^(\*\w+|:\S+\s+\S+|COMMIT)(\s|$)/.test(line)) return 'iptables-save';
+  if (/^(table|flush|add|insert|define|include)\s/.test(line)) return 'nft';
+  // Also sudo/ip6tables lines: compiling them explains why they are refused.
+  if (/^(sudo\s+)?(ip6?tables)/.test(line)) return 'iptables';
+  const indent = (lines[index] ?? '').search(/\S/);
+  const position = { file: fileName, line: index + 1, column: indent + 1 };
+  throw new RuleError(`cannot tell the rule format; ${FORMATS_ACCEPTED}`, position, line);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool errors -> the user's line
+
+/** Turns the stderr of a failed `iptables-restore` or `nft -f -` run of `step` into an error at the user's rule. */
+export function ruleErrorFromKernel(step: RuleStep, stderr: string): RuleError {
+  return step.tool === 'nft' ? nftError(step, stderr) : restoreError(step, stderr);
+}
+
+/**
+ * iptables-restore reports the input line in one of these shapes (1.8.9, nf_tables):
+ *   `iptables-restore v1.8.9 (nf_tables): unknown option "--dprot"` + `Error occurred at line: 3`
+ *   `iptables-restore: line 3 failed: No chain/target/match by that name.`
+ *   `iptables-restore v1.8.9 (nf_tables): ` + `line 3: RULE_APPEND failed (Invalid argument): rule in chain FORWARD`
+ *   `iptables-restore: COMMIT expected at line 3`
+ */
+function restoreError(step: RuleStep, stderr: string): RuleError {
+  const lineNumber = /Error occurred at line: (\d+)/.exec(stderr)?.[1] ?? /\bline:? (\d+)/.exec(stderr)?.[1];
+  const message = restoreMessage(stderr);
+  const origin = lineNumber === undefined ? undefined : (lineOrigin(step, Number(lineNumber)) ?? lineNamedIn(step, message));
+  const what = origin ? 'this rule' : 'the rules';
+  return new RuleError(`iptables-restore rejected ${what}: ${message}`, origin?.position, origin?.text);
+}
+
+/** `iptables-restore v1.8.9 (nf_tables): `, sometimes twice. */
+const RESTORE_BANNER = /^(ip6?tables(-legacy|-nft)?-restore( v[\d.]+ \([^)]*\))?: )+/;
+
+/** The tool's own words, without its version banner, help hint and line bookkeeping (the position says that). */
+function restoreMessage(stderr: string): string {
+  const message = stderr
+    .split('\n')
+    .map((l) => l.replace(RESTORE_BANNER, '').replace(/^line \d+( failed)?: /, '').trim())
+    .filter((l) => l !== '' && !l.startsWith('Error occurred at line') && !l.startsWith('Try `'))
+    .join(' ');
+  return message || 'no message (the process may have crashed)';
+}
+
+/**
+ * Errors found at COMMIT (a jump to a chain that does not exist) point at a line natproof
+ * added; the quoted name in the message finds the user's rule that mentions it.
+ */
+function lineNamedIn(step: RuleStep, message: string): RuleLineOrigin | undefined {
+  const names = [...message.matchAll(/[`'‘"]([^`'‘’"\s]+)['’"]/g)].map((m) => m[1]);
+  const inputLines = step.input.split('\n');
+  return step.lines.find(
+    (origin, i) => origin && names.some((name) => inputLines[i]?.split(/\s+/).some((w) => w.replace(/^"|"$/g, '') === name)),
+  );
+}
+
+/** Origin of 1-based input line `n`; tools report end-of-input problems one past the last line. */
+function lineOrigin(step: RuleStep, n: number): RuleLineOrigin | undefined {
+  return step.lines[Math.min(n, step.lines.length) - 1];
+}
+
+/** nft reports `/dev/stdin:4:30-34: Error: syntax error, unexpected string`, then the line and carets, per error. */
+function nftError(step: RuleStep, stderr: string): RuleError {
+  const errors = [...stderr.matchAll(/^\S+?:(\d+):(\d+)(?:-\d+)?: Error: (.*)$/gm)].map((m) => ({
+    ...nftPosition(step, Number(m[1]), Number(m[2])),
+    message: m[3] ?? '',
+  }));
+  const [first, ...more] = errors;
+  if (!first) {
+    const message = stderr.trim() || 'no message (the process may have crashed)';
+    return new RuleError(`nft rejected the rules: ${message}`, undefined, undefined);
+  }
+  const also = more.map((e) => `${e.position ? `${formatPosition(e.position)}: ` : ''}${e.message}`);
+  const suffix = also.length > 0 ? ` (nft also reported: ${also.join('; ')})` : '';
+  return new RuleError(`nft rejected this rule: ${first.message}${suffix}`, first.position, first.text);
+}
+
+/** The user's position of nft's line and column; nft counts columns from the start of the raw line. */
+function nftPosition(step: RuleStep, line: number, column: number): Partial<RuleLineOrigin> {
+  const origin = lineOrigin(step, line);
+  if (!origin) return {};
+  const raw = step.input.split('\n')[Math.min(line, step.lines.length) - 1] ?? '';
+  const indent = raw.length - raw.trimStart().length;
+  const offset = Math.max(column - 1 - indent, 0);
+  return { position: { ...origin.position, column: origin.position.column + offset }, text: origin.text };
+}

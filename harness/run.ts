@@ -1,0 +1,227 @@
+/**
+ * One run: load -> build -> for each rule set (reset, apply, capture, probe, analyse) ->
+ * teardown. The topology is built once and serves every rule set.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { AgentClient } from './agent/client.js';
+import type { RequestEvent } from './agent/protocol.js';
+import type { Backend, Lab } from './backend/backend.js';
+import { NatproofError } from './errors.js';
+import { applyRules, resetRouter } from './rules/apply.js';
+import type { Probe, RuleSet, RuleSource, Topology } from './scenario/topology.js';
+import { startCapture, type CaptureResult } from './trace/capture.js';
+import { analyzeFlow, sightings, type CaptureTrace } from './trace/flows.js';
+import { parsePcap } from './trace/pcap.js';
+import { checkExpectation } from './verdict/expect.js';
+import type { HopResult, ProbeResult, RulesetResult, RunResult } from './verdict/result.js';
+
+export interface RunOptions {
+  backend: Backend;
+  /** Rule sets to run, by name; all of the scenario's when empty. */
+  rulesets?: string[];
+  /** Candidate rules that replace the scenario's own (`--rules FILE`). */
+  rules?: { source: RuleSource; name: string };
+  /** Keep artifacts (pcaps, server log, conntrack events, result.json) here. */
+  outDir?: string;
+  runId?: string;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export class RunAbortedError extends NatproofError {
+  override readonly name = 'RunAbortedError';
+}
+
+const AGENT_START_TIMEOUT_MS = 10_000;
+/** Source ports natproof assigns to probes: below Linux's ephemeral range, unique within a run. */
+const FIRST_PROBE_PORT = 20_000;
+
+export function newRunId(): string {
+  return randomBytes(3).toString('hex');
+}
+
+/** Which rule sets run, and with which rules and expectations. */
+export function selectRulesets(topology: Topology, options: Pick<RunOptions, 'rulesets' | 'rules'>): RuleSet[] {
+  const wanted = options.rulesets ?? [];
+  for (const name of wanted) {
+    if (!topology.rulesets.some((r) => r.name === name)) {
+      throw new NatproofError(
+        `${topology.file}: no rule set named "${name}"; the scenario has: ${topology.rulesets.map((r) => r.name).join(', ')}`,
+      );
+    }
+  }
+  const chosen = wanted.length > 0 ? topology.rulesets.filter((r) => wanted.includes(r.name)) : topology.rulesets;
+  const { rules } = options;
+  if (!rules) return chosen;
+  // Candidate rules from a file are held to the probes' own expectations, or to the named
+  // rule sets' expectations when the user picks some.
+  if (wanted.length === 0) return [{ name: rules.name, description: `rules from ${rules.source.origin.file}`, rules: rules.source, expect: {} }];
+  return chosen.map((r) => ({ ...r, rules: rules.source }));
+}
+
+export async function runScenario(topology: Topology, options: RunOptions): Promise<RunResult> {
+  const started = Date.now();
+  const log = options.log ?? (() => {});
+  const rulesets = selectRulesets(topology, options);
+  const runId = options.runId ?? newRunId();
+  const workDir = options.outDir ? resolve(options.outDir) : await mkdtemp(join(tmpdir(), `natproof-${runId}-`));
+  await mkdir(workDir, { recursive: true });
+  const checkAborted = (): void => {
+    if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
+  };
+
+  await options.backend.preflight();
+  checkAborted();
+  log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
+  const lab = await options.backend.build(topology, { runId, log });
+  const agents = new Map<string, AgentClient>();
+  try {
+    checkAborted();
+    await startAgents(lab, topology, agents);
+    const probeResults: ProbeResult[] = [];
+    const rulesetResults: RulesetResult[] = [];
+    let nextPort = FIRST_PROBE_PORT;
+    for (const ruleset of rulesets) {
+      checkAborted();
+      log(`rule set ${ruleset.name}: applying rules`);
+      await resetRouter(lab, topology.router);
+      await applyRules(lab, ruleset.rules);
+      checkAborted();
+      const capture = await startCapture(lab, topology, workDir, ruleset.name);
+      let evidence: CaptureResult;
+      let replies;
+      const ports = topology.probes.map(() => nextPort++);
+      try {
+        log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
+        replies = await Promise.all(
+          topology.probes.map((probe, i) =>
+            agentFor(agents, probe.from).probe({
+              address: probe.target.address,
+              port: probe.target.port,
+              path: probePath(runId, ruleset.name, probe.name),
+              localPort: ports[i]!,
+              timeoutMs: probe.timeoutMs,
+            }),
+          ),
+        );
+      } finally {
+        evidence = await capture.stop();
+      }
+      const serverLog = [...agents.values()].flatMap((a) => a.drainRequests().map((r) => ({ host: a.host, ...r })));
+      const traces = await readTraces(evidence);
+      const seen = sightings(traces);
+      const results = topology.probes.map((probe, i) =>
+        probeResult(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId),
+      );
+      probeResults.push(...results);
+      const drops = evidence.points.reduce((n, p) => n + p.droppedByKernel, 0);
+      rulesetResults.push({
+        name: ruleset.name,
+        description: ruleset.description ?? null,
+        passed: results.every((r) => r.expectationsMet),
+        captureDrops: drops,
+        pcaps: evidence.points.map((p) => p.file),
+      });
+      if (options.outDir) {
+        await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);
+        await writeFile(join(workDir, `${ruleset.name}-conntrack-events.txt`), evidence.conntrackEvents.map((l) => `${l}\n`).join(''));
+      }
+    }
+    const result: RunResult = {
+      scenario: topology.name,
+      file: topology.file,
+      backend: options.backend.name,
+      runId,
+      passed: rulesetResults.every((r) => r.passed),
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      rulesets: rulesetResults,
+      probes: probeResults,
+      artifacts: options.outDir ? workDir : null,
+    };
+    if (options.outDir) await writeFile(join(workDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    return result;
+  } finally {
+    await Promise.all([...agents.values()].map((a) => a.close()));
+    await lab.destroy();
+    if (!options.outDir) await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function startAgents(lab: Lab, topology: Topology, agents: Map<string, AgentClient>): Promise<void> {
+  await Promise.all(
+    topology.hosts.map(async (host) => {
+      const agent = new AgentClient(host.name, lab.startAgent(host.name));
+      agents.set(host.name, agent);
+      await agent.waitReady(AGENT_START_TIMEOUT_MS);
+      for (const service of host.services) await agent.serve(service.port);
+    }),
+  );
+}
+
+function agentFor(agents: Map<string, AgentClient>, host: string): AgentClient {
+  const agent = agents.get(host);
+  if (!agent) throw new Error(`no agent for host ${host}`);
+  return agent;
+}
+
+/** A path unique to the probe, so the server's log line can be matched to it. */
+function probePath(runId: string, ruleset: string, probe: string): string {
+  return `/natproof/${runId}/${ruleset}/${probe}`;
+}
+
+async function readTraces(evidence: CaptureResult): Promise<CaptureTrace[]> {
+  return Promise.all(
+    evidence.points.map(async (p) => ({ node: p.node, interfaces: p.interfaces, packets: parsePcap(await readFile(p.file)) })),
+  );
+}
+
+function probeResult(
+  topology: Topology,
+  ruleset: RuleSet,
+  probe: Probe,
+  clientPort: number,
+  reply: Awaited<ReturnType<AgentClient['probe']>>,
+  seen: ReturnType<typeof sightings>,
+  serverLog: Array<RequestEvent & { host: string }>,
+  conntrackEvents: string[],
+  runId: string,
+): ProbeResult {
+  const client = topology.hosts.find((h) => h.name === probe.from)!;
+  const flow = analyzeFlow(seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
+  const logged = serverLog.find((r) => r.path === probePath(runId, ruleset.name, probe.name));
+  const expected = ruleset.expect[probe.name] ?? probe.expect;
+  const observed = {
+    ok: reply.ok,
+    status: reply.status,
+    error: reply.error,
+    serverSaw: logged?.remoteAddress ?? null,
+    replyFrom: flow.replyFrom,
+    rewrites: flow.rewrites,
+    bypassedRouter: flow.bypassedRouter,
+  };
+  const failures = checkExpectation(expected, observed);
+  const hops: HopResult[] = [
+    ...flow.request.map((h) => ({ packet: 'request' as const, where: h.where, direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
+    ...flow.reply.map((h) => ({ packet: 'reply' as const, where: h.where, direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
+  ];
+  return {
+    name: probe.name,
+    ruleset: ruleset.name,
+    client: client.name,
+    clientAddress: client.address,
+    clientPort,
+    target: `${probe.target.address}:${probe.target.port}`,
+    ...observed,
+    errorDetail: reply.detail,
+    clientRejectedReply: flow.clientRejectedReply,
+    hops,
+    conntrack: conntrackEvents.filter((l) => l.includes(`src=${client.address} `) && l.includes(`sport=${clientPort} `)),
+    expected,
+    expectationsMet: failures.length === 0,
+    failures,
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * The scenario file format, as one TypeBox schema. It is the source of both the raw TypeScript
+ * types (`Static<>`, what load.ts validates YAML into) and the JSON Schema editors use
+ * (json-schema.ts writes it to schema/scenario.schema.json).
+ *
+ * The schema checks shape and names. Address arithmetic and cross-references (is this address
+ * inside that subnet, does this probe's host exist) need ipaddr.js and the whole file, so they
+ * are checked when load.ts resolves the raw scenario into a Topology.
+ */
+import { Type, type SchemaOptions, type Static, type TSchema, type TString } from '@sinclair/typebox';
+import { REWRITE_ORDER, type RuleFormat } from './topology.js';
+
+/** Values used when a scenario leaves a field out; the schema shows them to editors. */
+export const DEFAULTS = {
+  forwarding: true,
+  forwardPolicy: 'ACCEPT',
+  remote: false,
+  probeTimeoutMs: 1500,
+} as const;
+
+/** The router's node name, which is why no host may take it. */
+export const ROUTER_NAME = 'router';
+
+/** The rule set keys that hold rules, and the format each one holds. */
+export const RULE_FORMATS = {
+  iptables: 'iptables',
+  iptables_save: 'iptables-save',
+  nft: 'nft',
+} as const satisfies Record<string, RuleFormat>;
+export type RuleKey = keyof typeof RULE_FORMATS;
+
+// ---------------------------------------------------------------------------------------------
+// Names. Patterns are ECMAScript regular expressions, as JSON Schema specifies.
+
+const NAME_RULE = "1-32 lowercase letters, digits and '-', starting with a letter";
+
+function name(what: string, pattern = '^[a-z][a-z0-9-]{0,31}$', rule = NAME_RULE): TString {
+  return Type.String({ pattern, title: `${what} name`, description: `${what} name: ${rule}.` });
+}
+
+const NetworkName = name('Network');
+const ProbeName = name('Probe');
+const RuleSetName = name('Rule set');
+const HostName = name(
+  'Host',
+  `^(?!${ROUTER_NAME}$)[a-z][a-z0-9-]{0,31}$`,
+  `${NAME_RULE}; not "${ROUTER_NAME}", the router's own name`,
+);
+/** Linux interface names are shorter than IFNAMSIZ (16); `.` and `..` are invalid, `lo` is the loopback. */
+const InterfaceName = name(
+  'Interface',
+  '^(?!(\\.|\\.\\.|lo)$)[A-Za-z0-9_.-]{1,15}$',
+  "1-15 letters, digits, '_', '.' or '-' (the Linux limit); not '.', '..' or 'lo'",
+);
+
+/**
+ * A map keyed by names, in the order written. `propertyNames` repeats the key rule so editors
+ * can show it and so load.ts can explain a rejected key (TypeBox itself checks the pattern).
+ */
+function nameMap<T extends TSchema>(key: TString, value: T, title: string, description: string) {
+  return Type.Record(key, value, {
+    title,
+    description,
+    additionalProperties: false,
+    minProperties: 1,
+    propertyNames: key,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values. Addresses are plain strings here: load.ts parses every one with ipaddr.js.
+
+const Description = Type.String({ title: 'Description', description: 'Free text shown in reports.' });
+
+function address(title: string, description: string): TString {
+  return Type.String({ title, description: `${description} An IPv4 address, e.g. 172.16.0.1.` });
+}
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535, title: 'Port', description: 'TCP port, 1-65535.' });
+
+function timeoutMs(options: SchemaOptions = {}) {
+  return Type.Integer({
+    minimum: 1,
+    maximum: 60000,
+    title: 'Probe timeout (ms)',
+    description: 'How long a probe waits for its HTTP response, in milliseconds (at most one minute).',
+    ...options,
+  });
+}
+
+/** An enum, as a union of literals: TypeBox checks it and editors offer the choices. */
+function oneOf<T extends string>(values: readonly T[], options: SchemaOptions) {
+  return Type.Union(
+    values.map((value) => Type.Literal(value)),
+    options,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections.
+
+const Network = Type.Object(
+  {
+    subnet: Type.String({
+      title: 'Subnet',
+      description: 'The IPv4 subnet in CIDR form, written with its network address, e.g. 172.16.0.0/24.',
+    }),
+  },
+  { additionalProperties: false, title: 'Network', description: 'One L2 segment.' },
+);
+
+const RouterInterface = Type.Object(
+  {
+    network: Type.String({ title: 'Network', description: 'The network this interface is attached to.' }),
+    address: address('Address', "The router's address on that network, inside its subnet."),
+  },
+  { additionalProperties: false, title: 'Router interface' },
+);
+
+const DefaultRoute = Type.Object(
+  {
+    dev: Type.String({ title: 'Device', description: 'The router interface the default route leaves by.' }),
+    via: Type.Optional(address('Via', 'Next hop, inside the subnet of `dev`. Leave out for an on-link route.')),
+  },
+  { additionalProperties: false, title: 'Default route', description: "The router's default route." },
+);
+
+const Router = Type.Object(
+  {
+    forwarding: Type.Optional(
+      Type.Boolean({
+        title: 'Forwarding',
+        description: 'net.ipv4.ip_forward in the router.',
+        default: DEFAULTS.forwarding,
+      }),
+    ),
+    forward_policy: Type.Optional(
+      oneOf(['ACCEPT', 'DROP'], {
+        title: 'FORWARD policy',
+        description: 'Policy of the filter FORWARD chain before the rules run.',
+        default: DEFAULTS.forwardPolicy,
+      }),
+    ),
+    interfaces: nameMap(
+      InterfaceName,
+      RouterInterface,
+      'Interfaces',
+      'Router interfaces by name, at most one per network.',
+    ),
+    default_route: Type.Optional(DefaultRoute),
+  },
+  { additionalProperties: false, title: 'Router', description: `The one router under test, named "${ROUTER_NAME}".` },
+);
+
+const Service = Type.Object(
+  { http: Port },
+  { additionalProperties: false, title: 'Service', description: 'An HTTP server on this port that logs who it sees.' },
+);
+
+const Host = Type.Object(
+  {
+    network: Type.String({ title: 'Network', description: 'The network this host is attached to.' }),
+    address: address('Address', "The host's address: inside its network's subnet, or outside it when remote."),
+    gateway: Type.Optional(address('Gateway', "The router's address on this host's network.")),
+    remote: Type.Optional(
+      Type.Boolean({
+        title: 'Remote',
+        description:
+          "A host beyond the router's default route (an Internet client): its address is outside every subnet and it needs a gateway.",
+        default: DEFAULTS.remote,
+      }),
+    ),
+    services: Type.Optional(Type.Array(Service, { title: 'Services' })),
+  },
+  { additionalProperties: false, title: 'Host' },
+);
+
+const Expectation = Type.Object(
+  {
+    ok: Type.Optional(Type.Boolean({ title: 'OK', description: 'The HTTP request completed with a response.' })),
+    status: Type.Optional(
+      Type.Integer({ minimum: 100, maximum: 599, title: 'Status', description: 'The HTTP status code received.' }),
+    ),
+    server_sees: Type.Optional(address('Server sees', 'The source address the server logged for the request.')),
+    reply_from: Type.Optional(address('Reply from', 'The source address of the replies that reached the client.')),
+    rewrites: Type.Optional(
+      Type.Array(
+        oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }),
+        { title: 'Rewrites', description: "The router's rewrites in order; an exact match." },
+      ),
+    ),
+    bypassed_router: Type.Optional(
+      Type.Boolean({
+        title: 'Bypassed router',
+        description: "The server's reply reached the client without passing the router.",
+      }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1, title: 'Expectation' },
+);
+
+const Probe = Type.Object(
+  {
+    from: Type.String({ title: 'From', description: 'The client host.' }),
+    to: Type.String({ title: 'To', description: 'Target as IPv4:port, e.g. 100.0.0.254:80.' }),
+    timeout_ms: Type.Optional(timeoutMs()),
+    expect: Expectation,
+  },
+  { additionalProperties: false, title: 'Probe', description: 'One HTTP request and what correct rules make of it.' },
+);
+
+const RuleText = (description: string) => Type.Optional(Type.String({ description }));
+
+const RuleSet = Type.Object(
+  {
+    description: Type.Optional(Description),
+    iptables: RuleText('iptables command lines, one per line (`\\` continues a line). Write them as a `|` block.'),
+    iptables_save: RuleText('iptables-save output, as given to iptables-restore. Write it as a `|` block.'),
+    nft: RuleText('An nft script, as given to `nft -f`. Write it as a `|` block.'),
+    expect: Type.Optional(
+      // Keys are probe names; load.ts checks each names a probe, with a better message than a pattern.
+      Type.Record(Type.String(), Expectation, {
+        additionalProperties: false,
+        title: 'Expectation overrides',
+        description: "Per-probe expectations for this rule set, merged over the probe's own.",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    title: 'Rule set',
+    description: 'Candidate rules, in exactly one of the formats iptables, iptables_save or nft.',
+    // For editors only: TypeBox ignores oneOf here, so load.ts checks it with a clearer message.
+    oneOf: Object.keys(RULE_FORMATS).map((key) => ({ required: [key] })),
+  },
+);
+
+export const Scenario = Type.Object(
+  {
+    name: name('Scenario', '^[a-z][a-z0-9-]{0,63}$', "1-64 lowercase letters, digits and '-', starting with a letter"),
+    description: Type.Optional(Description),
+    networks: nameMap(NetworkName, Network, 'Networks', 'The L2 segments, by name.'),
+    router: Router,
+    hosts: nameMap(HostName, Host, 'Hosts', 'Clients and servers, each on one network.'),
+    probe_timeout_ms: Type.Optional(
+      timeoutMs({ title: 'Default probe timeout (ms)', default: DEFAULTS.probeTimeoutMs }),
+    ),
+    probes: nameMap(ProbeName, Probe, 'Probes', 'What correct rules must achieve, by probe name.'),
+    rulesets: nameMap(RuleSetName, RuleSet, 'Rule sets', 'The candidate rule sets, each run against every probe.'),
+  },
+  {
+    additionalProperties: false,
+    title: 'natproof scenario',
+    description: 'A network topology around one Linux router, the probes to run, and the NAT rule sets to prove.',
+  },
+);
+
+export type RawScenario = Static<typeof Scenario>;
+export type RawExpectation = Static<typeof Expectation>;

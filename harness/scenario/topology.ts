@@ -1,0 +1,112 @@
+/**
+ * The resolved, checked form of a scenario: plain data, every name resolved, every address
+ * validated. Backends and the run pipeline only ever see this, never raw YAML.
+ */
+import type { SourcePosition } from '../errors.js';
+
+export type RewriteKind = 'DNAT' | 'SNAT' | 'un-SNAT' | 'un-DNAT';
+export const REWRITE_ORDER: readonly RewriteKind[] = ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'];
+
+/** An IPv4 subnet; `address` is the network address. */
+export interface Subnet {
+  address: string;
+  prefix: number;
+}
+
+/** One L2 segment. */
+export interface Network {
+  name: string;
+  subnet: Subnet;
+}
+
+export interface RouterInterface {
+  /** Interface name inside the router, the user's choice (eth1, br0, ppp0). */
+  name: string;
+  network: string;
+  address: string;
+  prefix: number;
+}
+
+export interface Router {
+  name: string;
+  interfaces: RouterInterface[];
+  /** net.ipv4.ip_forward in the router. */
+  forwarding: boolean;
+  /** Policy of the filter FORWARD chain before the candidate rules run. */
+  forwardPolicy: 'ACCEPT' | 'DROP';
+  /** The router's default route: out of an interface (on-link) and/or via a gateway. */
+  defaultRoute: { dev: string; via?: string } | undefined;
+}
+
+export interface HttpService {
+  kind: 'http';
+  port: number;
+}
+
+export interface Host {
+  name: string;
+  network: string;
+  address: string;
+  /** Prefix length of the host's address; 32 for a remote host. */
+  prefix: number;
+  gateway: string | undefined;
+  /**
+   * A remote host sits outside its network's subnet, beyond the router's default route
+   * (the seed's Internet client 123.45.6.7). It shares the segment so no extra routers
+   * are needed, and reaches everything through its gateway.
+   */
+  remote: boolean;
+  services: HttpService[];
+}
+
+export interface Expectation {
+  /** The HTTP request completed with a response. */
+  ok?: boolean;
+  status?: number;
+  /** The source address the server logged for this request. */
+  serverSees?: string;
+  /** The source address of the replies that reached the client. */
+  replyFrom?: string;
+  /** The router's rewrites in order; an exact match. */
+  rewrites?: RewriteKind[];
+  /** The server's reply reached the client without passing the router. */
+  bypassedRouter?: boolean;
+}
+
+export interface Probe {
+  name: string;
+  /** Client host name. */
+  from: string;
+  target: { address: string; port: number };
+  timeoutMs: number;
+  expect: Expectation;
+}
+
+export type RuleFormat = 'iptables' | 'iptables-save' | 'nft';
+
+export interface RuleSource {
+  format: RuleFormat;
+  text: string;
+  /** Where line 1 of `text` is in the user's file, so kernel errors can point at the rule. */
+  origin: SourcePosition;
+}
+
+export interface RuleSet {
+  name: string;
+  description: string | undefined;
+  rules: RuleSource;
+  /** Per-probe expectation overrides for this rule set, merged over the probe's own. */
+  expect: Record<string, Expectation>;
+}
+
+export interface Topology {
+  name: string;
+  description: string | undefined;
+  /** The scenario file this came from. */
+  file: string;
+  networks: Network[];
+  router: Router;
+  hosts: Host[];
+  probes: Probe[];
+  rulesets: RuleSet[];
+}

@@ -1,0 +1,212 @@
+/**
+ * Finds one probe's packets across every capture and derives what the router did to them.
+ * Pure: captures in, observations out.
+ *
+ * A TCP connection keeps its sequence numbers through NAT, so the client's SYN is followed
+ * across interfaces by its initial sequence number, and the answer (SYN-ACK or RST) by the
+ * acknowledgement of it. Rewrites come from comparing the packet that entered the router with
+ * the one that left it: never from the rule text.
+ */
+import type { NodeInterface, NodeRef } from '../backend/backend.js';
+import type { RewriteKind } from '../scenario/topology.js';
+import type { PcapPacket } from './pcap.js';
+
+export interface CaptureTrace {
+  node: NodeRef;
+  interfaces: NodeInterface[];
+  packets: PcapPacket[];
+}
+
+/** One sighting of a packet at a capture point. */
+export interface Hop {
+  /** `router:eth2`, or `<network>@<host>` for a host's port on a segment. */
+  where: string;
+  /** Relative to `where`: into the router or host, or out of it. */
+  direction: 'in' | 'out';
+  src: string;
+  dst: string;
+  flags: string;
+  timeNs: bigint;
+}
+
+export interface ProbeFlowKey {
+  client: string;
+  clientAddress: string;
+  clientPort: number;
+  target: { address: string; port: number };
+}
+
+export interface FlowObservation {
+  /** The client's SYN was seen leaving it. */
+  clientSent: boolean;
+  request: Hop[];
+  reply: Hop[];
+  rewrites: RewriteKind[];
+  /** Source address of the first answer that reached the client. */
+  replyFrom: string | null;
+  /** The router handled the request, but the answer reached the client without passing it. */
+  bypassedRouter: boolean;
+  /** Where the request was delivered, as the receiving host saw it on the wire. */
+  deliveredTo: { host: string; src: string; dst: string } | null;
+  /** The client answered a reply with a reset (it did not recognise the sender). */
+  clientRejectedReply: boolean;
+}
+
+interface Sighting {
+  packet: PcapPacket;
+  hop: Hop;
+  /** 'router', or the host attached to a segment port. */
+  node: string;
+}
+
+const SEQ_MOD = 2 ** 32;
+
+/** Label every TCP packet of every capture with where it was seen, in host terms. */
+export function sightings(traces: CaptureTrace[]): Sighting[] {
+  const all: Sighting[] = [];
+  for (const trace of traces) {
+    const byIndex = new Map(trace.interfaces.map((i) => [i.ifindex, i]));
+    for (const packet of trace.packets) {
+      const iface = packet.ifindex === undefined ? undefined : byIndex.get(packet.ifindex);
+      if (!packet.tcp || !iface || !packet.direction) continue;
+      const placed = place(trace.node, iface, packet.direction);
+      if (!placed) continue;
+      all.push({
+        packet,
+        node: placed.node,
+        hop: {
+          where: placed.where,
+          direction: placed.direction,
+          src: `${packet.src}:${packet.tcp.srcPort}`,
+          dst: `${packet.dst}:${packet.tcp.dstPort}`,
+          flags: packet.tcp.flagText,
+          timeNs: packet.timeNs,
+        },
+      });
+    }
+  }
+  return all.sort((a, b) => (a.hop.timeNs < b.hop.timeNs ? -1 : a.hop.timeNs > b.hop.timeNs ? 1 : 0));
+}
+
+function place(
+  node: NodeRef,
+  iface: NodeInterface,
+  direction: 'in' | 'out',
+): { node: string; where: string; direction: 'in' | 'out' } | undefined {
+  if (node.kind === 'router') {
+    if (iface.name === 'lo') return undefined;
+    return { node: 'router', where: `router:${iface.name}`, direction };
+  }
+  if (node.kind === 'segment') {
+    // The router's own port duplicates the router capture; the bridge device sees no forwarded frames.
+    if (iface.attached === 'router' || iface.attached === 'bridge' || iface.name === 'lo') return undefined;
+    // A frame the switch port received was sent by the host: flip to the host's point of view.
+    return { node: iface.attached, where: `${node.network}@${iface.attached}`, direction: direction === 'in' ? 'out' : 'in' };
+  }
+  return undefined;
+}
+
+export function analyzeFlow(all: Sighting[], key: ProbeFlowKey): FlowObservation {
+  const clientEndpoint = `${key.clientAddress}:${key.clientPort}`;
+  const firstSyn = all.find(
+    (s) => isSyn(s.packet) && s.hop.src === clientEndpoint && s.hop.dst === `${key.target.address}:${key.target.port}`,
+  );
+  if (!firstSyn?.packet.tcp) return emptyObservation();
+  const isn = firstSyn.packet.tcp.seq;
+  const request = firstPerPlace(all.filter((s) => isSyn(s.packet) && s.packet.tcp?.seq === isn));
+
+  const expectedAck = (isn + 1) % SEQ_MOD;
+  const firstAnswer = all.find((s) => isAnswer(s.packet) && s.packet.tcp?.ack === expectedAck);
+  const reply = firstAnswer
+    ? firstPerPlace(
+        all.filter(
+          (s) =>
+            isAnswer(s.packet) &&
+            s.packet.tcp?.ack === expectedAck &&
+            s.packet.tcp.seq === firstAnswer.packet.tcp?.seq &&
+            s.packet.tcp.flags.rst === firstAnswer.packet.tcp.flags.rst,
+        ),
+      )
+    : [];
+
+  const routerRequestIn = request.find((s) => s.node === 'router' && s.hop.direction === 'in');
+  const routerRequestOut = request.find((s) => s.node === 'router' && s.hop.direction === 'out');
+  const routerReplyIn = reply.find((s) => s.node === 'router' && s.hop.direction === 'in');
+  const routerReplyOut = reply.find((s) => s.node === 'router' && s.hop.direction === 'out');
+  const atClient = reply.find((s) => s.node === key.client && s.hop.direction === 'in');
+  const delivered = [...request].reverse().find((s) => s.node !== 'router' && s.node !== key.client && s.hop.direction === 'in');
+
+  return {
+    clientSent: request.some((s) => s.node === key.client && s.hop.direction === 'out'),
+    request: request.map((s) => s.hop),
+    reply: reply.map((s) => s.hop),
+    rewrites: [
+      ...requestRewrites(routerRequestIn?.packet, routerRequestOut?.packet),
+      ...replyRewrites(routerReplyIn?.packet, routerReplyOut?.packet),
+    ],
+    replyFrom: atClient?.packet.src ?? null,
+    bypassedRouter: routerRequestIn !== undefined && atClient !== undefined && routerReplyOut === undefined,
+    deliveredTo: delivered ? { host: delivered.node, src: delivered.packet.src, dst: delivered.packet.dst } : null,
+    clientRejectedReply: all.some(
+      (s) =>
+        s.node === key.client &&
+        s.hop.direction === 'out' &&
+        s.packet.tcp?.flags.rst === true &&
+        s.packet.tcp.srcPort === key.clientPort &&
+        s.packet.src === key.clientAddress &&
+        atClient !== undefined &&
+        s.hop.timeNs >= atClient.hop.timeNs,
+    ),
+  };
+}
+
+/** Destination changed on the way in: DNAT; source changed on the way in: SNAT. */
+function requestRewrites(inbound: PcapPacket | undefined, outbound: PcapPacket | undefined): RewriteKind[] {
+  if (!inbound?.tcp || !outbound?.tcp) return [];
+  const kinds: RewriteKind[] = [];
+  if (inbound.dst !== outbound.dst || inbound.tcp.dstPort !== outbound.tcp.dstPort) kinds.push('DNAT');
+  if (inbound.src !== outbound.src || inbound.tcp.srcPort !== outbound.tcp.srcPort) kinds.push('SNAT');
+  return kinds;
+}
+
+/** Destination changed on the way back: un-SNAT; source changed on the way back: un-DNAT. */
+function replyRewrites(inbound: PcapPacket | undefined, outbound: PcapPacket | undefined): RewriteKind[] {
+  if (!inbound?.tcp || !outbound?.tcp) return [];
+  const kinds: RewriteKind[] = [];
+  if (inbound.dst !== outbound.dst || inbound.tcp.dstPort !== outbound.tcp.dstPort) kinds.push('un-SNAT');
+  if (inbound.src !== outbound.src || inbound.tcp.srcPort !== outbound.tcp.srcPort) kinds.push('un-DNAT');
+  return kinds;
+}
+
+function isSyn(p: PcapPacket): boolean {
+  return p.tcp !== undefined && p.tcp.flags.syn && !p.tcp.flags.ack;
+}
+
+/** What answers a SYN: a SYN-ACK, or a reset that acknowledges it. */
+function isAnswer(p: PcapPacket): boolean {
+  return p.tcp !== undefined && p.tcp.flags.ack && (p.tcp.flags.syn || p.tcp.flags.rst);
+}
+
+/** Retransmissions repeat a packet; keep the first sighting at each place and direction. */
+function firstPerPlace(list: Sighting[]): Sighting[] {
+  const seen = new Set<string>();
+  return list.filter((s) => {
+    const key = `${s.hop.where}|${s.hop.direction}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function emptyObservation(): FlowObservation {
+  return {
+    clientSent: false,
+    request: [],
+    reply: [],
+    rewrites: [],
+    replyFrom: null,
+    bypassedRouter: false,
+    deliveredTo: null,
+    clientRejectedReply: false,
+  };
+}

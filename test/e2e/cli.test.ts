@@ -1,0 +1,82 @@
+/** The `natproof` command as users and CI call it: exit codes, JSON contract, artifacts. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { netnsUnavailable } from './host.js';
+
+const work = mkdtempSync(join(tmpdir(), 'natproof-cli-test-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function natproof(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('natproof with bad input', () => {
+  it('exits 2 and names the file, line and field of a scenario error', () => {
+    const file = join(work, 'bad.yaml');
+    writeFileSync(file, readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace('address: 172.16.0.1\n', 'address: 172.17.0.1\n'));
+    const r = natproof('run', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+: hosts\\.webserver\\.address`));
+  });
+
+  it('exits 2 with usage for an unknown command', () => {
+    const r = natproof('frobnicate');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('usage:');
+  });
+});
+
+describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
+  it('prints the result contract with --json, keeps artifacts with --out, and exits 0 when every expectation holds', () => {
+    const out = join(work, 'run-dmz');
+    const r = natproof('run', 'scenarios/dmz-three-network.yaml', '--json', '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({ scenario: 'dmz-three-network', backend: 'netns', passed: true });
+    const dmz = result.probes.find((p: { ruleset: string; name: string }) => p.ruleset === 'hairpin' && p.name === 'dmz-to-public');
+    expect(dmz).toMatchObject({
+      client: 'dmz-client',
+      clientAddress: '172.16.0.2',
+      target: '100.0.0.254:80',
+      ok: true,
+      status: 200,
+      error: null,
+      serverSaw: '172.16.0.254',
+      replyFrom: '100.0.0.254',
+      rewrites: ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'],
+      bypassedRouter: false,
+      expectationsMet: true,
+      failures: [],
+    });
+    expect(dmz.hops[0]).toEqual(expect.objectContaining({ where: expect.any(String), direction: expect.stringMatching(/^(in|out)$/), src: expect.any(String), dst: expect.any(String) }));
+    const files = readdirSync(out);
+    expect(files).toEqual(expect.arrayContaining(['result.json', 'hairpin-router.pcap', 'hairpin-segment-dmz.pcap', 'hairpin-server-log.json', 'hairpin-conntrack-events.txt']));
+    expect(JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')).passed).toBe(true);
+  });
+
+  it('holds candidate rules from --rules to the probes\' expectations and exits 1 when they fall short', () => {
+    const rules = join(work, 'dnat-only.rules');
+    writeFileSync(
+      rules,
+      [
+        '# port 80 on every router address to the DMZ web server, no hairpin SNAT',
+        'iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1',
+        'iptables -t nat -A PREROUTING -d 172.16.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1',
+        'iptables -t nat -A PREROUTING -d 192.168.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1',
+        '',
+      ].join('\n'),
+    );
+    const r = natproof('run', 'scenarios/dmz-three-network.yaml', '--rules', rules, '--json');
+    expect(r.code).toBe(1);
+    const result = JSON.parse(r.stdout);
+    const failed = result.probes.filter((p: { expectationsMet: boolean }) => !p.expectationsMet).map((p: { name: string }) => p.name);
+    expect(failed.sort()).toEqual(['dmz-to-public', 'dmz-to-router-dmz']);
+    const dmz = result.probes.find((p: { name: string }) => p.name === 'dmz-to-public');
+    expect(dmz.failures).toContain('the reply went from the server straight to the client, bypassing the router');
+  });
+});

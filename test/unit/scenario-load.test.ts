@@ -1,0 +1,512 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ScenarioError } from '../../harness/errors.js';
+import { scenarioJsonSchema } from '../../harness/scenario/json-schema.js';
+import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
+import type { RuleSet, Topology } from '../../harness/scenario/topology.js';
+
+const repoFile = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+const DMZ = repoFile('scenarios/dmz-three-network.yaml');
+const HOME = repoFile('scenarios/home-router-hairpin.yaml');
+
+/** A small valid scenario; the trailing comments are line numbers the tests below point at. */
+const BASE = `name: test                                              # 1
+networks:                                               # 2
+  lan: { subnet: 192.168.1.0/24 }                       # 3
+  wan: { subnet: 100.0.0.0/24 }                         # 4
+router:                                                 # 5
+  interfaces:                                           # 6
+    eth0: { network: wan, address: 100.0.0.1 }          # 7
+    eth1: { network: lan, address: 192.168.1.1 }        # 8
+  default_route: { dev: eth0 }                          # 9
+hosts:                                                  # 10
+  server:                                               # 11
+    network: lan                                        # 12
+    address: 192.168.1.10                               # 13
+    gateway: 192.168.1.1                                # 14
+    services: [{ http: 80 }]                            # 15
+  client: { network: wan, address: 203.0.113.5, remote: true, gateway: 100.0.0.1 }
+probes:                                                 # 17
+  forward:                                              # 18
+    from: client                                        # 19
+    to: 100.0.0.1:80                                    # 20
+    expect: { ok: true, server_sees: 203.0.113.5 }      # 21
+rulesets:                                               # 22
+  dnat:                                                 # 23
+    iptables: |                                         # 24
+      iptables -t nat -A PREROUTING -d 100.0.0.1 -p tcp --dport 80 -j DNAT --to 192.168.1.10
+`;
+
+/** The last lines of BASE: its one rule set's rules. */
+const IPTABLES_BLOCK = BASE.slice(BASE.indexOf('    iptables: |'));
+
+/** BASE with each `[from, to]` replacement applied; `from` must occur exactly once. */
+function baseWith(...edits: [from: string, to: string][]): string {
+  return edits.reduce((text, [from, to]) => {
+    expect(text.split(from), `"${from}" occurs once in the scenario`).toHaveLength(2);
+    return text.replace(from, to);
+  }, BASE);
+}
+
+interface Rejection {
+  line: number;
+  column: number;
+  field: string | undefined;
+  message: string;
+}
+
+/** The scenario is refused with a ScenarioError at exactly this place, saying this. */
+function expectRejected(text: string, rejection: Rejection): void {
+  let thrown: unknown;
+  try {
+    parseScenario(text, 'test.yaml');
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(ScenarioError);
+  const error = thrown as ScenarioError;
+  expect(error.position).toEqual({ file: 'test.yaml', line: rejection.line, column: rejection.column });
+  expect(error.field).toBe(rejection.field);
+  expect(error.message).toContain(rejection.message);
+}
+
+/** Every line of a rule set's text is the file line its origin predicts, at the origin column. */
+async function expectRulesMapToFile(ruleset: RuleSet): Promise<void> {
+  const fileLines = (await readFile(ruleset.rules.origin.file, 'utf8')).split('\n');
+  const { line, column } = ruleset.rules.origin;
+  ruleset.rules.text
+    .trimEnd()
+    .split('\n')
+    .forEach((ruleLine, index) => {
+      expect(fileLines[line - 1 + index]?.slice(column - 1)).toBe(ruleLine);
+    });
+}
+
+function ruleset(topology: Topology, name: string): RuleSet {
+  const found = topology.rulesets.find((candidate) => candidate.name === name);
+  if (!found) throw new Error(`no rule set ${name}`);
+  return found;
+}
+
+describe('the shipped scenarios', () => {
+  it('dmz-three-network resolves to its three networks, router and four hosts', async () => {
+    const topology = await loadScenario(DMZ);
+
+    expect(topology.name).toBe('dmz-three-network');
+    expect(topology.file).toBe(DMZ);
+    expect(topology.networks).toEqual([
+      { name: 'internet', subnet: { address: '100.0.0.0', prefix: 24 } },
+      { name: 'dmz', subnet: { address: '172.16.0.0', prefix: 24 } },
+      { name: 'trusted', subnet: { address: '192.168.0.0', prefix: 24 } },
+    ]);
+    expect(topology.router).toEqual({
+      name: 'router',
+      interfaces: [
+        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24 },
+        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24 },
+        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24 },
+      ],
+      forwarding: true,
+      forwardPolicy: 'ACCEPT',
+      defaultRoute: { dev: 'eth1' },
+    });
+    expect(topology.hosts.map((host) => host.name)).toEqual([
+      'webserver',
+      'internet-client',
+      'dmz-client',
+      'trusted-client',
+    ]);
+    expect(topology.hosts[0]).toEqual({
+      name: 'webserver',
+      network: 'dmz',
+      address: '172.16.0.1',
+      prefix: 24,
+      gateway: '172.16.0.254',
+      remote: false,
+      services: [{ kind: 'http', port: 80 }],
+    });
+    expect(topology.hosts[1]).toMatchObject({
+      address: '123.45.6.7',
+      prefix: 32,
+      remote: true,
+      gateway: '100.0.0.254',
+    });
+  });
+
+  it('dmz-three-network resolves its probes, with camelCase expectations and the default timeout', async () => {
+    const topology = await loadScenario(DMZ);
+
+    expect(topology.probes).toHaveLength(5);
+    expect(topology.probes[1]).toEqual({
+      name: 'dmz-to-public',
+      from: 'dmz-client',
+      target: { address: '100.0.0.254', port: 80 },
+      timeoutMs: 1500,
+      expect: {
+        ok: true,
+        serverSees: '172.16.0.254',
+        replyFrom: '100.0.0.254',
+        rewrites: ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'],
+        bypassedRouter: false,
+      },
+    });
+    expect(ruleset(topology, 'dnat-only').expect).toEqual({
+      'dmz-to-public': { ok: false, bypassedRouter: true, replyFrom: '172.16.0.1', rewrites: ['DNAT'] },
+      'dmz-to-router-dmz': { ok: false, bypassedRouter: true, replyFrom: '172.16.0.1', rewrites: ['DNAT'] },
+    });
+    expect(ruleset(topology, 'hairpin').expect).toEqual({});
+  });
+
+  it("dmz-three-network's rule sets point at the file line of their first rule line", async () => {
+    const topology = await loadScenario(DMZ);
+    const dnatOnly = ruleset(topology, 'dnat-only');
+    const hairpin = ruleset(topology, 'hairpin');
+
+    expect(dnatOnly.rules.format).toBe('iptables');
+    expect(dnatOnly.rules.origin).toEqual({ file: DMZ, line: 66, column: 7 });
+    expect(dnatOnly.rules.text.split('\n')[0]).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 \\');
+    // hairpin's text starts with a comment on file line 79; its first rule is text line 2.
+    expect(hairpin.rules.origin).toEqual({ file: DMZ, line: 79, column: 7 });
+    await expectRulesMapToFile(dnatOnly);
+    await expectRulesMapToFile(hairpin);
+  });
+
+  it('home-router-hairpin resolves its WAN/LAN router, remote client and rule origins', async () => {
+    const topology = await loadScenario(HOME);
+
+    expect(topology.router.interfaces.map(({ name, address }) => [name, address])).toEqual([
+      ['ppp0', '45.72.234.196'],
+      ['br0', '192.168.2.254'],
+    ]);
+    expect(topology.router.defaultRoute).toEqual({ dev: 'ppp0' });
+    expect(topology.hosts.find((host) => host.remote)).toMatchObject({
+      name: 'internet-client',
+      network: 'wan',
+      address: '198.51.100.7',
+      prefix: 32,
+      gateway: '45.72.234.196',
+    });
+    expect(topology.rulesets.map((set) => [set.name, set.rules.origin.line])).toEqual([
+      ['without-snat', 45],
+      ['with-snat', 55],
+    ]);
+    await expectRulesMapToFile(ruleset(topology, 'with-snat'));
+  });
+});
+
+describe('a valid scenario', () => {
+  it('gets the documented defaults for everything it leaves out', () => {
+    const topology = parseScenario(BASE, 'test.yaml');
+
+    expect(topology.description).toBeUndefined();
+    expect(topology.router).toMatchObject({ forwarding: true, forwardPolicy: 'ACCEPT' });
+    expect(topology.hosts[0]?.gateway).toBe('192.168.1.1');
+    expect(topology.probes[0]?.timeoutMs).toBe(1500);
+    expect(topology.rulesets[0]).toMatchObject({ description: undefined, expect: {} });
+  });
+
+  it('takes probe timeouts from the probe, else the scenario, else 1500 ms', () => {
+    const topology = parseScenario(
+      baseWith(
+        ['name: test ', 'probe_timeout_ms: 900\nname: test '],
+        ['    to: 100.0.0.1:80 ', '    timeout_ms: 200\n    to: 100.0.0.1:80 '],
+        ['probes:', 'probes:\n  other: { from: server, to: 192.168.1.1:80, expect: { ok: true } }'],
+      ),
+      'test.yaml',
+    );
+
+    expect(topology.probes.map((probe) => [probe.name, probe.timeoutMs])).toEqual([
+      ['other', 900],
+      ['forward', 200],
+    ]);
+  });
+
+  it('keeps maps in file order, even interface names a JS object would sort first', () => {
+    const text = baseWith(['eth0:', '"10":'], ['eth1:', '"2":'], ['dev: eth0', 'dev: "10"']);
+    const topology = parseScenario(text, 'test.yaml');
+
+    expect(topology.router.interfaces.map((iface) => iface.name)).toEqual(['10', '2']);
+  });
+
+  it('places a one-line rule text at its value, after an opening quote', () => {
+    const topology = parseScenario(baseWith([IPTABLES_BLOCK, '    nft: "flush ruleset"\n']), 'test.yaml');
+
+    expect(topology.rulesets[0]?.rules).toEqual({
+      format: 'nft',
+      text: 'flush ruleset',
+      origin: { file: 'test.yaml', line: 24, column: 11 },
+    });
+  });
+});
+
+describe('malformed scenarios are refused at the offending place', () => {
+  it('bad YAML syntax', () => {
+    expectRejected(baseWith(['to: 100.0.0.1:80', 'to: @100.0.0.1:80']), {
+      line: 20,
+      column: 9,
+      field: undefined,
+      message: 'invalid YAML: Plain value cannot start with reserved character @',
+    });
+  });
+
+  it('a duplicate key', () => {
+    // The repeated key becomes line 15.
+    expectRejected(baseWith(['    gateway: 192.168.1.1 ', '    gateway: 192.168.1.1\n    address: 192.168.1.11 ']), {
+      line: 15,
+      column: 5,
+      field: 'hosts.server.address',
+      message: 'duplicate key "address"',
+    });
+  });
+
+  it('an unknown field, listing the allowed ones (not the required field it misspells)', () => {
+    expectRejected(baseWith(['    address: 192.168.1.10', '    adress: 192.168.1.10']), {
+      line: 13,
+      column: 5,
+      field: 'hosts.server.adress',
+      message: 'unknown field "adress"; allowed fields: network, address, gateway, remote, services',
+    });
+  });
+
+  it('a missing required field, at the map that lacks it', () => {
+    expectRejected(baseWith(['    to: 100.0.0.1:80 ', '    #']), {
+      line: 18,
+      column: 3,
+      field: 'probes.forward.to',
+      message: 'missing required field "to"',
+    });
+  });
+
+  it('a value outside an enum, listing the allowed values', () => {
+    expectRejected(baseWith(['  interfaces: ', '  forward_policy: accept\n  interfaces: ']), {
+      line: 6,
+      column: 19,
+      field: 'router.forward_policy',
+      message: 'must be one of ACCEPT, DROP; got "accept"',
+    });
+  });
+
+  it('an unknown rewrite kind, pointing into the list', () => {
+    expectRejected(baseWith(['expect: { ok: true,', 'expect: { rewrites: [DNAT, dnat], ok: true,']), {
+      line: 21,
+      column: 32,
+      field: 'probes.forward.expect.rewrites[1]',
+      message: 'must be one of DNAT, SNAT, un-SNAT, un-DNAT; got "dnat"',
+    });
+  });
+
+  it('a host called "router", the router\'s reserved name', () => {
+    expectRejected(baseWith(['  server:', '  router:']), {
+      line: 11,
+      column: 3,
+      field: 'hosts.router',
+      message: 'invalid name "router". Host name: 1-32 lowercase letters',
+    });
+  });
+
+  it('an interface name longer than Linux allows', () => {
+    expectRejected(baseWith(['eth1:', 'eth-to-the-lan-1:']), {
+      line: 8,
+      column: 5,
+      field: 'router.interfaces.eth-to-the-lan-1',
+      message: 'Interface name: 1-15 letters',
+    });
+  });
+
+  it('a subnet that is not CIDR', () => {
+    expectRejected(baseWith(['192.168.1.0/24', '192.168.1/24']), {
+      line: 3,
+      column: 18,
+      field: 'networks.lan.subnet',
+      message: '"192.168.1" is not an IPv4 address',
+    });
+  });
+
+  it('a subnet with host bits set, suggesting its network address', () => {
+    expectRejected(baseWith(['192.168.1.0/24', '192.168.1.1/24']), {
+      line: 3,
+      column: 18,
+      field: 'networks.lan.subnet',
+      message: '192.168.1.1/24 has host bits set; write the network address, 192.168.1.0/24',
+    });
+  });
+
+  it('an IPv6 subnet, saying IPv4 only for now', () => {
+    expectRejected(baseWith(['192.168.1.0/24', 'fd00::/64']), {
+      line: 3,
+      column: 18,
+      field: 'networks.lan.subnet',
+      message: 'IPv4 only for now',
+    });
+  });
+
+  it('overlapping subnets', () => {
+    expectRejected(baseWith(['  wan: { subnet: 100.0.0.0/24 }', '  wan: { subnet: 192.168.0.0/16 }']), {
+      line: 4,
+      column: 18,
+      field: 'networks.wan.subnet',
+      message: '192.168.0.0/16 overlaps network lan (192.168.1.0/24)',
+    });
+  });
+
+  it('an address outside its network, showing the usable range', () => {
+    expectRejected(baseWith(['address: 192.168.1.10', 'address: 192.168.2.10']), {
+      line: 13,
+      column: 14,
+      field: 'hosts.server.address',
+      message: '192.168.2.10 is outside network lan (192.168.1.0/24: 192.168.1.1 to 192.168.1.254)',
+    });
+  });
+
+  it("a network's broadcast address", () => {
+    expectRejected(baseWith(['address: 192.168.1.10', 'address: 192.168.1.255']), {
+      line: 13,
+      column: 14,
+      field: 'hosts.server.address',
+      message: '192.168.1.255 is the broadcast address of lan',
+    });
+  });
+
+  it('a remote host inside its own subnet', () => {
+    expectRejected(baseWith(['address: 203.0.113.5, remote', 'address: 100.0.0.7, remote']), {
+      line: 16,
+      column: 36,
+      field: 'hosts.client.address',
+      message: "a remote host's address must be outside the declared networks, but 100.0.0.7 is inside wan",
+    });
+  });
+
+  it('a remote host without a gateway, suggesting the router address', () => {
+    expectRejected(baseWith([', gateway: 100.0.0.1 }', ' }']), {
+      line: 16,
+      column: 3,
+      field: 'hosts.client.gateway',
+      message: 'a remote host needs a gateway: use 100.0.0.1, the address of router interface eth0',
+    });
+  });
+
+  it('a duplicate address, naming both owners', () => {
+    expectRejected(baseWith(['address: 192.168.1.10', 'address: 192.168.1.1']), {
+      line: 13,
+      column: 14,
+      field: 'hosts.server.address',
+      message: '192.168.1.1 is already the address of router interface eth1; host server needs its own',
+    });
+  });
+
+  it('an unknown network, listing the declared ones', () => {
+    expectRejected(baseWith(['    network: lan ', '    network: dmz ']), {
+      line: 12,
+      column: 14,
+      field: 'hosts.server.network',
+      message: 'unknown network "dmz"; networks: lan, wan',
+    });
+  });
+
+  it('two router interfaces on one network', () => {
+    expectRejected(baseWith(['eth1: { network: lan', 'eth1: { network: wan']), {
+      line: 8,
+      column: 22,
+      field: 'router.interfaces.eth1.network',
+      message: 'interfaces eth0 and eth1 are both on network wan',
+    });
+  });
+
+  it('a default route out of an unknown interface, listing the interfaces', () => {
+    expectRejected(baseWith(['{ dev: eth0 }', '{ dev: eth9 }']), {
+      line: 9,
+      column: 25,
+      field: 'router.default_route.dev',
+      message: 'unknown router interface "eth9"; interfaces: eth0, eth1',
+    });
+  });
+
+  it('a gateway that is not a router address, naming the right one', () => {
+    expectRejected(baseWith(['gateway: 192.168.1.1 ', 'gateway: 192.168.1.2 ']), {
+      line: 14,
+      column: 14,
+      field: 'hosts.server.gateway',
+      message: 'gateway 192.168.1.2 is not a router address on network lan: use 192.168.1.1',
+    });
+  });
+
+  it('a probe from an unknown host, listing the hosts', () => {
+    expectRejected(baseWith(['from: client', 'from: nobody']), {
+      line: 19,
+      column: 11,
+      field: 'probes.forward.from',
+      message: 'unknown host "nobody"; hosts: server, client',
+    });
+  });
+
+  it('a probe target with a port out of range', () => {
+    expectRejected(baseWith(['to: 100.0.0.1:80', 'to: 100.0.0.1:70000']), {
+      line: 20,
+      column: 9,
+      field: 'probes.forward.to',
+      message: 'port 70000 is out of range: use 1 to 65535',
+    });
+  });
+
+  it('a rule set with two rule formats', () => {
+    expectRejected(baseWith(['    iptables: | ', '    nft: "flush ruleset"\n    iptables: | ']), {
+      line: 23,
+      column: 3,
+      field: 'rulesets.dnat',
+      message: 'has both iptables and nft; a rule set holds exactly one of iptables, iptables_save, nft',
+    });
+  });
+
+  it('a rule set with no rules', () => {
+    expectRejected(baseWith([IPTABLES_BLOCK, '    description: todo\n']), {
+      line: 23,
+      column: 3,
+      field: 'rulesets.dnat',
+      message: 'no rules: give exactly one of iptables, iptables_save, nft',
+    });
+  });
+
+  it('rules in a folded block, which would join the rule lines', () => {
+    expectRejected(baseWith(['iptables: |', 'iptables: >']), {
+      line: 24,
+      column: 15,
+      field: 'rulesets.dnat.iptables',
+      message: 'write "iptables: |" to keep one rule per line',
+    });
+  });
+
+  it('an expectation override for an unknown probe, listing the probes', () => {
+    expectRejected(`${BASE}    expect:\n      backward: { ok: false }\n`, {
+      line: 27,
+      column: 7,
+      field: 'rulesets.dnat.expect.backward',
+      message: 'unknown probe "backward"; probes: forward',
+    });
+  });
+
+  it('a missing file, naming it', async () => {
+    const missing = repoFile('scenarios/no-such-scenario.yaml');
+    const error: unknown = await loadScenario(missing).catch((thrown: unknown) => thrown);
+
+    expect(error).toBeInstanceOf(ScenarioError);
+    expect((error as ScenarioError).message).toBe(`cannot read scenario file ${missing}: no such file`);
+    expect((error as ScenarioError).position).toBeUndefined();
+  });
+});
+
+describe('the JSON Schema for editors', () => {
+  it('is the shipped schema/scenario.schema.json, so the two never drift', async () => {
+    const shipped: unknown = JSON.parse(await readFile(repoFile('schema/scenario.schema.json'), 'utf8'));
+
+    expect(shipped).toEqual(scenarioJsonSchema());
+  });
+
+  it('is draft-07 with the natproof id', () => {
+    expect(scenarioJsonSchema()).toMatchObject({
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      $id: 'https://natproof.dev/schema/scenario.schema.json',
+      title: 'natproof scenario',
+    });
+  });
+});
