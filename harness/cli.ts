@@ -22,6 +22,7 @@ export const EXIT_INTERRUPTED = 130;
 const USAGE = `usage:
   natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--backend netns]
   natproof validate SCENARIO.yaml...
+  natproof clean [--backend netns]
 
 run       build the scenario's topology for real, apply each rule set, probe, and check the
           expectations against captured packets
@@ -33,6 +34,7 @@ run       build the scenario's topology for real, apply each rule set, probe, an
   --out DIR        keep artifacts: pcaps, server logs, conntrack events, result.json
   --backend NAME   netns (default)
 validate  check scenario files without building anything
+clean     remove what crashed or killed runs left behind (never a run still going)
 
 exit codes: 0 every expectation holds, 1 some do not, 2 bad input or host problem`;
 
@@ -56,6 +58,8 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
         return await runCommand(rest, io);
       case 'validate':
         return await validateCommand(rest, io);
+      case 'clean':
+        return await cleanCommand(rest, io);
       case undefined:
       case '-h':
       case '--help':
@@ -136,6 +140,15 @@ async function validateCommand(files: string[], io: CliIO): Promise<number> {
       `${file}: ok (${topology.hosts.length} hosts, ${topology.probes.length} probes, rule sets: ${topology.rulesets.map((r) => r.name).join(', ')})\n`,
     );
   }
+  return EXIT_PASSED;
+}
+
+async function cleanCommand(args: string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({ args, options: { backend: { type: 'string', default: 'netns' } } });
+  const backend = selectBackend(values.backend);
+  await backend.preflight();
+  const removed = await backend.clean();
+  io.stdout(removed.length === 0 ? 'nothing to clean\n' : `removed: ${removed.join(' ')}\n`);
   return EXIT_PASSED;
 }
 

@@ -63,6 +63,19 @@ export function selectRulesets(topology: Topology, options: Pick<RunOptions, 'ru
 }
 
 export async function runScenario(topology: Topology, options: RunOptions): Promise<RunResult> {
+  try {
+    return await runUnguarded(topology, options);
+  } catch (err) {
+    // On Ctrl-C the terminal signals tcpdump and the agents too, so the first error seen is
+    // often theirs; what the user did is what they should hear about.
+    if (options.signal?.aborted && !(err instanceof RunAbortedError)) {
+      throw new RunAbortedError('run interrupted; everything it created has been removed', { cause: err });
+    }
+    throw err;
+  }
+}
+
+async function runUnguarded(topology: Topology, options: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const log = options.log ?? (() => {});
   const rulesets = selectRulesets(topology, options);

@@ -34,6 +34,8 @@ export interface Backend {
   /** Check the machine can build labs; throws HostError saying what to install or fix. */
   preflight(): Promise<void>;
   build(topology: Topology, options: BuildOptions): Promise<Lab>;
+  /** Remove what runs that no longer exist (crashed, killed) left behind; returns what went. */
+  clean(): Promise<string[]>;
 }
 
 export interface Lab extends AsyncDisposable {

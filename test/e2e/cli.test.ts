@@ -1,10 +1,10 @@
 /** The `natproof` command as users and CI call it: exit codes, JSON contract, artifacts. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { netnsUnavailable } from './host.js';
+import { leftBehind, netnsUnavailable } from './host.js';
 
 const work = mkdtempSync(join(tmpdir(), 'natproof-cli-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -78,5 +78,30 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
     expect(failed.sort()).toEqual(['dmz-to-public', 'dmz-to-router-dmz']);
     const dmz = result.probes.find((p: { name: string }) => p.name === 'dmz-to-public');
     expect(dmz.failures).toContain('the reply went from the server straight to the client, bypassing the router');
+  });
+
+  it('on Ctrl-C stops, removes everything the run created, and exits 130', async () => {
+    // Its own process group, signalled as a whole: as a terminal does, so tcpdump and the
+    // agents get the SIGINT too.
+    const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stderr = '';
+    let runId = '';
+    let interrupted = false;
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      runId ||= /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1] ?? '';
+      if (stderr.includes('probes') && !interrupted) {
+        interrupted = true;
+        process.kill(-child.pid!, 'SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(stderr).toContain('interrupted');
+    expect(code).toBe(130);
+    expect(runId).not.toBe('');
+    expect(leftBehind(runId)).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import { agentScriptPath } from '../../agent/client.js';
 import { HostError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import { cleanStaleRuns, forgetRun, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
 const IP_TIMEOUT_MS = 15_000;
@@ -33,6 +34,10 @@ export class NetnsBackend implements Backend {
         throw new HostError(`${tool} is not installed: install the Debian package ${pkg} (apt-get install -y ${pkg})`);
       }
     }
+  }
+
+  async clean(): Promise<string[]> {
+    return cleanStaleRuns(await listNamespaces());
   }
 
   async build(topology: Topology, options: BuildOptions): Promise<Lab> {
@@ -63,6 +68,7 @@ export class NetnsLab implements Lab {
     const { namespaces, linkBatch } = this.plan;
     log(`creating ${namespaces.length} namespaces`);
     this.created = true;
+    await recordRun(this.runId);
     await ipBatch([], namespaces.map((n) => `netns add ${n.ns}`));
     await Promise.all(namespaces.map((n) => setSysctls(n)));
     log(`wiring ${linkBatch.length} links`);
@@ -102,6 +108,7 @@ export class NetnsLab implements Lab {
     const existing = await listNamespaces();
     const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
     if (ours.length > 0) await ipBatch(['-force'], ours.map((ns) => `netns del ${ns}`));
+    await forgetRun(this.runId);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

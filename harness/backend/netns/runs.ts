@@ -1,0 +1,66 @@
+/**
+ * Which process owns which run's namespaces, so `natproof clean` can remove what a crashed
+ * run left behind without touching a run that is still going.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execCommand } from '../../exec.js';
+
+const RUNS_DIR = '/run/natproof/netns';
+const RUN_NAMESPACE = /^np-([0-9a-f]{6})-/;
+
+export async function recordRun(runId: string): Promise<void> {
+  await mkdir(RUNS_DIR, { recursive: true });
+  await writeFile(join(RUNS_DIR, `${runId}.json`), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
+}
+
+export async function forgetRun(runId: string): Promise<void> {
+  await rm(join(RUNS_DIR, `${runId}.json`), { force: true });
+}
+
+async function runIsAlive(runId: string): Promise<boolean> {
+  let pid: number;
+  try {
+    pid = (JSON.parse(await readFile(join(RUNS_DIR, `${runId}.json`), 'utf8')) as { pid: number }).pid;
+  } catch {
+    return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the namespaces of runs whose process is gone: first the processes still inside them
+ * (a namespace outlives `ip netns del` while one runs), then the namespaces, then the record.
+ * Returns the namespaces removed.
+ */
+export async function cleanStaleRuns(existing: Iterable<string>): Promise<string[]> {
+  const byRun = new Map<string, string[]>();
+  for (const ns of existing) {
+    const runId = RUN_NAMESPACE.exec(ns)?.[1];
+    if (runId) byRun.set(runId, [...(byRun.get(runId) ?? []), ns]);
+  }
+  const removed: string[] = [];
+  for (const [runId, namespaces] of byRun) {
+    if (await runIsAlive(runId)) continue;
+    for (const ns of namespaces) {
+      const pids = await execCommand(['ip', 'netns', 'pids', ns], { timeoutMs: 5_000, allowFailure: true });
+      for (const pid of pids.stdout.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    await execCommand(['ip', '-force', '-batch', '-'], { input: namespaces.map((ns) => `netns del ${ns}\n`).join(''), timeoutMs: 15_000 });
+    await forgetRun(runId);
+    removed.push(...namespaces);
+  }
+  return removed;
+}
