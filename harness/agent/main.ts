@@ -6,8 +6,14 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { Client } from 'undici';
 import type { AgentCommand, AgentMessage, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
+
+/**
+ * undici takes longer to load than node takes to start. Servers never need it, and clients
+ * load it while natproof applies rules and starts captures, after the agent said it is ready.
+ */
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('undici'));
 
 function send(message: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -66,6 +72,7 @@ async function probe(command: ProbeCommand): Promise<ProbeReply> {
     controller.abort();
     socket?.destroy(new Error('probe timeout'));
   }, command.timeoutMs);
+  const { Client } = await loadUndici();
   const client = new Client(`http://${command.address}:${command.port}`, {
     // Bind the chosen source port ourselves: undici's default connector cannot, and the
     // trace analysis finds this probe's packets by it.
@@ -106,6 +113,7 @@ function runAgent(): void {
   // natproof closing our stdin means the run is over: leave without waiting for sockets.
   lines.on('close', () => process.exit(0));
   send({ event: 'ready', pid: process.pid });
+  setImmediate(() => void loadUndici());
 }
 
 runAgent();

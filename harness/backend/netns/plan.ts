@@ -27,6 +27,8 @@ export interface NetnsPlan {
 
 /** The bridge inside every segment's switch namespace. */
 export const SEGMENT_BRIDGE = 'seg';
+/** Above the loopback and bridge devices the kernel numbers itself. */
+const FIRST_LINK_INDEX = 10;
 /** Hosts have a single interface. */
 export const HOST_INTERFACE = 'eth0';
 
@@ -80,11 +82,18 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
     });
   }
 
+  // Every veth end gets its own interface index. Left to the kernel, two ends in different
+  // namespaces can share an index, and then the kernel treats the carrier change as not
+  // urgent and delays it by up to a second: the first packets of a run would vanish.
+  let nextIndex = FIRST_LINK_INDEX;
   const attach = (network: string, ns: string, ifname: string, nodeName: string): void => {
     const sw = switches.get(network);
     if (!sw) throw new Error(`planNetns: unresolved network ${network}`);
     const port = `p${Object.keys(sw.attached).length}`;
-    linkBatch.push(`link add name ${ifname} netns ${ns} type veth peer name ${port} netns ${sw.ns}`);
+    const [index, peerIndex] = [nextIndex++, nextIndex++];
+    linkBatch.push(
+      `link add name ${ifname} index ${index} netns ${ns} type veth peer name ${port} index ${peerIndex} netns ${sw.ns}`,
+    );
     sw.batch.push(`link set ${port} master ${SEGMENT_BRIDGE}`, `link set ${port} up`);
     sw.attached[port] = nodeName;
   };
