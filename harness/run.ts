@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AgentClient } from './agent/client.js';
 import type { RequestEvent } from './agent/protocol.js';
-import type { Backend, Lab } from './backend/backend.js';
+import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
 import { applyRules, resetRouter } from './rules/apply.js';
 import type { Probe, RuleSet, RuleSource, Topology } from './scenario/topology.js';
@@ -137,6 +137,7 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
         passed: results.every((r) => r.expectationsMet),
         captureDrops: drops,
         pcaps: evidence.points.map((p) => p.file),
+        captures: evidence.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
       });
       if (options.outDir) {
         await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);

@@ -14,7 +14,7 @@ const TIMEOUT_MS = 15_000;
  * that would carry an earlier rule set's NAT decisions into this one, and the scenario's
  * FORWARD policy.
  */
-export async function resetRouter(lab: Lab, router: Router): Promise<void> {
+export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promise<void> {
   await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS });
   // -F exits non-zero when the conntrack table does not exist yet; that is a clean slate too.
   await lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
@@ -22,7 +22,7 @@ export async function resetRouter(lab: Lab, router: Router): Promise<void> {
 }
 
 /** Apply the candidate rules; a rule the kernel rejects throws a RuleError naming its line. */
-export async function applyRules(lab: Lab, source: RuleSource): Promise<void> {
+export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource): Promise<void> {
   for (const step of compileRules(source)) {
     // --noflush: the reset already emptied the tables, and the scenario's FORWARD policy stays
     // unless the rules themselves set one.

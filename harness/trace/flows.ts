@@ -141,8 +141,8 @@ export function analyzeFlow(all: Sighting[], key: ProbeFlowKey): FlowObservation
     request: request.map((s) => s.hop),
     reply: reply.map((s) => s.hop),
     rewrites: [
-      ...requestRewrites(routerRequestIn?.packet, routerRequestOut?.packet),
-      ...replyRewrites(routerReplyIn?.packet, routerReplyOut?.packet),
+      ...rewritesBetween(routerRequestIn?.packet, routerRequestOut?.packet, { destination: 'DNAT', source: 'SNAT' }),
+      ...rewritesBetween(routerReplyIn?.packet, routerReplyOut?.packet, { destination: 'un-SNAT', source: 'un-DNAT' }),
     ],
     replyFrom: atClient?.packet.src ?? null,
     bypassedRouter: routerRequestIn !== undefined && atClient !== undefined && routerReplyOut === undefined,
@@ -160,21 +160,20 @@ export function analyzeFlow(all: Sighting[], key: ProbeFlowKey): FlowObservation
   };
 }
 
-/** Destination changed on the way in: DNAT; source changed on the way in: SNAT. */
-function requestRewrites(inbound: PcapPacket | undefined, outbound: PcapPacket | undefined): RewriteKind[] {
+/**
+ * What changed between the packet that entered the router and the one that left it. On the
+ * way in a new destination is DNAT and a new source SNAT; on the way back a new destination is
+ * un-SNAT and a new source un-DNAT.
+ */
+function rewritesBetween(
+  inbound: PcapPacket | undefined,
+  outbound: PcapPacket | undefined,
+  names: { destination: RewriteKind; source: RewriteKind },
+): RewriteKind[] {
   if (!inbound?.tcp || !outbound?.tcp) return [];
   const kinds: RewriteKind[] = [];
-  if (inbound.dst !== outbound.dst || inbound.tcp.dstPort !== outbound.tcp.dstPort) kinds.push('DNAT');
-  if (inbound.src !== outbound.src || inbound.tcp.srcPort !== outbound.tcp.srcPort) kinds.push('SNAT');
-  return kinds;
-}
-
-/** Destination changed on the way back: un-SNAT; source changed on the way back: un-DNAT. */
-function replyRewrites(inbound: PcapPacket | undefined, outbound: PcapPacket | undefined): RewriteKind[] {
-  if (!inbound?.tcp || !outbound?.tcp) return [];
-  const kinds: RewriteKind[] = [];
-  if (inbound.dst !== outbound.dst || inbound.tcp.dstPort !== outbound.tcp.dstPort) kinds.push('un-SNAT');
-  if (inbound.src !== outbound.src || inbound.tcp.srcPort !== outbound.tcp.srcPort) kinds.push('un-DNAT');
+  if (inbound.dst !== outbound.dst || inbound.tcp.dstPort !== outbound.tcp.dstPort) kinds.push(names.destination);
+  if (inbound.src !== outbound.src || inbound.tcp.srcPort !== outbound.tcp.srcPort) kinds.push(names.source);
   return kinds;
 }
 

@@ -3,7 +3,7 @@
  * evidence (hops, server log, conntrack events) beside it.
  */
 import type { ProbeError } from '../agent/protocol.js';
-import type { BackendName } from '../backend/backend.js';
+import type { BackendName, NodeInterface } from '../backend/backend.js';
 import type { Expectation, RewriteKind } from '../scenario/topology.js';
 
 export interface HopResult {
@@ -50,6 +50,8 @@ export interface RulesetResult {
   /** Packets tcpdump reported dropped: when non-zero the evidence may be incomplete. */
   captureDrops: number;
   pcaps: string[];
+  /** Each capture with the interface map needed to read it again later (ifindexes are per node). */
+  captures: Array<{ node: string; file: string; interfaces: NodeInterface[] }>;
 }
 
 export interface RunResult {

@@ -4,36 +4,18 @@
  * RuleError at the user's line.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleError } from '../../harness/errors.js';
 import { execCommand, type ExecResult } from '../../harness/exec.js';
-import { compileRules, ruleErrorFromKernel } from '../../harness/rules/compile.js';
+import { applyRules } from '../../harness/rules/apply.js';
+import { netnsUnavailable } from './host.js';
 import type { RuleFormat, RuleSource } from '../../harness/scenario/topology.js';
 
 const TIMEOUT_MS = 15_000;
 const NETNS = `nptest-rules-${randomBytes(4).toString('hex')}`;
 const FILE = 'rules-kernel.yaml';
 
-/** Looked up on PATH rather than run: `ip --version` exits 255 on iproute2 6.1. */
-function hasTool(tool: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root to create a network namespace';
-  const missing = ['ip', 'iptables-restore', 'iptables-save', 'nft'].filter((t) => !hasTool(t));
-  return missing.length > 0 ? `needs ${missing.join(', ')}` : undefined;
-}
-const unavailable = skipReason();
+const unavailable = netnsUnavailable;
 
 function inNetns(argv: string[], input?: string): Promise<ExecResult> {
   return execCommand(['ip', 'netns', 'exec', NETNS, ...argv], { input, timeoutMs: TIMEOUT_MS, allowFailure: true });
@@ -43,14 +25,9 @@ function source(text: string, format: RuleFormat = 'iptables'): RuleSource {
   return { format, text, origin: { file: FILE, line: 10, column: 7 } };
 }
 
-/** Feeds every step to its tool the way the router is fed; the first refusal becomes a RuleError. */
-async function apply(src: RuleSource): Promise<void> {
-  for (const step of compileRules(src)) {
-    // --noflush: like the shell commands they stand for, the rules add to what is there.
-    const argv = step.tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
-    const result = await inNetns(argv, step.input);
-    if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
-  }
+/** Feeds the rules to the scratch namespace exactly as a run feeds the router. */
+function apply(src: RuleSource): Promise<void> {
+  return applyRules({ exec: (_node, argv, options) => execCommand(['ip', 'netns', 'exec', NETNS, ...argv], options) }, src);
 }
 
 async function applyError(src: RuleSource): Promise<RuleError> {
