@@ -2,17 +2,23 @@
  * The command line: `main(argv)` returns the exit code and does nothing on import.
  * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
  */
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DockerBackend } from './backend/docker/docker.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, ScenarioError } from './errors.js';
+import { renderHtml } from './report/html.js';
+import { renderJunit } from './report/junit.js';
+import { renderMarkdown } from './report/markdown.js';
 import { renderRun } from './report/terminal.js';
 import { detectRuleFormat } from './rules/compile.js';
 import { RunAbortedError, runScenario } from './run.js';
 import { loadScenario } from './scenario/load.js';
 import type { RuleSource } from './scenario/topology.js';
 import type { Backend } from './backend/backend.js';
+import { parseRunResult } from './verdict/read-result.js';
+import type { RunResult } from './verdict/result.js';
 
 export const EXIT_PASSED = 0;
 export const EXIT_FAILED = 1;
@@ -20,9 +26,10 @@ export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
 
 const USAGE = `usage:
-  natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--backend netns]
+  natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--backend netns|docker]
+  natproof report RUN_DIR [--junit FILE]
   natproof validate SCENARIO.yaml...
-  natproof clean [--backend netns]
+  natproof clean [--backend netns|docker]
 
 run       build the scenario's topology for real, apply each rule set, probe, and check the
           expectations against captured packets
@@ -32,7 +39,13 @@ run       build the scenario's topology for real, apply each rule set, probe, an
   --ruleset NAME   run only this rule set (repeatable)
   --json           print the result as JSON on stdout
   --out DIR        keep artifacts: pcaps, server logs, conntrack events, result.json
-  --backend NAME   netns (default)
+  --report         also write DIR/report.html and DIR/report.md (needs --out)
+  --junit FILE     write the probes as JUnit XML test cases, for CI
+  --backend NAME   netns (default: namespaces on this machine) or docker (containers on the
+                   engine DOCKER_HOST names, else the local one)
+report    print a kept run again and write RUN_DIR/report.html and RUN_DIR/report.md from
+          RUN_DIR/result.json; exits 0 whatever the run's verdict was
+  --junit FILE     also write JUnit XML
 validate  check scenario files without building anything
 clean     remove what crashed or killed runs left behind (never a run still going)
 
@@ -47,7 +60,8 @@ export interface CliIO {
 const defaultIO: CliIO = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
-  color: Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'],
+  // NO_COLOR (no-color.org): any non-empty value turns colour off; so do pipes and dumb terminals.
+  color: Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'] && process.env['TERM'] !== 'dumb',
 };
 
 export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
@@ -56,6 +70,8 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     switch (command) {
       case 'run':
         return await runCommand(rest, io);
+      case 'report':
+        return await reportCommand(rest, io);
       case 'validate':
         return await validateCommand(rest, io);
       case 'clean':
@@ -96,11 +112,18 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       ruleset: { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
+      report: { type: 'boolean', default: false },
+      junit: { type: 'string' },
       backend: { type: 'string', default: 'netns' },
     },
   });
   if (positionals.length !== 1) {
     io.stderr(`natproof run: give exactly one scenario file\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  // Checked before anything is built: the report links the pcaps, which only --out keeps.
+  if (values.report && !values.out) {
+    io.stderr(`natproof run: --report writes into the run's directory and links its captures; give --out DIR too\n`);
     return EXIT_USAGE;
   }
   const backend = selectBackend(values.backend);
@@ -122,11 +145,52 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     });
     if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     else io.stdout(renderRun(result, { color: io.color }));
+    const written = [
+      ...(values.report && values.out ? await writeReports(result, values.out) : []),
+      ...(values.junit ? [await writeJunit(result, values.junit)] : []),
+    ];
+    if (written.length > 0 && !values.json) io.stderr(`wrote ${written.join(', ')}\n`);
     return result.passed ? EXIT_PASSED : EXIT_FAILED;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function reportCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { junit: { type: 'string' } } });
+  if (positionals.length !== 1) {
+    io.stderr(`natproof report: give exactly one run directory (a run's --out DIR)\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const dir = positionals[0]!;
+  const file = join(dir, 'result.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new NatproofError(`cannot read ${file}: ${(err as Error).message}; give the directory a run wrote with --out`, { cause: err });
+  }
+  const result = parseRunResult(text, file);
+  io.stdout(renderRun(result, { color: io.color }));
+  const written = [...(await writeReports(result, dir)), ...(values.junit ? [await writeJunit(result, values.junit)] : [])];
+  io.stderr(`wrote ${written.join(', ')}\n`);
+  return EXIT_PASSED;
+}
+
+/** report.html and report.md beside the captures they link to. */
+async function writeReports(result: RunResult, dir: string): Promise<string[]> {
+  const html = join(dir, 'report.html');
+  const md = join(dir, 'report.md');
+  await writeFile(html, renderHtml(result));
+  await writeFile(md, renderMarkdown(result));
+  return [html, md];
+}
+
+async function writeJunit(result: RunResult, file: string): Promise<string> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, renderJunit(result));
+  return file;
 }
 
 async function validateCommand(files: string[], io: CliIO): Promise<number> {
@@ -154,7 +218,8 @@ async function cleanCommand(args: string[], io: CliIO): Promise<number> {
 
 function selectBackend(name: string | undefined): Backend {
   if (name === 'netns') return new NetnsBackend();
-  throw new ScenarioError(`unknown backend "${name}"; available: netns`, undefined, undefined);
+  if (name === 'docker') return new DockerBackend();
+  throw new ScenarioError(`unknown backend "${name}"; available: netns, docker`, undefined, undefined);
 }
 
 async function loadRulesFile(file: string): Promise<{ source: RuleSource; name: string }> {

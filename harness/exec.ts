@@ -2,7 +2,8 @@
  * Process spawning: argv arrays only (never a shell), a timeout on everything, and failures
  * that carry the command, exit code, stdout and stderr.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { CommandError } from './errors.js';
 
 export interface ExecOptions {
@@ -59,6 +60,20 @@ export function execCommand(argv: readonly string[], options: ExecOptions = {}):
 }
 
 /**
+ * What LongProcess needs of a running process. A local ChildProcess is one; a backend that runs
+ * processes elsewhere (inside a container, over an engine's API) supplies its own.
+ */
+export interface ProcessHandle {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  kill(signal?: NodeJS.Signals): boolean;
+  once(event: 'close', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+}
+
+/**
  * A long-lived child (capture, agent, event stream). Its output is consumed by the caller;
  * `stop()` signals it and waits, escalating to SIGKILL, so nothing outlives a run.
  */
@@ -70,7 +85,7 @@ export class LongProcess {
 
   constructor(
     readonly argv: readonly string[],
-    readonly child: ChildProcess,
+    readonly child: ProcessHandle,
   ) {
     this.exited = new Promise((resolve) => {
       child.once('close', (exitCode, signal) => {

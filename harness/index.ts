@@ -4,8 +4,18 @@ export { runScenario, selectRulesets, newRunId, RunAbortedError, type RunOptions
 export { loadScenario, parseScenario } from './scenario/load.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';
+export { DockerBackend } from './backend/docker/docker.js';
 export type { Backend, BackendName, Lab, NodeRef, NodeInterface, BuildOptions } from './backend/backend.js';
 export { compileRules, detectRuleFormat } from './rules/compile.js';
 export { renderRun } from './report/terminal.js';
+export { renderHtml } from './report/html.js';
+export { renderMarkdown } from './report/markdown.js';
+export { renderJunit } from './report/junit.js';
+export { ladder, ladderLine, type LadderStep } from './report/ladder.js';
+export { parseRunResult } from './verdict/read-result.js';
+export { addressBook } from './verdict/addresses.js';
 export type * from './verdict/result.js';
+export type { KernelEvidence, EvidenceScope, RouterEvidence, HostEvidence, NodeEvidence } from './trace/evidence.js';
+export type { IptablesRule, ChainPolicy, Route } from './trace/kernel-text.js';
+export { renderDiagnosis } from './report/diagnosis.js';
 export { NatproofError, ScenarioError, RuleError, HostError, CommandError, type SourcePosition } from './errors.js';

@@ -13,10 +13,14 @@ import { NatproofError } from './errors.js';
 import { applyRules, resetRouter } from './rules/apply.js';
 import type { Probe, RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
-import { analyzeFlow, sightings, type CaptureTrace } from './trace/flows.js';
+import { collectEvidence, formatTranscripts, readCounterBaseline, type KernelEvidence } from './trace/evidence.js';
+import { analyzeFlow, sightings, type CaptureTrace, type FlowObservation } from './trace/flows.js';
 import { parsePcap } from './trace/pcap.js';
+import { addressBook } from './verdict/addresses.js';
+import { diagnoseProbe } from './verdict/diagnose.js';
 import { checkExpectation } from './verdict/expect.js';
 import type { HopResult, ProbeResult, RulesetResult, RunResult } from './verdict/result.js';
+import { ruleWarnings } from './verdict/warnings.js';
 
 export interface RunOptions {
   backend: Backend;
@@ -89,7 +93,7 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
   await options.backend.preflight();
   checkAborted();
   log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
-  const lab = await options.backend.build(topology, { runId, log });
+  const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
   const agents = new Map<string, AgentClient>();
   try {
     checkAborted();
@@ -102,6 +106,8 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
       log(`rule set ${ruleset.name}: applying rules`);
       await resetRouter(lab, topology.router);
       await applyRules(lab, ruleset.rules);
+      // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
+      const baseline = await readCounterBaseline(lab, topology);
       checkAborted();
       const capture = await startCapture(lab, topology, workDir, ruleset.name);
       let evidence: CaptureResult;
@@ -126,8 +132,11 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
       const serverLog = [...agents.values()].flatMap((a) => a.drainRequests().map((r) => ({ host: a.host, ...r })));
       const traces = await readTraces(evidence);
       const seen = sightings(traces);
+      // Before the next rule set's reset wipes the counters and the conntrack table. A failed
+      // request gets the kernel's whole account; otherwise the rules (for warnings) suffice.
+      const kernel = await collectEvidence(lab, topology, ruleset, baseline, replies.some((r) => !r.ok) ? 'all' : 'rules');
       const results = topology.probes.map((probe, i) =>
-        probeResult(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId),
+        probeResult(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId, kernel.evidence),
       );
       probeResults.push(...results);
       const drops = evidence.points.reduce((n, p) => n + p.droppedByKernel, 0);
@@ -138,10 +147,13 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
         captureDrops: drops,
         pcaps: evidence.points.map((p) => p.file),
         captures: evidence.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
+        evidence: kernel.evidence,
+        warnings: ruleWarnings(topology, kernel.evidence),
       });
       if (options.outDir) {
         await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);
         await writeFile(join(workDir, `${ruleset.name}-conntrack-events.txt`), evidence.conntrackEvents.map((l) => `${l}\n`).join(''));
+        await writeFile(join(workDir, `${ruleset.name}-kernel.txt`), formatTranscripts(kernel.transcripts));
       }
     }
     const result: RunResult = {
@@ -155,6 +167,7 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
       rulesets: rulesetResults,
       probes: probeResults,
       artifacts: options.outDir ? workDir : null,
+      addresses: addressBook(topology),
     };
     if (options.outDir) await writeFile(join(workDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
     return result;
@@ -167,7 +180,8 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
 
 async function startAgents(lab: Lab, topology: Topology, agents: Map<string, AgentClient>): Promise<void> {
   await Promise.all(
-    topology.hosts.map(async (host) => {
+    // A host that runs its own image serves with its own server: it has no agent.
+    topology.hosts.filter((host) => host.image === undefined).map(async (host) => {
       const agent = new AgentClient(host.name, lab.startAgent(host.name));
       agents.set(host.name, agent);
       await agent.waitReady(AGENT_START_TIMEOUT_MS);
@@ -203,16 +217,18 @@ function probeResult(
   serverLog: Array<RequestEvent & { host: string }>,
   conntrackEvents: string[],
   runId: string,
+  kernel: KernelEvidence,
 ): ProbeResult {
   const client = topology.hosts.find((h) => h.name === probe.from)!;
   const flow = analyzeFlow(seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
   const logged = serverLog.find((r) => r.path === probePath(runId, ruleset.name, probe.name));
   const expected = ruleset.expect[probe.name] ?? probe.expect;
+  const saw = serverSaw(topology, logged, flow.deliveredTo, reply.ok);
   const observed = {
     ok: reply.ok,
     status: reply.status,
     error: reply.error,
-    serverSaw: logged?.remoteAddress ?? null,
+    serverSaw: saw.address,
     replyFrom: flow.replyFrom,
     rewrites: flow.rewrites,
     bypassedRouter: flow.bypassedRouter,
@@ -222,7 +238,7 @@ function probeResult(
     ...flow.request.map((h) => ({ packet: 'request' as const, where: h.where, direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
     ...flow.reply.map((h) => ({ packet: 'reply' as const, where: h.where, direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
   ];
-  return {
+  const result = {
     name: probe.name,
     ruleset: ruleset.name,
     client: client.name,
@@ -230,7 +246,10 @@ function probeResult(
     clientPort,
     target: `${probe.target.address}:${probe.target.port}`,
     ...observed,
+    serverSawSource: saw.source,
     errorDetail: reply.detail,
+    serverLog: logged ?? null,
+    durationMs: reply.durationMs,
     clientRejectedReply: flow.clientRejectedReply,
     hops,
     conntrack: conntrackEvents.filter((l) => l.includes(`src=${client.address} `) && l.includes(`sport=${clientPort} `)),
@@ -238,4 +257,22 @@ function probeResult(
     expectationsMet: failures.length === 0,
     failures,
   };
+  return { ...result, diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }) };
+}
+
+/**
+ * The source address the server saw: natproof's server logs it. A host that runs its own image
+ * has no log natproof can read, so its answer is the source of the SYN delivered to it on the
+ * wire, counted only when the exchange completed, as a logged request would be.
+ */
+function serverSaw(
+  topology: Topology,
+  logged: RequestEvent | undefined,
+  delivered: FlowObservation['deliveredTo'],
+  completed: boolean,
+): { address: string | null; source: 'server-log' | 'capture' | null } {
+  if (logged) return { address: logged.remoteAddress, source: 'server-log' };
+  const server = delivered ? topology.hosts.find((h) => h.name === delivered.host) : undefined;
+  if (delivered && server?.image !== undefined && completed) return { address: delivered.src, source: 'capture' };
+  return { address: null, source: null };
 }

@@ -1,8 +1,9 @@
 /**
  * Around the whole suite: clear what crashed earlier runs left (so one bad session cannot fail
- * every later one), and fail the suite if any natproof namespace is still present at the end,
- * because then some test's run leaked.
+ * every later one), and fail the suite if any natproof namespace (or Docker container, network
+ * or host rule) is still present at the end, because then some test's run leaked.
  */
+import { DockerBackend } from '../harness/backend/docker/docker.js';
 import { NetnsBackend, listNamespaces } from '../harness/backend/netns/netns.js';
 
 const ours = (names: Set<string>): string[] => [...names].filter((n) => n.startsWith('np-'));
@@ -11,11 +12,18 @@ export async function setup(): Promise<() => Promise<void>> {
   if (process.getuid?.() !== 0) return async () => {};
   const stale = await new NetnsBackend().clean();
   if (stale.length > 0) console.warn(`removed namespaces left by earlier crashed runs: ${stale.join(' ')}`);
+  // The same for Docker, when an engine answers: containers, networks and host rules by label.
+  const docker = await new DockerBackend().preflight().then(() => new DockerBackend(), () => undefined);
+  const staleDocker = (await docker?.clean()) ?? [];
+  if (staleDocker.length > 0) console.warn(`removed Docker resources left by earlier crashed runs: ${staleDocker.join(' ')}`);
   return async () => {
     const left = ours(await listNamespaces());
+    // Every test process has ended by now, so whatever clean finds was leaked by one of them.
+    const leftDocker = (await docker?.clean()) ?? [];
     if (left.length > 0) {
       await new NetnsBackend().clean();
       throw new Error(`natproof runs left namespaces behind after the tests: ${left.join(' ')}`);
     }
+    if (leftDocker.length > 0) throw new Error(`natproof runs left Docker resources behind after the tests: ${leftDocker.join(' ')}`);
   };
 }

@@ -63,6 +63,8 @@ function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail:
 }
 
 async function probe(command: ProbeCommand): Promise<ProbeReply> {
+  // The timeout is for the network: loading undici, slow on a busy machine, is not part of it.
+  const { Client } = await loadUndici();
   const started = performance.now();
   const controller = new AbortController();
   let socket: Socket | undefined;
@@ -72,7 +74,6 @@ async function probe(command: ProbeCommand): Promise<ProbeReply> {
     controller.abort();
     socket?.destroy(new Error('probe timeout'));
   }, command.timeoutMs);
-  const { Client } = await loadUndici();
   const client = new Client(`http://${command.address}:${command.port}`, {
     // Bind the chosen source port ourselves: undici's default connector cannot, and the
     // trace analysis finds this probe's packets by it.

@@ -27,6 +27,8 @@ export interface BuildOptions {
   runId: string;
   /** Progress lines for people watching. */
   log?: (line: string) => void;
+  /** Stops a build that is waiting (for a resource another run holds); the lab is then removed. */
+  signal?: AbortSignal;
 }
 
 export interface Backend {

@@ -1,15 +1,18 @@
 /** The run summary people read in a terminal or a CI log. Pure: result in, text out. */
 import { formatRewrites } from '../verdict/expect.js';
-import type { ProbeResult, RunResult } from '../verdict/result.js';
+import type { AddressBook, ProbeResult, RunResult } from '../verdict/result.js';
+import { renderDiagnosis } from './diagnosis.js';
+import { ladder, ladderSpans, type Span } from './ladder.js';
 
 export interface TerminalStyle {
   color: boolean;
 }
 
-const codes = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
+const codes = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as const;
+type Paint = (code: keyof typeof codes, text: string) => string;
 
 export function renderRun(result: RunResult, style: TerminalStyle): string {
-  const paint = (code: keyof typeof codes, text: string): string =>
+  const paint: Paint = (code, text) =>
     style.color ? `\u001b[${codes[code]}m${text}\u001b[0m` : text;
   const lines: string[] = [paint('bold', `${result.scenario}`) + paint('dim', ` (${result.backend}, run ${result.runId})`)];
   for (const ruleset of result.rulesets) {
@@ -17,10 +20,13 @@ export function renderRun(result: RunResult, style: TerminalStyle): string {
     if (ruleset.captureDrops > 0) {
       lines.push(paint('yellow', `  warning: tcpdump reported ${ruleset.captureDrops} packets dropped; evidence may be incomplete`));
     }
+    for (const warning of ruleset.warnings) lines.push(...renderDiagnosis(warning, '  ').map((l) => paint('yellow', l)));
     for (const probe of result.probes.filter((p) => p.ruleset === ruleset.name)) {
       const mark = probe.expectationsMet ? paint('green', '✓') : paint('red', '✗');
       lines.push(`  ${mark} ${probe.name}: ${probe.client} ${probe.clientAddress} → ${probe.target}  ${describe(probe)}`);
+      lines.push(...ladderLines(probe, result.addresses, paint));
       for (const failure of probe.failures) lines.push(paint('red', `      ${failure}`));
+      if (probe.diagnosis) lines.push(...renderDiagnosis(probe.diagnosis));
     }
   }
   const failed = result.probes.filter((p) => !p.expectationsMet).length;
@@ -33,6 +39,21 @@ export function renderRun(result: RunResult, style: TerminalStyle): string {
   );
   if (result.artifacts) lines.push(paint('dim', `artifacts: ${result.artifacts}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** What happened on the wire, the seed's way; where the packet stopped is in [brackets]. */
+function ladderLines(probe: ProbeResult, book: AddressBook, paint: Paint): string[] {
+  const steps = ladder(probe);
+  if (steps.length === 0) return [paint('yellow', '      (no packet of this probe was captured)')];
+  const styles: Record<Span['role'], (text: string) => string> = {
+    label: (t) => paint('bold', t),
+    endpoint: (t) => t,
+    rewritten: (t) => paint('cyan', t),
+    name: (t) => paint('dim', t),
+    note: (t) => paint('yellow', t),
+    plain: (t) => t,
+  };
+  return steps.map((step) => `      ${ladderSpans(step, book).map((span) => styles[span.role](span.text)).join('')}`);
 }
 
 function describe(probe: ProbeResult): string {

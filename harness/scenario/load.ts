@@ -600,7 +600,17 @@ function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context
     gateway: resolveGateway(source, path, raw.gateway, remote, network, context.router),
     remote,
     services: resolveServices(source, [...path, 'services'], raw.services ?? []),
+    image: resolveImage(source, path, raw),
   };
+}
+
+/** An image replaces natproof's server, so it only makes sense on a host that serves. */
+function resolveImage(source: ScenarioSource, hostPath: Path, raw: RawHost): string | undefined {
+  if (raw.image === undefined) return undefined;
+  if ((raw.services ?? []).length === 0) {
+    throw source.error('an image serves the host\'s services: give this host `services` (the ports its server listens on), or drop `image`', [...hostPath, 'image']);
+  }
+  return raw.image;
 }
 
 /**
@@ -676,6 +686,14 @@ function resolveProbe(
   if (!hosts.some((host) => host.name === raw.from)) {
     const names = hosts.map((host) => host.name).join(', ');
     throw source.error(`unknown host "${raw.from}"; hosts: ${names}`, [...path, 'from']);
+  }
+  const imageHost = hosts.find((host) => host.name === raw.from && host.image !== undefined);
+  if (imageHost) {
+    const agents = hosts.filter((host) => host.image === undefined).map((host) => host.name).join(', ');
+    throw source.error(
+      `host "${raw.from}" runs its own image (${imageHost.image}), which has no natproof agent to send probes; probe from one of: ${agents}`,
+      [...path, 'from'],
+    );
   }
   return {
     name,

@@ -171,6 +171,14 @@ const Host = Type.Object(
       }),
     ),
     services: Type.Optional(Type.Array(Service, { title: 'Services' })),
+    image: Type.Optional(
+      Type.String({
+        minLength: 1,
+        title: 'Image',
+        description:
+          "A container image that serves this host's services instead of natproof's own server (nginx, your application), e.g. nginx:1.25. Docker backend only. natproof reads the source address the server saw from the capture (the SYN delivered to the server's port), not from a log.",
+      }),
+    ),
   },
   { additionalProperties: false, title: 'Host' },
 );

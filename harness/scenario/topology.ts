@@ -57,6 +57,12 @@ export interface Host {
    */
   remote: boolean;
   services: HttpService[];
+  /**
+   * A container image that serves the services instead of natproof's agent (docker backend
+   * only). Such a host runs no agent: it cannot probe, and what its server saw comes from the
+   * capture.
+   */
+  image: string | undefined;
 }
 
 export interface Expectation {

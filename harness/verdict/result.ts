@@ -2,9 +2,10 @@
  * The result contract: what `--json` prints and OUT/result.json holds. Every verdict keeps its
  * evidence (hops, server log, conntrack events) beside it.
  */
-import type { ProbeError } from '../agent/protocol.js';
+import type { ProbeError, RequestEvent } from '../agent/protocol.js';
 import type { BackendName, NodeInterface } from '../backend/backend.js';
 import type { Expectation, RewriteKind } from '../scenario/topology.js';
+import type { KernelEvidence } from '../trace/evidence.js';
 
 export interface HopResult {
   /** The client's request (its SYN) or the answer to it (SYN-ACK or RST). */
@@ -29,6 +30,16 @@ export interface ProbeResult {
   errorDetail: string | null;
   /** The source address the server logged for this request. */
   serverSaw: string | null;
+  /**
+   * Where serverSaw comes from: natproof's server's own log, or, for a host running its own
+   * image, the capture (the SYN delivered to the server's port). Null when nothing was seen;
+   * absent in results written before it existed (read back by `natproof report`).
+   */
+  serverSawSource?: 'server-log' | 'capture' | null;
+  /** The server's own log line for this request, when it logged one. */
+  serverLog: ServerLogLine | null;
+  /** How long the client's request took, until its response or its failure. */
+  durationMs: number;
   /** The source address of the answer that reached the client, from the capture. */
   replyFrom: string | null;
   rewrites: RewriteKind[];
@@ -41,7 +52,36 @@ export interface ProbeResult {
   expected: Expectation;
   expectationsMet: boolean;
   failures: string[];
+  /** Why the probe failed or missed its expectations, from the kernel's evidence; null when it did neither. */
+  diagnosis: Diagnosis | null;
 }
+
+/** Causes in the seed document's terms. */
+export type DiagnosisCause =
+  | 'reply-bypassed-router'
+  | 'no-dnat-match'
+  | 'rule-order'
+  | 'forwarding-disabled'
+  | 'forward-dropped'
+  | 'server-refused'
+  | 'server-unreachable'
+  | 'reverse-path-filter'
+  | 'snat-router-originated'
+  | 'unknown';
+
+export interface Diagnosis {
+  cause: DiagnosisCause;
+  /** `failure` explains a failed probe; `warning` flags rules that work but do more than they should. */
+  severity: 'failure' | 'warning';
+  summary: string;
+  /** What the kernel and the captures showed: packets where they were seen, rules with their counters, counters. */
+  evidence: string[];
+  /** The fix, written for the scenario's own addresses: iptables command lines where the fix is a rule. */
+  suggestion: string | null;
+}
+
+/** A request as the server logged it, and which host's server logged it. */
+export type ServerLogLine = RequestEvent & { host: string };
 
 export interface RulesetResult {
   name: string;
@@ -52,6 +92,10 @@ export interface RulesetResult {
   pcaps: string[];
   /** Each capture with the interface map needed to read it again later (ifindexes are per node). */
   captures: Array<{ node: string; file: string; interfaces: NodeInterface[] }>;
+  /** The kernel's account after the probes: rule counters, conntrack, counters, routes, sockets. */
+  evidence: KernelEvidence;
+  /** Rules that work but do more than they should (the seed's efficiency note). */
+  warnings: Diagnosis[];
 }
 
 export interface RunResult {
@@ -66,4 +110,11 @@ export interface RunResult {
   probes: ProbeResult[];
   /** Where the artifacts are, when kept. */
   artifacts: string | null;
+  /** Who owns each address, so reports can name hosts and router interfaces without the scenario. */
+  addresses: AddressBook;
+}
+
+export interface AddressBook {
+  router: { name: string; interfaces: Array<{ name: string; network: string; address: string }> };
+  hosts: Array<{ name: string; network: string; address: string }>;
 }

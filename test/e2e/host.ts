@@ -4,7 +4,7 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
 /** On PATH and executable (not every tool has a --version that exits 0: `ip` does not). */
-function hasTool(tool: string): boolean {
+export function hasTool(tool: string): boolean {
   return (process.env['PATH'] ?? '').split(':').some((dir) => {
     try {
       accessSync(join(dir, tool), constants.X_OK);

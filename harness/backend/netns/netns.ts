@@ -5,7 +5,7 @@
  */
 import { execCommand, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
 import { agentScriptPath } from '../../agent/client.js';
-import { HostError } from '../../errors.js';
+import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { cleanStaleRuns, forgetRun, recordRun } from './runs.js';
@@ -41,6 +41,15 @@ export class NetnsBackend implements Backend {
   }
 
   async build(topology: Topology, options: BuildOptions): Promise<Lab> {
+    const imageHost = topology.hosts.find((h) => h.image !== undefined);
+    if (imageHost) {
+      // A namespace has no filesystem of its own to run someone's image in.
+      throw new ScenarioError(
+        `${topology.file}: host ${imageHost.name} runs the image ${imageHost.image}, and only the docker backend runs images: use --backend docker`,
+        undefined,
+        undefined,
+      );
+    }
     const plan = planNetns(topology, options.runId);
     const lab = new NetnsLab(options.runId, plan);
     try {

@@ -37,7 +37,7 @@ export function namespacePrefix(runId: string): string {
 }
 
 /** Sysctls a verdict depends on, set explicitly: new namespaces may inherit the host's. */
-function baseSysctls(forwarding: boolean): Record<string, string> {
+export function baseSysctls(forwarding: boolean): Record<string, string> {
   return {
     'net.ipv4.ip_forward': forwarding ? '1' : '0',
     'net.ipv4.conf.all.rp_filter': '0',

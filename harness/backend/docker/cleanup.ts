@@ -1,0 +1,79 @@
+/**
+ * Removing what a lab made, by its run label and rule comment: the lab's own teardown, and
+ * `natproof clean` for runs whose natproof process is gone (killed, crashed, machine rebooted).
+ * A run is judged dead only from the machine that started it (the labels say which), so two
+ * machines sharing one engine never clean each other's running labs.
+ */
+import { hostname } from 'node:os';
+import type Docker from 'dockerode';
+import { LABELS } from './labels.js';
+import type { Observer } from './observer.js';
+
+export interface RunResources {
+  runId: string;
+  pid: number;
+  machine: string;
+  containers: Array<{ id: string; name: string }>;
+  networks: Array<{ id: string; name: string }>;
+}
+
+/** Every natproof run that has containers or networks on the engine, by run id. */
+export async function listRuns(docker: Docker, runId?: string): Promise<Map<string, RunResources>> {
+  const filters = JSON.stringify({ label: [runId ? `${LABELS.run}=${runId}` : LABELS.run] });
+  const [containers, networks] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listNetworks({ filters }),
+  ]);
+  const runs = new Map<string, RunResources>();
+  const entry = (labels: Record<string, string> | undefined): RunResources | undefined => {
+    const id = labels?.[LABELS.run];
+    if (!id) return undefined;
+    let run = runs.get(id);
+    if (!run) {
+      run = { runId: id, pid: Number(labels[LABELS.pid] ?? 0), machine: labels[LABELS.machine] ?? '', containers: [], networks: [] };
+      runs.set(id, run);
+    }
+    return run;
+  };
+  for (const c of containers) entry(c.Labels)?.containers.push({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, '') });
+  for (const n of networks) entry(n.Labels)?.networks.push({ id: n.Id, name: n.Name });
+  return runs;
+}
+
+/** Containers first (a network with endpoints cannot go), then networks. Returns what went. */
+export async function removeRun(docker: Docker, run: RunResources): Promise<string[]> {
+  await Promise.all(
+    run.containers.map((c) => docker.getContainer(c.id).remove({ force: true, v: true }).catch(ignoreMissing)),
+  );
+  await Promise.all(run.networks.map((n) => docker.getNetwork(n.id).remove().catch(ignoreMissing)));
+  return [...run.containers.map((c) => c.name), ...run.networks.map((n) => n.name)];
+}
+
+/** A run is alive while its natproof process is; one from another machine is assumed alive. */
+export function runIsAlive(run: Pick<RunResources, 'pid' | 'machine'>): boolean {
+  if (run.machine !== hostname()) return true;
+  if (!Number.isInteger(run.pid) || run.pid <= 0) return false;
+  try {
+    process.kill(run.pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the DOCKER-USER accepts of runs that are no longer alive: those whose run has
+ * nothing left on the engine, or whose run is dead.
+ */
+export async function removeStaleAccepts(observer: Observer, alive: ReadonlySet<string>): Promise<string[]> {
+  const stale = (await observer.listBridges()).filter((r) => !alive.has(r.runId));
+  await observer.closeBridges(stale);
+  return stale.map((r) => `DOCKER-USER accept for ${r.bridge} (run ${r.runId})`);
+}
+
+function ignoreMissing(err: unknown): void {
+  // Already removed (by Docker itself, or by a teardown running at the same time).
+  if ((err as { statusCode?: number }).statusCode === 404) return;
+  throw err;
+}

@@ -1,0 +1,22 @@
+/**
+ * The labels on everything the docker backend creates. Teardown and `natproof clean` find
+ * natproof's containers and networks by them, never by name patterns.
+ */
+export const LABELS = {
+  /** The run's id: every container and network of one lab. */
+  run: 'natproof.run',
+  /** The natproof process and the machine it runs on, to tell a crashed run from a live one. */
+  pid: 'natproof.pid',
+  machine: 'natproof.machine',
+  /** 'router', a host's name, or 'observer'. */
+  node: 'natproof.node',
+  /** On natproof's images (kept between runs). */
+  image: 'natproof.image',
+} as const;
+
+/** Host firewall rules carry this comment, with the run id after it. */
+export const RULE_COMMENT_PREFIX = 'natproof:';
+
+export function runLabels(runId: string, pid: number, machine: string): Record<string, string> {
+  return { [LABELS.run]: runId, [LABELS.pid]: String(pid), [LABELS.machine]: machine };
+}

@@ -1,0 +1,136 @@
+/**
+ * The observer: one helper container per lab, on the Docker host's network and pid namespaces
+ * (natproof's router image, so it has tcpdump, iproute2, iptables and nsenter). It does what
+ * only the Docker host can do, and does it through the engine's API, so a remote engine
+ * (DOCKER_HOST) works without natproof logging in to that machine:
+ *
+ *  - captures on the network segments: each container's host-side veth is a bridge port in
+ *    the host's namespace, and a frame one host sends another directly (a reply that bypasses
+ *    the router) is seen there and nowhere else;
+ *  - sets up each container's network from outside (`nsenter -n` into its namespace), so
+ *    host images need no tools and Docker's read-only /proc/sys in containers is no obstacle;
+ *  - adds and removes natproof's DOCKER-USER accepts (firewall.ts);
+ *  - signals processes started over the exec API, which has no signal call (process.ts).
+ *
+ * It holds only the capabilities those need, not --privileged: NET_ADMIN and NET_RAW (captures,
+ * links, iptables), SYS_ADMIN and SYS_PTRACE (entering another container's namespace), with
+ * /proc/sys writable (systempaths=unconfined) so sysctls land in the entered namespace.
+ */
+import type Docker from 'dockerode';
+import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
+import { HostError } from '../../errors.js';
+import { execInContainer, startInContainer, type Signaller } from './process.js';
+import {
+  IPTABLES_TOOLS,
+  listArgv,
+  parseAccepts,
+  restoreArgv,
+  restoreInput,
+  type BridgeAccept,
+  type IptablesTool,
+} from './firewall.js';
+import { LABELS } from './labels.js';
+
+const TIMEOUT_MS = 15_000;
+
+export class Observer {
+  private iptables: Promise<IptablesTool | undefined> | undefined;
+
+  private constructor(
+    private readonly docker: Docker,
+    readonly name: string,
+  ) {}
+
+  /** Start an observer container; the caller removes it (by its labels) at teardown. */
+  static async start(docker: Docker, name: string, image: string, labels: Record<string, string>): Promise<Observer> {
+    const container = await docker.createContainer({
+      name,
+      Image: image,
+      Cmd: ['sleep', 'infinity'],
+      Labels: { ...labels, [LABELS.node]: 'observer' },
+      HostConfig: {
+        NetworkMode: 'host',
+        PidMode: 'host',
+        CapAdd: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE'],
+        SecurityOpt: ['apparmor=unconfined'],
+        // The API form of --security-opt systempaths=unconfined: /proc/sys writable.
+        MaskedPaths: [],
+        ReadonlyPaths: [],
+      },
+    });
+    await container.start();
+    return new Observer(docker, name);
+  }
+
+  /** Signal a process of the Docker host by pid (it is never a broad pattern). */
+  readonly signal: Signaller = async (hostPid, signal) => {
+    // The kill itself is never signalled: nothing to escalate to if it hangs.
+    await execInContainer(this.docker, this.name, ['kill', '-s', signal.replace(/^SIG/, ''), String(hostPid)], async () => {}, {
+      timeoutMs: 5_000,
+      allowFailure: true,
+    });
+  };
+
+  exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return execInContainer(this.docker, this.name, argv, this.signal, options);
+  }
+
+  spawn(argv: readonly string[]): LongProcess {
+    return startInContainer(this.docker, this.name, argv, this.signal);
+  }
+
+  /** Run a command in the network namespace of the process `hostPid` (a container's init). */
+  inNetns(hostPid: number, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.exec(['nsenter', '-t', String(hostPid), '-n', '--', ...argv], { timeoutMs: TIMEOUT_MS, ...options });
+  }
+
+  /** Insert the accepts; a no-op on an engine that runs without its iptables rules. */
+  async openBridges(rules: readonly BridgeAccept[]): Promise<BridgeAccept[]> {
+    const tool = await this.iptablesTool();
+    if (!tool) return [];
+    if (rules.length > 0) await this.exec(restoreArgv(tool), { input: restoreInput('-I', rules), timeoutMs: TIMEOUT_MS });
+    return [...rules];
+  }
+
+  /** Remove exactly these accepts; one already gone is not an error. */
+  async closeBridges(rules: readonly BridgeAccept[]): Promise<void> {
+    const tool = await this.iptablesTool();
+    if (!tool) return;
+    const present = new Set((await this.listBridges()).map(key));
+    const remove = rules.filter((r) => present.has(key(r)));
+    if (remove.length > 0) await this.exec(restoreArgv(tool), { input: restoreInput('-D', remove), timeoutMs: TIMEOUT_MS });
+  }
+
+  /** natproof's accepts in DOCKER-USER, of any run. */
+  async listBridges(): Promise<BridgeAccept[]> {
+    const tool = await this.iptablesTool();
+    if (!tool) return [];
+    return parseAccepts((await this.exec(listArgv(tool), { timeoutMs: TIMEOUT_MS })).stdout);
+  }
+
+  /**
+   * The iptables whose tables hold Docker's DOCKER-USER chain: the Docker host may use either
+   * back end, and rules added with the other would be in tables the kernel path never reads.
+   */
+  private iptablesTool(): Promise<IptablesTool | undefined> {
+    this.iptables ??= (async () => {
+      for (const tool of IPTABLES_TOOLS) {
+        const r = await this.exec(listArgv(tool), { timeoutMs: TIMEOUT_MS, allowFailure: true });
+        if (r.exitCode === 0) return tool;
+      }
+      return undefined;
+    })();
+    return this.iptables;
+  }
+}
+
+function key(rule: BridgeAccept): string {
+  return `${rule.runId}/${rule.bridge}`;
+}
+
+export function observerUnavailable(cause: unknown): HostError {
+  return new HostError(
+    `natproof's observer container could not start on the Docker host (it needs host networking and the capabilities NET_ADMIN, NET_RAW, SYS_ADMIN, SYS_PTRACE): ${(cause as Error).message}`,
+    { cause },
+  );
+}

@@ -1,0 +1,254 @@
+/**
+ * Pure planning for the docker backend: which networks and containers a topology needs, the
+ * addresses Docker is told about, and the `ip -batch` lines that turn what Docker made into
+ * what the scenario says. Kept apart from the engine so it can be read and tested without one.
+ *
+ * Docker decides some things natproof cannot leave to it: interface names (eth0, eth1, ... in an
+ * order of its own), a gateway address on every network, an address inside the subnet for
+ * every endpoint, and a default route. So each container is set up again after it starts:
+ * interfaces found by the address Docker gave them, renamed, readdressed, and routed exactly
+ * as in the scenario (and as the netns backend does).
+ */
+import ipaddr from 'ipaddr.js';
+import type { NodeRef } from '../backend.js';
+import { baseSysctls, HOST_INTERFACE } from '../netns/plan.js';
+import type { Network, Topology } from '../../scenario/topology.js';
+import { HostError } from '../../errors.js';
+
+/** natproof's two images: the router (also the observer), and the host that runs the agent. */
+export type ImageRole = 'router' | 'host';
+
+export interface PlannedNetwork {
+  /** The scenario's name for it. */
+  network: string;
+  /** The Docker network's name. */
+  name: string;
+  /** The Linux bridge on the Docker host, named by natproof so host rules can name it. */
+  bridge: string;
+  /** CIDR. */
+  subnet: string;
+  /**
+   * Docker insists on a gateway address in the subnet. natproof gives it one no scenario node
+   * uses and tells Docker not to put it on the bridge (inhibit_ipv4), so the Docker host never
+   * takes part in the segment's IP traffic.
+   */
+  gateway: string;
+}
+
+export interface PlannedInterface {
+  network: string;
+  /** The address Docker assigns the endpoint; how the interface is found inside the container. */
+  dockerAddress: string;
+  /** The scenario's interface name. */
+  name: string;
+  /** The scenario's address and prefix (a /32 outside the subnet for a remote host). */
+  address: string;
+  prefix: number;
+}
+
+export interface PlannedContainer {
+  ref: NodeRef;
+  /** 'router' or the host's name: what a segment port is attached to. */
+  node: string;
+  /** The container's name. */
+  name: string;
+  /** One of natproof's images, or the image a service host names (`image:` in the scenario). */
+  image: ImageRole | { custom: string };
+  /** TCP ports a custom image's server must be listening on before probes start. */
+  listens: number[];
+  /** Only the router changes its own network state (rules, conntrack, captures). */
+  capabilities: string[];
+  /** The first one is attached when the container is created, the rest before it starts. */
+  interfaces: PlannedInterface[];
+  /** Given to Docker at creation, before any interface exists (net.* sysctls are per-namespace). */
+  sysctls: Record<string, string>;
+  /** The same settings per interface, once the interfaces have their final names. */
+  interfaceSysctls: Record<string, string>;
+  /** `ip -batch` lines after the interfaces are set up: the scenario's default route. */
+  routes: string[];
+}
+
+export interface DockerPlan {
+  runId: string;
+  networks: PlannedNetwork[];
+  containers: PlannedContainer[];
+  /** Runs captures on the segments and changes the Docker host's firewall: see observer.ts. */
+  observer: string;
+}
+
+export function containerPrefix(runId: string): string {
+  return `np-${runId}-`;
+}
+
+export function planDocker(topology: Topology, runId: string): DockerPlan {
+  const prefix = containerPrefix(runId);
+  const reserved = reserveAddresses(topology);
+  const networks = topology.networks.map(
+    (network, index): PlannedNetwork => ({
+      network: network.name,
+      name: `${prefix}${network.name}`,
+      // IFNAMSIZ: at most 15 characters; 'np-' + 6 + '-' + index fits.
+      bridge: `${prefix}${index}`,
+      subnet: cidr(network),
+      gateway: reserved.take(network.name),
+    }),
+  );
+
+  const { router } = topology;
+  const routerSysctls = baseSysctls(router.forwarding);
+  const routerInterfaces = router.interfaces.map((i) => ({
+    network: i.network,
+    dockerAddress: i.address,
+    name: i.name,
+    address: i.address,
+    prefix: i.prefix,
+  }));
+  const routerContainer: PlannedContainer = {
+    ref: { kind: 'router' },
+    node: 'router',
+    name: `${prefix}router`,
+    image: 'router',
+    listens: [],
+    capabilities: ['NET_ADMIN', 'NET_RAW'],
+    interfaces: routerInterfaces,
+    sysctls: routerSysctls,
+    interfaceSysctls: perInterface(routerSysctls, routerInterfaces.map((i) => i.name)),
+    routes: router.defaultRoute
+      ? [
+          router.defaultRoute.via
+            ? `route add default via ${router.defaultRoute.via} dev ${router.defaultRoute.dev}`
+            : `route add default dev ${router.defaultRoute.dev}`,
+        ]
+      : [],
+  };
+
+  const hosts = topology.hosts.map((host): PlannedContainer => {
+    const sysctls = baseSysctls(false);
+    return {
+      ref: { kind: 'host', name: host.name },
+      node: host.name,
+      name: `${prefix}h-${host.name}`,
+      image: host.image === undefined ? 'host' : { custom: host.image },
+      listens: host.image === undefined ? [] : host.services.map((s) => s.port),
+      // Set up from outside by the observer; the agent needs no privilege.
+      capabilities: [],
+      interfaces: [
+        {
+          network: host.network,
+          // Docker only hands out addresses inside the subnet: a remote host gets a spare one,
+          // replaced by its own /32 once it runs.
+          dockerAddress: host.remote ? reserved.take(host.network) : host.address,
+          name: HOST_INTERFACE,
+          address: host.address,
+          prefix: host.prefix,
+        },
+      ],
+      sysctls,
+      interfaceSysctls: perInterface(sysctls, [HOST_INTERFACE]),
+      routes: host.gateway
+        ? [`route add default via ${host.gateway} dev ${HOST_INTERFACE}${host.remote ? ' onlink' : ''}`]
+        : [],
+    };
+  });
+
+  return { runId, networks, containers: [routerContainer, ...hosts], observer: `${prefix}observer` };
+}
+
+/**
+ * The `ip -batch` lines that give a started container the scenario's interfaces. `current` maps
+ * the address Docker gave each endpoint to the interface name Docker chose for it.
+ *
+ * Every interface goes down first, which also removes every route through it (Docker's default
+ * route included); names pass through temporaries because Docker's names and the scenario's
+ * can overlap (Docker's eth1 may be the scenario's eth2). Addresses survive a rename, but Docker's
+ * are replaced anyway: a remote host's is not its own.
+ */
+export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap<string, string>): string[] {
+  const found = container.interfaces.map((iface) => {
+    const name = current.get(iface.dockerAddress);
+    if (!name) {
+      throw new HostError(`${container.name}: Docker gave no interface the address ${iface.dockerAddress} (network ${iface.network})`);
+    }
+    return { iface, name };
+  });
+  const temporary = (index: number): string => `npt${index}`;
+  return [
+    ...found.flatMap(({ name }, index) => [`link set dev ${name} down`, `link set dev ${name} name ${temporary(index)}`]),
+    ...found.flatMap(({ iface }, index) => [
+      `link set dev ${temporary(index)} name ${iface.name}`,
+      `addr flush dev ${iface.name}`,
+      `addr add ${iface.address}/${iface.prefix} dev ${iface.name}`,
+      `link set dev ${iface.name} up`,
+    ]),
+    ...container.routes,
+  ];
+}
+
+/**
+ * The `all` settings repeated per interface. The kernel combines `all` with the interface's
+ * own value (the larger rp_filter wins, for instance), and Docker creates interfaces before it
+ * applies a container's sysctls, so they would otherwise keep values copied from the host.
+ */
+function perInterface(sysctls: Record<string, string>, interfaces: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(sysctls)) {
+    const match = /^net\.(ipv4|ipv6)\.conf\.all\.(.+)$/.exec(key);
+    if (!match) continue;
+    for (const name of interfaces) out[`net.${match[1]}.conf.${name}.${match[2]}`] = value;
+  }
+  return out;
+}
+
+function cidr(network: Network): string {
+  return `${network.subnet.address}/${network.subnet.prefix}`;
+}
+
+/**
+ * Addresses in each subnet that no scenario node uses, handed out from the top down (the
+ * scenario's own nodes usually sit at the bottom and at .254).
+ */
+function reserveAddresses(topology: Topology): { take(network: string): string } {
+  const used = new Set<string>([
+    ...topology.router.interfaces.map((i) => i.address),
+    ...topology.hosts.filter((h) => !h.remote).map((h) => h.address),
+  ]);
+  const next = new Map<string, number>();
+  return {
+    take(name: string): string {
+      const network = topology.networks.find((n) => n.name === name);
+      if (!network) throw new Error(`planDocker: unresolved network ${name}`);
+      const base = toNumber(network.subnet.address);
+      const broadcast = base + 2 ** (32 - network.subnet.prefix) - 1;
+      for (let candidate = next.get(name) ?? broadcast - 1; candidate > base; candidate--) {
+        const address = fromNumber(candidate);
+        if (used.has(address)) continue;
+        used.add(address);
+        next.set(name, candidate - 1);
+        return address;
+      }
+      throw new HostError(
+        `network ${name} (${cidr(network)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
+      );
+    },
+  };
+}
+
+/** Whether two CIDR subnets share an address (Docker allows each address range once). */
+export function subnetsOverlap(a: string, b: string): boolean {
+  const range = (cidrText: string): [number, number] => {
+    const [address = '', prefix = '32'] = cidrText.split('/');
+    const start = toNumber(address);
+    return [start, start + 2 ** (32 - Number(prefix)) - 1];
+  };
+  const [aStart, aEnd] = range(a);
+  const [bStart, bEnd] = range(b);
+  return aStart <= bEnd && bStart <= aEnd;
+}
+
+function toNumber(address: string): number {
+  return ipaddr.IPv4.parse(address).toByteArray().reduce((n, byte) => n * 256 + byte, 0);
+}
+
+function fromNumber(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+}

@@ -1,0 +1,79 @@
+/** Facts about a run that every report format shows the same way. Pure. */
+import { basename, isAbsolute, relative } from 'node:path';
+import type { ProbeResult, RunResult } from '../verdict/result.js';
+import { split } from './hops.js';
+
+/** What the client got: `HTTP 200`, or how the request failed. */
+export function outcome(probe: Pick<ProbeResult, 'ok' | 'status' | 'error' | 'errorDetail'>): string {
+  if (probe.ok) return `HTTP ${probe.status}`;
+  return `failed: ${probe.error ?? 'error'}${probe.errorDetail ? ` (${probe.errorDetail})` : ''}`;
+}
+
+/** The server's log line for the probe, or why there is none. */
+export function serverLogText(probe: Pick<ProbeResult, 'serverLog'>): string {
+  const line = probe.serverLog;
+  if (!line) return 'the server logged no request';
+  return `${line.host}:${line.port} ${line.method} ${line.path} from ${line.remoteAddress}:${line.remotePort} at ${new Date(line.timeMs).toISOString()}`;
+}
+
+/**
+ * A Wireshark display filter for the probe's packets in any of the run's captures: the client
+ * side's port on every sighting, which SNAT may have changed on the way.
+ */
+export function wiresharkFilter(probe: Pick<ProbeResult, 'hops' | 'clientPort'>): string {
+  const { request, reply } = split(probe.hops);
+  const ports = new Set([probe.clientPort, ...request.map((h) => portOf(h.src)), ...reply.map((h) => portOf(h.dst))]);
+  return ports.size === 1 ? `tcp.port == ${probe.clientPort}` : `tcp.port in {${[...ports].join(' ')}}`;
+}
+
+function portOf(endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
+}
+
+/**
+ * A link from a report written into the run's directory to one of its files. The result keeps
+ * absolute paths; a relative link keeps working when the directory is moved or uploaded.
+ */
+export function artifactHref(result: Pick<RunResult, 'artifacts'>, file: string): string {
+  const rel = result.artifacts ? relative(result.artifacts, file) : '';
+  const path = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : basename(file);
+  // Parentheses too: a Markdown link's destination would end at the first `)`.
+  return path
+    .split('/')
+    .map((part) => encodeURIComponent(part).replace(/\(/g, '%28').replace(/\)/g, '%29'))
+    .join('/');
+}
+
+/** By file name, so the router's capture comes before the segments': tcpdump's finishing order means nothing. */
+export function sortedCaptures(files: readonly string[]): string[] {
+  return [...files].sort((a, b) => basename(a).localeCompare(basename(b)));
+}
+
+/** `runs/x/dnat-only-segment-dmz.pcap` → `segment-dmz`: the rule set is already in the heading. */
+export function captureName(file: string, ruleset: string): string {
+  const base = basename(file).replace(/\.pcap$/, '');
+  return base.startsWith(`${ruleset}-`) ? base.slice(ruleset.length + 1) : base;
+}
+
+export interface ProbeRow {
+  name: string;
+  /** One entry per rule set of the run, in the run's order; undefined where it has no such probe. */
+  byRuleset: Array<ProbeResult | undefined>;
+}
+
+/** Probes by name across rule sets, so the reports can show rule sets side by side. */
+export function probeRows(result: Pick<RunResult, 'probes' | 'rulesets'>): ProbeRow[] {
+  const names = [...new Set(result.probes.map((p) => p.name))];
+  return names.map((name) => ({
+    name,
+    byRuleset: result.rulesets.map((r) => result.probes.find((p) => p.name === name && p.ruleset === r.name)),
+  }));
+}
+
+/** `expectations met` / `2 expectations not met`, for every format. */
+export function verdictText(probe: Pick<ProbeResult, 'expectationsMet' | 'failures' | 'ok'>): string {
+  // A rule set may keep a known-broken variant on purpose: say so, or a failed request under a
+  // green mark reads as a contradiction.
+  if (probe.expectationsMet) return probe.ok ? 'expectations met' : 'expectations met: fails, as this rule set expects';
+  return `${probe.failures.length} expectation${probe.failures.length === 1 ? '' : 's'} not met`;
+}

@@ -1,0 +1,530 @@
+/**
+ * Why a probe failed, in the seed document's terms, with the evidence for it and the fix.
+ * Pure: the probe's result, its packets, the kernel's evidence and the topology in; a
+ * diagnosis out.
+ *
+ * The captures say where the request stopped: it never reached the router, stopped inside it
+ * (answered by the router itself, or silently), or reached a server (which refused it, or never
+ * answered), or its answer bypassed the router. The kernel's own evidence then says why: rule
+ * counters, the conntrack table, SNMP counters, sysctls, routes and listening sockets. Rules are
+ * walked only to name the rule the counters point at and to write the fix.
+ */
+import type { Host, Topology } from '../scenario/topology.js';
+import type { HostEvidence, KernelEvidence } from '../trace/evidence.js';
+import type { FlowObservation, Hop } from '../trace/flows.js';
+import { command, describePolicy, describeRule, plural, ruleSpec, walkChain, type ChainWalk, type RuleStep } from './chains.js';
+import { formatRoute, lookupRoute } from './ipv4.js';
+import { dnatDestination, type HookPacket } from './netfilter-match.js';
+import type { Diagnosis, ProbeResult } from './result.js';
+
+export interface DiagnosisInput {
+  topology: Topology;
+  result: Omit<ProbeResult, 'diagnosis'>;
+  flow: FlowObservation;
+  evidence: KernelEvidence;
+}
+
+/** What the packets say about one probe, with names resolved. */
+interface Facts {
+  topology: Topology;
+  result: DiagnosisInput['result'];
+  flow: FlowObservation;
+  evidence: KernelEvidence;
+  client: Host;
+  target: Endpoint;
+  /** The request entering and leaving the router. */
+  arrival: Hop | undefined;
+  exit: Hop | undefined;
+  /** The request arriving at the host it was delivered to. */
+  delivery: Hop | undefined;
+  receiver: Host | undefined;
+  /** The first sighting of the answer (SYN-ACK or reset), and whose it was. */
+  answer: Hop | undefined;
+  answeredBy: string | undefined;
+  /** The client's SYN as nat PREROUTING saw it. */
+  prerouting: HookPacket | undefined;
+}
+
+interface Endpoint {
+  address: string;
+  port: number;
+}
+
+/** A diagnosis for every probe that failed or missed its expectations; null otherwise. */
+export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
+  if (input.result.ok && input.result.expectationsMet) return null;
+  const f = gather(input);
+  return (
+    replyBypassedRouter(f) ??
+    (f.arrival && !f.exit && f.answeredBy === 'router' ? (ruleOrder(f) ?? noDnatMatch(f)) : null) ??
+    serverRefused(f) ??
+    serverUnreachable(f) ??
+    (f.arrival && !f.exit && !f.answer ? (reversePathFilter(f) ?? forwardingDisabled(f) ?? forwardDropped(f) ?? dnatToNobody(f)) : null) ??
+    unknown(f)
+  );
+}
+
+function gather(input: DiagnosisInput): Facts {
+  const { topology, result, flow, evidence } = input;
+  const client = hostNamed(topology, result.client);
+  const arrival = flow.request.find((h) => isRouter(h) && h.direction === 'in');
+  const exit = flow.request.find((h) => isRouter(h) && h.direction === 'out');
+  const receiver = flow.deliveredTo ? topology.hosts.find((h) => h.name === flow.deliveredTo?.host) : undefined;
+  const delivery = receiver ? flow.request.find((h) => hostOf(h) === receiver.name && h.direction === 'in') : undefined;
+  const answer = flow.reply[0];
+  const target = endpoint(result.target);
+  const from = arrival ? endpoint(arrival.src) : undefined;
+  return {
+    topology,
+    result,
+    flow,
+    evidence,
+    client,
+    target,
+    arrival,
+    exit,
+    delivery,
+    receiver,
+    answer,
+    answeredBy: answer ? (isRouter(answer) ? 'router' : hostOf(answer)) : undefined,
+    prerouting:
+      arrival && from
+        ? {
+            in: routerInterface(arrival),
+            src: from.address,
+            dst: target.address,
+            sport: from.port,
+            dport: target.port,
+            ctstate: ['NEW'],
+            local: topology.router.interfaces.map((i) => i.address),
+            routes: evidence.router.routes,
+          }
+        : undefined,
+  };
+}
+
+// --- Causes -------------------------------------------------------------------------------------
+
+function replyBypassedRouter(f: Facts): Diagnosis | null {
+  if (!f.flow.bypassedRouter) return null;
+  const network = f.topology.networks.find((n) => n.name === f.client.network);
+  const routerLeg = f.topology.router.interfaces.find((i) => i.network === f.client.network);
+  const atClient = f.flow.reply.find((h) => hostOf(h) === f.client.name && h.direction === 'in');
+  const server = f.receiver ?? (atClient ? hostAt(f.topology, endpoint(atClient.src).address) : undefined);
+  const serverAddress = atClient ? endpoint(atClient.src).address : (server?.address ?? 'the server');
+  const evidence = [
+    ...hopLines([
+      [f.arrival, 'the request entered the router'],
+      [f.exit, f.exit ? `it left DNATed to ${f.exit.dst}, still from the client's own address ${endpoint(f.exit.src).address}` : ''],
+      [f.delivery, server ? `${server.name} received it from ${f.delivery ? endpoint(f.delivery.src).address : '?'}` : ''],
+      [atClient, `the server's answer went straight across ${f.client.network} to the client; no router interface saw it`],
+    ]),
+  ];
+  if (f.flow.clientRejectedReply) {
+    evidence.push(`${f.client.name} answered it with a reset: it had sent to ${f.result.target} and never contacted ${serverAddress}`);
+  }
+  evidence.push(...conntrackLines(f));
+  if (f.exit && f.prerouting) {
+    const packet = { ...f.prerouting, in: routerInterface(f.arrival), out: routerInterface(f.exit), dst: endpoint(f.exit.dst).address, ctstate: ['NEW', 'DNAT'] };
+    const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet);
+    if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
+  }
+  const cidr = network ? `${network.subnet.address}/${network.subnet.prefix}` : null;
+  return {
+    cause: 'reply-bypassed-router',
+    severity: 'failure',
+    summary:
+      `The reply bypassed the router: ${f.client.name} (${f.client.address}) and ${server?.name ?? 'the server'} (${serverAddress}) are both on ${f.client.network}, ` +
+      `so the server answered the client directly; the reply was never un-DNATed${f.flow.clientRejectedReply ? ' and the client rejected it' : ''}. ` +
+      `SNAT the DNATed requests that stay on ${f.client.network} to the router's own address there, so the replies come back through the router.`,
+    evidence,
+    suggestion:
+      cidr && routerLeg
+        ? command('nat', '-A', 'POSTROUTING', `-s ${cidr} -d ${cidr} -m conntrack --ctstate DNAT -j SNAT --to ${routerLeg.address}`)
+        : null,
+  };
+}
+
+/** An earlier ACCEPT or RETURN in nat PREROUTING takes the packet before a DNAT rule that matches it. */
+function ruleOrder(f: Facts): Diagnosis | null {
+  if (!f.prerouting) return null;
+  const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting);
+  const shadow = walk.decidedBy;
+  if (!shadow || !['ACCEPT', 'RETURN'].includes(shadow.parsed.target ?? '')) return null;
+  const dnat = walk.steps.find((s) => s.rule.position > shadow.rule.position && s.parsed.target === 'DNAT' && s.verdict.result === 'match');
+  if (!dnat) return null;
+  return {
+    cause: 'rule-order',
+    severity: 'failure',
+    summary:
+      `Rule order: nat PREROUTING rule ${shadow.rule.position} (${shadow.parsed.target}) takes ${f.client.name}'s request for ${f.result.target} ` +
+      `before rule ${dnat.rule.position} can DNAT it, so the request reached the router's own stack${routerAnswer(f)}. Put the DNAT rule first.`,
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router and was not seen leaving it'],
+        [f.answer, routerAnswerText(f)],
+      ]),
+      ...conntrackLines(f),
+      `${describeRule(shadow.rule)} (matches this request; first to take it)`,
+      `${describeRule(dnat.rule)} (matches too, but is never reached)`,
+    ],
+    suggestion: command('nat', '-I', 'PREROUTING', ruleSpec(dnat.rule), shadow.rule.position),
+  };
+}
+
+function noDnatMatch(f: Facts): Diagnosis {
+  const walk = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting) : undefined;
+  const dnats = walk?.steps.filter((s) => s.parsed.target === 'DNAT') ?? [];
+  const ruleLines = dnats.map((s) =>
+    s.verdict.result === 'no-match' ? `${describeRule(s.rule)} (does not match: ${s.verdict.because.join('; ')})` : `${describeRule(s.rule)}`,
+  );
+  if (dnats.length === 0) ruleLines.push(...nftOr(f, 'nat PREROUTING has no DNAT rule'));
+  const arrivedOn = f.arrival ? routerInterface(f.arrival) : undefined;
+  const misses = (s: RuleStep): number => (s.verdict.result === 'no-match' ? s.verdict.because.length : 0);
+  const closest = [...dnats].sort((a, b) => misses(a) - misses(b))[0];
+  const destination = (closest && dnatDestination(closest.parsed)) ?? serverFor(f);
+  const to = destination ? `${destination.address}${destination.port ? `:${destination.port}` : ''}` : null;
+  return {
+    cause: 'no-dnat-match',
+    severity: 'failure',
+    summary:
+      `No DNAT rule matched: ${f.client.name} asked for ${f.result.target}${arrivedOn ? ` and its request came in on ${arrivedOn}` : ''}, ` +
+      `but no rule in nat PREROUTING covers that, so the request was delivered to the router itself${routerAnswer(f)}. ` +
+      `${f.result.target} is not forwarded for this client.`,
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router and was not seen leaving it'],
+        [f.answer, routerAnswerText(f)],
+      ]),
+      ...conntrackLines(f),
+      ...ruleLines,
+    ],
+    suggestion: to ? command('nat', '-A', 'PREROUTING', `-d ${f.target.address} -p tcp --dport ${f.target.port} -j DNAT --to ${to}`) : null,
+  };
+}
+
+function serverRefused(f: Facts): Diagnosis | null {
+  const { receiver, delivery, answer } = f;
+  if (!receiver || !delivery || !answer || f.answeredBy !== receiver.name || !answer.flags.includes('R')) return null;
+  const asked = endpoint(delivery.dst);
+  const host = hostEvidence(f, receiver);
+  const ports = host ? host.listening.map(listeningPort).filter((p): p is number => p !== null) : receiver.services.map((s) => s.port);
+  const listens = host ? host.listening.join(', ') || 'nothing' : null;
+  const dnat = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting).decidedBy : null;
+  const port = ports.includes(f.target.port) ? f.target.port : ports.length === 1 ? ports[0] : undefined;
+  const fixed =
+    dnat?.parsed.target === 'DNAT' && port !== undefined
+      ? command('nat', '-R', 'PREROUTING', ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${asked.address}:${port}`), dnat.rule.position)
+      : null;
+  return {
+    cause: 'server-refused',
+    severity: 'failure',
+    summary:
+      `The server refused the connection: the request reached ${receiver.name} as ${delivery.dst}, and nothing listens on port ${asked.port} there` +
+      `${listens ? ` (${receiver.name} listens on ${listens})` : ''}; it answered with a reset.` +
+      (port !== undefined ? ` Forward to port ${port}.` : ''),
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router'],
+        [f.exit, f.exit ? `it left for ${f.exit.dst}` : ''],
+        [delivery, `${receiver.name} received it`],
+        [answer, `${receiver.name} answered with a reset`],
+      ]),
+      ...(listens !== null ? [`listening on ${receiver.name} (ss -ltn): ${listens}`] : []),
+      ...(dnat?.parsed.target === 'DNAT' ? [describeRule(dnat.rule)] : []),
+      ...conntrackLines(f),
+    ],
+    suggestion: fixed,
+  };
+}
+
+function serverUnreachable(f: Facts): Diagnosis | null {
+  const { receiver, delivery } = f;
+  if (!receiver || !delivery) return null;
+  const answeredElsewhere = f.answeredBy === receiver.name && !f.flow.reply.some((h) => isRouter(h) || hostOf(h) === f.client.name);
+  if (f.answer && !answeredElsewhere) return null;
+  const host = hostEvidence(f, receiver);
+  if (!host) return null;
+  const seen = endpoint(delivery.src).address;
+  const back = lookupRoute(host.routes, seen);
+  const gateway = f.topology.router.interfaces.find((i) => i.network === receiver.network)?.address;
+  const lines = [
+    ...hopLines([
+      [f.arrival, 'the request entered the router'],
+      [f.exit, f.exit ? `it left DNATed to ${f.exit.dst}` : ''],
+      [delivery, `${receiver.name} received it from ${seen}`],
+    ]),
+    `routes on ${receiver.name} (ip route): ${host.routes.map(formatRoute).join('; ') || 'none'}`,
+    ...counterLines(host, { IpOutNoRoutes: 'replies it had no route for' }),
+    ...conntrackLines(f),
+  ];
+  if (!back) {
+    const noDefault = !host.routes.some((r) => r.dst === 'default');
+    return {
+      cause: 'server-unreachable',
+      severity: 'failure',
+      summary:
+        `The server cannot answer: ${receiver.name} received the request from ${seen} but has no route back to it` +
+        `${noDefault ? ' (it has no default route)' : ''}, so its replies are never sent.` +
+        (gateway ? ` Give ${receiver.name} the router (${gateway}) as its default gateway.` : ''),
+      evidence: lines,
+      suggestion: gateway ? `on ${receiver.name}: ip route add default via ${gateway}` : null,
+    };
+  }
+  if (back.gateway && gateway && back.gateway !== gateway) {
+    return {
+      cause: 'server-unreachable',
+      severity: 'failure',
+      summary:
+        `The server answers the wrong way: ${receiver.name}'s route back to ${seen} goes via ${back.gateway}, not the router (${gateway}), ` +
+        'so its replies never come back through the router to be un-DNATed.',
+      evidence: lines,
+      suggestion: `on ${receiver.name}: ip route replace ${back.dst} via ${gateway}`,
+    };
+  }
+  return null;
+}
+
+/** Strict reverse-path filtering: the sysctl (counted as TcpExtIPReversePathFilter) or an rpfilter rule. */
+function reversePathFilter(f: Facts): Diagnosis | null {
+  if (!f.prerouting || !f.arrival) return null;
+  const router = f.evidence.router;
+  const arrivedOn = routerInterface(f.arrival);
+  const counted = router.counters['TcpExtIPReversePathFilter'] ?? 0;
+  const rule = ['raw', 'mangle']
+    .map((table) => walkChain(router.rules, router.policies, table, 'PREROUTING', f.prerouting as HookPacket).decidedBy)
+    .find((s) => s?.parsed.target === 'DROP' && s.parsed.options.some((o) => o.option === '-m' && o.value === 'rpfilter'));
+  if (counted === 0 && !rule) return null;
+  const source = f.prerouting.src;
+  const back = lookupRoute(router.routes, source);
+  const evidence = [
+    ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
+    back ? `the router's route back to ${source}: ${formatRoute(back)}` : `the router has no route back to ${source}`,
+  ];
+  if (counted > 0) {
+    evidence.push(`router: TcpExtIPReversePathFilter +${counted} during the probes (packets dropped by rp_filter)`);
+    for (const name of ['all', arrivedOn]) {
+      const value = router.sysctls[`net.ipv4.conf.${name}.rp_filter`];
+      if (value !== undefined) evidence.push(`router: net.ipv4.conf.${name}.rp_filter = ${value}`);
+    }
+  }
+  if (rule) evidence.push(`${describeRule(rule.rule)} (matches: it came in on ${arrivedOn})`);
+  return {
+    cause: 'reverse-path-filter',
+    severity: 'failure',
+    summary:
+      `Reverse-path filter: the request from ${source} came in on ${arrivedOn}, but the router would send traffic for ${source} ` +
+      `${back?.dev ? `out of ${back.dev}` : 'nowhere'}, so it dropped the request as a spoofed (martian) source before routing it. ` +
+      `Route ${source} back out of ${arrivedOn}, or make the check loose.`,
+    evidence,
+    suggestion: `ip route add ${source} dev ${arrivedOn}`,
+  };
+}
+
+function forwardingDisabled(f: Facts): Diagnosis | null {
+  const router = f.evidence.router;
+  if (router.sysctls['net.ipv4.ip_forward'] !== '0') return null;
+  const dnat = dnatStep(f);
+  return {
+    cause: 'forwarding-disabled',
+    severity: 'failure',
+    summary:
+      `Forwarding is disabled: ${dnat ? `the router DNATed ${f.result.target} to ${dnatText(dnat)}, but ` : ''}net.ipv4.ip_forward is 0, ` +
+      'so the router drops every packet meant for another host: the request entered and never left.',
+    evidence: [
+      ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
+      'router: net.ipv4.ip_forward = 0',
+      ...counterLines(router, { IpInAddrErrors: 'packets for other hosts it would not forward' }),
+      ...(dnat ? [describeRule(dnat.rule)] : []),
+    ],
+    suggestion: 'sysctl -w net.ipv4.ip_forward=1',
+  };
+}
+
+function forwardDropped(f: Facts): Diagnosis | null {
+  const dnat = dnatStep(f);
+  const destination = dnat ? dnatDestination(dnat.parsed) : null;
+  if (!f.prerouting || !f.arrival || !dnat || !destination) return null;
+  const router = f.evidence.router;
+  const out = lookupRoute(router.routes, destination.address)?.dev ?? undefined;
+  const request = { ...f.prerouting, out, dst: destination.address, dport: destination.port ?? f.target.port, ctstate: ['NEW', 'DNAT'] };
+  const walk = walkChain(router.rules, router.policies, 'filter', 'FORWARD', request);
+  const dropper = walk.decidedBy && ['DROP', 'REJECT'].includes(walk.decidedBy.parsed.target ?? '') ? walk.decidedBy : null;
+  const byPolicy = !walk.decidedBy && !walk.undecidable && walk.policy?.policy === 'DROP';
+  if (!dropper && !byPolicy) return null;
+  const what = dropper ? `filter FORWARD rule ${dropper.rule.position} drops it` : 'no rule in filter FORWARD accepts it and the policy is DROP';
+  const accept = dropper
+    ? command('filter', '-I', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT', dropper.rule.position)
+    : command('filter', '-A', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT');
+  // The answers must pass FORWARD too: suggest accepting them when nothing would.
+  const reply = { ...request, in: out, out: request.in, src: destination.address, dst: request.src, sport: request.dport, dport: request.sport, ctstate: ['ESTABLISHED', 'DNAT'] };
+  const replyWalk = walkChain(router.rules, router.policies, 'filter', 'FORWARD', reply);
+  const replyDropped = replyWalk.decidedBy
+    ? replyWalk.decidedBy.parsed.target !== 'ACCEPT'
+    : !replyWalk.undecidable && replyWalk.policy?.policy === 'DROP';
+  const established = command('filter', dropper ? '-I' : '-A', 'FORWARD', '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', dropper?.rule.position);
+  return {
+    cause: 'forward-dropped',
+    severity: 'failure',
+    summary:
+      `The FORWARD chain dropped it: the router DNATed ${f.result.target} to ${dnatText(dnat)}, but ${what}. ` +
+      'Accept DNATed connections in FORWARD.',
+    evidence: [
+      ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
+      describeRule(dnat.rule),
+      ...walk.steps.map((s) => `${describeRule(s.rule)}${s.verdict.result === 'no-match' ? ` (does not match: ${s.verdict.because.join('; ')})` : ''}`),
+      ...(walk.policy ? [describePolicy(walk.policy)] : []),
+      ...(conntrackLines(f).length === 0 ? ['conntrack: no entry for this connection (a packet dropped in FORWARD is never confirmed)'] : conntrackLines(f)),
+    ],
+    suggestion: replyDropped ? `${established}\n${accept}` : accept,
+  };
+}
+
+/** The router DNATs to an address no host in the scenario has: nobody answers its ARP. */
+function dnatToNobody(f: Facts): Diagnosis | null {
+  const dnat = dnatStep(f);
+  const destination = dnat ? dnatDestination(dnat.parsed) : null;
+  if (!dnat || !destination || f.topology.hosts.some((h) => h.address === destination.address)) return null;
+  const server = serverFor(f);
+  return {
+    cause: 'server-unreachable',
+    severity: 'failure',
+    summary: `The server is not there: the router DNATs ${f.result.target} to ${destination.address}, but no host in the scenario has that address, so the request is never delivered.`,
+    evidence: [
+      ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
+      describeRule(dnat.rule),
+      ...conntrackLines(f),
+    ],
+    suggestion: server
+      ? command('nat', '-R', 'PREROUTING', ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${server.address}`), dnat.rule.position)
+      : null,
+  };
+}
+
+function unknown(f: Facts): Diagnosis {
+  const where = f.flow.request.length === 0 ? 'no packet of this probe was captured' : !f.arrival ? 'the request never reached the router' : null;
+  const counters = Object.entries(f.evidence.router.counters)
+    .filter(([name]) => /Err|Drop|Discard|NoRoute|Filter|Fail/.test(name))
+    .map(([name, n]) => `router: ${name} +${n} during the probes`);
+  return {
+    cause: 'unknown',
+    severity: 'failure',
+    summary: f.result.ok
+      ? `The request succeeded but not as expected, and no known cause fits: ${f.result.failures.join('; ')}.`
+      : `No known cause fits this failure (${f.result.error ?? 'no response'})${where ? `: ${where}` : ''}. What was seen is listed below.`,
+    evidence: [
+      ...[...f.flow.request, ...f.flow.reply].map(hopText),
+      ...conntrackLines(f),
+      ...counters,
+      ...f.evidence.router.missing.map((m) => `not collected: ${m}`),
+    ],
+    suggestion: null,
+  };
+}
+
+// --- Helpers ------------------------------------------------------------------------------------
+
+function hostNamed(topology: Topology, name: string): Host {
+  const host = topology.hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`diagnose: no host ${name} in the topology`);
+  return host;
+}
+
+function hostAt(topology: Topology, address: string): Host | undefined {
+  return topology.hosts.find((h) => h.address === address);
+}
+
+function isRouter(hop: Hop): boolean {
+  return hop.where.startsWith('router:');
+}
+
+function routerInterface(hop: Hop | undefined): string | undefined {
+  return hop && isRouter(hop) ? hop.where.slice('router:'.length) : undefined;
+}
+
+/** `dmz@webserver` -> `webserver`. */
+function hostOf(hop: Hop): string | undefined {
+  const at = hop.where.indexOf('@');
+  return at < 0 ? undefined : hop.where.slice(at + 1);
+}
+
+function endpoint(text: string): Endpoint {
+  const colon = text.lastIndexOf(':');
+  return { address: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
+}
+
+function listeningPort(local: string): number | null {
+  const port = Number(local.slice(local.lastIndexOf(':') + 1));
+  return Number.isInteger(port) && port > 0 ? port : null;
+}
+
+function hostEvidence(f: Facts, host: Host): HostEvidence | undefined {
+  return f.evidence.hosts.find((h) => h.node === host.name);
+}
+
+/** `router:eth2 in: 172.16.0.2:20001 → 100.0.0.254:80 [S]`. */
+function hopText(hop: Hop): string {
+  return `${hop.where} ${hop.direction}: ${hop.src} → ${hop.dst} [${hop.flags}]`;
+}
+
+function hopLines(hops: Array<[Hop | undefined, string]>): string[] {
+  return hops.flatMap(([hop, note]) => (hop ? [`${hopText(hop)}${note ? `: ${note}` : ''}`] : []));
+}
+
+function routerAnswerText(f: Facts): string {
+  if (!f.answer) return '';
+  return f.answer.flags.includes('R')
+    ? `the router's own TCP stack answered with a reset: nothing on the router listens on port ${f.target.port}`
+    : 'the router answered itself';
+}
+
+function routerAnswer(f: Facts): string {
+  return f.answer?.flags.includes('R') ? ', which refused it' : '';
+}
+
+/** The router's conntrack entry for the probe (table after the probes, else the first event). */
+function conntrackLines(f: Facts): string[] {
+  const mine = (line: string): boolean => line.includes(`src=${f.result.clientAddress} `) && line.includes(`sport=${f.result.clientPort} `);
+  const entry = f.evidence.router.conntrack.find(mine);
+  if (entry) return [`conntrack -L: ${entry.trim()}`];
+  const event = f.result.conntrack.find(mine);
+  return event ? [`conntrack -E: ${event.replace(/^\[[\d.]+\]\s*/, '').trim()}`] : [];
+}
+
+function counterLines(node: { node: string; counters: Record<string, number> }, meaning: Record<string, string>): string[] {
+  return Object.entries(meaning).flatMap(([name, what]) => {
+    const n = node.counters[name];
+    return n ? [`${node.node}: ${name} +${n} during the probes (${what})`] : [];
+  });
+}
+
+/** The nat PREROUTING rule that DNATs the probe's request, if the walk reaches one. */
+function dnatStep(f: Facts): RuleStep | null {
+  if (!f.prerouting) return null;
+  const decided = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting).decidedBy;
+  return decided?.parsed.target === 'DNAT' ? decided : null;
+}
+
+function dnatText(step: RuleStep): string {
+  const d = dnatDestination(step.parsed);
+  return d ? `${d.address}${d.port ? `:${d.port}` : ''}` : '?';
+}
+
+function noRuleTook(walk: ChainWalk, chain: string, what: string): string {
+  if (walk.steps.length === 0) return `${chain} is empty: no rule ${what}`;
+  return `no rule in ${chain} ${what}: ${walk.steps.map((s) => `rule ${s.rule.position} (${plural(s.rule.packets, 'packet')}) ${s.rule.text}`).join('; ')}`;
+}
+
+/** An nft rule set's own lines about NAT, when the rules were not iptables. */
+function nftOr(f: Facts, otherwise: string): string[] {
+  const nft = f.evidence.router.nftRuleset;
+  if (!nft) return [otherwise];
+  const lines = nft.split('\n').map((l) => l.trim()).filter((l) => /\b(dnat|snat|masquerade|policy)\b/.test(l));
+  return lines.length > 0 ? lines.map((l) => `nft: ${l}`) : ['nft: the rule set has no dnat rule'];
+}
+
+/** The one host serving the probe's port, when the rules do not say where it should go. */
+function serverFor(f: Facts): { address: string; port: number | null } | null {
+  const servers = f.topology.hosts.filter((h) => h.services.some((s) => s.port === f.target.port));
+  return servers.length === 1 && servers[0] ? { address: servers[0].address, port: null } : null;
+}

@@ -1,0 +1,37 @@
+/**
+ * A result.json read back for `natproof report`. It is natproof's own output, so the check is
+ * about the shape, enough to tell a user that a file is not a result or comes from an older
+ * natproof, rather than failing later inside a renderer.
+ */
+import { NatproofError } from '../errors.js';
+import type { RunResult } from './result.js';
+
+const RUN_KEYS = ['scenario', 'file', 'backend', 'runId', 'passed', 'startedAt', 'durationMs', 'rulesets', 'probes', 'artifacts', 'addresses'];
+const RULESET_KEYS = ['name', 'passed', 'pcaps', 'warnings'];
+const PROBE_KEYS = ['name', 'ruleset', 'client', 'clientAddress', 'clientPort', 'target', 'ok', 'hops', 'conntrack', 'serverLog', 'durationMs', 'expectationsMet', 'failures', 'diagnosis'];
+
+export function parseRunResult(text: string, file: string): RunResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new NatproofError(`${file}: not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const missing = missingKeys(value, RUN_KEYS);
+  if (missing.length > 0) throw new NatproofError(`${file}: not a natproof result (missing ${missing.join(', ')}); results from before reports existed need a new run`);
+  const { probes, rulesets } = value as { probes: unknown; rulesets: unknown };
+  if (!Array.isArray(probes) || !Array.isArray(rulesets)) throw new NatproofError(`${file}: "probes" and "rulesets" must be lists`);
+  const check = (list: unknown[], name: string, keys: string[]): void =>
+    list.forEach((item, i) => {
+      const gone = missingKeys(item, keys);
+      if (gone.length > 0) throw new NatproofError(`${file}: ${name}[${i}] is missing ${gone.join(', ')}; results from an older natproof need a new run`);
+    });
+  check(rulesets, 'rulesets', RULESET_KEYS);
+  check(probes, 'probes', PROBE_KEYS);
+  return value as RunResult;
+}
+
+function missingKeys(value: unknown, keys: string[]): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return keys;
+  return keys.filter((k) => !(k in value));
+}

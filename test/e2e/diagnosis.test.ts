@@ -1,0 +1,266 @@
+/**
+ * Diagnosis on real topologies: every cause is produced by a shipped scenario, recognised from
+ * the kernel's own evidence, and the rule fixes it suggests, applied to the same scenario, make
+ * the probes pass.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import { newRunId, runScenario, type RunOptions } from '../../harness/run.js';
+import { loadScenario } from '../../harness/scenario/load.js';
+import type { Topology } from '../../harness/scenario/topology.js';
+import type { Diagnosis, ProbeResult, RunResult } from '../../harness/verdict/result.js';
+import { leftBehind, netnsUnavailable } from './host.js';
+
+const MISTAKES = 'scenarios/diagnosis/rule-mistakes.yaml';
+const FORWARDING = 'scenarios/diagnosis/forwarding-disabled.yaml';
+const RPFILTER = 'scenarios/diagnosis/reverse-path-filter.yaml';
+const DMZ = 'scenarios/dmz-three-network.yaml';
+
+function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
+  const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
+  if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
+  return found;
+}
+
+function diagnosis(result: RunResult, ruleset: string, name: string): Diagnosis {
+  const d = probe(result, ruleset, name).diagnosis;
+  if (!d) throw new Error(`probe ${ruleset}/${name} has no diagnosis`);
+  return d;
+}
+
+/** An evidence line containing every fragment. */
+function line(d: Diagnosis, ...fragments: string[]): string | undefined {
+  return d.evidence.find((l) => fragments.every((f) => l.includes(f)));
+}
+
+describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
+  const backend = new NetnsBackend();
+  const runIds: string[] = [];
+  const out = mkdtempSync(join(tmpdir(), 'natproof-diagnosis-test-'));
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  const run = async (file: string, options: Partial<RunOptions> = {}, topology?: Topology): Promise<RunResult> => {
+    const runId = newRunId();
+    runIds.push(runId);
+    return runScenario(topology ?? (await loadScenario(file)), { backend, runId, ...options });
+  };
+
+  let mistakes: RunResult;
+  let forwarding: RunResult;
+  let rpfilter: RunResult;
+  let dmz: RunResult;
+  /** The runs with the suggested fixes applied: hairpin on dmz-three-network, then rule-mistakes. */
+  let fixed: Promise<[RunResult, RunResult]>;
+
+  beforeAll(async () => {
+    // Independent topologies run side by side, and each fix run starts as soon as the run whose
+    // suggestions it applies is done.
+    const mistakesRun = run(MISTAKES);
+    const dmzRun = run(DMZ, { rulesets: ['dnat-only'] });
+    fixed = Promise.all([dmzRun.then(runHairpinFix), mistakesRun.then(async (m) => run(MISTAKES, {}, withRuleFixes(await loadScenario(MISTAKES), m)))]);
+    // Awaited by the fixes' own tests; a failure here already fails the runs it depends on.
+    fixed.catch(() => {});
+    [mistakes, forwarding, rpfilter, dmz] = await Promise.all([mistakesRun, run(FORWARDING, { outDir: join(out, 'forwarding') }), run(RPFILTER), dmzRun]);
+  });
+
+  /** dnat-only with the hairpin fix it was given appended, held to the probes' own expectations. */
+  const runHairpinFix = async (broken: RunResult): Promise<RunResult> => {
+    const dnatOnly = (await loadScenario(DMZ)).rulesets.find((r) => r.name === 'dnat-only');
+    if (!dnatOnly) throw new Error('dmz-three-network has no dnat-only rule set');
+    const fix = diagnosis(broken, 'dnat-only', 'dmz-to-public').suggestion;
+    return run(DMZ, { rules: { name: 'dnat-only-fixed', source: { ...dnatOnly.rules, text: `${dnatOnly.rules.text.trimEnd()}\n${fix}\n` } } });
+  };
+
+  it('every shipped diagnosis scenario meets the failures it records', () => {
+    for (const result of [mistakes, forwarding, rpfilter, dmz]) {
+      expect(result.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
+    }
+  });
+
+  it('diagnoses exactly the probes that failed', () => {
+    for (const result of [mistakes, forwarding, rpfilter, dmz]) {
+      for (const p of result.probes) expect(p.diagnosis === null, `${p.ruleset}/${p.name}`).toBe(p.ok);
+    }
+  });
+
+  it('reply bypassed the router: names the segment, the direct reply and the reset, and suggests SNAT for that segment', () => {
+    for (const [result, ruleset] of [
+      [dmz, 'dnat-only'],
+      [mistakes, 'reply-bypassed-router'],
+    ] as const) {
+      const d = diagnosis(result, ruleset, 'dmz-to-public');
+      expect(d.cause).toBe('reply-bypassed-router');
+      expect(d.summary).toContain('are both on dmz');
+      expect(line(d, 'dmz@dmz-client in: 172.16.0.1:80 → 172.16.0.2:', '[S.]', 'no router interface saw it')).toBeDefined();
+      expect(line(d, 'answered it with a reset')).toBeDefined();
+      expect(line(d, 'conntrack', 'src=172.16.0.2 dst=100.0.0.254', '[UNREPLIED]', 'src=172.16.0.1 dst=172.16.0.2')).toBeDefined();
+      expect(line(d, 'nat POSTROUTING is empty')).toBeDefined();
+      expect(d.suggestion).toBe('iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254');
+    }
+  });
+
+  it('no DNAT rule matched: the router refused the request itself, and the rule names the wrong interface', () => {
+    const d = diagnosis(mistakes, 'no-dnat-match', 'dmz-to-public');
+    expect(d.cause).toBe('no-dnat-match');
+    expect(d.summary).toContain('100.0.0.254:80 and its request came in on eth2');
+    expect(line(d, 'router:eth2 out: 100.0.0.254:80 → 172.16.0.2:', '[R.]')).toBeDefined();
+    // The kernel's own tuple: the reply is expected from 100.0.0.254 itself, so nothing was DNATed.
+    expect(line(d, 'conntrack', 'src=100.0.0.254 dst=172.16.0.2')).toBeDefined();
+    expect(line(d, 'nat PREROUTING rule 1 (1 packet)', '-i eth1', 'does not match: -i eth1: it came in on eth2')).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
+    expect(probe(mistakes, 'no-dnat-match', 'internet-to-public').diagnosis).toBeNull();
+  });
+
+  it('rule order: names the ACCEPT that shadows the DNAT and both rules counters', () => {
+    const d = diagnosis(mistakes, 'rule-order', 'dmz-to-public');
+    expect(d.cause).toBe('rule-order');
+    expect(line(d, 'nat PREROUTING rule 1 (1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', 'first to take it')).toBeDefined();
+    expect(line(d, 'nat PREROUTING rule 2 (1 packet)', '-j DNAT', 'never reached')).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1');
+  });
+
+  it('FORWARD chain dropped it: the DROP policy counted both requests, and an accept for DNATed traffic is suggested', () => {
+    for (const name of ['internet-to-public', 'dmz-to-public']) {
+      const d = diagnosis(mistakes, 'forward-dropped', name);
+      expect(d.cause, name).toBe('forward-dropped');
+      // Every SYN, retransmissions included, falls through to the policy: at least one per probe.
+      expect(line(d, 'filter FORWARD policy DROP (', 'packets fell through to it)')).toBeDefined();
+      expect(line(d, 'filter FORWARD rule 1', 'does not match: --ctstate RELATED,ESTABLISHED: the connection is NEW,DNAT')).toBeDefined();
+      expect(line(d, 'nat PREROUTING rule 1 (2 packets)', 'DNAT')).toBeDefined();
+      expect(line(d, 'never confirmed')).toBeDefined();
+      expect(d.suggestion).toBe('iptables -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT');
+    }
+    const forward = mistakes.rulesets.find((r) => r.name === 'forward-dropped')?.evidence.router.policies.find((p) => p.chain === 'FORWARD');
+    expect(forward).toMatchObject({ table: 'filter', policy: 'DROP' });
+    expect(forward?.packets).toBeGreaterThanOrEqual(2);
+  });
+
+  it('server refused: the server reset the DNATed request, ss shows where it does listen, and the DNAT rule is corrected', () => {
+    for (const name of ['internet-to-public', 'dmz-to-public']) {
+      const d = diagnosis(mistakes, 'server-refused', name);
+      expect(d.cause, name).toBe('server-refused');
+      expect(line(d, 'dmz@webserver out: 172.16.0.1:8080', '[R.]', 'answered with a reset')).toBeDefined();
+      expect(line(d, 'listening on webserver (ss -ltn): 0.0.0.0:80')).toBeDefined();
+      expect(d.suggestion).toBe('iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80');
+    }
+  });
+
+  it('server unreachable: the server got the request but has no route back, and the kernel counted its unsent replies', () => {
+    const d = diagnosis(mistakes, 'server-unreachable', 'internet-to-public');
+    expect(d.cause).toBe('server-unreachable');
+    expect(line(d, 'dmz@backend in: 123.45.6.7:', 'backend received it from 123.45.6.7')).toBeDefined();
+    expect(line(d, 'routes on backend (ip route): 172.16.0.0/24 dev eth0')).toBeDefined();
+    expect(line(d, 'backend: IpOutNoRoutes +')).toBeDefined();
+    expect(d.suggestion).toBe('on backend: ip route add default via 172.16.0.254');
+    // The hairpin SNAT makes the DMZ client's request come from an on-link address: it works.
+    expect(probe(mistakes, 'server-unreachable', 'dmz-to-public')).toMatchObject({ ok: true, diagnosis: null });
+  });
+
+  it('forwarding disabled: ip_forward=0 and the kernel counted the DNATed request as an address error', () => {
+    const d = diagnosis(forwarding, 'forwarding-disabled', 'internet-to-public');
+    expect(d.cause).toBe('forwarding-disabled');
+    expect(line(d, 'router:eth1 in: 123.45.6.7:', 'not seen leaving it')).toBeDefined();
+    expect(line(d, 'router: net.ipv4.ip_forward = 0')).toBeDefined();
+    expect(line(d, 'router: IpInAddrErrors +')).toBeDefined();
+    expect(line(d, 'nat PREROUTING rule 1 (1 packet)', 'DNAT')).toBeDefined();
+    expect(d.suggestion).toBe('sysctl -w net.ipv4.ip_forward=1');
+  });
+
+  it('reverse-path filter: the rpfilter rule counted the drop, and the route back leaves by another interface', () => {
+    const d = diagnosis(rpfilter, 'reverse-path-filter', 'partner-to-public');
+    expect(d.cause).toBe('reverse-path-filter');
+    expect(line(d, "the router's route back to 198.51.100.7: default dev eth1")).toBeDefined();
+    expect(line(d, 'raw PREROUTING rule 1 (1 packet): -A PREROUTING -m rpfilter --invert -j DROP')).toBeDefined();
+    expect(d.suggestion).toBe('ip route add 198.51.100.7 dev eth3');
+  });
+
+  it('warns, without failing, about a hairpin SNAT that also rewrites router-originated traffic', () => {
+    const warned = mistakes.rulesets.filter((r) => r.warnings.length > 0);
+    expect(warned.map((r) => r.name)).toEqual(['snat-router-originated']);
+    const [w] = warned[0]?.warnings ?? [];
+    expect(w).toMatchObject({ cause: 'snat-router-originated', severity: 'warning' });
+    expect(w?.evidence[0]).toBe('nat POSTROUTING rule 1 (1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254');
+    expect(w?.suggestion).toBe(
+      'iptables -t nat -R POSTROUTING 1 -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254',
+    );
+    expect(warned[0]?.passed).toBe(true);
+  });
+
+  it('keeps the kernel evidence in the result and what the tools printed in the artifacts', () => {
+    const evidence = forwarding.rulesets[0]?.evidence;
+    expect(evidence?.router.sysctls['net.ipv4.ip_forward']).toBe('0');
+    expect(evidence?.router.rules[0]).toMatchObject({ table: 'nat', chain: 'PREROUTING', position: 1, packets: 1 });
+    expect(evidence?.hosts.map((h) => h.node)).toEqual(['webserver']);
+    const transcript = readFileSync(join(out, 'forwarding', 'forwarding-disabled-kernel.txt'), 'utf8');
+    for (const tool of ['iptables-save -c', 'conntrack -L', 'ip -j route show', 'ss -ltnH']) expect(transcript).toContain(tool);
+    // Where every request worked, only the rules are read: what the warnings need.
+    const passing = mistakes.rulesets.find((r) => r.name === 'snat-router-originated')?.evidence;
+    expect(passing).toMatchObject({ scope: 'rules', hosts: [], router: { conntrack: [], routes: [] } });
+    expect(passing?.router.rules.length).toBe(2);
+  });
+
+  describe('the suggested fixes', () => {
+    let hairpinFixed: RunResult;
+    let mistakesFixed: RunResult;
+
+    beforeAll(async () => {
+      [hairpinFixed, mistakesFixed] = await fixed;
+    });
+
+    it('the hairpin SNAT suggested for dnat-only makes the DMZ client, and every other probe, pass', () => {
+      expect(hairpinFixed.probes.filter((p) => !p.expectationsMet).map((p) => `${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
+      expect(probe(hairpinFixed, 'dnat-only-fixed', 'dmz-to-public')).toMatchObject({
+        ok: true,
+        serverSaw: '172.16.0.254',
+        replyFrom: '100.0.0.254',
+        bypassedRouter: false,
+        diagnosis: null,
+      });
+    });
+
+    it('every rule fix suggested in rule-mistakes makes its rule set meet the probes own expectations, with no warning left', () => {
+      expect(mistakesFixed.rulesets.map((r) => r.name)).toEqual([
+        'reply-bypassed-router',
+        'no-dnat-match',
+        'rule-order',
+        'forward-dropped',
+        'server-refused',
+        'snat-router-originated',
+      ]);
+      expect(mistakesFixed.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
+      expect(mistakesFixed.rulesets.flatMap((r) => r.warnings)).toEqual([]);
+    });
+  });
+
+  it('leaves no namespace behind', () => {
+    for (const runId of runIds) expect(leftBehind(runId)).toEqual([]);
+  });
+});
+
+/**
+ * The scenario's rule sets whose fix is an iptables rule, each with its suggestions appended and
+ * the rule set's recorded failures dropped, so the probes' own expectations apply.
+ */
+function withRuleFixes(topology: Topology, result: RunResult): Topology {
+  const fixes = new Map<string, Set<string>>();
+  const diagnoses = [
+    ...result.probes.flatMap((p) => (p.diagnosis ? [{ ruleset: p.ruleset, d: p.diagnosis }] : [])),
+    ...result.rulesets.flatMap((r) => r.warnings.map((d) => ({ ruleset: r.name, d }))),
+  ];
+  for (const { ruleset, d } of diagnoses) {
+    if (!d.suggestion?.startsWith('iptables ')) continue;
+    const set = fixes.get(ruleset) ?? new Set<string>();
+    set.add(d.suggestion);
+    fixes.set(ruleset, set);
+  }
+  return {
+    ...topology,
+    rulesets: topology.rulesets.flatMap((r) => {
+      const lines = fixes.get(r.name);
+      return lines ? [{ ...r, expect: {}, rules: { ...r.rules, text: `${r.rules.text.trimEnd()}\n${[...lines].join('\n')}\n` } }] : [];
+    }),
+  };
+}

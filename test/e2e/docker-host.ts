@@ -1,0 +1,55 @@
+/** What the docker tests need from the machine, and how they look for what a run left. */
+import { execFileSync } from 'node:child_process';
+import Docker from 'dockerode';
+import { DockerBackend } from '../../harness/backend/docker/docker.js';
+import { LABELS, RULE_COMMENT_PREFIX } from '../../harness/backend/docker/labels.js';
+
+const BASE_IMAGE = 'debian:bookworm-slim';
+
+/** Why the docker backend cannot run here, or undefined when it can. */
+export async function dockerSkipReason(): Promise<string | undefined> {
+  try {
+    await new DockerBackend().preflight();
+  } catch (err) {
+    return `needs a Docker engine (bash ci/install-docker.sh): ${(err as Error).message.split('\n')[0]}`;
+  }
+  const docker = new Docker();
+  const images = await docker.listImages({ filters: JSON.stringify({ label: [LABELS.image] }) });
+  if (images.length > 0) return undefined;
+  try {
+    await docker.getImage(BASE_IMAGE).inspect();
+  } catch {
+    return `needs the ${BASE_IMAGE} image to build natproof's images (docker pull, or bash ci/install-docker.sh)`;
+  }
+  return undefined;
+}
+
+/** True when the engine is this machine's, so its firewall can be read directly. */
+const localEngine = !process.env['DOCKER_HOST'] || process.env['DOCKER_HOST'] === 'unix:///var/run/docker.sock';
+
+/** DOCKER-USER rules tagged with a run id, read straight from this machine's firewall. */
+function hostRules(runId: string): string[] {
+  if (!localEngine) return [];
+  const rules: string[] = [];
+  for (const tool of ['iptables-nft', 'iptables-legacy']) {
+    try {
+      const text = execFileSync(tool, ['-w', '5', '-S', 'DOCKER-USER'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+      rules.push(...text.split('\n').filter((l) => l.includes(`${RULE_COMMENT_PREFIX}${runId}`)));
+    } catch {
+      // This back end has no DOCKER-USER chain.
+    }
+  }
+  return rules;
+}
+
+/** Containers, networks and host rules a run left behind, found by its label and comment. */
+export async function dockerLeftBehind(runId: string): Promise<string[]> {
+  const docker = new Docker();
+  const filters = JSON.stringify({ label: [`${LABELS.run}=${runId}`] });
+  const [containers, networks] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listNetworks({ filters })]);
+  return [
+    ...containers.map((c) => `container ${c.Names[0]}`),
+    ...networks.map((n) => `network ${n.Name}`),
+    ...hostRules(runId).map((r) => `rule ${r}`),
+  ];
+}

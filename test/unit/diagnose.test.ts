@@ -1,0 +1,379 @@
+/**
+ * The diagnosis, as a pure function: each cause from the packets and kernel evidence a real run
+ * of scenarios/diagnosis/rule-mistakes.yaml produced (hops, iptables-save -c, counters, routes,
+ * sockets, copied from its artifacts), plus the variants no shipped scenario can produce on
+ * this backend (the rp_filter sysctl, a wrong gateway, DNAT to nobody).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { renderDiagnosis } from '../../harness/report/diagnosis.js';
+import { loadScenario } from '../../harness/scenario/load.js';
+import type { Topology } from '../../harness/scenario/topology.js';
+import type { HostEvidence, KernelEvidence } from '../../harness/trace/evidence.js';
+import type { FlowObservation, Hop } from '../../harness/trace/flows.js';
+import { parseIptablesSave, type Route } from '../../harness/trace/kernel-text.js';
+import { diagnoseProbe } from '../../harness/verdict/diagnose.js';
+import type { Diagnosis, ProbeResult } from '../../harness/verdict/result.js';
+import { ruleWarnings } from '../../harness/verdict/warnings.js';
+
+let topology: Topology;
+beforeAll(async () => {
+  topology = await loadScenario('scenarios/diagnosis/rule-mistakes.yaml');
+});
+
+/** `router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S`. */
+function hop(text: string, timeNs = 0n): Hop {
+  const [where = '', direction, src = '', , dst = '', flags = ''] = text.split(' ');
+  return { where, direction: direction === 'in' ? 'in' : 'out', src, dst, flags, timeNs };
+}
+
+function flow(request: string[], reply: string[], extra: Partial<FlowObservation> = {}): FlowObservation {
+  return {
+    clientSent: true,
+    request: request.map((h) => hop(h)),
+    reply: reply.map((h) => hop(h)),
+    rewrites: [],
+    replyFrom: null,
+    bypassedRouter: false,
+    deliveredTo: null,
+    clientRejectedReply: false,
+    ...extra,
+  };
+}
+
+const DMZ_CLIENT = { client: 'dmz-client', clientAddress: '172.16.0.2', clientPort: 20001 };
+const INTERNET_CLIENT = { client: 'internet-client', clientAddress: '123.45.6.7', clientPort: 20000 };
+
+function result(who: typeof DMZ_CLIENT, extra: Partial<ProbeResult> = {}): Omit<ProbeResult, 'diagnosis'> {
+  return {
+    name: 'probe',
+    ruleset: 'rules',
+    ...who,
+    target: '100.0.0.254:80',
+    ok: false,
+    status: null,
+    error: 'timeout',
+    errorDetail: null,
+    serverSaw: null,
+    serverLog: null,
+    durationMs: 500,
+    replyFrom: null,
+    rewrites: [],
+    bypassedRouter: false,
+    clientRejectedReply: false,
+    hops: [],
+    conntrack: [],
+    expected: { ok: false },
+    expectationsMet: true,
+    failures: [],
+    ...extra,
+  };
+}
+
+const ROUTER_ROUTES: Route[] = [
+  { dst: 'default', gateway: null, dev: 'eth1' },
+  { dst: '100.0.0.0/24', gateway: null, dev: 'eth1' },
+  { dst: '172.16.0.0/24', gateway: null, dev: 'eth2' },
+];
+
+function server(node: string, extra: Partial<HostEvidence> = {}): HostEvidence {
+  return {
+    node,
+    counters: {},
+    routes: [
+      { dst: 'default', gateway: '172.16.0.254', dev: 'eth0' },
+      { dst: '172.16.0.0/24', gateway: null, dev: 'eth0' },
+    ],
+    missing: [],
+    listening: ['0.0.0.0:80'],
+    ...extra,
+  };
+}
+
+function evidence(saved: string, extra: Partial<KernelEvidence['router']> = {}, hosts: HostEvidence[] = [server('webserver')]): KernelEvidence {
+  return {
+    scope: 'all',
+    router: {
+      node: 'router',
+      sysctls: { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '0' },
+      counters: {},
+      routes: ROUTER_ROUTES,
+      missing: [],
+      ...parseIptablesSave(saved),
+      nftRuleset: null,
+      conntrack: [],
+      ...extra,
+    },
+    hosts,
+  };
+}
+
+/** iptables-save -c, with the nat table holding `nat` and filter FORWARD `forward`. */
+function saved(nat: string[], forward: string[] = [], forwardPolicy = 'ACCEPT [4:200]'): string {
+  return [
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    `:FORWARD ${forwardPolicy}`,
+    ':OUTPUT ACCEPT [0:0]',
+    ...forward,
+    'COMMIT',
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    ...nat,
+    'COMMIT',
+  ].join('\n');
+}
+
+const DNAT = '[2:120] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
+const HAIRPIN = '[1:60] -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254';
+
+function diagnose(r: Omit<ProbeResult, 'diagnosis'>, f: FlowObservation, e: KernelEvidence): Diagnosis {
+  const d = diagnoseProbe({ topology, result: r, flow: f, evidence: e });
+  if (!d) throw new Error('expected a diagnosis');
+  return d;
+}
+
+/** The evidence line holding every fragment. */
+function line(d: Diagnosis, ...fragments: string[]): string | undefined {
+  return d.evidence.find((l) => fragments.every((f) => l.includes(f)));
+}
+
+/** What the router did with a request it stopped: it came in on `iface` and went nowhere. */
+function stopped(iface: string, who = DMZ_CLIENT, segment = 'dmz'): FlowObservation {
+  return flow([`${segment}@${who.client} out ${who.clientAddress}:${who.clientPort} > 100.0.0.254:80 S`, `router:${iface} in ${who.clientAddress}:${who.clientPort} > 100.0.0.254:80 S`], []);
+}
+
+/** ...and the router's own stack answered it with a reset. */
+function refusedByRouter(): FlowObservation {
+  const f = stopped('eth2');
+  return { ...f, reply: [hop('router:eth2 out 100.0.0.254:80 > 172.16.0.2:20001 R.'), hop('dmz@dmz-client in 100.0.0.254:80 > 172.16.0.2:20001 R.')] };
+}
+
+describe('diagnoseProbe', () => {
+  it('says nothing about a probe that worked as expected', () => {
+    const ok = result(DMZ_CLIENT, { ok: true, status: 200, error: null });
+    expect(diagnoseProbe({ topology, result: ok, flow: flow([], []), evidence: evidence(saved([DNAT])) })).toBeNull();
+  });
+
+  it('reply bypassed the router: the segment, the direct answer, the reset, and the SNAT rule for that segment', () => {
+    const f = flow(
+      [
+        'dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S',
+        'router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S',
+        'router:eth2 out 172.16.0.2:20001 > 172.16.0.1:80 S',
+        'dmz@webserver in 172.16.0.2:20001 > 172.16.0.1:80 S',
+      ],
+      ['dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.', 'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.'],
+      { bypassedRouter: true, clientRejectedReply: true, deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } },
+    );
+    const entry = 'tcp      6 118 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=172.16.0.1 dst=172.16.0.2 sport=80 dport=20001 mark=0 use=1';
+    const d = diagnose(result(DMZ_CLIENT), f, evidence(saved([DNAT]), { conntrack: [entry] }));
+    expect(d).toMatchObject({ cause: 'reply-bypassed-router', severity: 'failure' });
+    expect(d.summary).toContain('dmz-client (172.16.0.2) and webserver (172.16.0.1) are both on dmz');
+    expect(d.evidence).toEqual([
+      'router:eth2 in: 172.16.0.2:20001 → 100.0.0.254:80 [S]: the request entered the router',
+      "router:eth2 out: 172.16.0.2:20001 → 172.16.0.1:80 [S]: it left DNATed to 172.16.0.1:80, still from the client's own address 172.16.0.2",
+      'dmz@webserver in: 172.16.0.2:20001 → 172.16.0.1:80 [S]: webserver received it from 172.16.0.2',
+      "dmz@dmz-client in: 172.16.0.1:80 → 172.16.0.2:20001 [S.]: the server's answer went straight across dmz to the client; no router interface saw it",
+      'dmz-client answered it with a reset: it had sent to 100.0.0.254:80 and never contacted 172.16.0.1',
+      `conntrack -L: ${entry}`,
+      'nat POSTROUTING is empty: no rule SNATs the DNATed request',
+    ]);
+    expect(d.suggestion).toBe('iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254');
+  });
+
+  it('no DNAT rule matched: the router answered itself; the rule that missed says why; the fix forwards the probe address', () => {
+    const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
+    const event = '[1795606724.87]\t    [NEW] tcp      6 120 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=100.0.0.254 dst=172.16.0.2 sport=80 dport=20001';
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [event] }), refusedByRouter(), evidence(saved([rule, HAIRPIN])));
+    expect(d.cause).toBe('no-dnat-match');
+    expect(d.summary).toContain('asked for 100.0.0.254:80 and its request came in on eth2');
+    expect(line(d, 'router:eth2 out: 100.0.0.254:80 → 172.16.0.2:20001 [R.]', "router's own TCP stack")).toBeDefined();
+    expect(line(d, 'conntrack -E: [NEW] tcp', 'src=100.0.0.254 dst=172.16.0.2')).toBeDefined();
+    expect(line(d, 'nat PREROUTING rule 1 (1 packet)', '(does not match: -i eth1: it came in on eth2)')).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
+  });
+
+  it('no DNAT rule at all: the fix forwards to the one host serving the port', () => {
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved([])));
+    expect(d.cause).toBe('no-dnat-match');
+    expect(line(d, 'nat PREROUTING has no DNAT rule')).toBeDefined();
+    // webserver and backend both serve port 80 in rule-mistakes.yaml: the rules would have to say which.
+    expect(d.suggestion).toBeNull();
+  });
+
+  it('rule order: the earlier ACCEPT and the DNAT it shadows, with their counters; the fix inserts the DNAT first', () => {
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved(['[1:60] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])));
+    expect(d.cause).toBe('rule-order');
+    expect(d.evidence.slice(-2)).toEqual([
+      'nat PREROUTING rule 1 (1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT (matches this request; first to take it)',
+      'nat PREROUTING rule 2 (2 packets): -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1 (matches too, but is never reached)',
+    ]);
+    expect(d.suggestion).toBe('iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1');
+  });
+
+  it('FORWARD dropped it by policy: the policy counter, and an accept for DNATed connections', () => {
+    const e = evidence(saved([DNAT, HAIRPIN], ['[0:0] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'], 'DROP [2:120]'));
+    const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
+    expect(d.cause).toBe('forward-dropped');
+    expect(d.summary).toContain('no rule in filter FORWARD accepts it and the policy is DROP');
+    expect(line(d, 'filter FORWARD policy DROP (2 packets fell through to it)')).toBeDefined();
+    expect(line(d, 'conntrack: no entry for this connection')).toBeDefined();
+    expect(d.suggestion).toBe('iptables -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT');
+  });
+
+  it('FORWARD dropped it by rule: the fix goes before that rule, and accepts the answers too when nothing else would', () => {
+    const e = evidence(saved([DNAT], ['[2:120] -A FORWARD -i eth1 -j DROP'], 'DROP [0:0]'));
+    const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
+    expect(d.cause).toBe('forward-dropped');
+    expect(d.summary).toContain('filter FORWARD rule 1 drops it');
+    expect(d.suggestion).toBe(
+      'iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\niptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT',
+    );
+  });
+
+  it('server refused: the reset from the server, what it listens on, and the DNAT rule rewritten to that port', () => {
+    const f = flow(
+      [
+        'internet@internet-client out 123.45.6.7:20000 > 100.0.0.254:80 S',
+        'router:eth1 in 123.45.6.7:20000 > 100.0.0.254:80 S',
+        'router:eth2 out 123.45.6.7:20000 > 172.16.0.1:8080 S',
+        'dmz@webserver in 123.45.6.7:20000 > 172.16.0.1:8080 S',
+      ],
+      ['dmz@webserver out 172.16.0.1:8080 > 123.45.6.7:20000 R.', 'router:eth2 in 172.16.0.1:8080 > 123.45.6.7:20000 R.', 'router:eth1 out 100.0.0.254:80 > 123.45.6.7:20000 R.'],
+      { deliveredTo: { host: 'webserver', src: '123.45.6.7', dst: '172.16.0.1' } },
+    );
+    const rule = '[2:120] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:8080';
+    const d = diagnose(result(INTERNET_CLIENT, { error: 'refused' }), f, evidence(saved([rule])));
+    expect(d.cause).toBe('server-refused');
+    expect(d.summary).toContain('nothing listens on port 8080 there (webserver listens on 0.0.0.0:80)');
+    expect(line(d, 'listening on webserver (ss -ltn): 0.0.0.0:80')).toBeDefined();
+    expect(line(d, `nat PREROUTING rule 1 (2 packets): ${rule.slice(8)}`)).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80');
+  });
+
+  const toBackend = (): FlowObservation =>
+    flow(
+      [
+        'internet@internet-client out 123.45.6.7:20000 > 100.0.0.254:80 S',
+        'router:eth1 in 123.45.6.7:20000 > 100.0.0.254:80 S',
+        'router:eth2 out 123.45.6.7:20000 > 172.16.0.3:80 S',
+        'dmz@backend in 123.45.6.7:20000 > 172.16.0.3:80 S',
+      ],
+      [],
+      { deliveredTo: { host: 'backend', src: '123.45.6.7', dst: '172.16.0.3' } },
+    );
+
+  it('server unreachable: no route back on the server, its IpOutNoRoutes counter, and a default route via the router', () => {
+    const backend = server('backend', { routes: [{ dst: '172.16.0.0/24', gateway: null, dev: 'eth0' }], counters: { IpOutNoRoutes: 1 } });
+    const d = diagnose(result(INTERNET_CLIENT), toBackend(), evidence(saved([DNAT]), {}, [server('webserver'), backend]));
+    expect(d.cause).toBe('server-unreachable');
+    expect(d.summary).toContain('backend received the request from 123.45.6.7 but has no route back to it (it has no default route)');
+    expect(line(d, 'routes on backend (ip route): 172.16.0.0/24 dev eth0')).toBeDefined();
+    expect(line(d, 'backend: IpOutNoRoutes +1 during the probes')).toBeDefined();
+    expect(d.suggestion).toBe('on backend: ip route add default via 172.16.0.254');
+  });
+
+  it('server unreachable: a server whose way back is another gateway', () => {
+    const backend = server('backend', { routes: [{ dst: 'default', gateway: '172.16.0.99', dev: 'eth0' }, { dst: '172.16.0.0/24', gateway: null, dev: 'eth0' }] });
+    const f = { ...toBackend(), reply: [hop('dmz@backend out 172.16.0.3:80 > 123.45.6.7:20000 S.')] };
+    const d = diagnose(result(INTERNET_CLIENT), f, evidence(saved([DNAT]), {}, [backend]));
+    expect(d.cause).toBe('server-unreachable');
+    expect(d.summary).toContain('goes via 172.16.0.99, not the router (172.16.0.254)');
+    expect(d.suggestion).toBe('on backend: ip route replace default via 172.16.0.254');
+  });
+
+  it('forwarding disabled: ip_forward=0 and IpInAddrErrors', () => {
+    const e = evidence(saved([DNAT]), { sysctls: { 'net.ipv4.ip_forward': '0' }, counters: { IpInReceives: 1, IpInAddrErrors: 1 } });
+    const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
+    expect(d.cause).toBe('forwarding-disabled');
+    expect(d.evidence).toContain('router: net.ipv4.ip_forward = 0');
+    expect(d.evidence).toContain('router: IpInAddrErrors +1 during the probes (packets for other hosts it would not forward)');
+    expect(d.suggestion).toBe('sysctl -w net.ipv4.ip_forward=1');
+  });
+
+  it('reverse-path filter, by sysctl: the TcpExtIPReversePathFilter counter and the rp_filter values', () => {
+    const e = evidence(saved([DNAT]), {
+      sysctls: { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '1', 'net.ipv4.conf.eth2.rp_filter': '1' },
+      counters: { TcpExtIPReversePathFilter: 2 },
+    });
+    const roaming = { client: 'dmz-client', clientAddress: '198.51.100.7', clientPort: 20001 };
+    const d = diagnose(result(roaming), stopped('eth2', roaming), e);
+    expect(d.cause).toBe('reverse-path-filter');
+    expect(d.evidence).toEqual([
+      'router:eth2 in: 198.51.100.7:20001 → 100.0.0.254:80 [S]: the request entered the router and was not seen leaving it',
+      "the router's route back to 198.51.100.7: default dev eth1",
+      'router: TcpExtIPReversePathFilter +2 during the probes (packets dropped by rp_filter)',
+      'router: net.ipv4.conf.all.rp_filter = 1',
+      'router: net.ipv4.conf.eth2.rp_filter = 1',
+    ]);
+    expect(d.suggestion).toBe('ip route add 198.51.100.7 dev eth2');
+  });
+
+  it('DNAT to an address nobody has: the rule, and a fix pointing it at a real server', () => {
+    const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 172.16.0.9';
+    const r = result(INTERNET_CLIENT, { target: '100.0.0.254:443' });
+    const f = flow(['router:eth1 in 123.45.6.7:20000 > 100.0.0.254:443 S'], []);
+    const d = diagnose(r, f, evidence(saved([rule])));
+    expect(d.cause).toBe('server-unreachable');
+    expect(d.summary).toContain('no host in the scenario has that address');
+    // Nobody serves 443 in the scenario, so there is no address to suggest.
+    expect(d.suggestion).toBeNull();
+  });
+
+  it('unknown: says so, and shows what was seen', () => {
+    const d = diagnose(result(DMZ_CLIENT), flow(['dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S'], []), evidence(saved([DNAT]), { counters: { IpOutDiscards: 3 } }));
+    expect(d.cause).toBe('unknown');
+    expect(d.summary).toContain('the request never reached the router');
+    expect(d.evidence).toEqual(['dmz@dmz-client out: 172.16.0.2:20001 → 100.0.0.254:80 [S]', 'router: IpOutDiscards +3 during the probes']);
+    expect(d.suggestion).toBeNull();
+  });
+
+  it('unknown for a request that worked but missed its expectations, quoting them', () => {
+    const r = result(DMZ_CLIENT, { ok: true, status: 200, error: null, expectationsMet: false, failures: ['expected the server to see 172.16.0.254, but it saw 172.16.0.2'] });
+    const d = diagnose(r, flow([], []), evidence(saved([DNAT])));
+    expect(d).toMatchObject({ cause: 'unknown' });
+    expect(d.summary).toContain('expected the server to see 172.16.0.254');
+  });
+});
+
+describe('ruleWarnings', () => {
+  it('warns about a hairpin SNAT without --ctstate DNAT, quoting its counters, and suggests the limited rule', () => {
+    const rule = '[1:60] -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
+    const [w, ...more] = ruleWarnings(topology, evidence(saved([DNAT, rule])));
+    expect(more).toEqual([]);
+    expect(w).toMatchObject({ cause: 'snat-router-originated', severity: 'warning' });
+    expect(w?.evidence).toEqual([
+      'nat POSTROUTING rule 1 (1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254',
+      'a connection the router opens from 172.16.0.254 (eth2) to webserver (172.16.0.1) matches it, and would be "SNATed" to the address it already has',
+    ]);
+    expect(w?.suggestion).toBe('iptables -t nat -R POSTROUTING 1 -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254');
+  });
+
+  it('is quiet about the seed rule limited to DNATed connections, and about SNAT that cannot match the router itself', () => {
+    expect(ruleWarnings(topology, evidence(saved([DNAT, HAIRPIN])))).toEqual([]);
+    const clientsOnly = '[1:60] -A POSTROUTING -s 172.16.0.2/32 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
+    expect(ruleWarnings(topology, evidence(saved([DNAT, clientsOnly])))).toEqual([]);
+  });
+});
+
+describe('renderDiagnosis', () => {
+  it('prints the cause and summary, the evidence, and the fix, one command a line', () => {
+    const d: Diagnosis = {
+      cause: 'forward-dropped',
+      severity: 'failure',
+      summary: 'The FORWARD chain dropped it.',
+      evidence: ['filter FORWARD policy DROP (2 packets fell through to it)'],
+      suggestion: 'iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\niptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT',
+    };
+    expect(renderDiagnosis(d)).toEqual([
+      '      diagnosis: forward-dropped: The FORWARD chain dropped it.',
+      '        · filter FORWARD policy DROP (2 packets fell through to it)',
+      '        fix: iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+      '             iptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT',
+    ]);
+    expect(renderDiagnosis({ ...d, severity: 'warning', evidence: [], suggestion: null }, '  ')).toEqual(['  warning: forward-dropped: The FORWARD chain dropped it.']);
+  });
+});

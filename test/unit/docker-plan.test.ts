@@ -1,0 +1,143 @@
+/** The docker plan and host-rule text: what the backend will ask of Docker, checked without it. */
+import { describe, expect, it } from 'vitest';
+import { parseAccepts, restoreInput } from '../../harness/backend/docker/firewall.js';
+import { interfaceBatch, planDocker, subnetsOverlap } from '../../harness/backend/docker/plan.js';
+import { loadScenario } from '../../harness/scenario/load.js';
+
+describe('planDocker for the seed scenario', async () => {
+  const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+  const plan = planDocker(topology, 'abc123');
+  const container = (node: string) => plan.containers.find((c) => c.node === node)!;
+
+  it('names every network, bridge and container after the run id', () => {
+    expect(plan.networks.map((n) => [n.name, n.bridge, n.subnet])).toEqual([
+      ['np-abc123-internet', 'np-abc123-0', '100.0.0.0/24'],
+      ['np-abc123-dmz', 'np-abc123-1', '172.16.0.0/24'],
+      ['np-abc123-trusted', 'np-abc123-2', '192.168.0.0/24'],
+    ]);
+    for (const n of plan.networks) expect(n.bridge.length).toBeLessThanOrEqual(15);
+    expect(plan.containers.map((c) => c.name)).toEqual([
+      'np-abc123-router',
+      'np-abc123-h-webserver',
+      'np-abc123-h-internet-client',
+      'np-abc123-h-dmz-client',
+      'np-abc123-h-trusted-client',
+    ]);
+    expect(plan.observer).toBe('np-abc123-observer');
+  });
+
+  it("gives Docker's gateways and the remote host spare addresses no scenario node uses", () => {
+    expect(plan.networks.map((n) => n.gateway)).toEqual(['100.0.0.253', '172.16.0.253', '192.168.0.253']);
+    // 123.45.6.7 is outside 100.0.0.0/24: Docker gets the next spare address, the host its /32.
+    expect(container('internet-client').interfaces).toEqual([
+      { network: 'internet', dockerAddress: '100.0.0.252', name: 'eth0', address: '123.45.6.7', prefix: 32 },
+    ]);
+    expect(container('internet-client').routes).toEqual(['route add default via 100.0.0.254 dev eth0 onlink']);
+    expect(container('webserver').routes).toEqual(['route add default via 172.16.0.254 dev eth0']);
+  });
+
+  it('sets forwarding on the router only, and repeats the per-interface sysctls for its interfaces', () => {
+    expect(container('router').sysctls['net.ipv4.ip_forward']).toBe('1');
+    expect(container('webserver').sysctls['net.ipv4.ip_forward']).toBe('0');
+    expect(container('router').interfaceSysctls).toMatchObject({
+      'net.ipv4.conf.eth1.rp_filter': '0',
+      'net.ipv4.conf.eth3.send_redirects': '1',
+      'net.ipv6.conf.eth2.disable_ipv6': '1',
+    });
+    expect(Object.keys(container('router').sysctls).some((k) => k.includes('eth'))).toBe(false);
+  });
+
+  it('renames the router interfaces through temporaries, since Docker may have used the scenario names', () => {
+    // Docker named them in an order of its own: its eth1 is the scenario's eth2, and so on.
+    const current = new Map([
+      ['100.0.0.254', 'eth2'],
+      ['172.16.0.254', 'eth1'],
+      ['192.168.0.254', 'eth0'],
+    ]);
+    expect(interfaceBatch(container('router'), current)).toEqual([
+      'link set dev eth2 down',
+      'link set dev eth2 name npt0',
+      'link set dev eth1 down',
+      'link set dev eth1 name npt1',
+      'link set dev eth0 down',
+      'link set dev eth0 name npt2',
+      'link set dev npt0 name eth1',
+      'addr flush dev eth1',
+      'addr add 100.0.0.254/24 dev eth1',
+      'link set dev eth1 up',
+      'link set dev npt1 name eth2',
+      'addr flush dev eth2',
+      'addr add 172.16.0.254/24 dev eth2',
+      'link set dev eth2 up',
+      'link set dev npt2 name eth3',
+      'addr flush dev eth3',
+      'addr add 192.168.0.254/24 dev eth3',
+      'link set dev eth3 up',
+      'route add default dev eth1',
+    ]);
+  });
+
+  it('says which endpoint Docker did not create', () => {
+    expect(() => interfaceBatch(container('webserver'), new Map())).toThrow(/no interface the address 172\.16\.0\.1 \(network dmz\)/);
+  });
+});
+
+describe('planDocker when a subnet is full', () => {
+  it('explains that Docker needs a spare address', async () => {
+    const { parseScenario } = await import('../../harness/scenario/load.js');
+    const text = [
+      'name: tiny',
+      'networks: { a: { subnet: 10.0.0.0/30 } }',
+      'router: { interfaces: { eth0: { network: a, address: 10.0.0.1 } } }',
+      'hosts: { h: { network: a, address: 10.0.0.2, gateway: 10.0.0.1, services: [{ http: 80 }] } }',
+      'probes: { p: { from: h, to: 10.0.0.1:80, expect: { ok: true } } }',
+      'rulesets: { r: { iptables: "" } }',
+    ].join('\n');
+    expect(() => planDocker(parseScenario(text, 'tiny.yaml'), 'abc123')).toThrow(/network a \(10\.0\.0\.0\/30\) has no address left for Docker/);
+  });
+});
+
+describe('DOCKER-USER rules', () => {
+  const rules = [
+    { bridge: 'np-abc123-0', runId: 'abc123' },
+    { bridge: 'np-abc123-1', runId: 'abc123' },
+  ];
+
+  it('inserts and deletes exactly natproof-tagged same-bridge accepts in one restore', () => {
+    expect(restoreInput('-I', rules)).toBe(
+      [
+        '*filter',
+        '-I DOCKER-USER 1 -i np-abc123-0 -o np-abc123-0 -m comment --comment natproof:abc123 -j ACCEPT',
+        '-I DOCKER-USER 1 -i np-abc123-1 -o np-abc123-1 -m comment --comment natproof:abc123 -j ACCEPT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    expect(restoreInput('-D', rules.slice(0, 1))).toContain('-D DOCKER-USER -i np-abc123-0 -o np-abc123-0 -m comment');
+  });
+
+  it("reads back natproof's accepts, and nothing else, from iptables -S", () => {
+    const listing = [
+      '-N DOCKER-USER',
+      '-A DOCKER-USER -i np-abc123-1 -o np-abc123-1 -m comment --comment "natproof:abc123" -j ACCEPT',
+      '-A DOCKER-USER -i np-def456-0 -o np-def456-0 -m comment --comment natproof:def456 -j ACCEPT',
+      // Someone else's rules, even ones that look alike, are left alone.
+      '-A DOCKER-USER -i br-1 -o br-2 -m comment --comment natproof:abc123 -j ACCEPT',
+      '-A DOCKER-USER -i br-1 -o br-1 -m comment --comment "my rule" -j ACCEPT',
+      '-A DOCKER-USER -j RETURN',
+    ].join('\n');
+    expect(parseAccepts(listing)).toEqual([
+      { bridge: 'np-abc123-1', runId: 'abc123' },
+      { bridge: 'np-def456-0', runId: 'def456' },
+    ]);
+  });
+});
+
+describe('subnetsOverlap', () => {
+  it('is true for shared addresses only, as Docker judges a subnet taken', () => {
+    expect(subnetsOverlap('172.16.0.0/24', '172.16.0.0/24')).toBe(true);
+    expect(subnetsOverlap('172.16.0.0/16', '172.16.5.0/24')).toBe(true);
+    expect(subnetsOverlap('172.16.0.0/24', '172.16.1.0/24')).toBe(false);
+    expect(subnetsOverlap('192.168.0.0/24', '172.17.0.0/16')).toBe(false);
+  });
+});
