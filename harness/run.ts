@@ -98,63 +98,14 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
   try {
     checkAborted();
     await startAgents(lab, topology, agents);
+    const context: RulesetContext = { topology, lab, agents, runId, workDir, keepArtifacts: Boolean(options.outDir), log, checkAborted };
     const probeResults: ProbeResult[] = [];
     const rulesetResults: RulesetResult[] = [];
-    let nextPort = FIRST_PROBE_PORT;
     for (const ruleset of rulesets) {
       checkAborted();
-      log(`rule set ${ruleset.name}: applying rules`);
-      await resetRouter(lab, topology.router);
-      await applyRules(lab, ruleset.rules);
-      // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
-      const baseline = await readCounterBaseline(lab, topology);
-      checkAborted();
-      const capture = await startCapture(lab, topology, workDir, ruleset.name);
-      let evidence: CaptureResult;
-      let replies;
-      const ports = topology.probes.map(() => nextPort++);
-      try {
-        log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
-        replies = await Promise.all(
-          topology.probes.map((probe, i) =>
-            agentFor(agents, probe.from).probe({
-              address: probe.target.address,
-              port: probe.target.port,
-              path: probePath(runId, ruleset.name, probe.name),
-              localPort: ports[i]!,
-              timeoutMs: probe.timeoutMs,
-            }),
-          ),
-        );
-      } finally {
-        evidence = await capture.stop();
-      }
-      const serverLog = [...agents.values()].flatMap((a) => a.drainRequests().map((r) => ({ host: a.host, ...r })));
-      const traces = await readTraces(evidence);
-      const seen = sightings(traces);
-      // Before the next rule set's reset wipes the counters and the conntrack table. A failed
-      // request gets the kernel's whole account; otherwise the rules (for warnings) suffice.
-      const kernel = await collectEvidence(lab, topology, ruleset, baseline, replies.some((r) => !r.ok) ? 'all' : 'rules');
-      const results = topology.probes.map((probe, i) =>
-        probeResult(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId, kernel.evidence),
-      );
-      probeResults.push(...results);
-      const drops = evidence.points.reduce((n, p) => n + p.droppedByKernel, 0);
-      rulesetResults.push({
-        name: ruleset.name,
-        description: ruleset.description ?? null,
-        passed: results.every((r) => r.expectationsMet),
-        captureDrops: drops,
-        pcaps: evidence.points.map((p) => p.file),
-        captures: evidence.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
-        evidence: kernel.evidence,
-        warnings: ruleWarnings(topology, kernel.evidence),
-      });
-      if (options.outDir) {
-        await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);
-        await writeFile(join(workDir, `${ruleset.name}-conntrack-events.txt`), evidence.conntrackEvents.map((l) => `${l}\n`).join(''));
-        await writeFile(join(workDir, `${ruleset.name}-kernel.txt`), formatTranscripts(kernel.transcripts));
-      }
+      const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length);
+      probeResults.push(...outcome.probes);
+      rulesetResults.push(outcome.summary);
     }
     const result: RunResult = {
       scenario: topology.name,
@@ -176,6 +127,78 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
     await lab.destroy();
     if (!options.outDir) await rm(workDir, { recursive: true, force: true });
   }
+}
+
+interface RulesetContext {
+  topology: Topology;
+  lab: Lab;
+  agents: Map<string, AgentClient>;
+  runId: string;
+  workDir: string;
+  keepArtifacts: boolean;
+  log: (line: string) => void;
+  checkAborted: () => void;
+}
+
+/** One rule set on the built topology: reset, apply, capture, probe, analyse. */
+async function runRuleset(
+  { topology, lab, agents, runId, workDir, keepArtifacts, log, checkAborted }: RulesetContext,
+  ruleset: RuleSet,
+  firstPort: number,
+): Promise<{ probes: ProbeResult[]; summary: RulesetResult }> {
+  log(`rule set ${ruleset.name}: applying rules`);
+  await resetRouter(lab, topology.router);
+  await applyRules(lab, ruleset.rules);
+  // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
+  const baseline = await readCounterBaseline(lab, topology);
+  checkAborted();
+  const capture = await startCapture(lab, topology, workDir, ruleset.name);
+  // Source ports unique within the run, so no probe meets another's TIME_WAIT or packets.
+  const ports = topology.probes.map((_, i) => firstPort + i);
+  let evidence: CaptureResult;
+  let replies;
+  try {
+    log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
+    replies = await Promise.all(
+      topology.probes.map((probe, i) =>
+        agentFor(agents, probe.from).probe({
+          address: probe.target.address,
+          port: probe.target.port,
+          path: probePath(runId, ruleset.name, probe.name),
+          localPort: ports[i]!,
+          timeoutMs: probe.timeoutMs,
+        }),
+      ),
+    );
+  } finally {
+    evidence = await capture.stop();
+  }
+  const serverLog = [...agents.values()].flatMap((a) => a.drainRequests().map((r) => ({ host: a.host, ...r })));
+  const seen = sightings(await readTraces(evidence));
+  // Before the next rule set's reset wipes the counters and the conntrack table. A failed
+  // request gets the kernel's whole account; otherwise the rules (for warnings) suffice.
+  const kernel = await collectEvidence(lab, topology, ruleset, baseline, replies.some((r) => !r.ok) ? 'all' : 'rules');
+  const probes = topology.probes.map((probe, i) =>
+    probeResult(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId, kernel.evidence),
+  );
+  if (keepArtifacts) {
+    await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);
+    await writeFile(join(workDir, `${ruleset.name}-conntrack-events.txt`), evidence.conntrackEvents.map((l) => `${l}\n`).join(''));
+    await writeFile(join(workDir, `${ruleset.name}-kernel.txt`), formatTranscripts(kernel.transcripts));
+  }
+  return {
+    probes,
+    summary: {
+      name: ruleset.name,
+      description: ruleset.description ?? null,
+      passed: probes.every((r) => r.expectationsMet),
+      captureDrops: evidence.points.reduce((n, p) => n + p.droppedByKernel, 0),
+      pcaps: evidence.points.map((p) => p.file),
+      captures: evidence.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
+      evidence: kernel.evidence,
+      warnings: ruleWarnings(topology, kernel.evidence),
+    },
+  };
 }
 
 async function startAgents(lab: Lab, topology: Topology, agents: Map<string, AgentClient>): Promise<void> {
