@@ -4,9 +4,7 @@
  * or host rule) is still present at the end, because then some test's run leaked.
  */
 import { DockerBackend } from '../harness/backend/docker/docker.js';
-import { NetnsBackend, listNamespaces } from '../harness/backend/netns/netns.js';
-
-const ours = (names: Set<string>): string[] => [...names].filter((n) => n.startsWith('np-'));
+import { NetnsBackend } from '../harness/backend/netns/netns.js';
 
 export async function setup(): Promise<() => Promise<void>> {
   if (process.getuid?.() !== 0) return async () => {};
@@ -17,13 +15,12 @@ export async function setup(): Promise<() => Promise<void>> {
   const staleDocker = (await docker?.clean()) ?? [];
   if (staleDocker.length > 0) console.warn(`removed Docker resources left by earlier crashed runs: ${staleDocker.join(' ')}`);
   return async () => {
-    const left = ours(await listNamespaces());
-    // Every test process has ended by now, so whatever clean finds was leaked by one of them.
+    // Every test process has ended by now, so a run whose owner is gone but whose namespaces,
+    // containers or rules remain was leaked by one of them. Runs of other live processes (a
+    // second suite on the same machine) are not ours to judge.
+    const leftNetns = await new NetnsBackend().clean();
     const leftDocker = (await docker?.clean()) ?? [];
-    if (left.length > 0) {
-      await new NetnsBackend().clean();
-      throw new Error(`natproof runs left namespaces behind after the tests: ${left.join(' ')}`);
-    }
-    if (leftDocker.length > 0) throw new Error(`natproof runs left Docker resources behind after the tests: ${leftDocker.join(' ')}`);
+    const left = [...leftNetns, ...leftDocker];
+    if (left.length > 0) throw new Error(`natproof runs left these behind after the tests (now removed): ${left.join(' ')}`);
   };
 }
