@@ -1,11 +1,11 @@
 /**
  * The scenario file format, as one TypeBox schema. It is the source of both the raw TypeScript
- * types (`Static<>`, what load.ts validates YAML into) and the JSON Schema editors use
+ * types (`Static<>`, what parse.ts validates YAML into) and the JSON Schema editors use
  * (json-schema.ts writes it to schema/scenario.schema.json).
  *
  * The schema checks shape and names. Address arithmetic and cross-references (is this address
  * inside that subnet, does this probe's host exist) need ipaddr.js and the whole file, so they
- * are checked when load.ts resolves the raw scenario into a Topology.
+ * are checked when resolve.ts turns the raw scenario into a Topology.
  */
 import { Type, type SchemaOptions, type Static, type TSchema, type TString } from '@sinclair/typebox';
 import { REWRITE_ORDER, type RuleFormat } from './topology.js';
@@ -55,7 +55,7 @@ const InterfaceName = name(
 
 /**
  * A map keyed by names, in the order written. `propertyNames` repeats the key rule so editors
- * can show it and so load.ts can explain a rejected key (TypeBox itself checks the pattern).
+ * can show it and so parse.ts can explain a rejected key (TypeBox itself checks the pattern).
  */
 function nameMap<T extends TSchema>(key: TString, value: T, title: string, description: string) {
   return Type.Record(key, value, {
@@ -68,7 +68,7 @@ function nameMap<T extends TSchema>(key: TString, value: T, title: string, descr
 }
 
 // ---------------------------------------------------------------------------------------------
-// Values. Addresses are plain strings here: load.ts parses every one with ipaddr.js.
+// Values. Addresses are plain strings here: resolve.ts parses every one with ipaddr.js.
 
 const Description = Type.String({ title: 'Description', description: 'Free text shown in reports.' });
 
@@ -226,7 +226,7 @@ const RuleSet = Type.Object(
     iptables_save: RuleText('iptables-save output, as given to iptables-restore. Write it as a `|` block.'),
     nft: RuleText('An nft script, as given to `nft -f`. Write it as a `|` block.'),
     expect: Type.Optional(
-      // Keys are probe names; load.ts checks each names a probe, with a better message than a pattern.
+      // Keys are probe names; resolve.ts checks each names a probe, with a better message than a pattern.
       Type.Record(Type.String(), Expectation, {
         additionalProperties: false,
         title: 'Expectation overrides',
@@ -238,7 +238,7 @@ const RuleSet = Type.Object(
     additionalProperties: false,
     title: 'Rule set',
     description: 'Candidate rules, in exactly one of the formats iptables, iptables_save or nft.',
-    // For editors only: TypeBox ignores oneOf here, so load.ts checks it with a clearer message.
+    // For editors only: TypeBox ignores oneOf here, so resolve.ts checks it with a clearer message.
     oneOf: Object.keys(RULE_FORMATS).map((key) => ({ required: [key] })),
   },
 );

@@ -1,0 +1,472 @@
+/**
+ * Phase 2: with the whole file in view, every name reference and address of the raw scenario is
+ * checked (addresses with ipaddr.js, IPv4 only for now) and turned into the plain-data Topology.
+ * Each map's entries are taken in the order the file writes them.
+ */
+import ipaddr from 'ipaddr.js';
+import { Scalar, isScalar } from 'yaml';
+import type { SourcePosition } from '../errors.js';
+import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawScenario, type RuleKey } from './schema.js';
+import { inFileOrder, type Path, type ScenarioSource } from './source.js';
+import type {
+  Expectation,
+  Host,
+  HttpService,
+  Network,
+  Probe,
+  Router,
+  RouterInterface,
+  RuleSet,
+  RuleSource,
+  Topology,
+} from './topology.js';
+
+type IPv4 = ipaddr.IPv4;
+
+/** A network with its subnet parsed, for the address checks. */
+interface NetworkFacts extends Network {
+  base: IPv4;
+  broadcast: IPv4;
+}
+
+type Networks = ReadonlyMap<string, NetworkFacts>;
+
+/** Who holds each address so far, so a duplicate can name both owners. */
+type Owners = Map<string, string>;
+
+export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
+  const networks = resolveNetworks(source, raw.networks);
+  const owners: Owners = new Map();
+  const router = resolveRouter(source, raw.router, networks, owners);
+  const hosts = inFileOrder(source, ['hosts'], raw.hosts).map(([name, host]) =>
+    resolveHost(source, name, host, { networks, router, owners }),
+  );
+  const probeTimeoutMs = raw.probe_timeout_ms ?? DEFAULTS.probeTimeoutMs;
+  const probes = inFileOrder(source, ['probes'], raw.probes).map(([name, probe]) =>
+    resolveProbe(source, name, probe, hosts, probeTimeoutMs),
+  );
+  const rulesets = inFileOrder(source, ['rulesets'], raw.rulesets).map(([name, ruleset]) =>
+    resolveRuleSet(source, name, ruleset, probes),
+  );
+  return {
+    name: raw.name,
+    description: raw.description,
+    file: source.file,
+    networks: [...networks.values()].map(({ name, subnet }) => ({ name, subnet })),
+    router,
+    hosts,
+    probes,
+    rulesets,
+  };
+}
+
+// --- Addresses --------------------------------------------------------------------------------
+
+const IPV4_ONLY = 'natproof supports IPv4 only for now';
+
+/** A dotted-quad IPv4 address. ipaddr's own parse also takes legacy forms such as 0x7f.1. */
+function parseAddress(source: ScenarioSource, path: Path, text: string): IPv4 {
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text);
+  if (ipaddr.IPv6.isValid(text)) throw source.error(`${text} is an IPv6 address; ${IPV4_ONLY}`, path);
+  throw source.error(`"${text}" is not an IPv4 address: four numbers 0-255 joined by dots, e.g. 172.16.0.1`, path);
+}
+
+/** Ranges no interface can hold: the router and hosts need ordinary unicast addresses. */
+const UNUSABLE_RANGES: ReadonlySet<string> = new Set(['unspecified', 'broadcast', 'multicast', 'loopback']);
+
+function checkUsable(source: ScenarioSource, path: Path, text: string, address: IPv4): void {
+  const range = address.range();
+  if (UNUSABLE_RANGES.has(range)) {
+    throw source.error(`${text} is in the ${range} range, which cannot be used here`, path);
+  }
+}
+
+function parseSubnet(source: ScenarioSource, path: Path, text: string): Omit<NetworkFacts, 'name'> {
+  const match = /^([^/]*)\/(\d{1,2})$/.exec(text);
+  if (!match?.[1] || !match[2]) {
+    const detail = ipaddr.IPv6.isValidCIDR(text) ? IPV4_ONLY : 'write it in CIDR form, e.g. 172.16.0.0/24';
+    throw source.error(`"${text}" is not an IPv4 subnet: ${detail}`, path);
+  }
+  const base = parseAddress(source, path, match[1]);
+  const prefix = Number(match[2]);
+  if (prefix < 1 || prefix > 30) {
+    throw source.error(`prefix /${prefix} is out of range: use /1 to /30, so there is room for hosts`, path);
+  }
+  const network = ipaddr.IPv4.networkAddressFromCIDR(text);
+  if (network.toString() !== base.toString()) {
+    throw source.error(`${text} has host bits set; write the network address, ${network}/${prefix}`, path);
+  }
+  checkUsable(source, path, text, base);
+  return { subnet: { address: base.toString(), prefix }, base, broadcast: ipaddr.IPv4.broadcastAddressFromCIDR(text) };
+}
+
+function cidr(network: Network): string {
+  return `${network.subnet.address}/${network.subnet.prefix}`;
+}
+
+/** `dmz (172.16.0.0/24: 172.16.0.1 to 172.16.0.254)`, so the user sees what would fit. */
+function describeNetwork(network: NetworkFacts): string {
+  const first = fromNumber(toNumber(network.base) + 1);
+  const last = fromNumber(toNumber(network.broadcast) - 1);
+  return `${network.name} (${cidr(network)}: ${first} to ${last})`;
+}
+
+function toNumber(address: IPv4): number {
+  return address.octets.reduce((sum, octet) => sum * 256 + octet, 0);
+}
+
+function fromNumber(value: number): IPv4 {
+  return new ipaddr.IPv4([24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256));
+}
+
+function inside(address: IPv4, network: NetworkFacts): boolean {
+  return address.match(network.base, network.subnet.prefix);
+}
+
+/** An address a machine can hold on `network`: inside it, and not its network or broadcast address. */
+function checkOnNetwork(source: ScenarioSource, path: Path, address: IPv4, network: NetworkFacts): void {
+  const text = address.toString();
+  if (!inside(address, network)) throw source.error(`${text} is outside network ${describeNetwork(network)}`, path);
+  if (text === network.subnet.address || text === network.broadcast.toString()) {
+    const which = text === network.subnet.address ? 'network' : 'broadcast';
+    throw source.error(`${text} is the ${which} address of ${describeNetwork(network)}`, path);
+  }
+}
+
+function claim(source: ScenarioSource, owners: Owners, path: Path, address: string, owner: string): void {
+  const holder = owners.get(address);
+  if (holder) throw source.error(`${address} is already the address of ${holder}; ${owner} needs its own`, path);
+  owners.set(address, owner);
+}
+
+// --- Networks and the router -------------------------------------------------------------------
+
+function resolveNetworks(source: ScenarioSource, raw: RawScenario['networks']): Networks {
+  const networks = new Map<string, NetworkFacts>();
+  for (const [name, network] of inFileOrder(source, ['networks'], raw)) {
+    const path = ['networks', name, 'subnet'];
+    const facts = { name, ...parseSubnet(source, path, network.subnet) };
+    const overlapping = [...networks.values()].find((other) => inside(facts.base, other) || inside(other.base, facts));
+    if (overlapping) {
+      throw source.error(`${cidr(facts)} overlaps network ${overlapping.name} (${cidr(overlapping)})`, path);
+    }
+    networks.set(name, facts);
+  }
+  return networks;
+}
+
+function findNetwork(source: ScenarioSource, path: Path, name: string, networks: Networks): NetworkFacts {
+  const network = networks.get(name);
+  if (!network) throw source.error(`unknown network "${name}"; networks: ${[...networks.keys()].join(', ')}`, path);
+  return network;
+}
+
+function resolveRouter(source: ScenarioSource, raw: RawScenario['router'], networks: Networks, owners: Owners): Router {
+  const interfaces: RouterInterface[] = [];
+  for (const [name, iface] of inFileOrder(source, ['router', 'interfaces'], raw.interfaces)) {
+    interfaces.push(resolveInterface(source, name, iface, { networks, owners, interfaces }));
+  }
+  return {
+    name: ROUTER_NAME,
+    interfaces,
+    forwarding: raw.forwarding ?? DEFAULTS.forwarding,
+    forwardPolicy: raw.forward_policy ?? DEFAULTS.forwardPolicy,
+    defaultRoute: raw.default_route && resolveDefaultRoute(source, raw.default_route, interfaces, networks),
+  };
+}
+
+type RawInterface = RawScenario['router']['interfaces'][string];
+
+function resolveInterface(
+  source: ScenarioSource,
+  name: string,
+  raw: RawInterface,
+  context: { networks: Networks; owners: Owners; interfaces: readonly RouterInterface[] },
+): RouterInterface {
+  const path = ['router', 'interfaces', name];
+  const network = findNetwork(source, [...path, 'network'], raw.network, context.networks);
+  const sibling = context.interfaces.find((other) => other.network === network.name);
+  if (sibling) {
+    throw source.error(
+      `interfaces ${sibling.name} and ${name} are both on network ${network.name}; the router has one interface per network`,
+      [...path, 'network'],
+    );
+  }
+  const addressPath = [...path, 'address'];
+  const address = parseAddress(source, addressPath, raw.address);
+  checkUsable(source, addressPath, raw.address, address);
+  checkOnNetwork(source, addressPath, address, network);
+  claim(source, context.owners, addressPath, address.toString(), `router interface ${name}`);
+  return { name, network: network.name, address: address.toString(), prefix: network.subnet.prefix };
+}
+
+function resolveDefaultRoute(
+  source: ScenarioSource,
+  raw: NonNullable<RawScenario['router']['default_route']>,
+  interfaces: readonly RouterInterface[],
+  networks: Networks,
+): Router['defaultRoute'] {
+  const path = ['router', 'default_route'];
+  const dev = interfaces.find((iface) => iface.name === raw.dev);
+  if (!dev) {
+    const names = interfaces.map((iface) => iface.name).join(', ');
+    throw source.error(`unknown router interface "${raw.dev}"; interfaces: ${names}`, [...path, 'dev']);
+  }
+  if (raw.via === undefined) return { dev: dev.name };
+  const viaPath = [...path, 'via'];
+  const via = parseAddress(source, viaPath, raw.via);
+  checkOnNetwork(source, viaPath, via, findNetwork(source, viaPath, dev.network, networks));
+  if (via.toString() === dev.address) {
+    throw source.error(`${raw.via} is the router's own address on ${dev.name}; give the next hop's address`, viaPath);
+  }
+  return { dev: dev.name, via: via.toString() };
+}
+
+// --- Hosts -----------------------------------------------------------------------------------
+
+type RawHost = RawScenario['hosts'][string];
+
+interface HostContext {
+  networks: Networks;
+  router: Router;
+  owners: Owners;
+}
+
+function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context: HostContext): Host {
+  const path = ['hosts', name];
+  const network = findNetwork(source, [...path, 'network'], raw.network, context.networks);
+  const addressPath = [...path, 'address'];
+  const address = parseAddress(source, addressPath, raw.address);
+  checkUsable(source, addressPath, raw.address, address);
+  const remote = raw.remote ?? DEFAULTS.remote;
+  if (remote) checkRemoteAddress(source, addressPath, address, network, context.networks);
+  else checkOnNetwork(source, addressPath, address, network);
+  claim(source, context.owners, addressPath, address.toString(), `host ${name}`);
+  return {
+    name,
+    network: network.name,
+    address: address.toString(),
+    prefix: remote ? 32 : network.subnet.prefix,
+    gateway: resolveGateway(source, path, raw.gateway, remote, network, context.router),
+    remote,
+    services: resolveServices(source, [...path, 'services'], raw.services ?? []),
+    image: resolveImage(source, path, raw),
+  };
+}
+
+/** An image replaces natproof's server, so it only makes sense on a host that serves. */
+function resolveImage(source: ScenarioSource, hostPath: Path, raw: RawHost): string | undefined {
+  if (raw.image === undefined) return undefined;
+  if ((raw.services ?? []).length === 0) {
+    throw source.error('an image serves the host\'s services: give this host `services` (the ports its server listens on), or drop `image`', [...hostPath, 'image']);
+  }
+  return raw.image;
+}
+
+/**
+ * A remote host stands for a machine beyond the router's default route. An address inside any
+ * declared subnet would make the router look for it on that segment instead.
+ */
+function checkRemoteAddress(
+  source: ScenarioSource,
+  path: Path,
+  address: IPv4,
+  own: NetworkFacts,
+  networks: Networks,
+): void {
+  const containing = [...networks.values()].find((network) => inside(address, network));
+  if (!containing) return;
+  const advice =
+    containing === own
+      ? 'give it an address outside its network, or drop `remote: true`'
+      : 'give it an address outside every declared network';
+  throw source.error(
+    `a remote host's address must be outside the declared networks, but ${address} is inside ${describeNetwork(containing)}; ${advice}`,
+    path,
+  );
+}
+
+/** A host's gateway is the router's address on the host's network; a remote host must have one. */
+function resolveGateway(
+  source: ScenarioSource,
+  hostPath: Path,
+  text: string | undefined,
+  remote: boolean,
+  network: NetworkFacts,
+  router: Router,
+): string | undefined {
+  const path = [...hostPath, 'gateway'];
+  const candidate = router.interfaces.find((iface) => iface.network === network.name);
+  const routerNetworks = router.interfaces.map((iface) => iface.network).join(', ');
+  const advice = candidate
+    ? `use ${candidate.address}, the address of router interface ${candidate.name}`
+    : `the router has no interface on network ${network.name}; it is on ${routerNetworks}`;
+  if (text === undefined) {
+    if (remote) throw source.error(`a remote host needs a gateway: ${advice}`, path);
+    return undefined;
+  }
+  const gateway = parseAddress(source, path, text).toString();
+  if (gateway !== candidate?.address) {
+    throw source.error(`gateway ${gateway} is not a router address on network ${network.name}: ${advice}`, path);
+  }
+  return gateway;
+}
+
+type RawService = NonNullable<RawHost['services']>[number];
+
+function resolveServices(source: ScenarioSource, path: Path, services: readonly RawService[]): HttpService[] {
+  const ports = services.map((service) => service.http);
+  const repeated = ports.findIndex((port, index) => ports.indexOf(port) !== index);
+  if (repeated >= 0) throw source.error(`port ${ports[repeated]} is listed twice`, [...path, repeated, 'http']);
+  return ports.map((port) => ({ kind: 'http', port }));
+}
+
+// --- Probes ----------------------------------------------------------------------------------
+
+type RawProbe = RawScenario['probes'][string];
+
+function resolveProbe(
+  source: ScenarioSource,
+  name: string,
+  raw: RawProbe,
+  hosts: readonly Host[],
+  defaultTimeoutMs: number,
+): Probe {
+  const path = ['probes', name];
+  if (!hosts.some((host) => host.name === raw.from)) {
+    const names = hosts.map((host) => host.name).join(', ');
+    throw source.error(`unknown host "${raw.from}"; hosts: ${names}`, [...path, 'from']);
+  }
+  const imageHost = hosts.find((host) => host.name === raw.from && host.image !== undefined);
+  if (imageHost) {
+    const agents = hosts.filter((host) => host.image === undefined).map((host) => host.name).join(', ');
+    throw source.error(
+      `host "${raw.from}" runs its own image (${imageHost.image}), which has no natproof agent to send probes; probe from one of: ${agents}`,
+      [...path, 'from'],
+    );
+  }
+  return {
+    name,
+    from: raw.from,
+    target: parseTarget(source, [...path, 'to'], raw.to),
+    timeoutMs: raw.timeout_ms ?? defaultTimeoutMs,
+    expect: resolveExpectation(source, [...path, 'expect'], raw.expect),
+  };
+}
+
+function parseTarget(source: ScenarioSource, path: Path, text: string): Probe['target'] {
+  const match = /^([\d.]+):(\d+)$/.exec(text);
+  if (!match?.[1] || !match[2]) {
+    throw source.error(`"${text}" is not a target: write IPv4:port, e.g. 100.0.0.254:80 (${IPV4_ONLY})`, path);
+  }
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) throw source.error(`port ${port} is out of range: use 1 to 65535`, path);
+  return { address: parseAddress(source, path, match[1]).toString(), port };
+}
+
+function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectation): Expectation {
+  // Only fields the file states: rule set overrides are merged over probe expectations by
+  // spreading, where an explicit `undefined` would erase the probe's value.
+  const expectation: Expectation = {};
+  if (raw.ok !== undefined) expectation.ok = raw.ok;
+  if (raw.status !== undefined) expectation.status = raw.status;
+  if (raw.server_sees !== undefined) {
+    expectation.serverSees = parseAddress(source, [...path, 'server_sees'], raw.server_sees).toString();
+  }
+  if (raw.reply_from !== undefined) {
+    expectation.replyFrom = parseAddress(source, [...path, 'reply_from'], raw.reply_from).toString();
+  }
+  if (raw.rewrites !== undefined) expectation.rewrites = [...raw.rewrites];
+  if (raw.bypassed_router !== undefined) expectation.bypassedRouter = raw.bypassed_router;
+  return expectation;
+}
+
+// --- Rule sets -------------------------------------------------------------------------------
+
+type RawRuleSet = RawScenario['rulesets'][string];
+
+// Object.keys types its result as string[]; these are exactly RULE_FORMATS' keys.
+const RULE_KEYS = Object.keys(RULE_FORMATS) as RuleKey[];
+
+function resolveRuleSet(source: ScenarioSource, name: string, raw: RawRuleSet, probes: readonly Probe[]): RuleSet {
+  const path = ['rulesets', name];
+  return {
+    name,
+    description: raw.description,
+    rules: resolveRules(source, path, raw),
+    expect: raw.expect ? resolveOverrides(source, [...path, 'expect'], raw.expect, probes) : {},
+  };
+}
+
+function resolveRules(source: ScenarioSource, path: Path, raw: RawRuleSet): RuleSource {
+  const given = RULE_KEYS.flatMap((key) => {
+    const text = raw[key];
+    return text === undefined ? [] : [{ key, text }];
+  });
+  const [rules, extra] = given;
+  const choices = RULE_KEYS.join(', ');
+  if (!rules) throw source.error(`no rules: give exactly one of ${choices}`, path, 'key');
+  if (extra) {
+    throw source.error(
+      `has both ${rules.key} and ${extra.key}; a rule set holds exactly one of ${choices} (split it into two rule sets)`,
+      path,
+      'key',
+    );
+  }
+  const rulesPath = [...path, rules.key];
+  return { format: RULE_FORMATS[rules.key], text: rules.text, origin: ruleOrigin(source, rulesPath, rules.text) };
+}
+
+/**
+ * Where line 1 of a rule text is in the file, so an error on line n of the rules is at file line
+ * origin.line + n - 1. Only a literal block (`|`) or a one-line scalar keeps the text's lines
+ * aligned with the file's; folding would also join separate rules into one line, so it is refused.
+ */
+function ruleOrigin(source: ScenarioSource, path: Path, text: string): SourcePosition {
+  const node = source.node(path);
+  const key = String(path.at(-1));
+  if (!isScalar(node) || !node.range) throw source.error('expected the rules as text', path);
+  if (node.type === Scalar.BLOCK_LITERAL) return blockOrigin(source, node.range, text);
+  if (node.type === Scalar.BLOCK_FOLDED) {
+    throw source.error(`">" folds the rule lines together; write "${key}: |" to keep one rule per line`, path);
+  }
+  if (source.sourceOf(node.range).includes('\n') || text.trimEnd().includes('\n')) {
+    throw source.error(`write multi-line rules as a literal block ("${key}: |" with the rules indented below)`, path);
+  }
+  const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
+  return source.position(node.range[0] + (quoted ? 1 : 0));
+}
+
+/** A literal block's content starts on the line after its `|`, indented by what YAML strips. */
+function blockOrigin(source: ScenarioSource, range: readonly [number, number, number], text: string): SourcePosition {
+  const header = source.position(range[0]);
+  const line = header.line + 1;
+  const lines = text.split('\n');
+  const firstWritten = lines.findIndex((textLine) => textLine.trim() !== '');
+  const column =
+    firstWritten < 0
+      ? 1
+      : indentOf(source.lineText(line + firstWritten)) - indentOf(lines[firstWritten] ?? '') + 1;
+  return { file: source.file, line, column };
+}
+
+function indentOf(line: string): number {
+  return line.length - line.trimStart().length;
+}
+
+function resolveOverrides(
+  source: ScenarioSource,
+  path: Path,
+  raw: Record<string, RawExpectation>,
+  probes: readonly Probe[],
+): Record<string, Expectation> {
+  const names = probes.map((probe) => probe.name);
+  return Object.fromEntries(
+    inFileOrder(source, path, raw).map(([probe, expectation]) => {
+      if (!names.includes(probe)) {
+        throw source.error(`unknown probe "${probe}"; probes: ${names.join(', ')}`, [...path, probe], 'key');
+      }
+      return [probe, resolveExpectation(source, [...path, probe], expectation)];
+    }),
+  );
+}
