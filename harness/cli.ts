@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
 import { NetnsBackend } from './backend/netns/netns.js';
-import { NatproofError, RuleError, ScenarioError } from './errors.js';
+import { NatproofError, RuleError, UsageError } from './errors.js';
 import { renderHtml } from './report/html.js';
 import { renderJunit } from './report/junit.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -57,14 +57,17 @@ export interface CliIO {
   color: boolean;
 }
 
-const defaultIO: CliIO = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-  // NO_COLOR (no-color.org): any non-empty value turns colour off; so do pipes and dumb terminals.
-  color: Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'] && process.env['TERM'] !== 'dumb',
-};
+/** The process's own streams and terminal, read when main runs, not on import. */
+export function processIO(): CliIO {
+  return {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    // NO_COLOR (no-color.org): any non-empty value turns colour off; so do pipes and dumb terminals.
+    color: Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'] && process.env['TERM'] !== 'dumb',
+  };
+}
 
-export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -95,7 +98,9 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
       io.stderr(`natproof: ${(err as Error).message}\n`);
       return EXIT_USAGE;
     }
-    throw err;
+    // Not a verdict: never let an unexpected error pass for "expectations not met" (exit 1).
+    io.stderr(`natproof: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return EXIT_USAGE;
   }
 }
 
@@ -131,9 +136,14 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   const rules = values.rules ? await loadRulesFile(values.rules) : undefined;
 
   const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // Stays installed until the run has torn down: a second Ctrl-C must not kill natproof
+  // half-way through removing what it built.
+  const onSignal = (): void => {
+    if (controller.signal.aborted) io.stderr('natproof: still tearing down, please wait\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const result = await runScenario(topology, {
       backend,
@@ -219,7 +229,7 @@ async function cleanCommand(args: string[], io: CliIO): Promise<number> {
 function selectBackend(name: string | undefined): Backend {
   if (name === 'netns') return new NetnsBackend();
   if (name === 'docker') return new DockerBackend();
-  throw new ScenarioError(`unknown backend "${name}"; available: netns, docker`, undefined, undefined);
+  throw new UsageError(`unknown backend "${name}"; available: netns, docker`);
 }
 
 async function loadRulesFile(file: string): Promise<{ source: RuleSource; name: string }> {

@@ -18,6 +18,11 @@ export class NatproofError extends Error {
   override readonly name: string = 'NatproofError';
 }
 
+/** A command line natproof cannot act on: an unknown option value, a missing argument. */
+export class UsageError extends NatproofError {
+  override readonly name = 'UsageError';
+}
+
 /** A scenario file that cannot be read, parsed or resolved. */
 export class ScenarioError extends NatproofError {
   override readonly name = 'ScenarioError';

@@ -23,6 +23,8 @@ export interface ExecResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** How long output may trail a command's exit. */
+const OUTPUT_DRAIN_MS = 1_000;
 
 /** Run a command to completion. */
 export function execCommand(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
@@ -44,14 +46,27 @@ export function execCommand(argv: readonly string[], options: ExecOptions = {}):
       clearTimeout(timer);
       reject(new CommandError(argv, null, null, stdout, stderr, false, { cause: err }));
     });
-    child.once('close', (exitCode, signal) => {
+    const settle = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
       clearTimeout(timer);
+      clearTimeout(drainTimer);
       const result = { argv, exitCode, signal, stdout, stderr };
       if (timedOut || (exitCode !== 0 && !options.allowFailure)) {
         reject(new CommandError(argv, exitCode, signal, stdout, stderr, timedOut));
       } else {
         resolve(result);
       }
+    };
+    let drainTimer: NodeJS.Timeout | undefined;
+    child.once('close', settle);
+    // 'close' waits for the end of stdout and stderr, which a grandchild that inherited them can
+    // hold open forever: once the command itself has exited, give its output a moment, no more.
+    child.once('exit', (exitCode, signal) => {
+      drainTimer = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        child.removeAllListeners('close');
+        settle(exitCode, signal);
+      }, OUTPUT_DRAIN_MS);
     });
     // A child that exits before reading its input must not crash us with EPIPE.
     child.stdin.on('error', () => {});
@@ -138,13 +153,23 @@ export class LongProcess {
     });
   }
 
-  /** Signal the process and wait for it; SIGKILL after `graceMs`. Safe to call twice. */
+  /**
+   * Signal the process and wait for it; SIGKILL after `graceMs`, and give up after as long again
+   * (a process elsewhere may not be reachable to kill): teardown must never hang on one process.
+   * Safe to call twice.
+   */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 2_000): Promise<void> {
     if (this.hasExited) return;
     this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
+    const timers: NodeJS.Timeout[] = [];
+    await Promise.race([
+      this.exited,
+      new Promise<void>((resolve) => {
+        timers.push(setTimeout(() => this.child.kill('SIGKILL'), graceMs));
+        timers.push(setTimeout(resolve, 2 * graceMs));
+      }),
+    ]);
+    for (const timer of timers) clearTimeout(timer);
   }
 
   private notifyStderr(): void {

@@ -1,11 +1,12 @@
 /** natproof's public API: one explicit export list. */
-export { main } from './cli.js';
-export { runScenario, selectRulesets, newRunId, RunAbortedError, type RunOptions } from './run.js';
+export { main, processIO, EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, type CliIO } from './cli.js';
+export { runScenario, newRunId, RunAbortedError, type RunOptions } from './run.js';
 export { loadScenario, parseScenario } from './scenario/load.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';
 export { DockerBackend } from './backend/docker/docker.js';
 export type { Backend, BackendName, Lab, NodeRef, NodeInterface, BuildOptions } from './backend/backend.js';
+export type { ExecOptions, ExecResult, LongProcess, ProcessHandle } from './exec.js';
 export { compileRules, detectRuleFormat } from './rules/compile.js';
 export { renderRun } from './report/terminal.js';
 export { renderHtml } from './report/html.js';
@@ -18,4 +19,4 @@ export type * from './verdict/result.js';
 export type { KernelEvidence, EvidenceScope, RouterEvidence, HostEvidence, NodeEvidence } from './trace/evidence.js';
 export type { IptablesRule, ChainPolicy, Route } from './trace/kernel-text.js';
 export { renderDiagnosis } from './report/diagnosis.js';
-export { NatproofError, ScenarioError, RuleError, HostError, CommandError, type SourcePosition } from './errors.js';
+export { NatproofError, ScenarioError, RuleError, HostError, CommandError, UsageError, type SourcePosition } from './errors.js';

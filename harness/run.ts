@@ -10,10 +10,10 @@ import { AgentClient } from './agent/client.js';
 import type { RequestEvent } from './agent/protocol.js';
 import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
-import { applyRules, resetRouter } from './rules/apply.js';
+import { applyRules, requireNftablesIptables, resetRouter } from './rules/apply.js';
 import type { Probe, RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
-import { collectEvidence, formatTranscripts, readCounterBaseline, type KernelEvidence } from './trace/evidence.js';
+import { collectEvidence, formatTranscripts, readCounterBaseline } from './trace/evidence.js';
 import { analyzeFlow, sightings, type CaptureTrace, type FlowObservation } from './trace/flows.js';
 import { parsePcap } from './trace/pcap.js';
 import { addressBook } from './verdict/addresses.js';
@@ -85,48 +85,68 @@ async function runUnguarded(topology: Topology, options: RunOptions): Promise<Ru
   const rulesets = selectRulesets(topology, options);
   const runId = options.runId ?? newRunId();
   const workDir = options.outDir ? resolve(options.outDir) : await mkdtemp(join(tmpdir(), `natproof-${runId}-`));
-  await mkdir(workDir, { recursive: true });
-  const checkAborted = (): void => {
-    if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
-  };
-
-  await options.backend.preflight();
-  checkAborted();
-  log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
-  const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
-  const agents = new Map<string, AgentClient>();
   try {
-    checkAborted();
-    await startAgents(lab, topology, agents);
-    const context: RulesetContext = { topology, lab, agents, runId, workDir, keepArtifacts: Boolean(options.outDir), log, checkAborted };
-    const probeResults: ProbeResult[] = [];
-    const rulesetResults: RulesetResult[] = [];
-    for (const ruleset of rulesets) {
-      checkAborted();
-      const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length);
-      probeResults.push(...outcome.probes);
-      rulesetResults.push(outcome.summary);
-    }
-    const result: RunResult = {
-      scenario: topology.name,
-      file: topology.file,
-      backend: options.backend.name,
-      runId,
-      passed: rulesetResults.every((r) => r.passed),
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      rulesets: rulesetResults,
-      probes: probeResults,
-      artifacts: options.outDir ? workDir : null,
-      addresses: addressBook(topology),
+    await mkdir(workDir, { recursive: true });
+    const checkAborted = (): void => {
+      if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
     };
-    if (options.outDir) await writeFile(join(workDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
-    return result;
+    await options.backend.preflight();
+    checkAborted();
+    log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
+    const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
+    const agents = new Map<string, AgentClient>();
+    let failure: unknown;
+    try {
+      checkAborted();
+      await Promise.all([requireNftablesIptables(lab), startAgents(lab, topology, agents)]);
+      const context: RulesetContext = { topology, lab, agents, runId, workDir, keepArtifacts: Boolean(options.outDir), log, checkAborted };
+      const probeResults: ProbeResult[] = [];
+      const rulesetResults: RulesetResult[] = [];
+      for (const ruleset of rulesets) {
+        checkAborted();
+        const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length);
+        probeResults.push(...outcome.probes);
+        rulesetResults.push(outcome.summary);
+      }
+      const result: RunResult = {
+        scenario: topology.name,
+        file: topology.file,
+        backend: options.backend.name,
+        runId,
+        passed: rulesetResults.every((r) => r.passed),
+        startedAt: new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+        rulesets: rulesetResults,
+        probes: probeResults,
+        artifacts: options.outDir ? workDir : null,
+        addresses: addressBook(topology),
+      };
+      if (options.outDir) await writeFile(join(workDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+      return result;
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      await tearDown(lab, agents, failure, log);
+    }
   } finally {
-    await Promise.all([...agents.values()].map((a) => a.close()));
-    await lab.destroy();
     if (!options.outDir) await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Agents, then the lab. Every step runs even when one fails. A teardown failure is an error of
+ * its own when the run went well; when the run already failed, that failure is what the user
+ * must hear about, and the teardown's is logged beside it.
+ */
+async function tearDown(lab: Lab, agents: Map<string, AgentClient>, failure: unknown, log: (line: string) => void): Promise<void> {
+  const outcomes = await Promise.allSettled([...agents.values()].map((a) => a.close()));
+  outcomes.push(...(await Promise.allSettled([lab.destroy()])));
+  const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+  if (errors.length === 0) return;
+  const message = `teardown of run ${lab.runId} failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')}`;
+  if (failure === undefined) throw new AggregateError(errors, message);
+  log(message);
 }
 
 interface RulesetContext {
@@ -175,12 +195,18 @@ async function runRuleset(
   }
   const serverLog = [...agents.values()].flatMap((a) => a.drainRequests().map((r) => ({ host: a.host, ...r })));
   const seen = sightings(await readTraces(evidence));
-  // Before the next rule set's reset wipes the counters and the conntrack table. A failed
-  // request gets the kernel's whole account; otherwise the rules (for warnings) suffice.
-  const kernel = await collectEvidence(lab, topology, ruleset, baseline, replies.some((r) => !r.ok) ? 'all' : 'rules');
-  const probes = topology.probes.map((probe, i) =>
-    probeResult(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId, kernel.evidence),
+  const observed = topology.probes.map((probe, i) =>
+    observeProbe(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId),
   );
+  // Before the next rule set's reset wipes the counters and the conntrack table. A probe that
+  // failed or missed an expectation gets the kernel's whole account; otherwise the rules (for
+  // warnings) suffice.
+  const scope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
+  const kernel = await collectEvidence(lab, topology, ruleset, baseline, scope);
+  const probes = observed.map(({ result, flow }) => ({
+    ...result,
+    diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel.evidence }),
+  }));
   if (keepArtifacts) {
     await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);
     await writeFile(join(workDir, `${ruleset.name}-conntrack-events.txt`), evidence.conntrackEvents.map((l) => `${l}\n`).join(''));
@@ -230,7 +256,8 @@ async function readTraces(evidence: CaptureResult): Promise<CaptureTrace[]> {
   );
 }
 
-function probeResult(
+/** What the packets, the server log and the client say about one probe, checked against its expectation. */
+function observeProbe(
   topology: Topology,
   ruleset: RuleSet,
   probe: Probe,
@@ -240,8 +267,7 @@ function probeResult(
   serverLog: Array<RequestEvent & { host: string }>,
   conntrackEvents: string[],
   runId: string,
-  kernel: KernelEvidence,
-): ProbeResult {
+): { result: Omit<ProbeResult, 'diagnosis'>; flow: FlowObservation } {
   const client = topology.hosts.find((h) => h.name === probe.from)!;
   const flow = analyzeFlow(seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
   const logged = serverLog.find((r) => r.path === probePath(runId, ruleset.name, probe.name));
@@ -280,7 +306,7 @@ function probeResult(
     expectationsMet: failures.length === 0,
     failures,
   };
-  return { ...result, diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }) };
+  return { result, flow };
 }
 
 /**

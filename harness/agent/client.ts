@@ -46,7 +46,14 @@ export class AgentClient {
     let markReady: () => void = () => {};
     this.ready = new Promise((resolve) => (markReady = resolve));
     createInterface({ input: stdout }).on('line', (line) => {
-      const message = JSON.parse(line) as AgentMessage;
+      let message: AgentMessage;
+      try {
+        message = JSON.parse(line) as AgentMessage;
+      } catch {
+        // Not ours to crash on (a throw here would skip the run's teardown): fail what waits.
+        this.failPending(new NatproofError(`the agent in ${host} printed something that is not protocol: ${line.slice(0, 200)}`));
+        return;
+      }
       if ('event' in message) {
         if (message.event === 'ready') markReady();
         else this.requests.push(message);
@@ -58,10 +65,13 @@ export class AgentClient {
     });
     void proc.exited.then(({ exitCode, signal }) => {
       const how = signal ? `was killed by ${signal}` : `exited with ${exitCode}`;
-      const err = new NatproofError(`the agent in ${host} ${how}: ${proc.stderr.trim() || 'no message'}`);
-      for (const waiter of this.pending.values()) waiter.reject(err);
-      this.pending.clear();
+      this.failPending(new NatproofError(`the agent in ${host} ${how}: ${proc.stderr.trim() || 'no message'}`));
     });
+  }
+
+  private failPending(err: Error): void {
+    for (const waiter of this.pending.values()) waiter.reject(err);
+    this.pending.clear();
   }
 
   /** Wait for the agent's ready line; fail with its stderr if it dies or hangs. */

@@ -3,7 +3,7 @@
  * HTTP and logs each request's source, and runs HTTP probes with undici on command. It knows
  * nothing about scenarios; natproof drives it over stdin/stdout (./protocol.ts).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { AgentCommand, AgentMessage, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
@@ -18,8 +18,6 @@ const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('u
 function send(message: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
-
-const servers: Server[] = [];
 
 function serve(command: ServeCommand): void {
   const server = createServer((req, res) => {
@@ -39,7 +37,6 @@ function serve(command: ServeCommand): void {
   });
   server.once('error', (err) => send({ id: command.id, op: 'serve', ok: false, detail: err.message }));
   server.listen(command.port, '0.0.0.0', () => send({ id: command.id, op: 'serve', ok: true, detail: null }));
-  servers.push(server);
 }
 
 function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail: string } {
@@ -89,11 +86,12 @@ async function probe(command: ProbeCommand): Promise<ProbeReply> {
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort };
   try {
     const response = await client.request({ path: command.path, method: 'GET', signal: controller.signal });
-    const body = await response.body.text();
-    return { ...base, ok: true, status: response.statusCode, error: null, detail: null, durationMs: performance.now() - started, body };
+    // Read to the end: the exchange is complete only once the whole response has arrived.
+    await response.body.dump();
+    return { ...base, ok: true, status: response.statusCode, error: null, detail: null, durationMs: performance.now() - started };
   } catch (err) {
     const { error, detail } = classify(err, controller.signal.aborted);
-    return { ...base, ok: false, status: null, error, detail, durationMs: performance.now() - started, body: null };
+    return { ...base, ok: false, status: null, error, detail, durationMs: performance.now() - started };
   } finally {
     clearTimeout(deadline);
     socket?.destroy();

@@ -35,8 +35,6 @@ export interface ProbeReply {
   detail: string | null;
   localPort: number;
   durationMs: number;
-  /** What the server said it saw, from the response body (our own server only). */
-  body: string | null;
 }
 
 export interface ServeReply {

@@ -3,6 +3,7 @@
  * router's namespace or container, with the rules on stdin, never through a shell.
  */
 import type { Lab, NodeRef } from '../backend/backend.js';
+import { HostError } from '../errors.js';
 import type { Router, RuleSource } from '../scenario/topology.js';
 import { compileRules, ruleErrorFromKernel } from './compile.js';
 
@@ -14,10 +15,14 @@ const TIMEOUT_MS = 15_000;
  * that would carry an earlier rule set's NAT decisions into this one, and the scenario's
  * FORWARD policy.
  */
+/**
+ * `nft flush ruleset` empties the nf_tables rules, which is where iptables-nft puts them; rules
+ * of iptables-legacy would survive it and leak from one rule set into the next, so natproof
+ * requires the nf_tables flavour (see `requireNftablesIptables`).
+ */
 export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promise<void> {
   await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS });
-  // -F exits non-zero when the conntrack table does not exist yet; that is a clean slate too.
-  await lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+  await lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS });
   await lab.exec(ROUTER, ['iptables', '-P', 'FORWARD', router.forwardPolicy], { timeoutMs: TIMEOUT_MS });
 }
 
@@ -29,5 +34,16 @@ export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource): Pr
     const argv = step.tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
     const result = await lab.exec(ROUTER, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
     if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
+  }
+}
+
+/** Refuse an iptables whose rules `nft flush ruleset` would not reset (the legacy flavour). */
+export async function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
+  const version = await lab.exec(ROUTER, ['iptables-restore', '--version'], { timeoutMs: TIMEOUT_MS });
+  if (!version.stdout.includes('nf_tables')) {
+    throw new HostError(
+      `natproof needs iptables with the nf_tables backend, found: ${version.stdout.trim()}; ` +
+        'select it with `update-alternatives --set iptables /usr/sbin/iptables-nft`',
+    );
   }
 }

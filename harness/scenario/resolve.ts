@@ -365,8 +365,8 @@ function parseTarget(source: ScenarioSource, path: Path, text: string): Probe['t
 }
 
 function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectation): Expectation {
-  // Only fields the file states: rule set overrides are merged over probe expectations by
-  // spreading, where an explicit `undefined` would erase the probe's value.
+  // Only fields the file states: an expectation checks exactly what it names, and an explicit
+  // `undefined` would read as a claim about that field.
   const expectation: Expectation = {};
   if (raw.ok !== undefined) expectation.ok = raw.ok;
   if (raw.status !== undefined) expectation.status = raw.status;

@@ -230,7 +230,7 @@ const RuleSet = Type.Object(
       Type.Record(Type.String(), Expectation, {
         additionalProperties: false,
         title: 'Expectation overrides',
-        description: "Per-probe expectations for this rule set, merged over the probe's own.",
+        description: "Per-probe expectations for this rule set; each replaces the probe's own expectation for this rule set (a known outcome, e.g. a broken variant kept as a regression check).",
       }),
     ),
   },

@@ -101,7 +101,7 @@ export interface RuleSet {
   name: string;
   description: string | undefined;
   rules: RuleSource;
-  /** Per-probe expectation overrides for this rule set, merged over the probe's own. */
+  /** Per-probe expectations for this rule set; each replaces the probe's own, whole. */
   expect: Record<string, Expectation>;
 }
 

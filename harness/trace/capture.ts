@@ -33,6 +33,7 @@ export interface RunningCapture {
 }
 
 const READY_TIMEOUT_MS = 5_000;
+const SINK_CLOSE_MS = 2_000;
 /** A conntrack entry that exists only to prove the event stream is live (TEST-NET-1). */
 const MARKER = { src: '192.0.2.1', dst: '192.0.2.2', port: '9' };
 
@@ -54,12 +55,16 @@ export async function startCapture(lab: Lab, topology: Topology, dir: string, ta
   try {
     await Promise.all(
       nodes.map(async (node) => {
-        points.push(await startTcpdump(lab, node, join(dir, `${tag}-${nodeLabel(node).replace(':', '-')}.pcap`)));
+        const point = await launchTcpdump(lab, node, join(dir, `${tag}-${nodeLabel(node).replace(':', '-')}.pcap`));
+        // Known before it is ready, so a failure anywhere stops it too.
+        points.push(point);
+        await tcpdumpReady(point);
       }),
     );
     conntrack = await startConntrackEvents(lab);
   } catch (err) {
     await stopAll();
+    await Promise.all(points.map(finishPoint));
     throw err;
   }
   const events = conntrack;
@@ -72,7 +77,7 @@ export async function startCapture(lab: Lab, topology: Topology, dir: string, ta
   };
 }
 
-async function startTcpdump(lab: Lab, node: NodeRef, file: string): Promise<RunningPoint> {
+async function launchTcpdump(lab: Lab, node: NodeRef, file: string): Promise<RunningPoint> {
   const interfaces = await lab.interfaces(node);
   // -i any with SLL2 keeps each packet's interface and direction; a larger snaplen and
   // immediate, unbuffered writes keep the kernel from dropping packets and SIGINT from losing them.
@@ -81,16 +86,28 @@ async function startTcpdump(lab: Lab, node: NodeRef, file: string): Promise<Runn
   ]);
   const sink = createWriteStream(file);
   proc.child.stdout?.pipe(sink);
+  return { node, file, interfaces, proc, sink };
+}
+
+async function tcpdumpReady({ proc, node }: RunningPoint): Promise<void> {
   try {
     await proc.waitForStderr(/listening on/, READY_TIMEOUT_MS);
   } catch (err) {
     throw new HostError(`tcpdump did not start in ${nodeLabel(node)}: ${proc.stderr.trim()}`, { cause: err });
   }
-  return { node, file, interfaces, proc, sink };
 }
 
 async function finishPoint(point: RunningPoint): Promise<CapturePoint> {
-  if (!point.sink.writableFinished) await once(point.sink, 'finish');
+  if (!point.sink.writableFinished) {
+    // The pcap is complete when tcpdump's output ends; a tcpdump that could not be stopped
+    // never ends it, so close the file after a while rather than wait forever.
+    const timer = setTimeout(() => {
+      point.proc.child.stdout?.unpipe(point.sink);
+      point.sink.end();
+    }, SINK_CLOSE_MS);
+    await once(point.sink, 'finish');
+    clearTimeout(timer);
+  }
   const dropped = /(\d+) packets? dropped by kernel/.exec(point.proc.stderr);
   return { node: point.node, file: point.file, interfaces: point.interfaces, droppedByKernel: dropped ? Number(dropped[1]) : 0 };
 }

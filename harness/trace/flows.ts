@@ -9,7 +9,7 @@
  */
 import type { NodeInterface, NodeRef } from '../backend/backend.js';
 import type { RewriteKind } from '../scenario/topology.js';
-import type { PcapPacket } from './pcap.js';
+import { formatEndpoint, type PcapPacket } from './pcap.js';
 
 export interface CaptureTrace {
   node: NodeRef;
@@ -77,8 +77,8 @@ export function sightings(traces: CaptureTrace[]): Sighting[] {
         hop: {
           where: placed.where,
           direction: placed.direction,
-          src: `${packet.src}:${packet.tcp.srcPort}`,
-          dst: `${packet.dst}:${packet.tcp.dstPort}`,
+          src: formatEndpoint(packet.src, packet.tcp.srcPort),
+          dst: formatEndpoint(packet.dst, packet.tcp.dstPort),
           flags: packet.tcp.flagText,
           timeNs: packet.timeNs,
         },
