@@ -4,7 +4,7 @@ export { runScenario, newRunId, RunAbortedError, type RunOptions } from './run.j
 export { loadScenario, parseScenario } from './scenario/load.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';
-export { DockerBackend } from './backend/docker/docker.js';
+export { DockerBackend, type DockerBackendOptions } from './backend/docker/docker.js';
 export type { Backend, BackendName, Lab, NodeRef, NodeInterface, BuildOptions } from './backend/backend.js';
 export type { ExecOptions, ExecResult, LongProcess, ProcessHandle } from './exec.js';
 export { compileRules, detectRuleFormat } from './rules/compile.js';

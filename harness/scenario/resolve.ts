@@ -6,6 +6,7 @@
 import ipaddr from 'ipaddr.js';
 import { Scalar, isScalar } from 'yaml';
 import type { SourcePosition } from '../errors.js';
+import { cidr, fromNumber, toNumber } from '../ipv4.js';
 import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawScenario, type RuleKey } from './schema.js';
 import { inFileOrder, type Path, type ScenarioSource } from './source.js';
 import type {
@@ -100,23 +101,11 @@ function parseSubnet(source: ScenarioSource, path: Path, text: string): Omit<Net
   return { subnet: { address: base.toString(), prefix }, base, broadcast: ipaddr.IPv4.broadcastAddressFromCIDR(text) };
 }
 
-function cidr(network: Network): string {
-  return `${network.subnet.address}/${network.subnet.prefix}`;
-}
-
 /** `dmz (172.16.0.0/24: 172.16.0.1 to 172.16.0.254)`, so the user sees what would fit. */
 function describeNetwork(network: NetworkFacts): string {
   const first = fromNumber(toNumber(network.base) + 1);
   const last = fromNumber(toNumber(network.broadcast) - 1);
-  return `${network.name} (${cidr(network)}: ${first} to ${last})`;
-}
-
-function toNumber(address: IPv4): number {
-  return address.octets.reduce((sum, octet) => sum * 256 + octet, 0);
-}
-
-function fromNumber(value: number): IPv4 {
-  return new ipaddr.IPv4([24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256));
+  return `${network.name} (${cidr(network.subnet)}: ${first} to ${last})`;
 }
 
 function inside(address: IPv4, network: NetworkFacts): boolean {
@@ -148,7 +137,7 @@ function resolveNetworks(source: ScenarioSource, raw: RawScenario['networks']): 
     const facts = { name, ...parseSubnet(source, path, network.subnet) };
     const overlapping = [...networks.values()].find((other) => inside(facts.base, other) || inside(other.base, facts));
     if (overlapping) {
-      throw source.error(`${cidr(facts)} overlaps network ${overlapping.name} (${cidr(overlapping)})`, path);
+      throw source.error(`${cidr(facts.subnet)} overlaps network ${overlapping.name} (${cidr(overlapping.subnet)})`, path);
     }
     networks.set(name, facts);
   }

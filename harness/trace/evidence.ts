@@ -4,6 +4,11 @@
  * router, and listening sockets, routes and counters on the servers. A diagnosis quotes these.
  * About ten short spawns, run in parallel; when every request worked, one (the rules).
  *
+ * One more thing is done, not only read: where a hairpin SNAT rule may also take the router's own
+ * traffic (verdict/warnings.ts), the router opens one bounded TCP connection to a closed port of a
+ * host on that network, and the rule's counter is read before and after, so the warning about it
+ * is an observation.
+ *
  * Counters such as IpInAddrErrors live as long as the namespace, so they are read once before
  * the probes too and only what grew during them is kept. Every read is bounded by a timeout and
  * best effort: a tool that fails is recorded as missing evidence, never a failed run.
@@ -11,6 +16,7 @@
 import type { Lab, NodeRef } from '../backend/backend.js';
 import type { ExecResult } from '../exec.js';
 import type { RuleSet, Topology } from '../scenario/topology.js';
+import { routerOriginatedCandidates } from '../verdict/warnings.js';
 import {
   counterDeltas,
   parseIpRouteJson,
@@ -46,6 +52,27 @@ export interface RouterEvidence extends NodeEvidence {
   nftRuleset: string | null;
   /** `conntrack -L` after the probes. */
   conntrack: string[];
+  /**
+   * Connections the router itself opened after the probes, one per hairpin SNAT rule that may
+   * take them; absent in results written before it existed.
+   */
+  routerOriginated?: RouterOriginatedObservation[];
+}
+
+/** One connection from the router to a closed port, and what the kernel counted for it. */
+export interface RouterOriginatedObservation {
+  /** The nat POSTROUTING rule watched. */
+  rulePosition: number;
+  from: string;
+  to: string;
+  port: number;
+  /**
+   * How much the rule's packet counter grew during the connection. (Its conntrack entry is not
+   * kept: a connection reset in SYN_SENT is gone from `conntrack -L` at once.)
+   */
+  counterDelta: number;
+  /** How the connection ended, as the router saw it. */
+  outcome: string;
 }
 
 export interface HostEvidence extends NodeEvidence {
@@ -77,6 +104,8 @@ export interface EvidenceTranscript {
 }
 
 const READ_TIMEOUT_MS = 3_000;
+/** The router's own connection goes to a closed port: a reset comes back within milliseconds. */
+const CONNECT_TIMEOUT_S = 2;
 const COUNTER_FILES = ['/proc/net/snmp', '/proc/net/netstat'];
 const ROUTER: NodeRef = { kind: 'router' };
 
@@ -87,17 +116,23 @@ class Reader {
 
   /** stdout of a command, or an explanation in `missing`. */
   async read(node: NodeRef, name: string, argv: readonly string[], missing: string[]): Promise<string> {
+    const result = await this.run(node, name, argv, missing);
+    // grep exits 2 when one of several files is absent but still prints the others.
+    if (result && result.exitCode !== 0 && !result.stdout) missing.push(`${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}`);
+    return result?.stdout ?? '';
+  }
+
+  /** The command's result, or null and an explanation in `missing` when it could not run. */
+  async run(node: NodeRef, name: string, argv: readonly string[], missing: string[]): Promise<ExecResult | null> {
     let result: ExecResult;
     try {
       result = await this.lab.exec(node, argv, { timeoutMs: READ_TIMEOUT_MS, allowFailure: true });
     } catch (err) {
       missing.push(`${argv.join(' ')}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-      return '';
+      return null;
     }
     this.transcripts.push({ node: name, argv, output: result.stdout + result.stderr });
-    // grep exits 2 when one of several files is absent but still prints the others.
-    if (result.exitCode !== 0 && !result.stdout) missing.push(`${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}`);
-    return result.stdout;
+    return result;
   }
 }
 
@@ -150,7 +185,49 @@ export async function collectEvidence(
     routerEvidence(reader, topology, ruleset, baseline, scope),
     scope === 'all' ? Promise.all(servers(topology).map((node) => hostEvidence(reader, node, baseline))) : [],
   ]);
-  return { evidence: { scope, router, hosts }, transcripts: reader.transcripts };
+  // After everything else is read, so the router's own connection shows in no other evidence.
+  const routerOriginated = await observeRouterOriginated(reader, topology, router);
+  return { evidence: { scope, router: routerOriginated ? { ...router, routerOriginated } : router, hosts }, transcripts: reader.transcripts };
+}
+
+/**
+ * For each hairpin SNAT rule that may take the router's own traffic: one TCP connection from the
+ * router to a closed port of a host on that network (bash's /dev/tcp, bounded by `timeout`), and
+ * the rule's counter read again (its packets are not captured: the captures have stopped). Undefined when there is no such rule; a connection that could
+ * not be made is left out, with the reason in `missing`.
+ */
+async function observeRouterOriginated(reader: Reader, topology: Topology, router: RouterEvidence): Promise<RouterOriginatedObservation[] | undefined> {
+  const candidates = routerOriginatedCandidates(topology, router);
+  if (candidates.length === 0) return undefined;
+  const observations: RouterOriginatedObservation[] = [];
+  for (const { rule, leg, host, closedPort } of candidates) {
+    const connect = ['timeout', String(CONNECT_TIMEOUT_S), 'bash', '-c', 'exec 3<>"/dev/tcp/$0/$1"', host.address, String(closedPort)];
+    const done = await reader.run(ROUTER, 'router', connect, router.missing);
+    if (!done) continue;
+    const after = parseIptablesSave(await reader.read(ROUTER, 'router', ['iptables-save', '-c', '-t', 'nat'], router.missing)).rules.find(
+      (r) => r.table === 'nat' && r.chain === 'POSTROUTING' && r.position === rule.position && r.text === rule.text,
+    );
+    if (!after) {
+      router.missing.push(`nat POSTROUTING rule ${rule.position}: not found again after the router's own connection`);
+      continue;
+    }
+    observations.push({
+      rulePosition: rule.position,
+      from: leg.address,
+      to: host.address,
+      port: closedPort,
+      counterDelta: after.packets - rule.packets,
+      outcome:
+        done.exitCode === 124
+          ? `no answer within ${CONNECT_TIMEOUT_S} s`
+          : done.exitCode === 0
+            ? 'connected'
+            : /refused/i.test(done.stderr)
+              ? 'refused (the host reset it)'
+              : `failed: ${done.stderr.trim().split('\n').pop() ?? `exit ${done.exitCode}`}`,
+    });
+  }
+  return observations;
 }
 
 async function routerEvidence(

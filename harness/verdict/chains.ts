@@ -1,7 +1,9 @@
 /**
- * Walks the router's iptables chains (from `iptables-save -c`) the way netfilter would for one
- * packet, so a diagnosis can name the rule that decided it, and writes rules back as commands
- * users can run. Pure. Jumps to user chains are not followed: such a walk ends `unknown`.
+ * Walks the router's iptables chains (from `iptables-save -c`) the way natproof reads them for
+ * one packet, so a diagnosis can point at the rule whose kernel counter it then checks, and
+ * writes rules back as commands users can run. The walk is a reading of the rule text, not an
+ * observation: callers name the rule only when `counted()` says the kernel took packets there.
+ * Pure. Jumps to user chains are not followed: such a walk ends `unknown`.
  */
 import type { ChainPolicy, IptablesRule } from '../trace/kernel-text.js';
 import { matchRule, parseRule, type HookPacket, type MatchVerdict, type ParsedRule } from './netfilter-match.js';
@@ -52,13 +54,29 @@ export function walkChain(
   return { steps, decidedBy: null, undecidable: null, policy };
 }
 
-/** `nat PREROUTING rule 2 (5 packets): -A PREROUTING -d ...`: a rule as the kernel counted it. */
+/**
+ * `nat PREROUTING rule 2 (kernel counter: 5 packets): -A PREROUTING -d ...`: a rule as the kernel
+ * counted it during the rule set's probes (counters are reset for each rule set).
+ */
 export function describeRule(rule: IptablesRule): string {
-  return `${rule.table} ${rule.chain} rule ${rule.position} (${plural(rule.packets, 'packet')}): ${rule.text}`;
+  return `${rule.table} ${rule.chain} rule ${rule.position} (kernel counter: ${plural(rule.packets, 'packet')}): ${rule.text}`;
 }
 
 export function describePolicy(policy: ChainPolicy): string {
-  return `${policy.table} ${policy.chain} policy ${policy.policy} (${plural(policy.packets, 'packet')} fell through to it)`;
+  return `${policy.table} ${policy.chain} policy ${policy.policy} (kernel counter: ${plural(policy.packets, 'packet')} fell through to it)`;
+}
+
+/**
+ * A rule with the kernel's counter, then natproof's own reading of the rule text, labelled as
+ * such: the reading explains, the counter is what the kernel observed.
+ */
+export function describeReading(rule: IptablesRule, reading: string): string {
+  return `${describeRule(rule)}; natproof's reading of the rule text: ${reading}`;
+}
+
+/** Did the kernel count packets on the rule (or policy) during the probes? */
+export function counted(entry: { packets: number } | null | undefined): boolean {
+  return (entry?.packets ?? 0) > 0;
 }
 
 /** The rule's options after `-A CHAIN`, as written to `iptables -A/-I/-R`. */

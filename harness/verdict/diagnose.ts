@@ -6,14 +6,20 @@
  * The captures say where the request stopped: it never reached the router, stopped inside it
  * (answered by the router itself, or silently), or reached a server (which refused it, or never
  * answered), or its answer bypassed the router. The kernel's own evidence then says why: rule
- * counters, the conntrack table, SNMP counters, sysctls, routes and listening sockets. Rules are
- * walked only to name the rule the counters point at and to write the fix.
+ * counters, the conntrack table, SNMP counters, sysctls, routes and listening sockets.
+ *
+ * natproof's reading of the rule text (walkChain) never decides a cause by itself. A rule-based
+ * cause (rule order, a FORWARD drop, a DNAT that missed, a DNAT to nobody) is named only when the
+ * kernel's counter on the rule or policy the reading points at grew during the probes (counters
+ * are reset for each rule set); otherwise the diagnosis falls back on what the packets show.
+ * Evidence lines say which facts are the kernel's (packets, counters, conntrack) and which are
+ * natproof's reading of the rules.
  */
 import type { Host, Topology } from '../scenario/topology.js';
 import type { HostEvidence, KernelEvidence } from '../trace/evidence.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
-import { command, describePolicy, describeRule, plural, ruleSpec, walkChain, type ChainWalk, type RuleStep } from './chains.js';
-import { formatRoute, lookupRoute } from './ipv4.js';
+import { command, counted, describePolicy, describeReading, describeRule, plural, ruleSpec, walkChain, type ChainWalk, type RuleStep } from './chains.js';
+import { formatRoute, lookupRoute } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
 import type { Diagnosis, ProbeResult } from './result.js';
 
@@ -54,6 +60,8 @@ interface Endpoint {
 export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   if (input.result.ok && input.result.expectationsMet) return null;
   const f = gather(input);
+  // The request worked: nothing was dropped or refused, so no rule-based cause applies.
+  if (input.result.ok) return workedNotAsExpected(f);
   return (
     replyBypassedRouter(f) ??
     (f.arrival && !f.exit && f.answeredBy === 'router' ? (ruleOrder(f) ?? noDnatMatch(f)) : null) ??
@@ -151,6 +159,8 @@ function ruleOrder(f: Facts): Diagnosis | null {
   const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting);
   const shadow = walk.decidedBy;
   if (!shadow || !['ACCEPT', 'RETURN'].includes(shadow.parsed.target ?? '')) return null;
+  // Named only when the kernel counted packets on the rule the reading says took the request.
+  if (!counted(shadow.rule)) return null;
   const dnat = walk.steps.find((s) => s.rule.position > shadow.rule.position && s.parsed.target === 'DNAT' && s.verdict.result === 'match');
   if (!dnat) return null;
   return {
@@ -165,8 +175,8 @@ function ruleOrder(f: Facts): Diagnosis | null {
         [f.answer, routerAnswerText(f)],
       ]),
       ...conntrackLines(f),
-      `${describeRule(shadow.rule)} (matches this request; first to take it)`,
-      `${describeRule(dnat.rule)} (matches too, but is never reached)`,
+      describeReading(shadow.rule, 'matches this request; first to take it'),
+      describeReading(dnat.rule, 'matches too, but is never reached for this request'),
     ],
     suggestion: command('nat', '-I', 'PREROUTING', ruleSpec(dnat.rule), shadow.rule.position),
   };
@@ -175,9 +185,27 @@ function ruleOrder(f: Facts): Diagnosis | null {
 function noDnatMatch(f: Facts): Diagnosis {
   const walk = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting) : undefined;
   const dnats = walk?.steps.filter((s) => s.parsed.target === 'DNAT') ?? [];
+  // Which rule missed and why is said only when the kernel corroborates that no DNAT rule took
+  // this request: its conntrack entry expects the reply from the address asked for (nothing was
+  // DNATed), or it counted packets where the reading sends the request (a non-DNAT rule, or the
+  // policy; iptables-nft leaves nat policy counters at 0), never on the reading alone.
+  const decider = walk ? (walk.decidedBy ? walk.decidedBy.rule : walk.undecidable ? null : (walk.policy ?? null)) : null;
+  const untranslated = conntrackUntranslated(f);
+  const corroborated = !!walk && walk.decidedBy?.parsed.target !== 'DNAT' && (untranslated || counted(decider));
   const ruleLines = dnats.map((s) =>
-    s.verdict.result === 'no-match' ? `${describeRule(s.rule)} (does not match: ${s.verdict.because.join('; ')})` : `${describeRule(s.rule)}`,
+    corroborated && s.verdict.result === 'no-match' ? describeReading(s.rule, `does not match: ${s.verdict.because.join('; ')}`) : describeRule(s.rule),
   );
+  if (untranslated) {
+    ruleLines.unshift(`conntrack (the kernel): the reply is expected from ${f.target.address} itself, so no DNAT rule took this connection`);
+  }
+  if (corroborated && walk && !walk.decidedBy && walk.policy && counted(walk.policy)) {
+    ruleLines.push(`${describePolicy(walk.policy)}; natproof's reading of the rule text: this request fell through to it`);
+  }
+  if (!corroborated && dnats.length > 0) {
+    ruleLines.push(
+      "which DNAT rule missed is not named: the kernel's counters do not show where natproof's reading of the rule text sends this request",
+    );
+  }
   if (dnats.length === 0) ruleLines.push(...nftOr(f, 'nat PREROUTING has no DNAT rule'));
   const arrivedOn = f.arrival ? routerInterface(f.arrival) : undefined;
   const misses = (s: RuleStep): number => (s.verdict.result === 'no-match' ? s.verdict.because.length : 0);
@@ -210,7 +238,7 @@ function serverRefused(f: Facts): Diagnosis | null {
   const host = hostEvidence(f, receiver);
   const ports = host ? host.listening.map(listeningPort).filter((p): p is number => p !== null) : receiver.services.map((s) => s.port);
   const listens = host ? host.listening.join(', ') || 'nothing' : null;
-  const dnat = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting).decidedBy : null;
+  const dnat = dnatStep(f);
   const port = ports.includes(f.target.port) ? f.target.port : ports.length === 1 ? ports[0] : undefined;
   const fixed =
     dnat?.parsed.target === 'DNAT' && port !== undefined
@@ -231,7 +259,7 @@ function serverRefused(f: Facts): Diagnosis | null {
         [answer, `${receiver.name} answered with a reset`],
       ]),
       ...(listens !== null ? [`listening on ${receiver.name} (ss -ltn): ${listens}`] : []),
-      ...(dnat?.parsed.target === 'DNAT' ? [describeRule(dnat.rule)] : []),
+      ...(dnat ? [describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}`)] : []),
       ...conntrackLines(f),
     ],
     suggestion: fixed,
@@ -290,25 +318,25 @@ function reversePathFilter(f: Facts): Diagnosis | null {
   if (!f.prerouting || !f.arrival) return null;
   const router = f.evidence.router;
   const arrivedOn = routerInterface(f.arrival);
-  const counted = router.counters['TcpExtIPReversePathFilter'] ?? 0;
+  const dropped = router.counters['TcpExtIPReversePathFilter'] ?? 0;
   const rule = ['raw', 'mangle']
     .map((table) => walkChain(router.rules, router.policies, table, 'PREROUTING', f.prerouting as HookPacket).decidedBy)
-    .find((s) => s?.parsed.target === 'DROP' && s.parsed.options.some((o) => o.option === '-m' && o.value === 'rpfilter'));
-  if (counted === 0 && !rule) return null;
+    .find((s) => s?.parsed.target === 'DROP' && counted(s.rule) && s.parsed.options.some((o) => o.option === '-m' && o.value === 'rpfilter'));
+  if (dropped === 0 && !rule) return null;
   const source = f.prerouting.src;
   const back = lookupRoute(router.routes, source);
   const evidence = [
     ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
     back ? `the router's route back to ${source}: ${formatRoute(back)}` : `the router has no route back to ${source}`,
   ];
-  if (counted > 0) {
-    evidence.push(`router: TcpExtIPReversePathFilter +${counted} during the probes (packets dropped by rp_filter)`);
+  if (dropped > 0) {
+    evidence.push(`router: TcpExtIPReversePathFilter +${dropped} during the probes (packets dropped by rp_filter)`);
     for (const name of ['all', arrivedOn]) {
       const value = router.sysctls[`net.ipv4.conf.${name}.rp_filter`];
       if (value !== undefined) evidence.push(`router: net.ipv4.conf.${name}.rp_filter = ${value}`);
     }
   }
-  if (rule) evidence.push(`${describeRule(rule.rule)} (matches: it came in on ${arrivedOn})`);
+  if (rule) evidence.push(describeReading(rule.rule, `drops this request: it came in on ${arrivedOn}`));
   return {
     cause: 'reverse-path-filter',
     severity: 'failure',
@@ -335,7 +363,7 @@ function forwardingDisabled(f: Facts): Diagnosis | null {
       ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
       'router: net.ipv4.ip_forward = 0',
       ...counterLines(router, { IpInAddrErrors: 'packets for other hosts it would not forward' }),
-      ...(dnat ? [describeRule(dnat.rule)] : []),
+      ...(dnat ? [describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}`)] : []),
     ],
     suggestion: 'sysctl -w net.ipv4.ip_forward=1',
   };
@@ -351,7 +379,8 @@ function forwardDropped(f: Facts): Diagnosis | null {
   const walk = walkChain(router.rules, router.policies, 'filter', 'FORWARD', request);
   const dropper = walk.decidedBy && ['DROP', 'REJECT'].includes(walk.decidedBy.parsed.target ?? '') ? walk.decidedBy : null;
   const byPolicy = !walk.decidedBy && !walk.undecidable && walk.policy?.policy === 'DROP';
-  if (!dropper && !byPolicy) return null;
+  // Named only when the kernel counted the drop: the rule's or the policy's counter grew.
+  if (dropper ? !counted(dropper.rule) : !byPolicy || !counted(walk.policy)) return null;
   const what = dropper ? `filter FORWARD rule ${dropper.rule.position} drops it` : 'no rule in filter FORWARD accepts it and the policy is DROP';
   const accept = dropper
     ? command('filter', '-I', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT', dropper.rule.position)
@@ -371,9 +400,15 @@ function forwardDropped(f: Facts): Diagnosis | null {
       'Accept DNATed connections in FORWARD.',
     evidence: [
       ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
-      describeRule(dnat.rule),
-      ...walk.steps.map((s) => `${describeRule(s.rule)}${s.verdict.result === 'no-match' ? ` (does not match: ${s.verdict.because.join('; ')})` : ''}`),
-      ...(walk.policy ? [describePolicy(walk.policy)] : []),
+      describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}`),
+      ...walk.steps.map((s) =>
+        s === dropper
+          ? describeReading(s.rule, 'drops this request')
+          : s.verdict.result === 'no-match'
+            ? describeReading(s.rule, `does not match: ${s.verdict.because.join('; ')}`)
+            : describeRule(s.rule),
+      ),
+      ...(walk.policy ? [`${describePolicy(walk.policy)}${byPolicy ? "; natproof's reading of the rule text: this request fell through to it" : ''}`] : []),
       ...(conntrackLines(f).length === 0 ? ['conntrack: no entry for this connection (a packet dropped in FORWARD is never confirmed)'] : conntrackLines(f)),
     ],
     suggestion: replyDropped ? `${established}\n${accept}` : accept,
@@ -392,7 +427,7 @@ function dnatToNobody(f: Facts): Diagnosis | null {
     summary: `The server is not there: the router DNATs ${f.result.target} to ${destination.address}, but no host in the scenario has that address, so the request is never delivered.`,
     evidence: [
       ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
-      describeRule(dnat.rule),
+      describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}, an address no host in the scenario has`),
       ...conntrackLines(f),
     ],
     suggestion: server
@@ -416,10 +451,55 @@ function unknown(f: Facts): Diagnosis {
       ...[...f.flow.request, ...f.flow.reply].map(hopText),
       ...conntrackLines(f),
       ...counters,
+      ...countedRules(f),
       ...f.evidence.router.missing.map((m) => `not collected: ${m}`),
     ],
     suggestion: null,
   };
+}
+
+/**
+ * The request worked (an HTTP response) but missed its expectations: the server saw another
+ * source, the answer came from another address, or the rewrites differ. No rule-based cause
+ * applies; the packets say what differed.
+ */
+function workedNotAsExpected(f: Facts): Diagnosis {
+  const { result } = f;
+  const expected = result.expected;
+  const differs: string[] = [];
+  if (expected.serverSees !== undefined && result.serverSaw !== expected.serverSees) {
+    differs.push(`the server saw the request from ${result.serverSaw ?? 'nowhere'} (${result.serverSawSource ?? 'not seen'}), expected ${expected.serverSees}`);
+  }
+  if (expected.replyFrom !== undefined && result.replyFrom !== expected.replyFrom) {
+    differs.push(`the answer reached ${f.client.name} from ${result.replyFrom ?? 'nowhere'} (capture), expected ${expected.replyFrom}`);
+  }
+  const delivered = f.delivery && f.receiver ? [`${f.receiver.name} received the request from ${endpoint(f.delivery.src).address} (capture)`] : [];
+  return {
+    cause: 'unknown',
+    severity: 'failure',
+    summary:
+      `The request worked (HTTP ${result.status ?? '?'}) but not as expected: ` +
+      `${result.failures.join('; ') || differs.join('; ') || 'see the evidence'}. ` +
+      'Nothing was dropped or refused; the packets below show where the addresses were rewritten.',
+    evidence: [
+      ...differs,
+      ...delivered,
+      ...[...f.flow.request, ...f.flow.reply].map(hopText),
+      `rewrites seen in the capture: ${result.rewrites.join(', ') || 'none'}`,
+      ...conntrackLines(f),
+      ...countedRules(f),
+    ],
+    suggestion: null,
+  };
+}
+
+/** Every nat and filter rule and policy the kernel counted packets on during the probes. */
+function countedRules(f: Facts): string[] {
+  const router = f.evidence.router;
+  return [
+    ...router.rules.filter((r) => counted(r)).map(describeRule),
+    ...router.policies.filter((p) => counted(p) && p.policy !== 'ACCEPT').map(describePolicy),
+  ];
 }
 
 // --- Helpers ------------------------------------------------------------------------------------
@@ -491,6 +571,13 @@ function conntrackLines(f: Facts): string[] {
   return event ? [`conntrack -E: ${event.replace(/^\[[\d.]+\]\s*/, '').trim()}`] : [];
 }
 
+/** The probe's conntrack entry (table or event) expects the reply from the address asked for. */
+function conntrackUntranslated(f: Facts): boolean {
+  const entry = conntrackLines(f)[0];
+  const reply = entry ? [...entry.matchAll(/src=(\S+)/g)][1]?.[1] : undefined;
+  return reply === f.target.address;
+}
+
 function counterLines(node: { node: string; counters: Record<string, number> }, meaning: Record<string, string>): string[] {
   return Object.entries(meaning).flatMap(([name, what]) => {
     const n = node.counters[name];
@@ -498,11 +585,14 @@ function counterLines(node: { node: string; counters: Record<string, number> }, 
   });
 }
 
-/** The nat PREROUTING rule that DNATs the probe's request, if the walk reaches one. */
+/**
+ * The nat PREROUTING rule that DNATs the probe's request: the one natproof's reading of the rules
+ * reaches, and only when the kernel counted packets on it during the probes.
+ */
 function dnatStep(f: Facts): RuleStep | null {
   if (!f.prerouting) return null;
   const decided = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting).decidedBy;
-  return decided?.parsed.target === 'DNAT' ? decided : null;
+  return decided?.parsed.target === 'DNAT' && counted(decided.rule) ? decided : null;
 }
 
 function dnatText(step: RuleStep): string {
@@ -512,7 +602,7 @@ function dnatText(step: RuleStep): string {
 
 function noRuleTook(walk: ChainWalk, chain: string, what: string): string {
   if (walk.steps.length === 0) return `${chain} is empty: no rule ${what}`;
-  return `no rule in ${chain} ${what}: ${walk.steps.map((s) => `rule ${s.rule.position} (${plural(s.rule.packets, 'packet')}) ${s.rule.text}`).join('; ')}`;
+  return `natproof's reading of the rule text: no rule in ${chain} ${what}: ${walk.steps.map((s) => `rule ${s.rule.position} (${plural(s.rule.packets, 'packet')}) ${s.rule.text}`).join('; ')}`;
 }
 
 /** An nft rule set's own lines about NAT, when the rules were not iptables. */

@@ -1,12 +1,15 @@
 /**
- * Does an iptables rule, as `iptables-save` prints it, match a given packet? Used only to
- * explain what the counters and captures already show (which rule took a packet, which option
- * kept a rule from taking it, what to change), never to decide a verdict.
+ * Does an iptables rule, as `iptables-save` prints it, match a given packet? natproof's reading
+ * of the rule text, used only to explain what the counters and captures already show (which
+ * rule took a packet, which option kept a rule from taking it, what to change), never to decide
+ * a verdict or a cause: verdict/diagnose.ts names a rule only when the kernel's counter on it
+ * (or on the policy) grew during the probes, and labels every line that rests on this reading.
  *
- * The answer has three values: a rule using a match this module does not model is `unknown`,
- * and a diagnosis then falls back on the rule's counters.
+ * The answer has three values: a rule using a match this module does not model is `unknown`; a
+ * chain walk stops there (chains.ts, `undecidable`), and a diagnosis then names no rule and says
+ * what the packets and counters show.
  */
-import { inPrefix, lookupRoute } from './ipv4.js';
+import { inPrefix, lookupRoute } from '../ipv4.js';
 import type { Route } from '../trace/kernel-text.js';
 
 /** A TCP packet at a netfilter hook, as far as rules can see it. */

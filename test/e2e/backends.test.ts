@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, BackendName } from '../../harness/backend/backend.js';
@@ -19,8 +19,9 @@ import { RuleError } from '../../harness/errors.js';
 import { main } from '../../harness/cli.js';
 import { newRunId, RunAbortedError, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
+import { parsePcap } from '../../harness/trace/pcap.js';
 import type { RunResult } from '../../harness/verdict/result.js';
-import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
+import { addHostRule, dockerLeftBehind, dockerSkipReason } from './docker-host.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 const scenarios = readdirSync('scenarios')
@@ -148,6 +149,35 @@ describe('a host that runs its own image', () => {
   });
 });
 
+describe.skipIf(dockerUnavailable)(`docker segment captures${skipNote(dockerUnavailable)}`, () => {
+  const work = mkdtempSync(join(tmpdir(), 'natproof-docker-segments-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("record only the segment's own interfaces, not the rest of the Docker host's traffic", async () => {
+    // Traffic on the Docker host's loopback all through the run: an unfiltered `-i any` in the
+    // observer (host network namespace) would record it in every segment's pcap.
+    const noise = spawn('ping', ['-q', '-i', '0.2', '127.0.0.1'], { stdio: 'ignore' });
+    let result: RunResult;
+    try {
+      result = await runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
+        backend: new DockerBackend(),
+        runId: newRunId(),
+        outDir: work,
+      });
+    } finally {
+      noise.kill('SIGTERM');
+    }
+    const segments = result.rulesets.flatMap((r) => r.captures).filter((c) => c.node !== 'router');
+    expect(segments.length).toBeGreaterThan(0);
+    for (const capture of segments) {
+      const allowed = new Set(capture.interfaces.map((i) => i.ifindex));
+      const packets = parsePcap(readFileSync(resolve(work, capture.file)));
+      expect(packets.length, capture.file).toBeGreaterThan(0);
+      expect(packets.filter((p) => p.ifindex === undefined || !allowed.has(p.ifindex)).map((p) => `${p.ifindex} ${p.src} > ${p.dst}`), capture.file).toEqual([]);
+    }
+  }, IMAGE_BUILD_MS);
+});
+
 const OWN_SERVER_IMAGE = 'natproof-test/own-server:latest';
 
 /** An image with a plain node HTTP server on port 80 as its command. */
@@ -175,6 +205,19 @@ describe.skipIf(dockerUnavailable)(`docker teardown${skipNote(dockerUnavailable)
     const runId = newRunId();
     const run = runScenario(await loadScenario(file), { backend: new DockerBackend(), runId, rulesets: ['with-snat'] });
     await expect(run).rejects.toBeInstanceOf(RuleError);
+    expect(await dockerLeftBehind(runId)).toEqual([]);
+  }, IMAGE_BUILD_MS);
+
+  it('removes every host rule tagged with the run, also one it does not know it made', async () => {
+    const runId = newRunId();
+    const lab = await new DockerBackend().build(await loadScenario('scenarios/dmz-three-network.yaml'), { runId });
+    let added = false;
+    try {
+      added = addHostRule(runId, `np-${runId}-9`);
+    } finally {
+      await lab.destroy();
+    }
+    if (!added) console.warn('engine is not local: the extra DOCKER-USER rule was not added, only the lab\'s own are checked');
     expect(await dockerLeftBehind(runId)).toEqual([]);
   }, IMAGE_BUILD_MS);
 

@@ -42,6 +42,26 @@ function hostRules(runId: string): string[] {
   return rules;
 }
 
+/**
+ * Add a DOCKER-USER accept tagged with `runId` straight to this machine's firewall, as a lab's
+ * insert does: one the lab never learnt it made (its exec timed out after the commit). False
+ * when the engine is not this machine's or no iptables here has the chain.
+ */
+export function addHostRule(runId: string, bridge: string): boolean {
+  if (!localEngine) return false;
+  for (const tool of ['iptables-nft', 'iptables-legacy']) {
+    try {
+      execFileSync(tool, ['-w', '5', '-S', 'DOCKER-USER'], { timeout: 10_000, stdio: 'ignore' });
+    } catch {
+      continue;
+    }
+    const rule = ['-i', bridge, '-o', bridge, '-m', 'comment', '--comment', `${RULE_COMMENT_PREFIX}${runId}`, '-j', 'ACCEPT'];
+    execFileSync(tool, ['-w', '5', '-I', 'DOCKER-USER', '1', ...rule], { timeout: 10_000, stdio: 'ignore' });
+    return true;
+  }
+  return false;
+}
+
 /** Containers, networks and host rules a run left behind, found by its label and comment. */
 export async function dockerLeftBehind(runId: string): Promise<string[]> {
   const docker = new Docker();

@@ -108,7 +108,7 @@ function evidence(saved: string, extra: Partial<KernelEvidence['router']> = {}, 
 }
 
 /** iptables-save -c, with the nat table holding `nat` and filter FORWARD `forward`. */
-function saved(nat: string[], forward: string[] = [], forwardPolicy = 'ACCEPT [4:200]'): string {
+function saved(nat: string[], forward: string[] = [], forwardPolicy = 'ACCEPT [4:200]', preroutingPolicy = 'ACCEPT [0:0]'): string {
   return [
     '*filter',
     ':INPUT ACCEPT [0:0]',
@@ -117,7 +117,7 @@ function saved(nat: string[], forward: string[] = [], forwardPolicy = 'ACCEPT [4
     ...forward,
     'COMMIT',
     '*nat',
-    ':PREROUTING ACCEPT [0:0]',
+    `:PREROUTING ${preroutingPolicy}`,
     ':INPUT ACCEPT [0:0]',
     ':OUTPUT ACCEPT [0:0]',
     ':POSTROUTING ACCEPT [0:0]',
@@ -187,13 +187,26 @@ describe('diagnoseProbe', () => {
   it('no DNAT rule matched: the router answered itself; the rule that missed says why; the fix forwards the probe address', () => {
     const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
     const event = '[1795606724.87]\t    [NEW] tcp      6 120 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=100.0.0.254 dst=172.16.0.2 sport=80 dport=20001';
-    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [event] }), refusedByRouter(), evidence(saved([rule, HAIRPIN])));
+    // The DMZ client's SYN fell through to the nat PREROUTING policy: the kernel counted it there.
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [event] }), refusedByRouter(), evidence(saved([rule, HAIRPIN], [], undefined, 'ACCEPT [1:60]')));
     expect(d.cause).toBe('no-dnat-match');
     expect(d.summary).toContain('asked for 100.0.0.254:80 and its request came in on eth2');
     expect(line(d, 'router:eth2 out: 100.0.0.254:80 → 172.16.0.2:20001 [R.]', "router's own TCP stack")).toBeDefined();
     expect(line(d, 'conntrack -E: [NEW] tcp', 'src=100.0.0.254 dst=172.16.0.2')).toBeDefined();
-    expect(line(d, 'nat PREROUTING rule 1 (1 packet)', '(does not match: -i eth1: it came in on eth2)')).toBeDefined();
+    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet)', "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2")).toBeDefined();
+    expect(line(d, 'nat PREROUTING policy ACCEPT (kernel counter: 1 packet fell through to it)', 'this request fell through to it')).toBeDefined();
+    expect(line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself, so no DNAT rule took this connection')).toBeDefined();
     expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
+  });
+
+  it('no DNAT rule matched, uncorroborated: without a counter where the reading sends the request, no rule is named as the one that missed', () => {
+    const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved([rule, HAIRPIN])));
+    // The cause itself comes from the packets: the router's own stack answered.
+    expect(d.cause).toBe('no-dnat-match');
+    expect(line(d, 'does not match')).toBeUndefined();
+    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet)')).toBeDefined();
+    expect(line(d, 'which DNAT rule missed is not named', "the kernel's counters do not show")).toBeDefined();
   });
 
   it('no DNAT rule at all: the fix forwards to the one host serving the port', () => {
@@ -208,10 +221,17 @@ describe('diagnoseProbe', () => {
     const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved(['[1:60] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])));
     expect(d.cause).toBe('rule-order');
     expect(d.evidence.slice(-2)).toEqual([
-      'nat PREROUTING rule 1 (1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT (matches this request; first to take it)',
-      'nat PREROUTING rule 2 (2 packets): -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1 (matches too, but is never reached)',
+      "nat PREROUTING rule 1 (kernel counter: 1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT; natproof's reading of the rule text: matches this request; first to take it",
+      "nat PREROUTING rule 2 (kernel counter: 2 packets): -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1; natproof's reading of the rule text: matches too, but is never reached for this request",
     ]);
     expect(d.suggestion).toBe('iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1');
+  });
+
+  it('rule order is not named when the kernel never counted a packet on the ACCEPT the reading points at', () => {
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved(['[0:0] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])));
+    expect(d.cause).toBe('no-dnat-match');
+    expect(line(d, 'first to take it')).toBeUndefined();
+    expect(line(d, 'which DNAT rule missed is not named')).toBeDefined();
   });
 
   it('FORWARD dropped it by policy: the policy counter, and an accept for DNATed connections', () => {
@@ -219,9 +239,25 @@ describe('diagnoseProbe', () => {
     const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
     expect(d.cause).toBe('forward-dropped');
     expect(d.summary).toContain('no rule in filter FORWARD accepts it and the policy is DROP');
-    expect(line(d, 'filter FORWARD policy DROP (2 packets fell through to it)')).toBeDefined();
+    expect(line(d, 'filter FORWARD policy DROP (kernel counter: 2 packets fell through to it)', "natproof's reading of the rule text: this request fell through to it")).toBeDefined();
+    expect(line(d, 'filter FORWARD rule 1 (kernel counter: 0 packets)', "natproof's reading of the rule text: does not match: --ctstate RELATED,ESTABLISHED")).toBeDefined();
     expect(line(d, 'conntrack: no entry for this connection')).toBeDefined();
     expect(d.suggestion).toBe('iptables -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT');
+  });
+
+  it('FORWARD drop is not named when neither the DROP policy nor a DROP rule counted a packet; what was seen is listed', () => {
+    const e = evidence(saved([DNAT, HAIRPIN], ['[0:0] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'], 'DROP [0:0]'));
+    const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
+    expect(d.cause).toBe('unknown');
+    expect(line(d, 'router:eth1 in: 123.45.6.7:20000 → 100.0.0.254:80 [S]')).toBeDefined();
+    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 2 packets)')).toBeDefined();
+  });
+
+  it('a DNAT the kernel never counted is not quoted as the one that took the request', () => {
+    const e = evidence(saved(['[0:0] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1'], [], 'DROP [2:120]'));
+    const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
+    expect(d.cause).toBe('unknown');
+    expect(line(d, 'filter FORWARD policy DROP (kernel counter: 2 packets fell through to it)')).toBeDefined();
   });
 
   it('FORWARD dropped it by rule: the fix goes before that rule, and accepts the answers too when nothing else would', () => {
@@ -250,7 +286,7 @@ describe('diagnoseProbe', () => {
     expect(d.cause).toBe('server-refused');
     expect(d.summary).toContain('nothing listens on port 8080 there (webserver listens on 0.0.0.0:80)');
     expect(line(d, 'listening on webserver (ss -ltn): 0.0.0.0:80')).toBeDefined();
-    expect(line(d, `nat PREROUTING rule 1 (2 packets): ${rule.slice(8)}`)).toBeDefined();
+    expect(line(d, `nat PREROUTING rule 1 (kernel counter: 2 packets): ${rule.slice(8)}`, "natproof's reading of the rule text: DNATs this request")).toBeDefined();
     expect(d.suggestion).toBe('iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80');
   });
 
@@ -327,7 +363,11 @@ describe('diagnoseProbe', () => {
     const d = diagnose(result(DMZ_CLIENT), flow(['dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S'], []), evidence(saved([DNAT]), { counters: { IpOutDiscards: 3 } }));
     expect(d.cause).toBe('unknown');
     expect(d.summary).toContain('the request never reached the router');
-    expect(d.evidence).toEqual(['dmz@dmz-client out: 172.16.0.2:20001 → 100.0.0.254:80 [S]', 'router: IpOutDiscards +3 during the probes']);
+    expect(d.evidence).toEqual([
+      'dmz@dmz-client out: 172.16.0.2:20001 → 100.0.0.254:80 [S]',
+      'router: IpOutDiscards +3 during the probes',
+      'nat PREROUTING rule 1 (kernel counter: 2 packets): -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1',
+    ]);
     expect(d.suggestion).toBeNull();
   });
 
@@ -337,6 +377,43 @@ describe('diagnoseProbe', () => {
     expect(d).toMatchObject({ cause: 'unknown' });
     expect(d.summary).toContain('expected the server to see 172.16.0.254');
   });
+
+  it('a request that got HTTP 200 but missed server_sees and reply_from: what differed, from the packets, and no rule-based cause', () => {
+    // The hairpin SNAT is missing and the web server answers the client through the router
+    // anyway (say, a host route): it works, but the server saw the client and the router never un-DNATed.
+    const f = flow(
+      [
+        'dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S',
+        'router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S',
+        'router:eth2 out 172.16.0.2:20001 > 172.16.0.1:80 S',
+        'dmz@webserver in 172.16.0.2:20001 > 172.16.0.1:80 S',
+      ],
+      ['dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.', 'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.'],
+      { deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } },
+    );
+    const r = result(DMZ_CLIENT, {
+      ok: true,
+      status: 200,
+      error: null,
+      serverSaw: '172.16.0.2',
+      serverSawSource: 'server-log',
+      replyFrom: '172.16.0.1',
+      rewrites: ['DNAT'],
+      expected: { serverSees: '172.16.0.254', replyFrom: '100.0.0.254' },
+      expectationsMet: false,
+      failures: ['expected the server to see 172.16.0.254, but it saw 172.16.0.2', 'expected the reply from 100.0.0.254, but it came from 172.16.0.1'],
+    });
+    // Even with a FORWARD DROP policy that counted packets, a request that worked is not called dropped.
+    const d = diagnose(r, f, evidence(saved([DNAT], [], 'DROP [3:180]')));
+    expect(d.cause).toBe('unknown');
+    expect(d.summary).toContain('The request worked (HTTP 200) but not as expected');
+    expect(d.summary).toContain('expected the reply from 100.0.0.254');
+    expect(d.evidence).toContain('the server saw the request from 172.16.0.2 (server-log), expected 172.16.0.254');
+    expect(d.evidence).toContain('the answer reached dmz-client from 172.16.0.1 (capture), expected 100.0.0.254');
+    expect(d.evidence).toContain('webserver received the request from 172.16.0.2 (capture)');
+    expect(d.evidence).toContain('rewrites seen in the capture: DNAT');
+    expect(d.suggestion).toBeNull();
+  });
 });
 
 describe('ruleWarnings', () => {
@@ -345,11 +422,25 @@ describe('ruleWarnings', () => {
     const [w, ...more] = ruleWarnings(topology, evidence(saved([DNAT, rule])));
     expect(more).toEqual([]);
     expect(w).toMatchObject({ cause: 'snat-router-originated', severity: 'warning' });
+    // No observation in the evidence (an older result, or the connection could not be made): a labelled rule check.
+    expect(w?.summary).toContain('this is a rule check');
     expect(w?.evidence).toEqual([
-      'nat POSTROUTING rule 1 (1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254',
-      'a connection the router opens from 172.16.0.254 (eth2) to webserver (172.16.0.1) matches it, and would be "SNATed" to the address it already has',
+      'nat POSTROUTING rule 1 (kernel counter: 1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254',
+      "rule check (natproof's reading of the rule text, not an observation): a connection the router opens from 172.16.0.254 (eth2) to webserver (172.16.0.1) matches it, and would be \"SNATed\" to the address it already has",
     ]);
     expect(w?.suggestion).toBe('iptables -t nat -R POSTROUTING 1 -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254');
+  });
+
+  it('warns from the observation when the router\'s own connection was counted on the rule, and not when it was not', () => {
+    const rule = '[1:60] -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
+    const observation = { rulePosition: 1, from: '172.16.0.254', to: '172.16.0.1', port: 9, counterDelta: 1, outcome: 'refused (the host reset it)' };
+    const [w] = ruleWarnings(topology, evidence(saved([DNAT, rule]), { routerOriginated: [observation] }));
+    expect(w?.summary).toContain('the kernel counted it on this rule');
+    expect(w?.evidence.slice(1)).toEqual([
+      'observed: after the probes natproof opened one TCP connection from the router to 172.16.0.1:9 (a closed port): refused (the host reset it)',
+      "kernel counter: nat POSTROUTING rule 1 grew by 1 packet during that connection (the nat table counts a connection's first packet)",
+    ]);
+    expect(ruleWarnings(topology, evidence(saved([DNAT, rule]), { routerOriginated: [{ ...observation, counterDelta: 0 }] }))).toEqual([]);
   });
 
   it('is quiet about the seed rule limited to DNATed connections, and about SNAT that cannot match the router itself', () => {

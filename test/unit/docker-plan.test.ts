@@ -1,7 +1,8 @@
 /** The docker plan and host-rule text: what the backend will ask of Docker, checked without it. */
 import { describe, expect, it } from 'vitest';
 import { parseAccepts, restoreInput } from '../../harness/backend/docker/firewall.js';
-import { interfaceBatch, planDocker, subnetsOverlap } from '../../harness/backend/docker/plan.js';
+import { interfaceBatch, planDocker } from '../../harness/backend/docker/plan.js';
+import { compareSubnets, subnetsOverlap } from '../../harness/ipv4.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 
 describe('planDocker for the seed scenario', async () => {
@@ -139,5 +140,16 @@ describe('subnetsOverlap', () => {
     expect(subnetsOverlap('172.16.0.0/16', '172.16.5.0/24')).toBe(true);
     expect(subnetsOverlap('172.16.0.0/24', '172.16.1.0/24')).toBe(false);
     expect(subnetsOverlap('192.168.0.0/24', '172.17.0.0/16')).toBe(false);
+  });
+});
+
+describe('compareSubnets', () => {
+  it('orders by network address, then the wider subnet first, as the docker backend creates networks', () => {
+    const sorted = ['192.168.0.0/24', '172.16.0.0/24', '172.16.0.0/16', '10.0.0.0/8', '172.16.0.1/32'].sort(compareSubnets);
+    expect(sorted).toEqual(['10.0.0.0/8', '172.16.0.0/16', '172.16.0.0/24', '172.16.0.1/32', '192.168.0.0/24']);
+  });
+
+  it('reads an address Docker reports with host bits set as its network', () => {
+    expect(subnetsOverlap('172.17.0.1/16', '172.17.5.0/24')).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 /** iptables-save rules against packets: which option keeps a rule from matching, in words. */
 import { describe, expect, it } from 'vitest';
 import { chainRules, command, walkChain } from '../../harness/verdict/chains.js';
-import { lookupRoute } from '../../harness/verdict/ipv4.js';
+import { lookupRoute } from '../../harness/ipv4.js';
 import { dnatDestination, matchRule, parseRule, type HookPacket } from '../../harness/verdict/netfilter-match.js';
 import { parseIptablesSave, type Route } from '../../harness/trace/kernel-text.js';
 

@@ -6,6 +6,8 @@
  */
 import { hostname } from 'node:os';
 import type Docker from 'dockerode';
+import { isOwnerAlive } from '../owner.js';
+import { engine } from './engine.js';
 import { LABELS } from './labels.js';
 import type { Observer } from './observer.js';
 
@@ -21,8 +23,8 @@ export interface RunResources {
 export async function listRuns(docker: Docker, runId?: string): Promise<Map<string, RunResources>> {
   const filters = JSON.stringify({ label: [runId ? `${LABELS.run}=${runId}` : LABELS.run] });
   const [containers, networks] = await Promise.all([
-    docker.listContainers({ all: true, filters }),
-    docker.listNetworks({ filters }),
+    engine('listing containers', docker.listContainers({ all: true, filters })),
+    engine('listing networks', docker.listNetworks({ filters })),
   ]);
   const runs = new Map<string, RunResources>();
   const entry = (labels: Record<string, string> | undefined): RunResources | undefined => {
@@ -43,23 +45,16 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
 /** Containers first (a network with endpoints cannot go), then networks. Returns what went. */
 export async function removeRun(docker: Docker, run: RunResources): Promise<string[]> {
   await Promise.all(
-    run.containers.map((c) => docker.getContainer(c.id).remove({ force: true, v: true }).catch(ignoreMissing)),
+    run.containers.map((c) => engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing)),
   );
-  await Promise.all(run.networks.map((n) => docker.getNetwork(n.id).remove().catch(ignoreMissing)));
+  await Promise.all(run.networks.map((n) => engine(`removing ${n.name}`, docker.getNetwork(n.id).remove()).catch(ignoreMissing)));
   return [...run.containers.map((c) => c.name), ...run.networks.map((n) => n.name)];
 }
 
 /** A run is alive while its natproof process is; one from another machine is assumed alive. */
 export function runIsAlive(run: Pick<RunResources, 'pid' | 'machine'>): boolean {
   if (run.machine !== hostname()) return true;
-  if (!Number.isInteger(run.pid) || run.pid <= 0) return false;
-  try {
-    process.kill(run.pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return isOwnerAlive(run.pid);
 }
 
 /**

@@ -2,8 +2,9 @@
  * The docker backend: every scenario network is an internal Docker network with the scenario's
  * subnet, the router and every host are containers at their scenario addresses, and an
  * observer container on the Docker host captures on the segments (observer.ts). The engine is
- * found the way the docker CLI finds it (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, else
- * the local socket), so a remote engine works unchanged.
+ * the one the constructor's options name; by default it is found the way the docker CLI finds
+ * it (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, else the local socket), so a remote
+ * engine works unchanged.
  *
  * Nothing here leaks dockerode types through the Backend/Lab interface.
  */
@@ -14,11 +15,12 @@ import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { listRuns, removeRun, removeStaleAccepts, runIsAlive } from './cleanup.js';
-import type { BridgeAccept } from './firewall.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
 import { LABELS, runLabels } from './labels.js';
 import { Observer, observerUnavailable } from './observer.js';
-import { interfaceBatch, planDocker, subnetsOverlap, type DockerPlan, type PlannedContainer } from './plan.js';
+import { compareSubnets, subnetsOverlap } from '../../ipv4.js';
+import { interfaceBatch, planDocker, type DockerPlan, type PlannedContainer } from './plan.js';
+import { allSettledOrThrow, engine, withTimeout } from './engine.js';
 import { execInContainer, startInContainer } from './process.js';
 
 const PING_TIMEOUT_MS = 5_000;
@@ -30,6 +32,16 @@ const SUBNET_WAIT_MS = 300_000;
 const SUBNET_POLL_MS = 500;
 const STOP_GRACE_MS = 1_000;
 
+/** How to reach the Docker engine. */
+export interface DockerBackendOptions {
+  /**
+   * dockerode's connection options (socketPath, or host/port/protocol and TLS). Left out,
+   * dockerode finds the engine the way the docker CLI does: DOCKER_HOST, DOCKER_TLS_VERIFY,
+   * DOCKER_CERT_PATH, else the local socket.
+   */
+  docker?: Docker.DockerOptions;
+}
+
 /** Node's process.arch against the engine's `uname -m`. */
 const ENGINE_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
 
@@ -38,14 +50,14 @@ export class DockerBackend implements Backend {
   private readonly docker: Docker;
   private readonly images: ImageBuilder;
 
-  constructor() {
-    // docker-modem reads DOCKER_HOST and the TLS variables, as the docker CLI does.
-    this.docker = new Docker();
+  constructor(options: DockerBackendOptions = {}) {
+    // Without options docker-modem reads DOCKER_HOST and the TLS variables, as the docker CLI does.
+    this.docker = new Docker(options.docker);
     this.images = new ImageBuilder(this.docker);
   }
 
   async preflight(): Promise<void> {
-    const where = process.env['DOCKER_HOST'] ?? 'unix:///var/run/docker.sock';
+    const where = engineAddress(this.docker);
     let info: { Architecture?: string; ServerVersion?: string };
     try {
       info = await withTimeout(this.docker.info() as Promise<typeof info>, PING_TIMEOUT_MS, 'no answer');
@@ -70,7 +82,8 @@ export class DockerBackend implements Backend {
     const plan = planDocker(topology, options.runId);
     const lab = new DockerLab(this.docker, plan);
     try {
-      const [router, host] = await Promise.all([
+      // Settled, not raced: destroy below must not run while a sibling is still building.
+      const [router, host] = await allSettledOrThrow([
         this.images.image('router', log),
         this.images.image('host', log),
         ...topology.hosts.flatMap((h) => (h.image === undefined ? [] : [this.images.require(h.image, log)])),
@@ -97,7 +110,10 @@ export class DockerBackend implements Backend {
 
   /** Host rules can only be read from the Docker host: through a short-lived observer. */
   private async cleanAccepts(alive: Set<string>): Promise<string[]> {
-    const images = await this.docker.listImages({ filters: JSON.stringify({ label: [`${LABELS.image}=router`] }) });
+    const images = await engine(
+      'listing images',
+      this.docker.listImages({ filters: JSON.stringify({ label: [`${LABELS.image}=router`] }) }),
+    );
     const image = images[0]?.RepoTags?.find((t) => t !== '<none>:<none>');
     // Without natproof's router image no lab can have run on this engine, so no rule is ours.
     if (!image) return [];
@@ -121,7 +137,6 @@ export class DockerLab implements Lab {
   private readonly pids = new Map<string, number>();
   private readonly segments = new Map<string, NodeInterface[]>();
   private observer: Observer | undefined;
-  private accepts: BridgeAccept[] = [];
   private created = false;
   private destroyed = false;
 
@@ -145,11 +160,12 @@ export class DockerLab implements Lab {
     } catch (err) {
       throw observerUnavailable(err);
     }
-    this.accepts = await this.observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
-    await Promise.all(containers.map((c) => this.startContainer(c, typeof c.image === 'string' ? images[c.image] : c.image.custom)));
+    await this.observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
+    // Settled, not raced: a failed create must not start the teardown while siblings are in flight.
+    await allSettledOrThrow(containers.map((c) => this.startContainer(c, typeof c.image === 'string' ? images[c.image] : c.image.custom)));
     log('setting up interfaces, addresses and routes');
     await this.mapSegments(await this.setUpNetworks());
-    await Promise.all(containers.filter((c) => c.listens.length > 0).map((c) => this.waitListening(c)));
+    await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => this.waitListening(c)));
   }
 
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -159,7 +175,8 @@ export class DockerLab implements Lab {
 
   spawn(node: NodeRef, argv: readonly string[]): LongProcess {
     const observer = this.requireObserver();
-    const proc = startInContainer(this.docker, this.containerOf(node), argv, observer.signal);
+    const command = node.kind === 'segment' ? this.segmentArgv(node.network, argv) : argv;
+    const proc = startInContainer(this.docker, this.containerOf(node), command, observer.signal);
     this.processes.add(proc);
     void proc.exited.then(() => this.processes.delete(proc));
     return proc;
@@ -196,12 +213,20 @@ export class DockerLab implements Lab {
     ).catch(() => {});
     if (!this.created) return;
     const problems: string[] = [];
-    // Host rules before the observer that removes them goes.
-    if (this.observer && this.accepts.length > 0) {
-      await this.observer.closeBridges(this.accepts).catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
+    // Host rules before the observer that removes them goes. Read back from the chain by this
+    // run's comment, not remembered: an insert whose exec timed out may still have landed.
+    if (this.observer) {
+      const observer = this.observer;
+      await observer
+        .listBridges()
+        .then((rules) => observer.closeBridges(rules.filter((r) => r.runId === this.runId)))
+        .catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
     }
     // By label, so containers and networks a failed build left half-made go too.
-    const runs = await listRuns(this.docker, this.runId);
+    const runs = await listRuns(this.docker, this.runId).catch((err: Error) => {
+      problems.push(err.message);
+      return new Map<string, never>();
+    });
     for (const run of runs.values()) {
       await removeRun(this.docker, run).catch((err: Error) => problems.push(err.message));
     }
@@ -224,7 +249,7 @@ export class DockerLab implements Lab {
     let told = false;
     for (;;) {
       try {
-        await this.docker.createNetwork({
+        await engine(`creating network ${n.name}`, this.docker.createNetwork({
           Name: n.name,
           Driver: 'bridge',
           // No route to the outside, no NAT, no published ports: the lab is a closed world.
@@ -237,7 +262,7 @@ export class DockerLab implements Lab {
             'com.docker.network.bridge.inhibit_ipv4': 'true',
           },
           Labels: { ...this.labels, [LABELS.node]: `network:${n.network}` },
-        });
+        }));
         return;
       } catch (err) {
         const message = (err as Error).message;
@@ -260,7 +285,7 @@ export class DockerLab implements Lab {
 
   /** Docker networks whose subnets overlap `subnet`, and whether a live natproof run holds each. */
   private async subnetHolders(subnet: string): Promise<Array<{ name: string; subnet: string; runId: string | undefined; alive: boolean }>> {
-    const networks = await this.docker.listNetworks();
+    const networks = await engine('listing networks', this.docker.listNetworks());
     return networks.flatMap((net) =>
       (net.IPAM?.Config ?? [])
         .map((c) => c.Subnet)
@@ -277,7 +302,7 @@ export class DockerLab implements Lab {
     const network = (name: string): string => this.plan.networks.find((n) => n.network === name)!.name;
     const [first, ...rest] = c.interfaces;
     if (!first) throw new Error(`${c.name} has no interface`);
-    const container = await this.docker.createContainer({
+    const container = await engine(`creating container ${c.name}`, this.docker.createContainer({
       name: c.name,
       Image: image,
       Hostname: c.node,
@@ -292,16 +317,19 @@ export class DockerLab implements Lab {
       NetworkingConfig: {
         EndpointsConfig: { [network(first.network)]: { IPAMConfig: { IPv4Address: first.dockerAddress } } },
       },
-    });
+    }));
     // Before start, so every interface exists when the container's network is set up.
     for (const iface of rest) {
-      await this.docker.getNetwork(network(iface.network)).connect({
-        Container: c.name,
-        EndpointConfig: { IPAMConfig: { IPv4Address: iface.dockerAddress } },
-      });
+      await engine(
+        `connecting ${c.name} to ${network(iface.network)}`,
+        this.docker.getNetwork(network(iface.network)).connect({
+          Container: c.name,
+          EndpointConfig: { IPAMConfig: { IPv4Address: iface.dockerAddress } },
+        }),
+      );
     }
-    await container.start();
-    const info = await container.inspect();
+    await engine(`starting ${c.name}`, container.start());
+    const info = await engine(`inspecting ${c.name}`, container.inspect());
     this.pids.set(c.name, info.State.Pid);
   }
 
@@ -342,7 +370,7 @@ export class DockerLab implements Lab {
       await observer.exec(['ip', '-force', '-batch', '-'], { input: lines(detach), allowFailure: true });
       throw err;
     }
-    const peers = await Promise.all(containers.map(async (c) => ({ c, links: await this.waitLinksUp(c) })));
+    const peers = await allSettledOrThrow(containers.map(async (c) => ({ c, links: await this.waitLinksUp(c) })));
     return peers.flatMap(({ c, links }) =>
       c.interfaces.map((iface) => {
         const link = links.find((l) => l.ifname === iface.name);
@@ -415,6 +443,27 @@ export class DockerLab implements Lab {
     return JSON.parse((await this.requireObserver().inNetns(this.pidOf(c), ['ip', '-j', 'link', 'show'])).stdout) as IpLink[];
   }
 
+  /**
+   * A segment's processes run in the observer, in the Docker host's namespace, where `tcpdump
+   * -i any` would record every interface of the Docker host (other labs, other containers, the
+   * host's own traffic). So a segment capture is narrowed to the segment's own interfaces (its
+   * bridge and the bridge's ports, the host-side veths) by a pcap filter on the interface index,
+   * `ifindex N or ifindex M ...`, which libpcap (1.10 and later) compiles for -i any captures
+   * with LINUX_SLL2 headers, the link type natproof's capture asks for. The interface list
+   * comes from mapSegments, so callers keep the neutral Lab interface: the capture module asks
+   * for `tcpdump -i any ...` with no filter expression of its own, and this appends one.
+   */
+  private segmentArgv(network: string, argv: readonly string[]): readonly string[] {
+    if (argv[0] !== 'tcpdump') return argv;
+    const ports = this.segments.get(network);
+    if (!ports || ports.length === 0) throw new Error(`no network ${network} in this lab`);
+    const i = argv.indexOf('-i');
+    if (i < 0 || argv[i + 1] !== 'any' || !argv.includes('LINUX_SLL2')) {
+      throw new Error(`a segment capture on the docker backend must be \`tcpdump -i any -y LINUX_SLL2\`: ${argv.join(' ')}`);
+    }
+    return [...argv, ports.map((p) => `ifindex ${p.ifindex}`).join(' or ')];
+  }
+
   private planned(node: NodeRef): PlannedContainer {
     const label = nodeLabel(node);
     const found = this.plan.containers.find((c) => nodeLabel(c.ref) === label);
@@ -452,15 +501,15 @@ interface IpAddr extends IpLink {
   addr_info?: Array<{ family: string; local: string }>;
 }
 
-/** By network address, then wider first. */
-function compareSubnets(a: string, b: string): number {
-  const key = (cidr: string): [number, number] => {
-    const [address = '', prefix = '0'] = cidr.split('/');
-    return [address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0), Number(prefix)];
-  };
-  const [aAddress, aPrefix] = key(a);
-  const [bAddress, bPrefix] = key(b);
-  return aAddress - bAddress || aPrefix - bPrefix;
+/** Where the engine is, as the modem resolved it (its fields are not in dockerode's types). */
+function engineAddress(docker: Docker): string {
+  const modem = docker.modem as { socketPath?: unknown; host?: unknown; port?: unknown; protocol?: unknown };
+  if (typeof modem.socketPath === 'string') return `unix://${modem.socketPath}`;
+  if (typeof modem.host === 'string') {
+    const protocol = typeof modem.protocol === 'string' ? modem.protocol : 'http';
+    return `${protocol}://${modem.host}${modem.port !== undefined ? `:${String(modem.port)}` : ''}`;
+  }
+  return 'the Docker engine';
 }
 
 function lines(list: readonly string[]): string {
@@ -472,12 +521,4 @@ function jsonLines<T>(stdout: string, expected: number): T[] {
   const docs = stdout.split('\n').filter((l) => l.trim().startsWith('['));
   if (docs.length !== expected) throw new HostError(`expected ${expected} answers from ip, got ${docs.length}: ${stdout.slice(0, 500)}`);
   return docs.map((d) => JSON.parse(d) as T);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message || `timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -17,6 +17,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import { agentScriptPath } from '../../agent/client.js';
 import { HostError } from '../../errors.js';
+import { engine, ENGINE_TIMEOUT_MS, IMAGE_BUILD_TIMEOUT_MS, IMAGE_PULL_TIMEOUT_MS } from './engine.js';
 import { LABELS } from './labels.js';
 import type { ImageRole } from './plan.js';
 
@@ -110,16 +111,23 @@ export class ImageBuilder {
   /** An image a scenario names: used as the engine has it, pulled (with progress) when it lacks it. */
   async require(reference: string, log: (line: string) => void): Promise<string> {
     try {
-      await this.docker.getImage(reference).inspect();
+      await engine(`inspecting image ${reference}`, this.docker.getImage(reference).inspect());
       return reference;
     } catch {
       // Not there: try the registry.
     }
     log(`pulling image ${reference}`);
     try {
-      const stream = await this.docker.pull(reference);
-      await new Promise<void>((resolvePromise, reject) =>
-        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolvePromise())),
+      // One limit for the whole pull, request and progress stream together.
+      await engine(
+        `pulling ${reference}`,
+        (async () => {
+          const stream = await this.docker.pull(reference);
+          await new Promise<void>((resolvePromise, reject) =>
+            this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolvePromise())),
+          );
+        })(),
+        IMAGE_PULL_TIMEOUT_MS,
       );
     } catch (err) {
       throw new HostError(`the image ${reference} is not on the Docker engine and could not be pulled: ${(err as Error).message}`, {
@@ -133,7 +141,7 @@ export class ImageBuilder {
     const source = await imageSource(role);
     const reference = `${source.repository}:${await contentHash(source.files)}`;
     try {
-      await this.docker.getImage(reference).inspect();
+      await engine(`inspecting image ${reference}`, this.docker.getImage(reference).inspect());
       return reference;
     } catch {
       // Not there yet: build it.
@@ -148,12 +156,19 @@ export class ImageBuilder {
         if ('content' in file) await writeFile(target, file.content);
         else await copyFile(file.from, target);
       }
-      const stream = await this.docker.buildImage(
-        { context, src: [...new Set(source.files.map((f) => f.path.split('/')[0]!))] },
-        // The Dockerfiles label their images themselves (LABELS.image), for manual builds too.
-        { t: reference, rm: true, forcerm: true },
+      // One limit for the whole build, request and progress stream together.
+      await engine(
+        `building ${reference}`,
+        (async () => {
+          const stream = await this.docker.buildImage(
+            { context, src: [...new Set(source.files.map((f) => f.path.split('/')[0]!))] },
+            // The Dockerfiles label their images themselves (LABELS.image), for manual builds too.
+            { t: reference, rm: true, forcerm: true },
+          );
+          await this.follow(stream, reference, log);
+        })(),
+        IMAGE_BUILD_TIMEOUT_MS,
       );
-      await this.follow(stream, reference, log);
     } finally {
       await rm(context, { recursive: true, force: true });
     }
@@ -166,15 +181,18 @@ export class ImageBuilder {
    * container still uses (another run, another natproof version) is left to that run.
    */
   private async pruneOlder(source: ImageSource, keep: string): Promise<void> {
-    const images = await this.docker.listImages({ filters: JSON.stringify({ label: [`${LABELS.image}=${source.role}`] }) });
+    const images = await engine(
+      'listing images',
+      this.docker.listImages({ filters: JSON.stringify({ label: [`${LABELS.image}=${source.role}`] }) }),
+    );
     const older = images.flatMap((image) => image.RepoTags ?? []).filter((tag) => tag.startsWith(`${source.repository}:`) && tag !== keep);
-    await Promise.all(older.map((tag) => this.docker.getImage(tag).remove().catch(() => {})));
+    await Promise.all(older.map((tag) => engine(`removing image ${tag}`, this.docker.getImage(tag).remove()).catch(() => {})));
   }
 
   /** Without its base the build would try a registry; say what to do instead. */
   private async requireBase(source: ImageSource): Promise<void> {
     try {
-      await this.docker.getImage(source.base).inspect();
+      await engine(`inspecting image ${source.base}`, this.docker.getImage(source.base).inspect(), ENGINE_TIMEOUT_MS);
     } catch {
       throw new HostError(
         `the engine has no ${source.base} image, which natproof's ${source.role} image starts FROM: ` +

@@ -29,6 +29,7 @@ import {
   type BridgeAccept,
   type IptablesTool,
 } from './firewall.js';
+import { engine } from './engine.js';
 import { LABELS } from './labels.js';
 
 const TIMEOUT_MS = 15_000;
@@ -43,7 +44,7 @@ export class Observer {
 
   /** Start an observer container; the caller removes it (by its labels) at teardown. */
   static async start(docker: Docker, name: string, image: string, labels: Record<string, string>): Promise<Observer> {
-    const container = await docker.createContainer({
+    const container = await engine(`creating container ${name}`, docker.createContainer({
       name,
       Image: image,
       Cmd: ['sleep', 'infinity'],
@@ -57,8 +58,8 @@ export class Observer {
         MaskedPaths: [],
         ReadonlyPaths: [],
       },
-    });
-    await container.start();
+    }));
+    await engine(`starting ${name}`, container.start());
     return new Observer(docker, name);
   }
 

@@ -9,10 +9,10 @@
  * interfaces found by the address Docker gave them, renamed, readdressed, and routed exactly
  * as in the scenario (and as the netns backend does).
  */
-import ipaddr from 'ipaddr.js';
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE } from '../netns/plan.js';
-import type { Network, Topology } from '../../scenario/topology.js';
+import { baseSysctls, HOST_INTERFACE, hostRouteLines, routerRouteLines } from '../common.js';
+import { cidr, fromNumber, toNumber } from '../../ipv4.js';
+import type { Topology } from '../../scenario/topology.js';
 import { HostError } from '../../errors.js';
 
 /** natproof's two images: the router (also the observer), and the host that runs the agent. */
@@ -89,7 +89,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
       name: `${prefix}${network.name}`,
       // IFNAMSIZ: at most 15 characters; 'np-' + 6 + '-' + index fits.
       bridge: `${prefix}${index}`,
-      subnet: cidr(network),
+      subnet: cidr(network.subnet),
       gateway: reserved.take(network.name),
     }),
   );
@@ -113,13 +113,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     interfaces: routerInterfaces,
     sysctls: routerSysctls,
     interfaceSysctls: perInterface(routerSysctls, routerInterfaces.map((i) => i.name)),
-    routes: router.defaultRoute
-      ? [
-          router.defaultRoute.via
-            ? `route add default via ${router.defaultRoute.via} dev ${router.defaultRoute.dev}`
-            : `route add default dev ${router.defaultRoute.dev}`,
-        ]
-      : [],
+    routes: routerRouteLines(router),
   };
 
   const hosts = topology.hosts.map((host): PlannedContainer => {
@@ -145,9 +139,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
       ],
       sysctls,
       interfaceSysctls: perInterface(sysctls, [HOST_INTERFACE]),
-      routes: host.gateway
-        ? [`route add default via ${host.gateway} dev ${HOST_INTERFACE}${host.remote ? ' onlink' : ''}`]
-        : [],
+      routes: hostRouteLines(host),
     };
   });
 
@@ -199,10 +191,6 @@ function perInterface(sysctls: Record<string, string>, interfaces: string[]): Re
   return out;
 }
 
-function cidr(network: Network): string {
-  return `${network.subnet.address}/${network.subnet.prefix}`;
-}
-
 /**
  * Addresses in each subnet that no scenario node uses, handed out from the top down (the
  * scenario's own nodes usually sit at the bottom and at .254).
@@ -220,35 +208,15 @@ function reserveAddresses(topology: Topology): { take(network: string): string }
       const base = toNumber(network.subnet.address);
       const broadcast = base + 2 ** (32 - network.subnet.prefix) - 1;
       for (let candidate = next.get(name) ?? broadcast - 1; candidate > base; candidate--) {
-        const address = fromNumber(candidate);
+        const address = fromNumber(candidate).toString();
         if (used.has(address)) continue;
         used.add(address);
         next.set(name, candidate - 1);
         return address;
       }
       throw new HostError(
-        `network ${name} (${cidr(network)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
+        `network ${name} (${cidr(network.subnet)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
       );
     },
   };
-}
-
-/** Whether two CIDR subnets share an address (Docker allows each address range once). */
-export function subnetsOverlap(a: string, b: string): boolean {
-  const range = (cidrText: string): [number, number] => {
-    const [address = '', prefix = '32'] = cidrText.split('/');
-    const start = toNumber(address);
-    return [start, start + 2 ** (32 - Number(prefix)) - 1];
-  };
-  const [aStart, aEnd] = range(a);
-  const [bStart, bEnd] = range(b);
-  return aStart <= bEnd && bStart <= aEnd;
-}
-
-function toNumber(address: string): number {
-  return ipaddr.IPv4.parse(address).toByteArray().reduce((n, byte) => n * 256 + byte, 0);
-}
-
-function fromNumber(n: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
 }

@@ -11,6 +11,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { CommandError } from '../../errors.js';
 import { LongProcess, type ExecOptions, type ExecResult, type ProcessHandle } from '../../exec.js';
+import { engine } from './engine.js';
 
 /** Delivers a signal to a pid of the Docker host; provided by the lab (its observer). */
 export type Signaller = (hostPid: number, signal: NodeJS.Signals) => Promise<void>;
@@ -58,14 +59,17 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
   }
 
   private async start(container: string): Promise<void> {
-    const exec = await this.docker.getContainer(container).exec({
-      Cmd: [...this.argv],
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-      Tty: false,
-    });
-    const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+    const exec = await engine(
+      `creating an exec in ${container}`,
+      this.docker.getContainer(container).exec({
+        Cmd: [...this.argv],
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      }),
+    );
+    const stream = (await engine(`starting an exec in ${container}`, exec.start({ hijack: true, stdin: true }))) as Duplex;
     this.exec = exec;
     this.docker.modem.demuxStream(stream, this.stdout, this.stderr);
     // Ending our stdin half-closes the connection, which the engine passes on as EOF.
@@ -75,7 +79,7 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     const onEnd = (): void => {
       if (closed) return;
       closed = true;
-      void exec.inspect().then(
+      void engine('inspecting an exec', exec.inspect()).then(
         (info) => this.finish(info.ExitCode ?? null),
         () => this.finish(null),
       );
@@ -92,7 +96,7 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     await this.started;
     const deadline = Date.now() + PID_TIMEOUT_MS;
     while (this.exec && !this.ended && Date.now() < deadline) {
-      const info = await this.exec.inspect().catch(() => undefined);
+      const info = await engine('inspecting an exec', this.exec.inspect()).catch(() => undefined);
       if (info && info.Pid > 0) return info.Pid;
       if (info && !info.Running && info.ExitCode !== null) return undefined;
       await new Promise((r) => setTimeout(r, PID_POLL_MS));

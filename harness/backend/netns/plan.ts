@@ -4,6 +4,7 @@
  * tested without root.
  */
 import type { NodeRef } from '../backend.js';
+import { baseSysctls, HOST_INTERFACE, hostRouteLines, routerRouteLines } from '../common.js';
 import type { Topology } from '../../scenario/topology.js';
 
 export interface PlannedNamespace {
@@ -29,27 +30,9 @@ export interface NetnsPlan {
 export const SEGMENT_BRIDGE = 'seg';
 /** Above the loopback and bridge devices the kernel numbers itself. */
 const FIRST_LINK_INDEX = 10;
-/** Hosts have a single interface. */
-export const HOST_INTERFACE = 'eth0';
 
 export function namespacePrefix(runId: string): string {
   return `np-${runId}-`;
-}
-
-/** Sysctls a verdict depends on, set explicitly: new namespaces may inherit the host's. */
-export function baseSysctls(forwarding: boolean): Record<string, string> {
-  return {
-    'net.ipv4.ip_forward': forwarding ? '1' : '0',
-    'net.ipv4.conf.all.rp_filter': '0',
-    'net.ipv4.conf.default.rp_filter': '0',
-    'net.ipv4.conf.all.send_redirects': '1',
-    'net.ipv4.conf.default.send_redirects': '1',
-    'net.ipv4.conf.all.accept_redirects': '1',
-    'net.ipv4.conf.default.accept_redirects': '1',
-    // IPv6 autoconfiguration only adds noise (router solicitations, DAD) to the captures.
-    'net.ipv6.conf.all.disable_ipv6': '1',
-    'net.ipv6.conf.default.disable_ipv6': '1',
-  };
 }
 
 export function planNetns(topology: Topology, runId: string): NetnsPlan {
@@ -111,10 +94,7 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
     routerPlan.batch.push(`addr add ${iface.address}/${iface.prefix} dev ${iface.name}`, `link set ${iface.name} up`);
     routerPlan.attached[iface.name] = iface.network;
   }
-  if (router.defaultRoute) {
-    const { dev, via } = router.defaultRoute;
-    routerPlan.batch.push(via ? `route add default via ${via} dev ${dev}` : `route add default dev ${dev}`);
-  }
+  routerPlan.batch.push(...routerRouteLines(router));
 
   const hosts = topology.hosts.map((host): PlannedNamespace => {
     const ns = hostNs(host.name);
@@ -123,11 +103,8 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
       'link set lo up',
       `addr add ${host.address}/${host.prefix} dev ${HOST_INTERFACE}`,
       `link set ${HOST_INTERFACE} up`,
+      ...hostRouteLines(host),
     ];
-    if (host.gateway) {
-      // A remote host's gateway is outside its /32: tell the kernel it is on the link anyway.
-      batch.push(`route add default via ${host.gateway} dev ${HOST_INTERFACE}${host.remote ? ' onlink' : ''}`);
-    }
     return {
       ref: { kind: 'host', name: host.name },
       ns,

@@ -5,6 +5,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execCommand } from '../../exec.js';
+import { isOwnerAlive } from '../owner.js';
 
 const RUNS_DIR = '/run/natproof/netns';
 const RUN_NAMESPACE = /^np-([0-9a-f]{6})-/;
@@ -25,13 +26,7 @@ async function runIsAlive(runId: string): Promise<boolean> {
   } catch {
     return false;
   }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return isOwnerAlive(pid);
 }
 
 /**
