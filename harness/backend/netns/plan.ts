@@ -19,8 +19,6 @@ export interface PlannedNamespace {
 }
 
 export interface NetnsPlan {
-  /** Every namespace name starts with this; teardown and `clean` match on it exactly. */
-  prefix: string;
   namespaces: PlannedNamespace[];
   /** Run in the root namespace after the sysctls: links created directly inside their namespaces. */
   linkBatch: string[];
@@ -114,5 +112,5 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
     };
   });
 
-  return { prefix, namespaces: [routerPlan, ...hosts, ...switches.values()], linkBatch };
+  return { namespaces: [routerPlan, ...hosts, ...switches.values()], linkBatch };
 }
