@@ -11,6 +11,7 @@
 import { nameOf } from '../verdict/addresses.js';
 import type { AddressBook, HopResult, ProbeResult } from '../verdict/result.js';
 import { addressOf, atRouter, hostOf, isReset, split } from './hops.js';
+import { changedEndpoints, REWRITE_NAMES } from '../trace/rewrites.js';
 
 export type StepLabel = 'Original' | 'DNAT' | 'SNAT' | 'Forwarded' | 'Reply' | 'un-SNAT' | 'un-DNAT' | 'Returned';
 
@@ -34,7 +35,7 @@ export function ladder(probe: LadderProbe): LadderStep[] {
 
   const routerIn = request.find((h) => atRouter(h, 'in'));
   const routerOut = request.find((h) => atRouter(h, 'out'));
-  steps.push(...crossing(routerIn, routerOut, { destination: 'DNAT', source: 'SNAT', neither: 'Forwarded' }));
+  steps.push(...crossing(routerIn, routerOut, { ...REWRITE_NAMES.request, neither: 'Forwarded' }));
   const delivered = request.find((h) => h.direction === 'in' && hostOf(h) !== undefined && hostOf(h) !== probe.client);
 
   const answer = reply.find((h) => h.direction === 'out' && hostOf(h) !== undefined) ?? reply[0];
@@ -51,7 +52,7 @@ export function ladder(probe: LadderProbe): LadderStep[] {
 
   const replyIn = reply.find((h) => atRouter(h, 'in'));
   const replyOut = reply.find((h) => atRouter(h, 'out'));
-  steps.push(...crossing(replyIn, replyOut, { destination: 'un-SNAT', source: 'un-DNAT', neither: 'Returned' }));
+  steps.push(...crossing(replyIn, replyOut, { ...REWRITE_NAMES.reply, neither: 'Returned' }));
 
   const received = reply.find((h) => hostOf(h) === probe.client && h.direction === 'in');
   const end = last(steps);
@@ -99,9 +100,10 @@ function crossing(
   names: { destination: StepLabel; source: StepLabel; neither: StepLabel },
 ): LadderStep[] {
   if (!inbound || !outbound) return [];
+  const changed = changedEndpoints(inbound, outbound);
   const steps: LadderStep[] = [];
-  if (inbound.dst !== outbound.dst) steps.push({ label: names.destination, src: inbound.src, dst: outbound.dst, rewrote: 'dst', notes: [] });
-  if (inbound.src !== outbound.src) steps.push(step(names.source, outbound, 'src'));
+  if (changed.destination) steps.push({ label: names.destination, src: inbound.src, dst: outbound.dst, rewrote: 'dst', notes: [] });
+  if (changed.source) steps.push(step(names.source, outbound, 'src'));
   return steps.length > 0 ? steps : [step(names.neither, outbound)];
 }
 

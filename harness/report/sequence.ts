@@ -8,6 +8,7 @@ import { nameOf } from '../verdict/addresses.js';
 import type { AddressBook, HopResult, ProbeResult } from '../verdict/result.js';
 import { escapeXml } from './escape.js';
 import { addressOf, placeOf, split } from './hops.js';
+import { changedEndpoints, REWRITE_NAMES } from '../trace/rewrites.js';
 
 export interface Lane {
   /** A host name, or `router:<interface>`. */
@@ -156,11 +157,12 @@ function packetRows(packet: 'request' | 'reply', hops: HopResult[], lanes: LaneS
 }
 
 function rewriteTexts(packet: 'request' | 'reply', inbound: HopResult, outbound: HopResult): string[] {
-  const names = packet === 'request' ? { dst: 'DNAT', src: 'SNAT' } : { dst: 'un-SNAT', src: 'un-DNAT' };
+  const names = REWRITE_NAMES[packet];
+  const changed = changedEndpoints(inbound, outbound);
   const texts: string[] = [];
   // The old value is on the arrow into the router, the new one on the arrow out of it.
-  if (inbound.dst !== outbound.dst) texts.push(`${names.dst}: dst → ${outbound.dst}`);
-  if (inbound.src !== outbound.src) texts.push(`${names.src}: src → ${outbound.src}`);
+  if (changed.destination) texts.push(`${names.destination}: dst → ${outbound.dst}`);
+  if (changed.source) texts.push(`${names.source}: src → ${outbound.src}`);
   return texts;
 }
 

@@ -10,6 +10,7 @@
 import type { NodeInterface, NodeRef } from '../backend/backend.js';
 import type { RewriteKind } from '../scenario/topology.js';
 import { formatEndpoint, type PcapPacket } from './pcap.js';
+import { rewritesOf } from './rewrites.js';
 
 export interface CaptureTrace {
   node: NodeRef;
@@ -141,8 +142,8 @@ export function analyzeFlow(all: Sighting[], key: ProbeFlowKey): FlowObservation
     request: request.map((s) => s.hop),
     reply: reply.map((s) => s.hop),
     rewrites: [
-      ...rewritesBetween(routerRequestIn?.packet, routerRequestOut?.packet, { destination: 'DNAT', source: 'SNAT' }),
-      ...rewritesBetween(routerReplyIn?.packet, routerReplyOut?.packet, { destination: 'un-SNAT', source: 'un-DNAT' }),
+      ...rewritesOf('request', routerRequestIn?.hop, routerRequestOut?.hop),
+      ...rewritesOf('reply', routerReplyIn?.hop, routerReplyOut?.hop),
     ],
     replyFrom: atClient?.packet.src ?? null,
     bypassedRouter: routerRequestIn !== undefined && atClient !== undefined && routerReplyOut === undefined,
@@ -158,23 +159,6 @@ export function analyzeFlow(all: Sighting[], key: ProbeFlowKey): FlowObservation
         s.hop.timeNs >= atClient.hop.timeNs,
     ),
   };
-}
-
-/**
- * What changed between the packet that entered the router and the one that left it. On the
- * way in a new destination is DNAT and a new source SNAT; on the way back a new destination is
- * un-SNAT and a new source un-DNAT.
- */
-function rewritesBetween(
-  inbound: PcapPacket | undefined,
-  outbound: PcapPacket | undefined,
-  names: { destination: RewriteKind; source: RewriteKind },
-): RewriteKind[] {
-  if (!inbound?.tcp || !outbound?.tcp) return [];
-  const kinds: RewriteKind[] = [];
-  if (inbound.dst !== outbound.dst || inbound.tcp.dstPort !== outbound.tcp.dstPort) kinds.push(names.destination);
-  if (inbound.src !== outbound.src || inbound.tcp.srcPort !== outbound.tcp.srcPort) kinds.push(names.source);
-  return kinds;
 }
 
 function isSyn(p: PcapPacket): boolean {

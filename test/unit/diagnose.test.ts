@@ -151,6 +151,16 @@ function refusedByRouter(): FlowObservation {
   return { ...f, reply: [hop('router:eth2 out 100.0.0.254:80 > 172.16.0.2:20001 R.'), hop('dmz@dmz-client in 100.0.0.254:80 > 172.16.0.2:20001 R.')] };
 }
 
+/** The DMZ client's SYN, DNATed by the router and delivered to the web server unchanged in source. */
+const DNATED_TO_WEBSERVER = [
+  'dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S',
+  'router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S',
+  'router:eth2 out 172.16.0.2:20001 > 172.16.0.1:80 S',
+  'dmz@webserver in 172.16.0.2:20001 > 172.16.0.1:80 S',
+];
+/** The web server's SYN-ACK straight across the DMZ to the client, never through the router. */
+const ANSWERED_ACROSS_DMZ = ['dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.', 'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.'];
+
 describe('diagnoseProbe', () => {
   it('says nothing about a probe that worked as expected', () => {
     const ok = result(DMZ_CLIENT, { ok: true, status: 200, error: null });
@@ -159,13 +169,8 @@ describe('diagnoseProbe', () => {
 
   it('reply bypassed the router: the segment, the direct answer, the reset, and the SNAT rule for that segment', () => {
     const f = flow(
-      [
-        'dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S',
-        'router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S',
-        'router:eth2 out 172.16.0.2:20001 > 172.16.0.1:80 S',
-        'dmz@webserver in 172.16.0.2:20001 > 172.16.0.1:80 S',
-      ],
-      ['dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.', 'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.'],
+      DNATED_TO_WEBSERVER,
+      ANSWERED_ACROSS_DMZ,
       { bypassedRouter: true, clientRejectedReply: true, deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } },
     );
     const entry = 'tcp      6 118 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=172.16.0.1 dst=172.16.0.2 sport=80 dport=20001 mark=0 use=1';
@@ -382,13 +387,8 @@ describe('diagnoseProbe', () => {
     // The hairpin SNAT is missing and the web server answers the client through the router
     // anyway (say, a host route): it works, but the server saw the client and the router never un-DNATed.
     const f = flow(
-      [
-        'dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S',
-        'router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S',
-        'router:eth2 out 172.16.0.2:20001 > 172.16.0.1:80 S',
-        'dmz@webserver in 172.16.0.2:20001 > 172.16.0.1:80 S',
-      ],
-      ['dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.', 'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.'],
+      DNATED_TO_WEBSERVER,
+      ANSWERED_ACROSS_DMZ,
       { deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } },
     );
     const r = result(DMZ_CLIENT, {
