@@ -153,6 +153,11 @@ export class LongProcess {
     });
   }
 
+  /** Send a signal without waiting for anything (a request, like tcpdump's SIGUSR1 for its counters). */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.hasExited) this.child.kill(signal);
+  }
+
   /**
    * Signal the process and wait for it; SIGKILL after `graceMs`, and give up after as long again
    * (a process elsewhere may not be reachable to kill): teardown must never hang on one process.

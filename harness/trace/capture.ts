@@ -1,7 +1,10 @@
 /**
  * Evidence collection around a batch of probes: tcpdump on the router and on every segment
  * (so a reply that bypasses the router is seen too), and conntrack events on the router.
- * Every recorder is confirmed running before the first probe goes out.
+ * Every recorder is confirmed running before the first probe goes out, and has recorded
+ * everything the kernel handed it before it is stopped: a recorder that is behind (starved of
+ * CPU on a busy machine) would otherwise lose the last packets or events of a probe, and a
+ * working rule set would look broken.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
@@ -18,7 +21,11 @@ export interface CapturePoint {
   /** The pcap file on the machine running natproof. */
   file: string;
   interfaces: NodeInterface[];
-  /** Packets tcpdump said the kernel dropped: evidence may be incomplete when non-zero. */
+  /**
+   * Packets of the probes' time that are not in the pcap: dropped by the kernel (tcpdump's
+   * ring was full), or still unread when tcpdump had to be stopped. Evidence may be incomplete
+   * when non-zero.
+   */
   droppedByKernel: number;
 }
 
@@ -34,6 +41,10 @@ export interface RunningCapture {
 
 const READY_TIMEOUT_MS = 5_000;
 const SINK_CLOSE_MS = 2_000;
+/** How long a recorder may take to catch up with what the kernel handed it, before it is stopped anyway. */
+const DRAIN_TIMEOUT_MS = 10_000;
+/** Between two questions to a tcpdump that is still behind. */
+const DRAIN_POLL_MS = 10;
 /** A conntrack entry that exists only to prove the event stream is live (TEST-NET-1). */
 const MARKER = { src: '192.0.2.1', dst: '192.0.2.2', port: '9' };
 
@@ -43,12 +54,15 @@ interface RunningPoint {
   interfaces: NodeInterface[];
   proc: LongProcess;
   sink: WriteStream;
+  stats: TcpdumpStats;
+  /** Packets the kernel handed tcpdump that it had not written when it was stopped. */
+  unread: number;
 }
 
 export async function startCapture(lab: Lab, topology: Topology, dir: string, tag: string): Promise<RunningCapture> {
   const nodes: NodeRef[] = [{ kind: 'router' }, ...topology.networks.map((n) => ({ kind: 'segment' as const, network: n.name }))];
   const points: RunningPoint[] = [];
-  let conntrack: { proc: LongProcess; lines: string[] } | undefined;
+  let conntrack: ConntrackEvents | undefined;
   const stopAll = async (): Promise<void> => {
     await Promise.all([...points.map((p) => p.proc.stop('SIGINT')), conntrack?.proc.stop('SIGINT')]);
   };
@@ -70,6 +84,9 @@ export async function startCapture(lab: Lab, topology: Topology, dir: string, ta
   const events = conntrack;
   return {
     async stop(): Promise<CaptureResult> {
+      // Everything the probes made is in the kernel's hands by now; wait until each recorder
+      // has taken it, then stop them.
+      await Promise.all([...points.map(drainTcpdump), drainConntrack(lab, events)]);
       await stopAll();
       const result = await Promise.all(points.map(finishPoint));
       return { points: result, conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) };
@@ -83,10 +100,105 @@ async function launchTcpdump(lab: Lab, node: NodeRef, file: string): Promise<Run
   // immediate, unbuffered writes keep the kernel from dropping packets and SIGINT from losing them.
   const proc = lab.spawn(node, [
     'tcpdump', '-i', 'any', '-y', 'LINUX_SLL2', '-s', '2048', '-B', '4096', '-nn', '--immediate-mode', '-U', '-w', '-',
+    interfaceFilter(interfaces),
   ]);
   const sink = createWriteStream(file);
   proc.child.stdout?.pipe(sink);
-  return { node, file, interfaces, proc, sink };
+  return { node, file, interfaces, proc, sink, stats: new TcpdumpStats(proc), unread: 0 };
+}
+
+/**
+ * Only the node's own interfaces, in the kernel: a docker segment is captured from the Docker
+ * host's namespace, where `-i any` would also record every other interface of the host; and
+ * loopback is never evidence. Filtering in the kernel also makes tcpdump's counters exact
+ * (libpcap discards loopback's outgoing copies after counting them), which draining relies on.
+ * libpcap (1.10 and later) compiles `ifindex` for -i any with LINUX_SLL2 headers.
+ */
+function interfaceFilter(interfaces: NodeInterface[]): string {
+  const own = interfaces.filter((i) => i.name !== 'lo');
+  if (own.length === 0) throw new Error('a capture point without interfaces');
+  return own.map((i) => `ifindex ${i.ifindex}`).join(' or ');
+}
+
+interface CaptureCounts {
+  /** Written to the pcap. */
+  captured: number;
+  /** Handed to tcpdump by the kernel (its filter passed them), dropped ones included. */
+  received: number;
+  dropped: number;
+}
+
+/** Wakes whoever waits when something new arrives. */
+class Pulse {
+  private readonly waiters = new Set<() => void>();
+
+  notify(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  /** Resolves at the next notify, or after `ms`. */
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.waiters.add(done);
+    });
+  }
+}
+
+/** tcpdump's counters, as it prints them on SIGUSR1. */
+class TcpdumpStats {
+  private readonly seen: CaptureCounts[] = [];
+  private readonly pulse = new Pulse();
+
+  constructor(private readonly proc: LongProcess) {
+    const stderr = proc.child.stderr;
+    if (stderr) {
+      createInterface({ input: stderr }).on('line', (line) => {
+        const m = /(\d+) packets? captured, (\d+) packets? received by filter, (\d+) packets? dropped by kernel/.exec(line);
+        if (!m) return;
+        this.seen.push({ captured: Number(m[1]), received: Number(m[2]), dropped: Number(m[3]) });
+        this.pulse.notify();
+      });
+    }
+    void proc.exited.then(() => this.pulse.notify());
+  }
+
+  get count(): number {
+    return this.seen.length;
+  }
+
+  /** The counts reported after the first `after`; undefined when none came by the deadline or tcpdump ended. */
+  async next(after: number, deadline: number): Promise<CaptureCounts | undefined> {
+    while (this.seen.length <= after) {
+      if (Date.now() >= deadline || !this.proc.running) return undefined;
+      await this.pulse.wait(deadline - Date.now());
+    }
+    return this.seen[after];
+  }
+}
+
+/**
+ * Wait until tcpdump has written every packet the kernel handed it: ask for its counters
+ * (SIGUSR1) until captured + dropped reaches received. Bounded; what is still unread then is
+ * counted as missing from the capture.
+ */
+async function drainTcpdump(point: RunningPoint): Promise<void> {
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  for (;;) {
+    const asked = point.stats.count;
+    point.proc.signal('SIGUSR1');
+    const counts = await point.stats.next(asked, deadline);
+    if (!counts) return;
+    const unread = counts.received - counts.captured - counts.dropped;
+    point.unread = Math.max(0, unread);
+    if (unread <= 0) return;
+    await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+  }
 }
 
 async function tcpdumpReady({ proc, node }: RunningPoint): Promise<void> {
@@ -108,35 +220,78 @@ async function finishPoint(point: RunningPoint): Promise<CapturePoint> {
     await once(point.sink, 'finish');
     clearTimeout(timer);
   }
-  const dropped = /(\d+) packets? dropped by kernel/.exec(point.proc.stderr);
-  return { node: point.node, file: point.file, interfaces: point.interfaces, droppedByKernel: dropped ? Number(dropped[1]) : 0 };
+  // tcpdump's closing counters: on a line of their own, unlike the SIGUSR1 answers.
+  const dropped = /^(\d+) packets? dropped by kernel/m.exec(point.proc.stderr);
+  return { node: point.node, file: point.file, interfaces: point.interfaces, droppedByKernel: (dropped ? Number(dropped[1]) : 0) + point.unread };
 }
 
-async function startConntrackEvents(lab: Lab): Promise<{ proc: LongProcess; lines: string[] }> {
+interface ConntrackEvents {
+  proc: LongProcess;
+  lines: string[];
+  marker: MarkerWatch;
+}
+
+/** Counts the marker entry's events in conntrack -E output. */
+class MarkerWatch {
+  private sightings = 0;
+  private readonly pulse = new Pulse();
+
+  saw(): void {
+    this.sightings++;
+    this.pulse.notify();
+  }
+
+  get count(): number {
+    return this.sightings;
+  }
+
+  /** Whether a sighting beyond the first `after` came within `ms`. */
+  async since(after: number, ms: number): Promise<boolean> {
+    if (this.sightings <= after) await this.pulse.wait(ms);
+    return this.sightings > after;
+  }
+}
+
+const MARKER_TUPLE = ['-p', 'udp', '-s', MARKER.src, '-d', MARKER.dst, '--sport', MARKER.port, '--dport', MARKER.port];
+
+/**
+ * Insert the marker entry until its event shows up in the stream: its event comes after every
+ * event the kernel sent before it, so seeing it means the stream is live (at the start) and has
+ * delivered everything earlier (at the end).
+ */
+async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, timeoutMs: number): Promise<boolean> {
   const router: NodeRef = { kind: 'router' };
-  const proc = lab.spawn(router, ['conntrack', '-E', '-o', 'timestamp']);
+  const deadline = Date.now() + timeoutMs;
+  const before = marker.count;
+  let seen = false;
+  while (!seen) {
+    if (!proc.running || Date.now() > deadline) break;
+    // Delete first: an entry left by an earlier attempt blocks a new insert.
+    await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: 5_000 });
+    await lab.exec(router, ['conntrack', '-I', ...MARKER_TUPLE, '-t', '5'], { allowFailure: true, timeoutMs: 5_000 });
+    seen = await marker.since(before, 50);
+  }
+  await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: 5_000 });
+  return seen;
+}
+
+async function startConntrackEvents(lab: Lab): Promise<ConntrackEvents> {
+  const proc = lab.spawn({ kind: 'router' }, ['conntrack', '-E', '-o', 'timestamp']);
   const lines: string[] = [];
-  let sawMarker: () => void = () => {};
-  const marker = new Promise<void>((resolve) => (sawMarker = resolve));
+  const marker = new MarkerWatch();
   createInterface({ input: proc.child.stdout! }).on('line', (line) => {
     lines.push(line);
-    if (line.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) sawMarker();
+    if (line.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) marker.saw();
   });
   // conntrack -E prints nothing when it is ready, so insert a marker entry and wait to see it.
-  const tuple = ['-p', 'udp', '-s', MARKER.src, '-d', MARKER.dst, '--sport', MARKER.port, '--dport', MARKER.port];
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let seen = false;
-  void marker.then(() => (seen = true));
-  while (!seen) {
-    if (!proc.running || Date.now() > deadline) {
-      await proc.stop('SIGKILL');
-      throw new HostError(`conntrack -E did not start in the router: ${proc.stderr.trim() || 'no events seen'}`);
-    }
-    // Delete first: an entry left by an attempt made before the subscription blocks a new insert.
-    await lab.exec(router, ['conntrack', '-D', ...tuple], { allowFailure: true, timeoutMs: 5_000 });
-    await lab.exec(router, ['conntrack', '-I', ...tuple, '-t', '5'], { allowFailure: true, timeoutMs: 5_000 });
-    await Promise.race([marker, new Promise((r) => setTimeout(r, 50))]);
+  if (!(await awaitMarker(lab, proc, marker, READY_TIMEOUT_MS))) {
+    await proc.stop('SIGKILL');
+    throw new HostError(`conntrack -E did not start in the router: ${proc.stderr.trim() || 'no events seen'}`);
   }
-  await lab.exec(router, ['conntrack', '-D', ...tuple], { allowFailure: true, timeoutMs: 5_000 });
-  return { proc, lines };
+  return { proc, lines, marker };
+}
+
+/** Wait until conntrack -E has passed on every event up to now (bounded: its stream is best effort). */
+async function drainConntrack(lab: Lab, events: ConntrackEvents): Promise<void> {
+  await awaitMarker(lab, events.proc, events.marker, DRAIN_TIMEOUT_MS);
 }

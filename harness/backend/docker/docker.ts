@@ -175,8 +175,7 @@ export class DockerLab implements Lab {
 
   spawn(node: NodeRef, argv: readonly string[]): LongProcess {
     const observer = this.requireObserver();
-    const command = node.kind === 'segment' ? this.segmentArgv(node.network, argv) : argv;
-    const proc = startInContainer(this.docker, this.containerOf(node), command, observer.signal);
+    const proc = startInContainer(this.docker, this.containerOf(node), argv, observer.signal);
     this.processes.add(proc);
     void proc.exited.then(() => this.processes.delete(proc));
     return proc;
@@ -441,27 +440,6 @@ export class DockerLab implements Lab {
 
   private async links(c: PlannedContainer): Promise<IpLink[]> {
     return JSON.parse((await this.requireObserver().inNetns(this.pidOf(c), ['ip', '-j', 'link', 'show'])).stdout) as IpLink[];
-  }
-
-  /**
-   * A segment's processes run in the observer, in the Docker host's namespace, where `tcpdump
-   * -i any` would record every interface of the Docker host (other labs, other containers, the
-   * host's own traffic). So a segment capture is narrowed to the segment's own interfaces (its
-   * bridge and the bridge's ports, the host-side veths) by a pcap filter on the interface index,
-   * `ifindex N or ifindex M ...`, which libpcap (1.10 and later) compiles for -i any captures
-   * with LINUX_SLL2 headers, the link type natproof's capture asks for. The interface list
-   * comes from mapSegments, so callers keep the neutral Lab interface: the capture module asks
-   * for `tcpdump -i any ...` with no filter expression of its own, and this appends one.
-   */
-  private segmentArgv(network: string, argv: readonly string[]): readonly string[] {
-    if (argv[0] !== 'tcpdump') return argv;
-    const ports = this.segments.get(network);
-    if (!ports || ports.length === 0) throw new Error(`no network ${network} in this lab`);
-    const i = argv.indexOf('-i');
-    if (i < 0 || argv[i + 1] !== 'any' || !argv.includes('LINUX_SLL2')) {
-      throw new Error(`a segment capture on the docker backend must be \`tcpdump -i any -y LINUX_SLL2\`: ${argv.join(' ')}`);
-    }
-    return [...argv, ports.map((p) => `ifindex ${p.ifindex}`).join(' or ')];
   }
 
   private planned(node: NodeRef): PlannedContainer {
