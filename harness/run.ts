@@ -193,7 +193,8 @@ async function runRuleset(
   } finally {
     evidence = await capture.stop();
   }
-  const serverLog = [...agents.values()].flatMap((a) => a.drainRequests().map((r) => ({ host: a.host, ...r })));
+  const logs = await Promise.all([...agents.values()].map(async (a) => (await a.drainRequests()).map((r) => ({ host: a.host, ...r }))));
+  const serverLog = logs.flat();
   const seen = sightings(await readTraces(evidence));
   const observed = topology.probes.map((probe, i) =>
     observeProbe(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId),
@@ -235,6 +236,7 @@ async function startAgents(lab: Lab, topology: Topology, agents: Map<string, Age
       agents.set(host.name, agent);
       await agent.waitReady(AGENT_START_TIMEOUT_MS);
       for (const service of host.services) await agent.serve(service.port);
+      if (topology.probes.some((p) => p.from === host.name)) await agent.prepare();
     }),
   );
 }

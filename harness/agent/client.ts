@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HostError, NatproofError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
-import type { AgentMessage, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
+import type { AgentMessage, DoneReply, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
 
 /** The compiled agent script, run with node inside each host. */
 export function agentScriptPath(): string {
@@ -27,6 +27,9 @@ export function agentScriptPath(): string {
 }
 
 const SERVE_TIMEOUT_MS = 5_000;
+/** Loading undici on a busy machine; it takes a tenth of that on an idle one. */
+const PREPARE_TIMEOUT_MS = 30_000;
+const SYNC_TIMEOUT_MS = 10_000;
 const AGENT_GRACE_MS = 5_000;
 
 type Pending = { resolve: (reply: AgentMessage) => void; reject: (err: Error) => void };
@@ -98,13 +101,24 @@ export class AgentClient {
     if (!reply.ok) throw new HostError(`${this.host} could not serve HTTP on port ${port}: ${reply.detail}`);
   }
 
-  async probe(request: Omit<ProbeCommand, 'id' | 'op'>): Promise<ProbeReply> {
-    // The agent enforces the probe's timeout; this bound only guards against a stuck agent.
-    return (await this.send({ op: 'probe', ...request }, request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
+  /** Get ready to probe (load undici): before the first probe, so loading is never probe time. */
+  async prepare(): Promise<void> {
+    const reply = (await this.send({ op: 'prepare' }, PREPARE_TIMEOUT_MS)) as DoneReply;
+    if (!reply.ok) throw new HostError(`the agent in ${this.host} cannot probe: ${reply.detail}`);
   }
 
-  /** The requests the server logged since the last call. */
-  drainRequests(): RequestEvent[] {
+  async probe(request: Omit<ProbeCommand, 'id' | 'op'>): Promise<ProbeReply> {
+    // The agent enforces the probe's timeout, as time without progress; this bound only guards
+    // against a stuck agent.
+    return (await this.send({ op: 'probe', ...request }, 2 * request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
+  }
+
+  /**
+   * The requests the server logged up to now. A server logs a request before it answers it, so
+   * once this returns, every request of a probe that got its answer is here.
+   */
+  async drainRequests(): Promise<RequestEvent[]> {
+    await this.send({ op: 'sync' }, SYNC_TIMEOUT_MS);
     return this.requests.splice(0);
   }
 

@@ -6,11 +6,11 @@
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { AgentCommand, AgentMessage, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
+import type { AgentCommand, AgentMessage, DoneReply, PrepareCommand, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
 
 /**
- * undici takes longer to load than node takes to start. Servers never need it, and clients
- * load it while natproof applies rules and starts captures, after the agent said it is ready.
+ * undici takes longer to load than node takes to start, and a busy process serves late: only
+ * agents that will probe load it, when natproof asks (prepare), before any probe starts.
  */
 let undici: Promise<typeof import('undici')> | undefined;
 const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('undici'));
@@ -59,26 +59,73 @@ function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail:
   }
 }
 
+/**
+ * The probe's deadline: `timeoutMs` without progress (no connection yet, or no byte of the
+ * response since the last one), counted from the moment the SYN is sent. When the timer fires
+ * the verdict waits one turn of the event loop: node runs due timers before it polls sockets,
+ * so an agent that got no CPU for a while would otherwise time out an answer that is already
+ * waiting in its socket.
+ */
+class Deadline {
+  private timer: NodeJS.Timeout | undefined;
+  private mark = '';
+  private finished = false;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly progress: () => string,
+    private readonly expire: () => void,
+  ) {}
+
+  start(): void {
+    this.mark = this.progress();
+    this.timer = setTimeout(() => this.check(), this.timeoutMs);
+  }
+
+  stop(): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+  }
+
+  private check(): void {
+    setImmediate(() => {
+      if (this.finished) return;
+      if (this.progress() !== this.mark) this.start();
+      else this.expire();
+    });
+  }
+}
+
 async function probe(command: ProbeCommand): Promise<ProbeReply> {
-  // The timeout is for the network: loading undici, slow on a busy machine, is not part of it.
   const { Client } = await loadUndici();
   const started = performance.now();
   const controller = new AbortController();
   let socket: Socket | undefined;
-  // One deadline for the whole exchange. undici does not abort a connect in progress, so the
-  // deadline also destroys the socket itself.
-  const deadline = setTimeout(() => {
-    controller.abort();
-    socket?.destroy(new Error('probe timeout'));
-  }, command.timeoutMs);
+  let connected = false;
+  // undici does not abort a connect in progress, so the deadline also destroys the socket.
+  const deadline = new Deadline(
+    command.timeoutMs,
+    () => `${connected}:${socket?.bytesRead ?? 0}`,
+    () => {
+      controller.abort();
+      socket?.destroy(new Error('probe timeout'));
+    },
+  );
   const client = new Client(`http://${command.address}:${command.port}`, {
     // Bind the chosen source port ourselves: undici's default connector cannot, and the
     // trace analysis finds this probe's packets by it.
     connect: (_options, callback) => {
       const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
       socket = s;
+      deadline.start();
       let settled = false;
-      s.once('connect', () => !settled && ((settled = true), callback(null, s)));
+      s.once('connect', () => {
+        connected = true;
+        if (!settled) {
+          settled = true;
+          callback(null, s);
+        }
+      });
       s.once('error', (err) => !settled && ((settled = true), callback(err, null)));
     },
     pipelining: 0,
@@ -93,9 +140,18 @@ async function probe(command: ProbeCommand): Promise<ProbeReply> {
     const { error, detail } = classify(err, controller.signal.aborted);
     return { ...base, ok: false, status: null, error, detail, durationMs: performance.now() - started };
   } finally {
-    clearTimeout(deadline);
+    deadline.stop();
     socket?.destroy();
     await client.destroy().catch(() => {});
+  }
+}
+
+async function prepare(command: PrepareCommand): Promise<DoneReply> {
+  try {
+    await loadUndici();
+    return { id: command.id, op: 'prepare', ok: true, detail: null };
+  } catch (err) {
+    return { id: command.id, op: 'prepare', ok: false, detail: err instanceof Error ? err.message : String(err) };
   }
 }
 
@@ -104,6 +160,9 @@ function handle(line: string): void {
   const command = JSON.parse(line) as AgentCommand;
   if (command.op === 'serve') serve(command);
   else if (command.op === 'probe') void probe(command).then(send);
+  else if (command.op === 'prepare') void prepare(command).then(send);
+  // stdout is written in order, so this reply follows every event written before it.
+  else if (command.op === 'sync') send({ id: command.id, op: 'sync', ok: true, detail: null });
 }
 
 function runAgent(): void {
@@ -112,7 +171,6 @@ function runAgent(): void {
   // natproof closing our stdin means the run is over: leave without waiting for sockets.
   lines.on('close', () => process.exit(0));
   send({ event: 'ready', pid: process.pid });
-  setImmediate(() => void loadUndici());
 }
 
 runAgent();

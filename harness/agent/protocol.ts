@@ -20,7 +20,22 @@ export interface ProbeCommand {
   timeoutMs: number;
 }
 
-export type AgentCommand = ServeCommand | ProbeCommand;
+/** Load what probes need (undici), so that loading is never part of a probe's time. */
+export interface PrepareCommand {
+  id: number;
+  op: 'prepare';
+}
+
+/**
+ * Answered once every message the agent wrote before it are out: a request logged before a
+ * probe's response was sent is in natproof's hands once this reply is.
+ */
+export interface SyncCommand {
+  id: number;
+  op: 'sync';
+}
+
+export type AgentCommand = ServeCommand | ProbeCommand | PrepareCommand | SyncCommand;
 
 /** How a probe ended, in words a network engineer uses. */
 export type ProbeError = 'timeout' | 'refused' | 'reset' | 'unreachable' | 'no-route' | 'error';
@@ -60,4 +75,12 @@ export interface ReadyEvent {
   pid: number;
 }
 
-export type AgentMessage = ProbeReply | ServeReply | RequestEvent | ReadyEvent;
+/** The answer to prepare and sync. */
+export interface DoneReply {
+  id: number;
+  op: 'prepare' | 'sync';
+  ok: boolean;
+  detail: string | null;
+}
+
+export type AgentMessage = ProbeReply | ServeReply | DoneReply | RequestEvent | ReadyEvent;
