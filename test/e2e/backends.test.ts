@@ -7,6 +7,7 @@
  * share subnets, so docker runs must not overlap.
  */
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -155,8 +156,10 @@ describe.skipIf(dockerUnavailable)(`docker segment captures${skipNote(dockerUnav
 
   it("record only the segment's own interfaces, not the rest of the Docker host's traffic", async () => {
     // Traffic on the Docker host's loopback all through the run: an unfiltered `-i any` in the
-    // observer (host network namespace) would record it in every segment's pcap.
-    const noise = spawn('ping', ['-q', '-i', '0.2', '127.0.0.1'], { stdio: 'ignore' });
+    // observer (host network namespace) would record it in every segment's pcap. Sent from this
+    // process, so the test needs no program the machine may lack.
+    const noise = createSocket('udp4');
+    const timer = setInterval(() => noise.send('natproof-noise', 9, '127.0.0.1'), 100);
     let result: RunResult;
     try {
       result = await runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
@@ -165,7 +168,8 @@ describe.skipIf(dockerUnavailable)(`docker segment captures${skipNote(dockerUnav
         outDir: work,
       });
     } finally {
-      noise.kill('SIGTERM');
+      clearInterval(timer);
+      noise.close();
     }
     const segments = result.rulesets.flatMap((r) => r.captures).filter((c) => c.node !== 'router');
     expect(segments.length).toBeGreaterThan(0);

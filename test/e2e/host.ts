@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { missingHostTools } from '../../harness/backend/netns/netns.js';
 
 /** On PATH and executable (not every tool has a --version that exits 0: `ip` does not). */
 export function hasTool(tool: string): boolean {
@@ -17,8 +18,9 @@ export function hasTool(tool: string): boolean {
 
 function netnsSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root for network namespaces (run the tests as root)';
-  const missing = ['ip', 'iptables-restore', 'nft', 'conntrack', 'tcpdump'].filter((t) => !hasTool(t));
-  if (missing.length > 0) return `needs ${missing.join(', ')} (run ci/install-host-tools.sh)`;
+  // The same list natproof's preflight checks: every program the netns backend runs.
+  const missing = missingHostTools();
+  if (missing.length > 0) return `needs ${missing.map((t) => t.tool).join(', ')} (run ci/install-host-tools.sh)`;
   return undefined;
 }
 

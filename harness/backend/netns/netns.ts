@@ -3,6 +3,8 @@
  * segment is a bridge in a private switch namespace. Nothing is attached to the host's root
  * namespace, so no test packet can reach the outside.
  */
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { execCommand, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
 import { agentScriptPath } from '../../agent/client.js';
 import { HostError, ScenarioError } from '../../errors.js';
@@ -13,6 +15,41 @@ import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
 const IP_TIMEOUT_MS = 15_000;
 
+/**
+ * Every program the netns backend and the evidence it collects run on this machine (inside the
+ * lab's namespaces, but the machine's binaries), with the Debian package that has it.
+ * ci/install-host-tools.sh installs these packages; grep, timeout and bash are Debian essentials.
+ */
+export const HOST_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
+  { tool: 'ip', pkg: 'iproute2' },
+  { tool: 'ss', pkg: 'iproute2' },
+  { tool: 'iptables', pkg: 'iptables' },
+  { tool: 'iptables-restore', pkg: 'iptables' },
+  { tool: 'iptables-save', pkg: 'iptables' },
+  { tool: 'nft', pkg: 'nftables' },
+  { tool: 'conntrack', pkg: 'conntrack' },
+  { tool: 'tcpdump', pkg: 'tcpdump' },
+  { tool: 'sysctl', pkg: 'procps' },
+  { tool: 'grep', pkg: 'grep' },
+  { tool: 'timeout', pkg: 'coreutils' },
+  { tool: 'bash', pkg: 'bash' },
+];
+
+/** The host tools not on PATH (or not executable). */
+export function missingHostTools(): Array<{ tool: string; pkg: string }> {
+  const dirs = (process.env['PATH'] ?? '').split(':').filter(Boolean);
+  return HOST_TOOLS.filter(({ tool }) => !dirs.some((dir) => isExecutable(join(dir, tool))));
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class NetnsBackend implements Backend {
   readonly name = 'netns' as const;
 
@@ -20,19 +57,13 @@ export class NetnsBackend implements Backend {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new HostError('the netns backend needs root (network namespaces and netfilter): run natproof as root');
     }
-    for (const [tool, pkg] of [
-      ['ip', 'iproute2'],
-      ['iptables-restore', 'iptables'],
-      ['nft', 'nftables'],
-      ['conntrack', 'conntrack'],
-      ['tcpdump', 'tcpdump'],
-      ['sysctl', 'procps'],
-    ] as const) {
-      try {
-        await execCommand([tool, '--version'], { timeoutMs: 5_000, allowFailure: true });
-      } catch {
-        throw new HostError(`${tool} is not installed: install the Debian package ${pkg} (apt-get install -y ${pkg})`);
-      }
+    const missing = missingHostTools();
+    if (missing.length > 0) {
+      const packages = [...new Set(missing.map((t) => t.pkg))].join(' ');
+      throw new HostError(
+        `${missing.map((t) => t.tool).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not installed: ` +
+          `install the Debian package${packages.includes(' ') ? 's' : ''} ${packages} (apt-get install -y ${packages}, or bash ci/install-host-tools.sh)`,
+      );
     }
   }
 
