@@ -74,7 +74,8 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     // Awaited by the fixes' own tests; a failure here already fails the runs it depends on.
     fixed.catch(() => {});
     [mistakes, forwarding, rpfilter, dmz] = await Promise.all([mistakesRun, run(FORWARDING, { outDir: join(out, 'forwarding') }), run(RPFILTER), dmzRun]);
-  });
+    // Four topologies and 14 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
+  }, 180_000);
 
   /** dnat-only with the hairpin fix it was given appended, held to the probes' own expectations. */
   const runHairpinFix = async (broken: RunResult): Promise<RunResult> => {
