@@ -3,7 +3,7 @@
  * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
 import { NetnsBackend } from './backend/netns/netns.js';
@@ -17,8 +17,8 @@ import { RunAbortedError, runScenario } from './run.js';
 import { loadScenario } from './scenario/load.js';
 import type { RuleSource } from './scenario/topology.js';
 import type { Backend } from './backend/backend.js';
-import { parseRunResult } from './verdict/read-result.js';
-import type { RunResult } from './verdict/result.js';
+import { RunDir } from './run-dir.js';
+import type { RunResult } from './result/result.js';
 
 export const EXIT_PASSED = 0;
 export const EXIT_FAILED = 1;
@@ -156,7 +156,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     else io.stdout(renderRun(result, { color: io.color }));
     const written = [
-      ...(values.report && values.out ? await writeReports(result, values.out) : []),
+      ...(values.report && values.out ? await writeReports(result, new RunDir(values.out)) : []),
       ...(values.junit ? [await writeJunit(result, values.junit)] : []),
     ];
     if (written.length > 0 && !values.json) io.stderr(`wrote ${written.join(', ')}\n`);
@@ -173,15 +173,8 @@ async function reportCommand(args: string[], io: CliIO): Promise<number> {
     io.stderr(`natproof report: give exactly one run directory (a run's --out DIR)\n${USAGE}\n`);
     return EXIT_USAGE;
   }
-  const dir = positionals[0]!;
-  const file = join(dir, 'result.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new NatproofError(`cannot read ${file}: ${(err as Error).message}; give the directory a run wrote with --out`, { cause: err });
-  }
-  const result = parseRunResult(text, file);
+  const dir = new RunDir(positionals[0]!);
+  const result = await dir.readResult();
   io.stdout(renderRun(result, { color: io.color }));
   const written = [...(await writeReports(result, dir)), ...(values.junit ? [await writeJunit(result, values.junit)] : [])];
   io.stderr(`wrote ${written.join(', ')}\n`);
@@ -189,12 +182,10 @@ async function reportCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 /** report.html and report.md beside the captures they link to. */
-async function writeReports(result: RunResult, dir: string): Promise<string[]> {
-  const html = join(dir, 'report.html');
-  const md = join(dir, 'report.md');
-  await writeFile(html, renderHtml(result));
-  await writeFile(md, renderMarkdown(result));
-  return [html, md];
+async function writeReports(result: RunResult, dir: RunDir): Promise<string[]> {
+  await writeFile(dir.htmlReport, renderHtml(result));
+  await writeFile(dir.markdownReport, renderMarkdown(result));
+  return [dir.htmlReport, dir.markdownReport];
 }
 
 async function writeJunit(result: RunResult, file: string): Promise<string> {

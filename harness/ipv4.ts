@@ -4,7 +4,7 @@
  * Pure.
  */
 import ipaddr from 'ipaddr.js';
-import type { Route } from './trace/kernel-text.js';
+import type { Route } from './result/kernel.js';
 
 /** Is `address` inside `prefix` (`172.16.0.0/24`, or a bare address meaning /32)? */
 export function inPrefix(address: string, prefix: string): boolean {

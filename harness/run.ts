@@ -6,21 +6,24 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AgentClient } from './agent/client.js';
-import type { RequestEvent } from './agent/protocol.js';
+import { AgentGroup } from './agent/group.js';
 import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
+import { collectEvidence, readCounterBaseline, type CounterBaseline } from './evidence/collect.js';
+import { formatTranscripts, Reader, type EvidenceTranscript } from './evidence/reader.js';
+import { observeRouterOriginated } from './evidence/router-originated.js';
+import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
+import type { ProbeResult, RulesetResult, RunResult } from './result/result.js';
+import { RunDir } from './run-dir.js';
 import { applyRules, requireNftablesIptables, resetRouter } from './rules/apply.js';
-import type { Probe, RuleSet, RuleSource, Topology } from './scenario/topology.js';
+import type { RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
-import { collectEvidence, formatTranscripts, readCounterBaseline } from './trace/evidence.js';
-import { analyzeFlow, sightings, type CaptureTrace, type FlowObservation } from './trace/flows.js';
+import { sightings, type CaptureTrace } from './trace/flows.js';
 import { parsePcap } from './trace/pcap.js';
 import { addressBook } from './verdict/addresses.js';
 import { diagnoseProbe } from './verdict/diagnose.js';
-import { checkExpectation } from './verdict/expect.js';
-import type { HopResult, ProbeResult, RulesetResult, RunResult } from './verdict/result.js';
-import { ruleWarnings } from './verdict/warnings.js';
+import { observeProbe } from './verdict/observe.js';
+import { routerOriginatedCandidates, ruleWarnings, type RouterOriginatedCandidate } from './verdict/warnings.js';
 
 export interface RunOptions {
   backend: Backend;
@@ -39,7 +42,6 @@ export class RunAbortedError extends NatproofError {
   override readonly name = 'RunAbortedError';
 }
 
-const AGENT_START_TIMEOUT_MS = 10_000;
 /** Source ports natproof assigns to probes: below Linux's ephemeral range, unique within a run. */
 const FIRST_PROBE_PORT = 20_000;
 
@@ -67,9 +69,11 @@ export function selectRulesets(topology: Topology, options: Pick<RunOptions, 'ru
 }
 
 export async function runScenario(topology: Topology, options: RunOptions): Promise<RunResult> {
+  const log = options.log ?? (() => {});
   try {
-    return await runUnguarded(topology, options);
-  } catch (err) {
+    return await runUnguarded(topology, options, log);
+  } catch (thrown) {
+    const err = withoutTeardownErrors(thrown, log);
     // On Ctrl-C the terminal signals tcpdump and the agents too, so the first error seen is
     // often theirs; what the user did is what they should hear about.
     if (options.signal?.aborted && !(err instanceof RunAbortedError)) {
@@ -79,92 +83,126 @@ export async function runScenario(topology: Topology, options: RunOptions): Prom
   }
 }
 
-async function runUnguarded(topology: Topology, options: RunOptions): Promise<RunResult> {
-  const started = Date.now();
-  const log = options.log ?? (() => {});
-  const rulesets = selectRulesets(topology, options);
-  const runId = options.runId ?? newRunId();
-  const workDir = options.outDir ? resolve(options.outDir) : await mkdtemp(join(tmpdir(), `natproof-${runId}-`));
-  try {
-    await mkdir(workDir, { recursive: true });
-    const checkAborted = (): void => {
-      if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
-    };
-    await options.backend.preflight();
-    checkAborted();
-    log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
-    const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
-    const agents = new Map<string, AgentClient>();
-    let failure: unknown;
-    try {
-      checkAborted();
-      await Promise.all([requireNftablesIptables(lab), startAgents(lab, topology, agents)]);
-      const context: RulesetContext = { topology, lab, agents, runId, workDir, keepArtifacts: Boolean(options.outDir), log, checkAborted };
-      const probeResults: ProbeResult[] = [];
-      const rulesetResults: RulesetResult[] = [];
-      for (const ruleset of rulesets) {
-        checkAborted();
-        const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length);
-        probeResults.push(...outcome.probes);
-        rulesetResults.push(outcome.summary);
-      }
-      const result: RunResult = {
-        scenario: topology.name,
-        file: topology.file,
-        backend: options.backend.name,
-        runId,
-        passed: rulesetResults.every((r) => r.passed),
-        startedAt: new Date(started).toISOString(),
-        durationMs: Date.now() - started,
-        rulesets: rulesetResults,
-        probes: probeResults,
-        artifacts: options.outDir ? workDir : null,
-        addresses: addressBook(topology),
-      };
-      if (options.outDir) await writeFile(join(workDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
-      return result;
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await tearDown(lab, agents, failure, log);
-    }
-  } finally {
-    if (!options.outDir) await rm(workDir, { recursive: true, force: true });
-  }
+/** A step of the teardown that failed. */
+export class TeardownError extends NatproofError {
+  override readonly name = 'TeardownError';
 }
 
 /**
- * Agents, then the lab. Every step runs even when one fails. A teardown failure is an error of
- * its own when the run went well; when the run already failed, that failure is what the user
- * must hear about, and the teardown's is logged beside it.
+ * Teardown is `await using`: when the run failed and teardown failed too, the language keeps
+ * both (a SuppressedError, the teardown's error over the run's). The run's own error is what the
+ * user must hear about, and the teardown's is logged beside it; when only teardown failed, its
+ * failures are one error.
  */
-async function tearDown(lab: Lab, agents: Map<string, AgentClient>, failure: unknown, log: (line: string) => void): Promise<void> {
-  const outcomes = await Promise.allSettled([...agents.values()].map((a) => a.close()));
-  outcomes.push(...(await Promise.allSettled([lab.destroy()])));
-  const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
-  if (errors.length === 0) return;
-  const message = `teardown of run ${lab.runId} failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')}`;
-  if (failure === undefined) throw new AggregateError(errors, message);
-  log(message);
+function withoutTeardownErrors(thrown: unknown, log: (line: string) => void): unknown {
+  const teardown: unknown[] = [];
+  let err = thrown;
+  while (isSuppressedError(err)) {
+    teardown.push(err.error);
+    err = err.suppressed;
+  }
+  if (err instanceof TeardownError) {
+    teardown.push(err);
+    return new TeardownError(teardown.reverse().map(messageOf).join('; '), { cause: thrown });
+  }
+  if (teardown.length > 0) log(teardown.reverse().map(messageOf).join('; '));
+  return err;
+}
+
+/** Node 20 has no SuppressedError: the compiled `await using` makes an Error named so. */
+function isSuppressedError(err: unknown): err is Error & { error: unknown; suppressed: unknown } {
+  return err instanceof Error && err.name === 'SuppressedError' && 'error' in err && 'suppressed' in err;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A resource whose disposal failure is a TeardownError naming the run. */
+function teardownStep(runId: string, resource: AsyncDisposable): AsyncDisposable {
+  return {
+    async [Symbol.asyncDispose](): Promise<void> {
+      try {
+        await resource[Symbol.asyncDispose]();
+      } catch (err) {
+        throw new TeardownError(`teardown of run ${runId} failed: ${messageOf(err)}`, { cause: err });
+      }
+    },
+  };
+}
+
+/** The run's directory: the user's `--out`, or a temporary one removed at the end. */
+async function runDirectory(options: RunOptions, runId: string): Promise<RunDir & AsyncDisposable> {
+  const kept = options.outDir !== undefined;
+  const path = kept ? resolve(options.outDir!) : await mkdtemp(join(tmpdir(), `natproof-${runId}-`));
+  await mkdir(path, { recursive: true });
+  return Object.assign(new RunDir(path), {
+    async [Symbol.asyncDispose](): Promise<void> {
+      if (!kept) await rm(path, { recursive: true, force: true });
+    },
+  });
+}
+
+/** Teardown runs in reverse: agents, then the lab, then the temporary directory. */
+async function runUnguarded(topology: Topology, options: RunOptions, log: (line: string) => void): Promise<RunResult> {
+  const started = Date.now();
+  const rulesets = selectRulesets(topology, options);
+  const runId = options.runId ?? newRunId();
+  const checkAborted = (): void => {
+    if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
+  };
+  await using dir = await runDirectory(options, runId);
+  await options.backend.preflight();
+  checkAborted();
+  log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
+  const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
+  await using _lab = teardownStep(runId, lab);
+  checkAborted();
+  const agents = new AgentGroup(lab);
+  await using _agents = teardownStep(runId, agents);
+  await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
+  const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts: options.outDir !== undefined, log };
+  const probeResults: ProbeResult[] = [];
+  const rulesetResults: RulesetResult[] = [];
+  for (const ruleset of rulesets) {
+    checkAborted();
+    const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length, checkAborted);
+    probeResults.push(...outcome.probes);
+    rulesetResults.push(outcome.summary);
+  }
+  const result: RunResult = {
+    scenario: topology.name,
+    file: topology.file,
+    backend: options.backend.name,
+    runId,
+    passed: rulesetResults.every((r) => r.passed),
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    rulesets: rulesetResults,
+    probes: probeResults,
+    artifacts: options.outDir ? dir.path : null,
+    addresses: addressBook(topology),
+  };
+  if (context.keepArtifacts) await dir.writeResult(result);
+  return result;
 }
 
 interface RulesetContext {
   topology: Topology;
   lab: Lab;
-  agents: Map<string, AgentClient>;
+  agents: AgentGroup;
   runId: string;
-  workDir: string;
+  dir: RunDir;
   keepArtifacts: boolean;
   log: (line: string) => void;
-  checkAborted: () => void;
 }
 
-/** One rule set on the built topology: reset, apply, capture, probe, analyse. */
+/** One rule set on the built topology: reset, apply, capture, probe, judge. */
 async function runRuleset(
-  { topology, lab, agents, runId, workDir, keepArtifacts, log, checkAborted }: RulesetContext,
+  { topology, lab, agents, runId, dir, keepArtifacts, log }: RulesetContext,
   ruleset: RuleSet,
   firstPort: number,
+  checkAborted: () => void,
 ): Promise<{ probes: ProbeResult[]; summary: RulesetResult }> {
   log(`rule set ${ruleset.name}: applying rules`);
   await resetRouter(lab, topology.router);
@@ -172,46 +210,55 @@ async function runRuleset(
   // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
   const baseline = await readCounterBaseline(lab, topology);
   checkAborted();
-  const capture = await startCapture(lab, topology, workDir, ruleset.name);
   // Source ports unique within the run, so no probe meets another's TIME_WAIT or packets.
   const ports = topology.probes.map((_, i) => firstPort + i);
-  let evidence: CaptureResult;
+  const paths = topology.probes.map((probe) => probePath(runId, ruleset.name, probe.name));
+  let captured: CaptureResult;
   let replies;
-  try {
+  {
+    await using capture = await startCapture(lab, topology, (node) => dir.pcap(ruleset.name, node));
     log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
     replies = await Promise.all(
       topology.probes.map((probe, i) =>
-        agentFor(agents, probe.from).probe({
+        agents.of(probe.from).probe({
           address: probe.target.address,
           port: probe.target.port,
-          path: probePath(runId, ruleset.name, probe.name),
+          path: paths[i]!,
           localPort: ports[i]!,
           timeoutMs: probe.timeoutMs,
         }),
       ),
     );
-  } finally {
-    evidence = await capture.stop();
+    captured = await capture.stop();
   }
-  const logs = await Promise.all([...agents.values()].map(async (a) => (await a.drainRequests()).map((r) => ({ host: a.host, ...r }))));
-  const serverLog = logs.flat();
-  const seen = sightings(await readTraces(evidence));
+  const serverLog = await agents.drainRequests();
+  const seen = sightings(await readTraces(captured));
   const observed = topology.probes.map((probe, i) =>
-    observeProbe(topology, ruleset, probe, ports[i]!, replies[i]!, seen, serverLog, evidence.conntrackEvents, runId),
+    observeProbe({
+      topology,
+      ruleset,
+      probe,
+      clientPort: ports[i]!,
+      path: paths[i]!,
+      client: { ...replies[i]!, errorDetail: replies[i]!.detail },
+      seen,
+      serverLog,
+      conntrackEvents: captured.conntrackEvents,
+    }),
   );
   // Before the next rule set's reset wipes the counters and the conntrack table. A probe that
   // failed or missed an expectation gets the kernel's whole account; otherwise the rules (for
   // warnings) suffice.
-  const scope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
-  const kernel = await collectEvidence(lab, topology, ruleset, baseline, scope);
+  const scope: EvidenceScope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
+  const { kernel, candidates, transcripts } = await readKernel(lab, topology, ruleset, baseline, scope);
   const probes = observed.map(({ result, flow }) => ({
     ...result,
-    diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel.evidence }),
+    diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }),
   }));
   if (keepArtifacts) {
-    await writeFile(join(workDir, `${ruleset.name}-server-log.json`), `${JSON.stringify(serverLog, null, 2)}\n`);
-    await writeFile(join(workDir, `${ruleset.name}-conntrack-events.txt`), evidence.conntrackEvents.map((l) => `${l}\n`).join(''));
-    await writeFile(join(workDir, `${ruleset.name}-kernel.txt`), formatTranscripts(kernel.transcripts));
+    await writeFile(dir.serverLog(ruleset.name), `${JSON.stringify(serverLog, null, 2)}\n`);
+    await writeFile(dir.conntrackEvents(ruleset.name), captured.conntrackEvents.map((l) => `${l}\n`).join(''));
+    await writeFile(dir.kernelTranscript(ruleset.name), formatTranscripts(transcripts));
   }
   return {
     probes,
@@ -219,32 +266,32 @@ async function runRuleset(
       name: ruleset.name,
       description: ruleset.description ?? null,
       passed: probes.every((r) => r.expectationsMet),
-      captureDrops: evidence.points.reduce((n, p) => n + p.droppedByKernel, 0),
-      pcaps: evidence.points.map((p) => p.file),
-      captures: evidence.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
-      evidence: kernel.evidence,
-      warnings: ruleWarnings(topology, kernel.evidence),
+      captureDrops: captured.points.reduce((n, p) => n + p.droppedByKernel, 0),
+      captures: captured.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
+      evidence: kernel,
+      warnings: ruleWarnings(candidates, kernel),
     },
   };
 }
 
-async function startAgents(lab: Lab, topology: Topology, agents: Map<string, AgentClient>): Promise<void> {
-  await Promise.all(
-    // A host that runs its own image serves with its own server: it has no agent.
-    topology.hosts.filter((host) => host.image === undefined).map(async (host) => {
-      const agent = new AgentClient(host.name, lab.startAgent(host.name));
-      agents.set(host.name, agent);
-      await agent.waitReady(AGENT_START_TIMEOUT_MS);
-      for (const service of host.services) await agent.serve(service.port);
-      if (topology.probes.some((p) => p.from === host.name)) await agent.prepare();
-    }),
-  );
-}
-
-function agentFor(agents: Map<string, AgentClient>, host: string): AgentClient {
-  const agent = agents.get(host);
-  if (!agent) throw new Error(`no agent for host ${host}`);
-  return agent;
+/**
+ * The kernel's account of the rule set, and the router's own connection for each hairpin SNAT
+ * rule that may take it (the candidates, named once here, are what the warnings judge).
+ */
+async function readKernel(
+  lab: Lab,
+  topology: Topology,
+  ruleset: RuleSet,
+  baseline: CounterBaseline,
+  scope: EvidenceScope,
+): Promise<{ kernel: KernelEvidence; candidates: RouterOriginatedCandidate[]; transcripts: EvidenceTranscript[] }> {
+  const read = await collectEvidence(lab, topology, ruleset, baseline, scope);
+  const candidates = routerOriginatedCandidates(topology, read.kernel.router);
+  // After everything else is read, so the router's own connection shows in no other evidence.
+  const trial = new Reader(lab);
+  const routerOriginated = await observeRouterOriginated(trial, candidates, read.kernel.router);
+  const kernel = routerOriginated ? { ...read.kernel, router: { ...read.kernel.router, routerOriginated } } : read.kernel;
+  return { kernel, candidates, transcripts: [...read.transcripts, ...trial.transcripts] };
 }
 
 /** A path unique to the probe, so the server's log line can be matched to it. */
@@ -258,72 +305,3 @@ async function readTraces(evidence: CaptureResult): Promise<CaptureTrace[]> {
   );
 }
 
-/** What the packets, the server log and the client say about one probe, checked against its expectation. */
-function observeProbe(
-  topology: Topology,
-  ruleset: RuleSet,
-  probe: Probe,
-  clientPort: number,
-  reply: Awaited<ReturnType<AgentClient['probe']>>,
-  seen: ReturnType<typeof sightings>,
-  serverLog: Array<RequestEvent & { host: string }>,
-  conntrackEvents: string[],
-  runId: string,
-): { result: Omit<ProbeResult, 'diagnosis'>; flow: FlowObservation } {
-  const client = topology.hosts.find((h) => h.name === probe.from)!;
-  const flow = analyzeFlow(seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
-  const logged = serverLog.find((r) => r.path === probePath(runId, ruleset.name, probe.name));
-  const expected = ruleset.expect[probe.name] ?? probe.expect;
-  const saw = serverSaw(topology, logged, flow.deliveredTo, reply.ok);
-  const observed = {
-    ok: reply.ok,
-    status: reply.status,
-    error: reply.error,
-    serverSaw: saw.address,
-    replyFrom: flow.replyFrom,
-    rewrites: flow.rewrites,
-    bypassedRouter: flow.bypassedRouter,
-  };
-  const failures = checkExpectation(expected, observed);
-  const hops: HopResult[] = [
-    ...flow.request.map((h) => ({ packet: 'request' as const, where: h.where, direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
-    ...flow.reply.map((h) => ({ packet: 'reply' as const, where: h.where, direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
-  ];
-  const result = {
-    name: probe.name,
-    ruleset: ruleset.name,
-    client: client.name,
-    clientAddress: client.address,
-    clientPort,
-    target: `${probe.target.address}:${probe.target.port}`,
-    ...observed,
-    serverSawSource: saw.source,
-    errorDetail: reply.detail,
-    serverLog: logged ?? null,
-    durationMs: reply.durationMs,
-    clientRejectedReply: flow.clientRejectedReply,
-    hops,
-    conntrack: conntrackEvents.filter((l) => l.includes(`src=${client.address} `) && l.includes(`sport=${clientPort} `)),
-    expected,
-    expectationsMet: failures.length === 0,
-    failures,
-  };
-  return { result, flow };
-}
-
-/**
- * The source address the server saw: natproof's server logs it. A host that runs its own image
- * has no log natproof can read, so its answer is the source of the SYN delivered to it on the
- * wire, counted only when the exchange completed, as a logged request would be.
- */
-function serverSaw(
-  topology: Topology,
-  logged: RequestEvent | undefined,
-  delivered: FlowObservation['deliveredTo'],
-  completed: boolean,
-): { address: string | null; source: 'server-log' | 'capture' | null } {
-  if (logged) return { address: logged.remoteAddress, source: 'server-log' };
-  const server = delivered ? topology.hosts.find((h) => h.name === delivered.host) : undefined;
-  if (delivered && server?.image !== undefined && completed) return { address: delivered.src, source: 'capture' };
-  return { address: null, source: null };
-}

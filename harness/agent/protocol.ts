@@ -2,6 +2,9 @@
  * The line protocol between natproof and the agent that runs inside every host. One JSON
  * object per line: commands on the agent's stdin, replies and events on its stdout.
  */
+import type { ProbeError } from '../result/result.js';
+
+export type { ProbeError };
 
 export interface ServeCommand {
   id: number;
@@ -37,8 +40,6 @@ export interface SyncCommand {
 
 export type AgentCommand = ServeCommand | ProbeCommand | PrepareCommand | SyncCommand;
 
-/** How a probe ended, in words a network engineer uses. */
-export type ProbeError = 'timeout' | 'refused' | 'reset' | 'unreachable' | 'no-route' | 'error';
 
 export interface ProbeReply {
   id: number;

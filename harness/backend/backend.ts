@@ -4,9 +4,10 @@
  * that node"; nothing above it knows whether a node is a namespace or a container.
  */
 import type { ExecOptions, ExecResult, LongProcess } from '../exec.js';
+import type { BackendName, CaptureInterface } from '../result/result.js';
 import type { Topology } from '../scenario/topology.js';
 
-export type BackendName = 'netns' | 'docker';
+export type { BackendName } from '../result/result.js';
 
 /**
  * A place commands run: the router, a host, or an L2 segment (where a capture sees every
@@ -15,12 +16,7 @@ export type BackendName = 'netns' | 'docker';
 export type NodeRef = { kind: 'router' } | { kind: 'host'; name: string } | { kind: 'segment'; network: string };
 
 /** One interface of a node, as a capture on that node reports it. */
-export interface NodeInterface {
-  ifindex: number;
-  name: string;
-  /** What is on the other end: for the router its network, for a segment port the node attached. */
-  attached: string;
-}
+export type NodeInterface = CaptureInterface;
 
 export interface BuildOptions {
   /** Tags every resource this lab creates; teardown removes by it. */

@@ -1,5 +1,5 @@
 /** A diagnosis as terminal lines: cause and summary, the evidence, the fix. Pure. */
-import type { Diagnosis } from '../verdict/result.js';
+import type { Diagnosis } from '../result/result.js';
 
 /** `indent` places the block: under a probe (the default) or under a rule set's heading. */
 export function renderDiagnosis(d: Diagnosis, indent = '      '): string[] {

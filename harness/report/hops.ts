@@ -2,17 +2,7 @@
  * Reading a probe's hops: where each sighting was, and the points of the path that the ladder
  * and the sequence diagram are built from. Pure.
  */
-import type { HopResult } from '../verdict/result.js';
-
-/** A capture point: an interface of the router, or a host's port on a segment. */
-export type Place = { kind: 'router'; iface: string } | { kind: 'host'; host: string; network: string };
-
-/** `router:eth2` or `dmz@webserver`, as flows.ts writes them. */
-export function placeOf(where: string): Place {
-  if (where.startsWith('router:')) return { kind: 'router', iface: where.slice('router:'.length) };
-  const at = where.indexOf('@');
-  return { kind: 'host', network: where.slice(0, at), host: where.slice(at + 1) };
-}
+import { placeOf, type HopResult } from '../result/result.js';
 
 export function atRouter(hop: HopResult, direction: 'in' | 'out'): boolean {
   return hop.direction === direction && placeOf(hop.where).kind === 'router';

@@ -4,7 +4,7 @@
  * rule sets side by side: verdict, sequence diagram, ladder, server log, conntrack, captures.
  * Pure: result in, page out; every value from the run is escaped.
  */
-import type { Diagnosis, ProbeResult, RunResult } from '../verdict/result.js';
+import type { Diagnosis, ProbeResult, RunResult } from '../result/result.js';
 import { summarizeEntry } from './conntrack.js';
 import { escapeXml as esc } from './escape.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
@@ -97,7 +97,7 @@ record a known failure on purpose.</li>
 
 function rulesetTable(result: RunResult): string {
   const rows = result.rulesets.map((r) => {
-    const captures = sortedCaptures(r.pcaps).map((file) => `<a href="${esc(artifactHref(result, file))}">${esc(captureName(file, r.name))}</a>`).join(' ');
+    const captures = sortedCaptures(r.captures).map((c) => `<a href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`).join(' ');
     const drops = r.captureDrops > 0 ? ` <span class="fail">(${r.captureDrops} packets dropped by tcpdump: evidence may be incomplete)</span>` : '';
     const warnings = r.warnings.map(diagnosisHtml).join('');
     return `<tr><td><b>${esc(r.name)}</b></td><td>${r.passed ? '<span class="pass">✓ expectations met</span>' : '<span class="fail">✗ expectations not met</span>'}${drops}</td><td>${esc(r.description ?? '')}${warnings}</td><td class="mono">${captures}</td></tr>`;
@@ -109,7 +109,7 @@ function probeCell(result: RunResult, probe: ProbeResult): string {
   const book = result.addresses;
   const steps = ladder(probe);
   const ladderHtml = steps.length === 0 ? '<span class="note">no packet of this probe was captured</span>' : steps.map((s) => spansHtml(ladderSpans(s, book))).join('\n');
-  const pcaps = result.rulesets.find((r) => r.name === probe.ruleset)?.pcaps ?? [];
+  const captures = result.rulesets.find((r) => r.name === probe.ruleset)?.captures ?? [];
   return [
     `<div class="cell ${probe.expectationsMet ? 'met' : 'unmet'}">`,
     `<h3>${esc(probe.ruleset)}: <span class="${probe.expectationsMet ? 'pass' : 'fail'}">${probe.expectationsMet ? '✓' : '✗'} ${esc(verdictText(probe))}</span></h3>`,
@@ -121,7 +121,7 @@ function probeCell(result: RunResult, probe: ProbeResult): string {
     `<dt>Ladder</dt><dd><pre>${ladderHtml}</pre></dd>`,
     `<dt>Server log</dt><dd><code>${esc(serverLogText(probe))}</code></dd>`,
     `<dt>conntrack on the router</dt><dd>${conntrackHtml(probe.conntrack)}</dd>`,
-    `<dt>Captures</dt><dd>${sortedCaptures(pcaps).map((f) => `<a class="mono" href="${esc(artifactHref(result, f))}">${esc(captureName(f, probe.ruleset))}</a>`).join(' ')}<br><span class="muted">Wireshark filter:</span> <code>${esc(wiresharkFilter(probe))}</code></dd>`,
+    `<dt>Captures</dt><dd>${sortedCaptures(captures).map((c) => `<a class="mono" href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`).join(' ')}<br><span class="muted">Wireshark filter:</span> <code>${esc(wiresharkFilter(probe))}</code></dd>`,
     '</dl>',
     '</div>',
   ].join('\n');

@@ -5,7 +5,7 @@
  * attributes are those of the JUnit format as Jenkins, GitLab and GitHub test reporters read
  * it. Pure; every value from the run is escaped.
  */
-import type { ProbeResult, RunResult } from '../verdict/result.js';
+import type { ProbeResult, RunResult } from '../result/result.js';
 import { escapeXml as esc } from './escape.js';
 import { ladder, ladderLine } from './ladder.js';
 import { outcome, serverLogText } from './summary.js';

@@ -9,7 +9,7 @@
  * then un-DNAT the source.
  */
 import { nameOf } from '../verdict/addresses.js';
-import type { AddressBook, HopResult, ProbeResult } from '../verdict/result.js';
+import type { AddressBook, HopResult, ProbeResult } from '../result/result.js';
 import { addressOf, atRouter, hostOf, isReset, split } from './hops.js';
 import { changedEndpoints, REWRITE_NAMES } from '../trace/rewrites.js';
 

@@ -3,7 +3,7 @@
  * <details>). The same content as the HTML page without the diagrams: per probe the rule sets
  * side by side in one table, then the conntrack events. Pure; every value from the run is escaped.
  */
-import type { Diagnosis, ProbeResult, RunResult } from '../verdict/result.js';
+import type { Diagnosis, ProbeResult, RunResult } from '../result/result.js';
 import { escapeMarkdownCell as cell, markdownCodeBlock } from './escape.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
 import { summarizeEntry } from './conntrack.js';
@@ -20,7 +20,7 @@ export function renderMarkdown(result: RunResult): string {
     '|---|---|---|---|',
     ...result.rulesets.map(
       (r) =>
-        `| **${cell(r.name)}** | ${r.passed ? '✅ expectations met' : '❌ expectations not met'}${r.captureDrops > 0 ? ` (${r.captureDrops} packets dropped by tcpdump)` : ''} | ${cell(r.description ?? '')}${r.warnings.map((w) => `<br>⚠️ ${diagnosisCell(w)}`).join('')} | ${sortedCaptures(r.pcaps).map((f) => `[${cell(captureName(f, r.name))}](${artifactHref(result, f)})`).join(' ')} |`,
+        `| **${cell(r.name)}** | ${r.passed ? '✅ expectations met' : '❌ expectations not met'}${r.captureDrops > 0 ? ` (${r.captureDrops} packets dropped by tcpdump)` : ''} | ${cell(r.description ?? '')}${r.warnings.map((w) => `<br>⚠️ ${diagnosisCell(w)}`).join('')} | ${sortedCaptures(r.captures).map((c) => `[${cell(captureName(c))}](${artifactHref(result, c.file)})`).join(' ')} |`,
     ),
   ];
   const names = result.rulesets.map((r) => r.name);

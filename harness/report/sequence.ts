@@ -5,9 +5,9 @@
  * (presentation attributes only, no ids, so any number of diagrams can share one page).
  */
 import { nameOf } from '../verdict/addresses.js';
-import type { AddressBook, HopResult, ProbeResult } from '../verdict/result.js';
+import { placeOf, type AddressBook, type HopResult, type ProbeResult } from '../result/result.js';
 import { escapeXml } from './escape.js';
-import { addressOf, placeOf, split } from './hops.js';
+import { addressOf, split } from './hops.js';
 import { changedEndpoints, REWRITE_NAMES } from '../trace/rewrites.js';
 
 export interface Lane {

@@ -1,6 +1,6 @@
 /** Facts about a run that every report format shows the same way. Pure. */
 import { basename, isAbsolute, relative } from 'node:path';
-import type { ProbeResult, RunResult } from '../verdict/result.js';
+import type { CaptureRecord, ProbeResult, RunResult } from '../result/result.js';
 import { split } from './hops.js';
 
 /** What the client got: `HTTP 200`, or how the request failed. */
@@ -44,15 +44,14 @@ export function artifactHref(result: Pick<RunResult, 'artifacts'>, file: string)
     .join('/');
 }
 
-/** By file name, so the router's capture comes before the segments': tcpdump's finishing order means nothing. */
-export function sortedCaptures(files: readonly string[]): string[] {
-  return [...files].sort((a, b) => basename(a).localeCompare(basename(b)));
+/** By name, so the router's capture comes before the segments': tcpdump's finishing order means nothing. */
+export function sortedCaptures(captures: readonly CaptureRecord[]): CaptureRecord[] {
+  return [...captures].sort((a, b) => captureName(a).localeCompare(captureName(b)));
 }
 
-/** `runs/x/dnat-only-segment-dmz.pcap` → `segment-dmz`: the rule set is already in the heading. */
-export function captureName(file: string, ruleset: string): string {
-  const base = basename(file).replace(/\.pcap$/, '');
-  return base.startsWith(`${ruleset}-`) ? base.slice(ruleset.length + 1) : base;
+/** `router`, `segment-dmz`: where a capture was taken (the rule set is already in the heading). */
+export function captureName(capture: Pick<CaptureRecord, 'node'>): string {
+  return capture.node.replace(':', '-');
 }
 
 export interface ProbeRow {

@@ -1,6 +1,6 @@
 /** The run summary people read in a terminal or a CI log. Pure: result in, text out. */
 import { formatRewrites } from '../verdict/expect.js';
-import type { AddressBook, ProbeResult, RunResult } from '../verdict/result.js';
+import type { AddressBook, ProbeResult, RunResult } from '../result/result.js';
 import { renderDiagnosis } from './diagnosis.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
 

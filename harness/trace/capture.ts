@@ -8,7 +8,6 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Lab, NodeInterface, NodeRef } from '../backend/backend.js';
 import { nodeLabel } from '../backend/backend.js';
@@ -35,7 +34,8 @@ export interface CaptureResult {
   conntrackEvents: string[];
 }
 
-export interface RunningCapture {
+/** Disposing a capture that was not stopped stops it and drops what it recorded. */
+export interface RunningCapture extends AsyncDisposable {
   stop(): Promise<CaptureResult>;
 }
 
@@ -59,7 +59,8 @@ interface RunningPoint {
   unread: number;
 }
 
-export async function startCapture(lab: Lab, topology: Topology, dir: string, tag: string): Promise<RunningCapture> {
+/** `pcapFile` names the file for a capture point (`router`, `segment:<network>`). */
+export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node: string) => string): Promise<RunningCapture> {
   const nodes: NodeRef[] = [{ kind: 'router' }, ...topology.networks.map((n) => ({ kind: 'segment' as const, network: n.name }))];
   const points: RunningPoint[] = [];
   let conntrack: ConntrackEvents | undefined;
@@ -69,7 +70,7 @@ export async function startCapture(lab: Lab, topology: Topology, dir: string, ta
   try {
     await Promise.all(
       nodes.map(async (node) => {
-        const point = await launchTcpdump(lab, node, join(dir, `${tag}-${nodeLabel(node).replace(':', '-')}.pcap`));
+        const point = await launchTcpdump(lab, node, pcapFile(nodeLabel(node)));
         // Known before it is ready, so a failure anywhere stops it too.
         points.push(point);
         await tcpdumpReady(point);
@@ -82,14 +83,20 @@ export async function startCapture(lab: Lab, topology: Topology, dir: string, ta
     throw err;
   }
   const events = conntrack;
+  let stopped: Promise<CaptureResult> | undefined;
+  const stop = async (drain: boolean): Promise<CaptureResult> => {
+    // Everything the probes made is in the kernel's hands by now; wait until each recorder has
+    // taken it, then stop them.
+    if (drain) await Promise.all([...points.map(drainTcpdump), drainConntrack(lab, events)]);
+    await stopAll();
+    const result = await Promise.all(points.map(finishPoint));
+    return { points: result, conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) };
+  };
   return {
-    async stop(): Promise<CaptureResult> {
-      // Everything the probes made is in the kernel's hands by now; wait until each recorder
-      // has taken it, then stop them.
-      await Promise.all([...points.map(drainTcpdump), drainConntrack(lab, events)]);
-      await stopAll();
-      const result = await Promise.all(points.map(finishPoint));
-      return { points: result, conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) };
+    stop: () => (stopped ??= stop(true)),
+    // Only reached without a stop when the run failed: nobody will read the evidence, so no drain.
+    async [Symbol.asyncDispose](): Promise<void> {
+      await (stopped ??= stop(false));
     },
   };
 }

@@ -8,6 +8,7 @@
  * the one that left it: never from the rule text.
  */
 import type { NodeInterface, NodeRef } from '../backend/backend.js';
+import { formatPlace, type HopPlace } from '../result/result.js';
 import type { RewriteKind } from '../scenario/topology.js';
 import { formatEndpoint, type PcapPacket } from './pcap.js';
 import { rewritesOf } from './rewrites.js';
@@ -20,9 +21,9 @@ export interface CaptureTrace {
 
 /** One sighting of a packet at a capture point. */
 export interface Hop {
-  /** `router:eth2`, or `<network>@<host>` for a host's port on a segment. */
-  where: string;
-  /** Relative to `where`: into the router or host, or out of it. */
+  /** An interface of the router, or a host's port on a segment. */
+  place: HopPlace;
+  /** Relative to `place`: into the router or host, or out of it. */
   direction: 'in' | 'out';
   src: string;
   dst: string;
@@ -53,7 +54,7 @@ export interface FlowObservation {
   clientRejectedReply: boolean;
 }
 
-interface Sighting {
+export interface Sighting {
   packet: PcapPacket;
   hop: Hop;
   /** 'router', or the host attached to a segment port. */
@@ -76,7 +77,7 @@ export function sightings(traces: CaptureTrace[]): Sighting[] {
         packet,
         node: placed.node,
         hop: {
-          where: placed.where,
+          place: placed.place,
           direction: placed.direction,
           src: formatEndpoint(packet.src, packet.tcp.srcPort),
           dst: formatEndpoint(packet.dst, packet.tcp.dstPort),
@@ -93,21 +94,25 @@ function place(
   node: NodeRef,
   iface: NodeInterface,
   direction: 'in' | 'out',
-): { node: string; where: string; direction: 'in' | 'out' } | undefined {
+): { node: string; place: HopPlace; direction: 'in' | 'out' } | undefined {
   if (node.kind === 'router') {
     if (iface.name === 'lo') return undefined;
-    return { node: 'router', where: `router:${iface.name}`, direction };
+    return { node: 'router', place: { kind: 'router', iface: iface.name }, direction };
   }
   if (node.kind === 'segment') {
     // The router's own port duplicates the router capture; the bridge device sees no forwarded frames.
     if (iface.attached === 'router' || iface.attached === 'bridge' || iface.name === 'lo') return undefined;
     // A frame the switch port received was sent by the host: flip to the host's point of view.
-    return { node: iface.attached, where: `${node.network}@${iface.attached}`, direction: direction === 'in' ? 'out' : 'in' };
+    return {
+      node: iface.attached,
+      place: { kind: 'host', network: node.network, host: iface.attached },
+      direction: direction === 'in' ? 'out' : 'in',
+    };
   }
   return undefined;
 }
 
-export function analyzeFlow(all: Sighting[], key: ProbeFlowKey): FlowObservation {
+export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowObservation {
   const clientEndpoint = `${key.clientAddress}:${key.clientPort}`;
   const firstSyn = all.find(
     (s) => isSyn(s.packet) && s.hop.src === clientEndpoint && s.hop.dst === `${key.target.address}:${key.target.port}`,
@@ -174,7 +179,7 @@ function isAnswer(p: PcapPacket): boolean {
 function firstPerPlace(list: Sighting[]): Sighting[] {
   const seen = new Set<string>();
   return list.filter((s) => {
-    const key = `${s.hop.where}|${s.hop.direction}`;
+    const key = `${formatPlace(s.hop.place)}|${s.hop.direction}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

@@ -3,7 +3,7 @@
  * so a report can put names beside the addresses it shows without reading the scenario again.
  */
 import type { Topology } from '../scenario/topology.js';
-import type { AddressBook } from './result.js';
+import type { AddressBook } from '../result/result.js';
 
 export function addressBook(topology: Topology): AddressBook {
   return {

@@ -5,7 +5,7 @@
  * observation: callers name the rule only when `counted()` says the kernel took packets there.
  * Pure. Jumps to user chains are not followed: such a walk ends `unknown`.
  */
-import type { ChainPolicy, IptablesRule } from '../trace/kernel-text.js';
+import type { ChainPolicy, IptablesRule } from '../result/kernel.js';
 import { matchRule, parseRule, type HookPacket, type MatchVerdict, type ParsedRule } from './netfilter-match.js';
 
 export interface RuleStep {

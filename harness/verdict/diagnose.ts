@@ -16,12 +16,12 @@
  * natproof's reading of the rules.
  */
 import type { Host, Topology } from '../scenario/topology.js';
-import type { HostEvidence, KernelEvidence } from '../trace/evidence.js';
+import type { HostEvidence, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import { command, counted, describePolicy, describeReading, describeRule, plural, ruleSpec, walkChain, type ChainWalk, type RuleStep } from './chains.js';
 import { formatRoute, lookupRoute } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
-import type { Diagnosis, ProbeResult } from './result.js';
+import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
 
 export interface DiagnosisInput {
   topology: Topology;
@@ -515,17 +515,15 @@ function hostAt(topology: Topology, address: string): Host | undefined {
 }
 
 function isRouter(hop: Hop): boolean {
-  return hop.where.startsWith('router:');
+  return hop.place.kind === 'router';
 }
 
 function routerInterface(hop: Hop | undefined): string | undefined {
-  return hop && isRouter(hop) ? hop.where.slice('router:'.length) : undefined;
+  return hop?.place.kind === 'router' ? hop.place.iface : undefined;
 }
 
-/** `dmz@webserver` -> `webserver`. */
 function hostOf(hop: Hop): string | undefined {
-  const at = hop.where.indexOf('@');
-  return at < 0 ? undefined : hop.where.slice(at + 1);
+  return hop.place.kind === 'host' ? hop.place.host : undefined;
 }
 
 function endpoint(text: string): Endpoint {
@@ -544,7 +542,7 @@ function hostEvidence(f: Facts, host: Host): HostEvidence | undefined {
 
 /** `router:eth2 in: 172.16.0.2:20001 → 100.0.0.254:80 [S]`. */
 function hopText(hop: Hop): string {
-  return `${hop.where} ${hop.direction}: ${hop.src} → ${hop.dst} [${hop.flags}]`;
+  return `${formatPlace(hop.place)} ${hop.direction}: ${hop.src} → ${hop.dst} [${hop.flags}]`;
 }
 
 function hopLines(hops: Array<[Hop | undefined, string]>): string[] {

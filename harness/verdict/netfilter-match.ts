@@ -10,7 +10,7 @@
  * what the packets and counters show.
  */
 import { inPrefix, lookupRoute } from '../ipv4.js';
-import type { Route } from '../trace/kernel-text.js';
+import type { Route } from '../result/kernel.js';
 
 /** A TCP packet at a netfilter hook, as far as rules can see it. */
 export interface HookPacket {

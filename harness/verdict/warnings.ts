@@ -5,15 +5,15 @@
  * applies to packets the router itself sends into that network (DNS answers, health checks),
  * which already carry the router's address. This is observed, not read off the rule: after the
  * probes natproof opens one real connection from the router to a host on that network
- * (trace/evidence.ts) and the warning is given when the kernel counted it on the SNAT rule.
+ * (evidence/router-originated.ts) and the warning is given when the kernel counted it on the SNAT rule.
  * Where that observation could not be made, the warning is a rule check and says so. Pure.
  */
 import type { Host, RouterInterface, Topology } from '../scenario/topology.js';
-import type { KernelEvidence, RouterOriginatedObservation } from '../trace/evidence.js';
-import type { IptablesRule } from '../trace/kernel-text.js';
+import type { KernelEvidence, RouterOriginatedObservation } from '../result/kernel.js';
+import type { IptablesRule } from '../result/kernel.js';
 import { chainRules, command, describeRule, plural, ruleSpec } from './chains.js';
 import { matchRule, parseRule, type ParsedRule } from './netfilter-match.js';
-import type { Diagnosis } from './result.js';
+import type { Diagnosis } from '../result/result.js';
 
 /** Source port of the router-originated packet tried against each rule: an ephemeral one. */
 const ROUTER_SOURCE_PORT = 40_000;
@@ -65,8 +65,9 @@ function closedPort(host: Host): number {
   return port;
 }
 
-export function ruleWarnings(topology: Topology, evidence: KernelEvidence): Diagnosis[] {
-  return routerOriginatedCandidates(topology, evidence.router).flatMap(({ rule, leg, host }): Diagnosis[] => {
+/** Warnings for the candidates (routerOriginatedCandidates), judged by what the kernel counted. */
+export function ruleWarnings(candidates: readonly RouterOriginatedCandidate[], evidence: KernelEvidence): Diagnosis[] {
+  return candidates.flatMap(({ rule, leg, host }): Diagnosis[] => {
     const observed = evidence.router.routerOriginated?.find((o) => o.rulePosition === rule.position);
     // The kernel did not count the router's own connection on the rule: nothing to warn about.
     if (observed && observed.counterDelta === 0) return [];

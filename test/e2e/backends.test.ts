@@ -21,7 +21,7 @@ import { main } from '../../harness/cli.js';
 import { newRunId, RunAbortedError, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import { parsePcap } from '../../harness/trace/pcap.js';
-import type { RunResult } from '../../harness/verdict/result.js';
+import type { RunResult } from '../../harness/result/result.js';
 import { addHostRule, dockerLeftBehind, dockerSkipReason } from './docker-host.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 

@@ -11,7 +11,7 @@ import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { newRunId, runScenario, type RunOptions } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
-import type { Diagnosis, ProbeResult, RunResult } from '../../harness/verdict/result.js';
+import type { Diagnosis, ProbeResult, RunResult } from '../../harness/result/result.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 const MISTAKES = 'scenarios/diagnosis/rule-mistakes.yaml';

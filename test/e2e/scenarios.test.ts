@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
-import type { ProbeResult, RunResult } from '../../harness/verdict/result.js';
+import type { ProbeResult, RunResult } from '../../harness/result/result.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 function probe(result: RunResult, ruleset: string, name: string): ProbeResult {

@@ -8,12 +8,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { renderDiagnosis } from '../../harness/report/diagnosis.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
-import type { HostEvidence, KernelEvidence } from '../../harness/trace/evidence.js';
+import type { HostEvidence, KernelEvidence } from '../../harness/result/kernel.js';
 import type { FlowObservation, Hop } from '../../harness/trace/flows.js';
-import { parseIptablesSave, type Route } from '../../harness/trace/kernel-text.js';
+import type { Route } from '../../harness/result/kernel.js';
+import { parseIptablesSave } from '../../harness/evidence/kernel-text.js';
 import { diagnoseProbe } from '../../harness/verdict/diagnose.js';
-import type { Diagnosis, ProbeResult } from '../../harness/verdict/result.js';
-import { ruleWarnings } from '../../harness/verdict/warnings.js';
+import { placeOf, type Diagnosis, type ProbeResult } from '../../harness/result/result.js';
+import { routerOriginatedCandidates, ruleWarnings } from '../../harness/verdict/warnings.js';
 
 let topology: Topology;
 beforeAll(async () => {
@@ -23,7 +24,7 @@ beforeAll(async () => {
 /** `router:eth2 in 172.16.0.2:20001 > 100.0.0.254:80 S`. */
 function hop(text: string, timeNs = 0n): Hop {
   const [where = '', direction, src = '', , dst = '', flags = ''] = text.split(' ');
-  return { where, direction: direction === 'in' ? 'in' : 'out', src, dst, flags, timeNs };
+  return { place: placeOf(where), direction: direction === 'in' ? 'in' : 'out', src, dst, flags, timeNs };
 }
 
 function flow(request: string[], reply: string[], extra: Partial<FlowObservation> = {}): FlowObservation {
@@ -417,9 +418,12 @@ describe('diagnoseProbe', () => {
 });
 
 describe('ruleWarnings', () => {
+  /** As the run does it: the candidates named once, then judged with the evidence. */
+  const warningsFor = (e: KernelEvidence): Diagnosis[] => ruleWarnings(routerOriginatedCandidates(topology, e.router), e);
+
   it('warns about a hairpin SNAT without --ctstate DNAT, quoting its counters, and suggests the limited rule', () => {
     const rule = '[1:60] -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
-    const [w, ...more] = ruleWarnings(topology, evidence(saved([DNAT, rule])));
+    const [w, ...more] = warningsFor(evidence(saved([DNAT, rule])));
     expect(more).toEqual([]);
     expect(w).toMatchObject({ cause: 'snat-router-originated', severity: 'warning' });
     // No observation in the evidence (an older result, or the connection could not be made): a labelled rule check.
@@ -434,19 +438,19 @@ describe('ruleWarnings', () => {
   it('warns from the observation when the router\'s own connection was counted on the rule, and not when it was not', () => {
     const rule = '[1:60] -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
     const observation = { rulePosition: 1, from: '172.16.0.254', to: '172.16.0.1', port: 9, counterDelta: 1, outcome: 'refused (the host reset it)' };
-    const [w] = ruleWarnings(topology, evidence(saved([DNAT, rule]), { routerOriginated: [observation] }));
+    const [w] = warningsFor(evidence(saved([DNAT, rule]), { routerOriginated: [observation] }));
     expect(w?.summary).toContain('the kernel counted it on this rule');
     expect(w?.evidence.slice(1)).toEqual([
       'observed: after the probes natproof opened one TCP connection from the router to 172.16.0.1:9 (a closed port): refused (the host reset it)',
       "kernel counter: nat POSTROUTING rule 1 grew by 1 packet during that connection (the nat table counts a connection's first packet)",
     ]);
-    expect(ruleWarnings(topology, evidence(saved([DNAT, rule]), { routerOriginated: [{ ...observation, counterDelta: 0 }] }))).toEqual([]);
+    expect(warningsFor(evidence(saved([DNAT, rule]), { routerOriginated: [{ ...observation, counterDelta: 0 }] }))).toEqual([]);
   });
 
   it('is quiet about the seed rule limited to DNATed connections, and about SNAT that cannot match the router itself', () => {
-    expect(ruleWarnings(topology, evidence(saved([DNAT, HAIRPIN])))).toEqual([]);
+    expect(warningsFor(evidence(saved([DNAT, HAIRPIN])))).toEqual([]);
     const clientsOnly = '[1:60] -A POSTROUTING -s 172.16.0.2/32 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
-    expect(ruleWarnings(topology, evidence(saved([DNAT, clientsOnly])))).toEqual([]);
+    expect(warningsFor(evidence(saved([DNAT, clientsOnly])))).toEqual([]);
   });
 });
 

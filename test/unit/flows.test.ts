@@ -3,6 +3,7 @@
  * (test/fixtures/dmz-run/run.json says how they were made): the rewrites and the bypass are
  * read off the packets, for the broken and the fixed rule set.
  */
+import { formatPlace } from '../../harness/result/result.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -57,7 +58,7 @@ describe('flow analysis of the DNAT-only rule set', () => {
     expect(flow.bypassedRouter).toBe(true);
     expect(flow.replyFrom).toBe('172.16.0.1');
     expect(flow.clientRejectedReply).toBe(true);
-    expect(flow.reply.map((h) => `${h.where} ${h.direction}`)).toEqual(['dmz@webserver out', 'dmz@dmz-client in']);
+    expect(flow.reply.map((h) => `${formatPlace(h.place)} ${h.direction}`)).toEqual(['dmz@webserver out', 'dmz@dmz-client in']);
   });
 });
 
@@ -68,7 +69,7 @@ describe('flow analysis of the hairpin rule set', () => {
     expect(flow.bypassedRouter).toBe(false);
     expect(flow.replyFrom).toBe('100.0.0.254');
     expect(flow.deliveredTo?.src).toBe('172.16.0.254');
-    expect(flow.request.filter((h) => h.where.startsWith('router:')).map((h) => `${h.where} ${h.direction}`)).toEqual([
+    expect(flow.request.filter((h) => h.place.kind === 'router').map((h) => `${formatPlace(h.place)} ${h.direction}`)).toEqual([
       'router:eth2 in',
       'router:eth2 out',
     ]);

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { chainRules, command, walkChain } from '../../harness/verdict/chains.js';
 import { lookupRoute } from '../../harness/ipv4.js';
 import { dnatDestination, matchRule, parseRule, type HookPacket } from '../../harness/verdict/netfilter-match.js';
-import { parseIptablesSave, type Route } from '../../harness/trace/kernel-text.js';
+import type { Route } from '../../harness/result/kernel.js';
+import { parseIptablesSave } from '../../harness/evidence/kernel-text.js';
 
 const ROUTES: Route[] = [
   { dst: 'default', gateway: null, dev: 'eth1' },

@@ -14,8 +14,8 @@ import { renderMarkdown } from '../../harness/report/markdown.js';
 import { flagNames, sequence, sequenceSvg } from '../../harness/report/sequence.js';
 import { artifactHref, probeRows, wiresharkFilter } from '../../harness/report/summary.js';
 import { renderRun } from '../../harness/report/terminal.js';
-import { parseRunResult } from '../../harness/verdict/read-result.js';
-import type { HopResult, ProbeResult, RunResult } from '../../harness/verdict/result.js';
+import { parseRunResult } from '../../harness/run-dir.js';
+import type { HopResult, ProbeResult, RunResult } from '../../harness/result/result.js';
 import { SEED_LADDERS, compareWithSeed } from '../seed-ladders.js';
 import { parseXml, type XmlElement } from '../xml.js';
 

@@ -5,34 +5,8 @@
  * every file line by line with its path, routes (`ip -j route`) and listening sockets
  * (`ss -ltnH`). Pure: text in, data out.
  */
+import type { ChainPolicy, IptablesRule, Route } from '../result/kernel.js';
 
-/** One iptables rule as `iptables-save -c` prints it. */
-export interface IptablesRule {
-  table: string;
-  chain: string;
-  /** 1-based position in its chain, as `iptables -L --line-numbers` and `-I`/`-R` count. */
-  position: number;
-  packets: number;
-  bytes: number;
-  /** The rule without its counters, e.g. `-A PREROUTING -d 100.0.0.254/32 -p tcp ... -j DNAT ...`. */
-  text: string;
-}
-
-/** A built-in chain's policy, with the packets it decided (those no rule took). */
-export interface ChainPolicy {
-  table: string;
-  chain: string;
-  policy: string;
-  packets: number;
-  bytes: number;
-}
-
-export interface Route {
-  /** `default`, or a prefix such as `172.16.0.0/24` (a host route may have no `/32`). */
-  dst: string;
-  gateway: string | null;
-  dev: string | null;
-}
 
 export function parseIptablesSave(text: string): { rules: IptablesRule[]; policies: ChainPolicy[] } {
   const rules: IptablesRule[] = [];

@@ -1,15 +1,35 @@
 /**
  * The result contract: what `--json` prints and OUT/result.json holds. Every verdict keeps its
- * evidence (hops, server log, conntrack events) beside it.
+ * evidence (hops, server log, conntrack events) beside it. Data only: everything above (the run,
+ * the verdict, the reports) speaks it, and it depends on nothing but the scenario's types.
  */
-import type { ProbeError, RequestEvent } from '../agent/protocol.js';
-import type { BackendName, NodeInterface } from '../backend/backend.js';
 import type { Expectation, RewriteKind } from '../scenario/topology.js';
-import type { KernelEvidence } from '../trace/evidence.js';
+import type { KernelEvidence } from './kernel.js';
+
+export type BackendName = 'netns' | 'docker';
+
+/** How a probe ended, in words a network engineer uses. */
+export type ProbeError = 'timeout' | 'refused' | 'reset' | 'unreachable' | 'no-route' | 'error';
+
+/** A capture point: an interface of the router, or a host's port on a segment. */
+export type HopPlace = { kind: 'router'; iface: string } | { kind: 'host'; network: string; host: string };
+
+/** `router:eth2`, or `<network>@<host>`: how a place is written in the result. */
+export function formatPlace(place: HopPlace): string {
+  return place.kind === 'router' ? `router:${place.iface}` : `${place.network}@${place.host}`;
+}
+
+/** The place a result's `where` names (the inverse of formatPlace). */
+export function placeOf(where: string): HopPlace {
+  if (where.startsWith('router:')) return { kind: 'router', iface: where.slice('router:'.length) };
+  const at = where.indexOf('@');
+  return { kind: 'host', network: where.slice(0, at), host: where.slice(at + 1) };
+}
 
 export interface HopResult {
   /** The client's request (its SYN) or the answer to it (SYN-ACK or RST). */
   packet: 'request' | 'reply';
+  /** The capture point, written by formatPlace. */
   where: string;
   direction: 'in' | 'out';
   src: string;
@@ -81,17 +101,40 @@ export interface Diagnosis {
 }
 
 /** A request as the server logged it, and which host's server logged it. */
-export type ServerLogLine = RequestEvent & { host: string };
+export interface ServerLogLine {
+  host: string;
+  event: 'request';
+  port: number;
+  remoteAddress: string;
+  remotePort: number;
+  method: string;
+  path: string;
+  timeMs: number;
+}
+
+/** One interface of a capture point: packets name it by index. */
+export interface CaptureInterface {
+  ifindex: number;
+  name: string;
+  /** What is on the other end: for the router its network, for a segment port the node attached. */
+  attached: string;
+}
+
+/** One pcap of a rule set, with the interface map needed to read it again later (ifindexes are per node). */
+export interface CaptureRecord {
+  /** `router`, or `segment:<network>`. */
+  node: string;
+  file: string;
+  interfaces: CaptureInterface[];
+}
 
 export interface RulesetResult {
   name: string;
   description: string | null;
   passed: boolean;
-  /** Packets tcpdump reported dropped: when non-zero the evidence may be incomplete. */
+  /** Packets missing from the captures (dropped, or unread when tcpdump stopped): when non-zero the evidence may be incomplete. */
   captureDrops: number;
-  pcaps: string[];
-  /** Each capture with the interface map needed to read it again later (ifindexes are per node). */
-  captures: Array<{ node: string; file: string; interfaces: NodeInterface[] }>;
+  captures: CaptureRecord[];
   /** The kernel's account after the probes: rule counters, conntrack, counters, routes, sockets. */
   evidence: KernelEvidence;
   /** Rules that work but do more than they should (the seed's efficiency note). */
