@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import { deadline, type Deadline } from './deadline.js';
 import { CommandError } from './errors.js';
 
 export interface ExecOptions {
@@ -38,17 +39,17 @@ export function execCommand(argv: readonly string[], options: ExecOptions = {}):
     let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
+    const timer = deadline(timeoutMs, () => {
       timedOut = true;
       child.kill('SIGKILL');
-    }, timeoutMs);
+    });
     child.once('error', (err) => {
-      clearTimeout(timer);
+      timer.cancel();
       reject(new CommandError(argv, null, null, stdout, stderr, false, { cause: err }));
     });
     const settle = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
-      clearTimeout(timer);
-      clearTimeout(drainTimer);
+      timer.cancel();
+      drainTimer?.cancel();
       const result = { argv, exitCode, signal, stdout, stderr };
       if (timedOut || (exitCode !== 0 && !options.allowFailure)) {
         reject(new CommandError(argv, exitCode, signal, stdout, stderr, timedOut));
@@ -56,17 +57,17 @@ export function execCommand(argv: readonly string[], options: ExecOptions = {}):
         resolve(result);
       }
     };
-    let drainTimer: NodeJS.Timeout | undefined;
+    let drainTimer: Deadline | undefined;
     child.once('close', settle);
     // 'close' waits for the end of stdout and stderr, which a grandchild that inherited them can
     // hold open forever: once the command itself has exited, give its output a moment, no more.
     child.once('exit', (exitCode, signal) => {
-      drainTimer = setTimeout(() => {
+      drainTimer = deadline(OUTPUT_DRAIN_MS, () => {
         child.stdout.destroy();
         child.stderr.destroy();
         child.removeAllListeners('close');
         settle(exitCode, signal);
-      }, OUTPUT_DRAIN_MS);
+      });
     });
     // A child that exits before reading its input must not crash us with EPIPE.
     child.stdin.on('error', () => {});
@@ -140,12 +141,12 @@ export class LongProcess {
         }
         return false;
       };
-      const timer = setTimeout(() => {
+      const timer = deadline(timeoutMs, () => {
         done();
         reject(new CommandError(this.argv, null, null, '', this.stderrText, true));
-      }, timeoutMs);
+      });
       const done = (): void => {
-        clearTimeout(timer);
+        timer.cancel();
         this.stderrWaiters = this.stderrWaiters.filter((w) => w !== waiter);
       };
       const waiter = (): void => void check();

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { deadline, type Deadline } from '../deadline.js';
 import { HostError, NatproofError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
 import type { AgentMessage, DoneReply, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
@@ -79,12 +80,9 @@ export class AgentClient {
 
   /** Wait for the agent's ready line; fail with its stderr if it dies or hangs. */
   async waitReady(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Deadline | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.proc.stderr}`)),
-        timeoutMs,
-      );
+      timer = deadline(timeoutMs, () => reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.proc.stderr}`)));
     });
     const died = this.proc.exited.then(() => {
       throw new HostError(`the agent in ${this.host} exited at start: ${this.proc.stderr.trim()}`);
@@ -92,7 +90,7 @@ export class AgentClient {
     try {
       await Promise.race([this.ready, timeout, died]);
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 
@@ -130,12 +128,12 @@ export class AgentClient {
   private send(command: Record<string, unknown>, timeoutMs: number): Promise<AgentMessage> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = deadline(timeoutMs, () => {
         this.pending.delete(id);
         reject(new NatproofError(`the agent in ${this.host} did not answer ${command['op']} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      });
       const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        clearTimeout(timer);
+        timer.cancel();
         fn(value);
       };
       this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });

@@ -68,7 +68,7 @@ export class NetnsBackend implements Backend {
   }
 
   async clean(): Promise<string[]> {
-    return cleanStaleRuns(await listNamespaces());
+    return cleanStaleRuns(listNamespaces);
   }
 
   async build(topology: Topology, options: BuildOptions): Promise<Lab> {

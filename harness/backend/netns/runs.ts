@@ -2,7 +2,7 @@
  * Which process owns which run's namespaces, so `natproof clean` can remove what a crashed
  * run left behind without touching a run that is still going.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execCommand } from '../../exec.js';
 import { isOwnerAlive } from '../owner.js';
@@ -12,7 +12,11 @@ const RUN_NAMESPACE = /^np-([0-9a-f]{6})-/;
 
 export async function recordRun(runId: string): Promise<void> {
   await mkdir(RUNS_DIR, { recursive: true });
-  await writeFile(join(RUNS_DIR, `${runId}.json`), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
+  // Written whole, then renamed: a concurrent clean must never read half a record and take a
+  // live run for a dead one.
+  const file = join(RUNS_DIR, `${runId}.json`);
+  await writeFile(`${file}.tmp`, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
+  await rename(`${file}.tmp`, file);
 }
 
 export async function forgetRun(runId: string): Promise<void> {
@@ -34,15 +38,19 @@ async function runIsAlive(runId: string): Promise<boolean> {
  * (a namespace outlives `ip netns del` while one runs), then the namespaces, then the record.
  * Returns the namespaces removed.
  */
-export async function cleanStaleRuns(existing: Iterable<string>): Promise<string[]> {
+export async function cleanStaleRuns(listNamespaces: () => Promise<Set<string>>): Promise<string[]> {
   const byRun = new Map<string, string[]>();
-  for (const ns of existing) {
+  for (const ns of await listNamespaces()) {
     const runId = RUN_NAMESPACE.exec(ns)?.[1];
     if (runId) byRun.set(runId, [...(byRun.get(runId) ?? []), ns]);
   }
   const removed: string[] = [];
-  for (const [runId, namespaces] of byRun) {
+  for (const [runId, listed] of byRun) {
     if (await runIsAlive(runId)) continue;
+    // A run that was finishing when the list was taken may have removed its namespaces (and
+    // then its record) since: only what is still there is left behind.
+    const now = await listNamespaces();
+    const namespaces = listed.filter((ns) => now.has(ns));
     for (const ns of namespaces) {
       const pids = await execCommand(['ip', 'netns', 'pids', ns], { timeoutMs: 5_000, allowFailure: true });
       for (const pid of pids.stdout.split('\n').filter(Boolean)) {
@@ -53,7 +61,9 @@ export async function cleanStaleRuns(existing: Iterable<string>): Promise<string
         }
       }
     }
-    await execCommand(['ip', '-force', '-batch', '-'], { input: namespaces.map((ns) => `netns del ${ns}\n`).join(''), timeoutMs: 15_000 });
+    if (namespaces.length > 0) {
+      await execCommand(['ip', '-force', '-batch', '-'], { input: namespaces.map((ns) => `netns del ${ns}\n`).join(''), timeoutMs: 15_000 });
+    }
     await forgetRun(runId);
     removed.push(...namespaces);
   }
