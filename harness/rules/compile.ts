@@ -11,10 +11,11 @@
  * the rules the user wrote.
  */
 import { RuleError, type SourcePosition } from '../errors.js';
-import type { RuleFormat, RuleSource } from '../scenario/topology.js';
+import type { RuleSource } from '../scenario/topology.js';
 import type { RuleLineOrigin, RuleStep } from './rule-step.js';
 
 export type { RuleLineOrigin, RuleStep } from './rule-step.js';
+export { detectRuleFormat } from './format.js';
 export { ruleErrorFromKernel } from './kernel-errors.js';
 
 export function compileRules(src: RuleSource): RuleStep[] {
@@ -488,29 +489,4 @@ const BARE_WORD = /^[A-Za-z0-9_@%+=:,./!-]+$/;
 /** iptables-restore splits on blanks and understands double quotes with `\"` and `\\` inside. */
 function quoteForRestore(value: string): string {
   return BARE_WORD.test(value) ? value : `"${value.replace(/[\\"]/g, '\\$&')}"`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Format detection
-
-const FORMATS_ACCEPTED =
-  'accepted formats: iptables command lines (`iptables -t nat -A PREROUTING ...`), ' +
-  'iptables-save output (`*nat`, `:PREROUTING ACCEPT [0:0]`, rules, `COMMIT`), ' +
-  'or an nft ruleset (`table ip nat { ... }`, a .nft file)';
-
-/** Decides the format of a `--rules FILE` from its extension or its first meaningful line. */
-export function detectRuleFormat(text: string, fileName: string): RuleFormat {
-  if (fileName.endsWith('.nft')) return 'nft';
-  const lines = text.split(/\r?\n/);
-  if (/^#!.*\bnft\b/.test(lines[0] ?? '')) return 'nft';
-  const index = lines.findIndex((l) => l.trim() !== '' && !l.trim().startsWith('#'));
-  const line = lines[index]?.trim();
-  if (line === undefined) throw new RuleError(`${fileName} has no rules; ${FORMATS_ACCEPTED}`, undefined, undefined);
-  if (/^(\*\w+|:\S+\s+\S+|COMMIT)(\s|$)/.test(line)) return 'iptables-save';
-  if (/^(table|flush|add|insert|define|include)\s/.test(line)) return 'nft';
-  // Also sudo/ip6tables lines: compiling them explains why they are refused.
-  if (/^(sudo\s+)?(ip6?tables)/.test(line)) return 'iptables';
-  const indent = (lines[index] ?? '').search(/\S/);
-  const position = { file: fileName, line: index + 1, column: indent + 1 };
-  throw new RuleError(`cannot tell the rule format; ${FORMATS_ACCEPTED}`, position, line);
 }
