@@ -10,9 +10,9 @@
  * beyond that (variables, pipes, `;`, redirections) is refused, so what is tested is exactly
  * the rules the user wrote.
  */
-import { RuleError, type SourcePosition } from '../errors.js';
 import type { RuleSource } from '../scenario/topology.js';
 import type { RuleLineOrigin, RuleStep } from './rule-step.js';
+import { SourceText, joinContinuations } from './source-text.js';
 
 export type { RuleLineOrigin, RuleStep } from './rule-step.js';
 export { detectRuleFormat } from './format.js';
@@ -26,37 +26,6 @@ export function compileRules(src: RuleSource): RuleStep[] {
       return [passThrough('iptables-restore', src)];
     case 'nft':
       return [passThrough('nft', src)];
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Positions in the rule text
-
-/** The rule text with CRLF normalised, able to turn an offset into the user's file position. */
-class SourceText {
-  readonly text: string;
-  private readonly lineStarts: number[] = [0];
-
-  constructor(private readonly src: RuleSource) {
-    this.text = src.text.replace(/\r\n/g, '\n');
-    for (let i = 0; i < this.text.length; i++) if (this.text[i] === '\n') this.lineStarts.push(i + 1);
-  }
-
-  position(offset: number): SourcePosition {
-    let line = this.lineStarts.length - 1;
-    while (this.lineStarts[line] > offset) line--;
-    const column = offset - this.lineStarts[line];
-    return { file: this.src.origin.file, line: this.src.origin.line + line, column: this.src.origin.column + column };
-  }
-
-  /** The text from `from` to the end of the line holding `offset`, for errors found before a command is complete. */
-  upToEndOfLine(from: number, offset: number): string {
-    const end = this.text.indexOf('\n', offset);
-    return joinContinuations(this.text.slice(from, end === -1 ? undefined : end)).trim();
-  }
-
-  fail(offset: number, message: string, ruleText: string): never {
-    throw new RuleError(message, this.position(offset), ruleText);
   }
 }
 
@@ -339,11 +308,6 @@ function parseTable(word: Word | undefined, flag: Word, fail: Fail): Table {
   if (!word) return fail(flag, `\`${flag.value}\` needs a table name: ${tables.join(', ')}`);
   if (!tables.includes(word.value)) fail(word, `unknown table \`${word.value}\`; tables are ${tables.join(', ')}`);
   return word.value as Table;
-}
-
-/** The command as one line, as the user would read it back: `a \<newline>    b` becomes `a b`. */
-function joinContinuations(text: string): string {
-  return text.replace(/[ \t]*\\\n[ \t]*/g, ' ');
 }
 
 interface RestoreLine {
