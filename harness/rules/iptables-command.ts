@@ -61,16 +61,38 @@ type Fail = (word: Word, message: string) => never;
 export function parseCommand(source: SourceText, words: Word[]): IptablesCommand {
   // The scanner never yields an empty command.
   const [program, ...rest] = words;
-  const last = words[words.length - 1];
-  const text = joinContinuations(source.text.slice(program.start, last.end));
-  const origin = { position: source.position(program.start), text };
+  const origin = commandOrigin(source, words);
   const fail: Fail = (word, message) => source.fail(word.start, message, origin.text);
 
   checkProgram(program, fail);
+  const { table, command, args } = readOptions(rest.flatMap(splitLongOption), fail);
+  if (!command) return fail(program, `no command (-A, -I, -D, -R, -N, -P, -F or -X); ${ALLOWED_COMMANDS}`);
+  return { ...command, table, args, origin };
+}
+
+/** The command as the user wrote it, on one line, placed at its first word. */
+function commandOrigin(source: SourceText, words: Word[]): RuleLineOrigin {
+  const first = words[0];
+  const last = words[words.length - 1];
+  const text = joinContinuations(source.text.slice(first.start, last.end));
+  return { position: source.position(first.start), text };
+}
+
+/** The command flag (`-A`, `--new-chain`, ...) with its chain, before the table and arguments join it. */
+type CommandFlag = Pick<IptablesCommand, 'action' | 'flag' | 'chain'>;
+
+/** What the options after the program name say. */
+interface Options {
+  table: Table;
+  command: CommandFlag | undefined;
+  args: Word[];
+}
+
+/** Sorts the words after the program into table, command (with its chain) and rule arguments. */
+function readOptions(options: Word[], fail: Fail): Options {
   let table: Table = 'filter';
-  let command: Pick<IptablesCommand, 'action' | 'flag' | 'chain'> | undefined;
+  let command: CommandFlag | undefined;
   const args: Word[] = [];
-  const options = rest.flatMap(splitLongOption);
   for (let i = 0; i < options.length; i++) {
     const word = options[i];
     const action = ACTION_BY_FLAG.get(word.value);
@@ -90,8 +112,7 @@ export function parseCommand(source: SourceText, words: Word[]): IptablesCommand
       args.push(word);
     }
   }
-  if (!command) return fail(program, `no command (-A, -I, -D, -R, -N, -P, -F or -X); ${ALLOWED_COMMANDS}`);
-  return { ...command, table, args, origin };
+  return { table, command, args };
 }
 
 function checkProgram(program: Word, fail: Fail): void {

@@ -115,12 +115,18 @@ class TableBuilder {
   private addRule(command: IptablesCommand, action: Action, chain: Word): void {
     const name = this.existingChain(command, chain);
     const args = command.args.map((w) => quoteForRestore(w.value));
-    if (action !== 'replace') {
+    if (action === 'replace') {
+      this.addReplace(command, chain, name, args);
+    } else {
       this.body.push({ text: [ACTION_FLAGS[action][0], name, ...args].join(' '), origin: command.origin });
-      return;
     }
-    // iptables-restore 1.8.9 (nf_tables) crashes replacing a rule added in the same input;
-    // deleting the numbered rule and inserting at its place is the same change.
+  }
+
+  /**
+   * iptables-restore 1.8.9 (nf_tables) crashes replacing a rule added in the same input;
+   * deleting the numbered rule and inserting at its place is the same change.
+   */
+  private addReplace(command: IptablesCommand, chain: Word, name: string, args: string[]): void {
     const [number, ...rule] = args;
     if (!number || !/^[1-9]\d*$/.test(number)) {
       this.fail(command, chain.end, '`-R` needs a rule number after the chain, e.g. `-R FORWARD 1 ...`');
