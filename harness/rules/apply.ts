@@ -5,7 +5,8 @@
 import type { Lab, NodeRef } from '../backend/backend.js';
 import { HostError } from '../errors.js';
 import type { Router, RuleSource } from '../scenario/topology.js';
-import { compileRules, ruleErrorFromKernel } from './compile.js';
+import { compileRules } from './compile.js';
+import { ruleErrorFromKernel } from './kernel-errors.js';
 
 const ROUTER: NodeRef = { kind: 'router' };
 const TIMEOUT_MS = 15_000;
@@ -14,8 +15,7 @@ const TIMEOUT_MS = 15_000;
  * Return the router to a clean slate: no rules from an earlier rule set, no conntrack entries
  * that would carry an earlier rule set's NAT decisions into this one, and the scenario's
  * FORWARD policy.
- */
-/**
+ *
  * `nft flush ruleset` empties the nf_tables rules, which is where iptables-nft puts them; rules
  * of iptables-legacy would survive it and leak from one rule set into the next, so natproof
  * requires the nf_tables flavour (see `requireNftablesIptables`).
