@@ -6,7 +6,7 @@
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { execCommand, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
-import { agentScriptPath } from '../../agent/client.js';
+import { agentScriptPath } from '../../agent/script.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
