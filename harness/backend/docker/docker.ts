@@ -14,6 +14,7 @@ import { HostError } from '../../errors.js';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import { ProcessGroup } from '../processes.js';
 import { listRuns, removeRun, removeStaleAccepts, runIsAlive } from './cleanup.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
 import { LABELS, runLabels } from './labels.js';
@@ -133,7 +134,7 @@ export class DockerLab implements Lab {
   readonly backend = 'docker' as const;
   readonly runId: string;
   private readonly labels: Record<string, string>;
-  private readonly processes = new Set<LongProcess>();
+  private readonly processes = new ProcessGroup();
   private readonly pids = new Map<string, number>();
   private readonly segments = new Map<string, NodeInterface[]>();
   private observer: Observer | undefined;
@@ -175,10 +176,7 @@ export class DockerLab implements Lab {
 
   spawn(node: NodeRef, argv: readonly string[]): LongProcess {
     const observer = this.requireObserver();
-    const proc = startInContainer(this.docker, this.containerOf(node), argv, observer.signal);
-    this.processes.add(proc);
-    void proc.exited.then(() => this.processes.delete(proc));
-    return proc;
+    return this.processes.add(startInContainer(this.docker, this.containerOf(node), argv, observer.signal));
   }
 
   startAgent(host: string): LongProcess {
@@ -205,11 +203,7 @@ export class DockerLab implements Lab {
     this.destroyed = true;
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
-    await withTimeout(
-      Promise.all([...this.processes].map((p) => p.stop('SIGTERM', STOP_GRACE_MS))),
-      STOP_GRACE_MS * 3,
-      '',
-    ).catch(() => {});
+    await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
     if (!this.created) return;
     const problems: string[] = [];
     // Host rules before the observer that removes them goes. Read back from the chain by this
