@@ -9,12 +9,13 @@
  * Nothing here leaks dockerode types through the Backend/Lab interface.
  */
 import { hostname } from 'node:os';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { HostError } from '../../errors.js';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
+import { connectEngine, engineAddress, type DockerBackendOptions } from './connection.js';
 import { listRuns, removeRun, removeStaleAccepts, runIsAlive } from './cleanup.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
 import { LABELS, runLabels } from './labels.js';
@@ -33,15 +34,7 @@ const SUBNET_WAIT_MS = 300_000;
 const SUBNET_POLL_MS = 500;
 const STOP_GRACE_MS = 1_000;
 
-/** How to reach the Docker engine. */
-export interface DockerBackendOptions {
-  /**
-   * dockerode's connection options (socketPath, or host/port/protocol and TLS). Left out,
-   * dockerode finds the engine the way the docker CLI does: DOCKER_HOST, DOCKER_TLS_VERIFY,
-   * DOCKER_CERT_PATH, else the local socket.
-   */
-  docker?: Docker.DockerOptions;
-}
+export type { DockerBackendOptions } from './connection.js';
 
 /** Node's process.arch against the engine's `uname -m`. */
 const ENGINE_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
@@ -52,8 +45,7 @@ export class DockerBackend implements Backend {
   private readonly images: ImageBuilder;
 
   constructor(options: DockerBackendOptions = {}) {
-    // Without options docker-modem reads DOCKER_HOST and the TLS variables, as the docker CLI does.
-    this.docker = new Docker(options.docker);
+    this.docker = connectEngine(options);
     this.images = new ImageBuilder(this.docker);
   }
 
@@ -471,17 +463,6 @@ interface IpLink {
 
 interface IpAddr extends IpLink {
   addr_info?: Array<{ family: string; local: string }>;
-}
-
-/** Where the engine is, as the modem resolved it (its fields are not in dockerode's types). */
-function engineAddress(docker: Docker): string {
-  const modem = docker.modem as { socketPath?: unknown; host?: unknown; port?: unknown; protocol?: unknown };
-  if (typeof modem.socketPath === 'string') return `unix://${modem.socketPath}`;
-  if (typeof modem.host === 'string') {
-    const protocol = typeof modem.protocol === 'string' ? modem.protocol : 'http';
-    return `${protocol}://${modem.host}${modem.port !== undefined ? `:${String(modem.port)}` : ''}`;
-  }
-  return 'the Docker engine';
 }
 
 function lines(list: readonly string[]): string {
