@@ -151,7 +151,7 @@ export class DockerLab implements Lab {
     const observer = await this.startObserver(images.router);
     await observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
     // Settled, not raced: a failed create must not start the teardown while siblings are in flight.
-    await allSettledOrThrow(containers.map((c) => this.startContainer(c, imageOf(c, images))));
+    await allSettledOrThrow(containers.map((c) => this.startNode(c, imageOf(c, images))));
     log('setting up interfaces, addresses and routes');
     const peers = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
     this.segments = await mapSegments(observer, networks, peers);
@@ -213,7 +213,8 @@ export class DockerLab implements Lab {
     return this.observer;
   }
 
-  private async startContainer(c: PlannedContainer, image: string): Promise<void> {
+  /** Start a node's container and keep its pid: the observer enters its namespace by it. */
+  private async startNode(c: PlannedContainer, image: string): Promise<void> {
     this.pids.set(c.name, await startContainer(this.docker, c, image, this.plan.networks, this.labels));
   }
 
