@@ -4,28 +4,10 @@
  * or a container); this only needs its stdio.
  */
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { deadline, type Deadline } from '../deadline.js';
 import { HostError, NatproofError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
 import type { AgentMessage, DoneReply, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
-
-/** The compiled agent script, run with node inside each host. */
-export function agentScriptPath(): string {
-  // Tests run this module from source, the CLI from dist: both find the package root and use
-  // the compiled agent, so hosts never need a TypeScript loader.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  const script = join(dir, 'dist', 'harness', 'agent', 'main.js');
-  if (!existsSync(script)) throw new HostError(`the compiled agent ${script} is missing; run \`npm run build\``);
-  return script;
-}
 
 const SERVE_TIMEOUT_MS = 5_000;
 /** Loading undici on a busy machine; it takes a tenth of that on an idle one. */

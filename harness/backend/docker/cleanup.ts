@@ -51,6 +51,31 @@ export async function removeRun(docker: Docker, run: RunResources): Promise<stri
   return [...run.containers.map((c) => c.name), ...run.networks.map((n) => n.name)];
 }
 
+/**
+ * Remove one lab: its host rules, then its containers and networks. Returns what could not be
+ * removed, so a teardown goes as far as it can and then says everything that is left.
+ */
+export async function removeLab(docker: Docker, runId: string, observer: Observer | undefined): Promise<string[]> {
+  const problems: string[] = [];
+  // Host rules before the observer that removes them goes. Read back from the chain by this
+  // run's comment, not remembered: an insert whose exec timed out may still have landed.
+  if (observer) {
+    await observer
+      .listBridges()
+      .then((rules) => observer.closeBridges(rules.filter((r) => r.runId === runId)))
+      .catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
+  }
+  // By label, so containers and networks a failed build left half-made go too.
+  const runs = await listRuns(docker, runId).catch((err: Error) => {
+    problems.push(err.message);
+    return new Map<string, never>();
+  });
+  for (const run of runs.values()) {
+    await removeRun(docker, run).catch((err: Error) => problems.push(err.message));
+  }
+  return problems;
+}
+
 /** A run is alive while its natproof process is; one from another machine is assumed alive. */
 export function runIsAlive(run: Pick<RunResources, 'pid' | 'machine'>): boolean {
   if (run.machine !== hostname()) return true;

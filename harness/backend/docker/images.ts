@@ -13,9 +13,9 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type Docker from 'dockerode';
-import { agentScriptPath } from '../../agent/client.js';
+import { agentScriptPath, packageRoot } from '../../agent/script.js';
 import { HostError } from '../../errors.js';
 import { engine, ENGINE_TIMEOUT_MS, IMAGE_BUILD_TIMEOUT_MS, IMAGE_PULL_TIMEOUT_MS } from './engine.js';
 import { LABELS } from './labels.js';
@@ -38,11 +38,6 @@ interface ImageSource {
   files: ContextFile[];
   /** The base image the Dockerfile starts FROM, to explain a failed build. */
   base: string;
-}
-
-/** The package root: the agent script is <root>/dist/harness/agent/main.js. */
-function packageRoot(): string {
-  return resolve(dirname(agentScriptPath()), '..', '..', '..');
 }
 
 async function dockerfile(role: ImageRole): Promise<{ file: ContextFile; base: string }> {

@@ -6,10 +6,11 @@
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { execCommand, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
-import { agentScriptPath } from '../../agent/client.js';
+import { agentScriptPath } from '../../agent/script.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import { ProcessGroup } from '../processes.js';
 import { cleanStaleRuns, forgetRun, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
@@ -95,7 +96,7 @@ export class NetnsBackend implements Backend {
 
 export class NetnsLab implements Lab {
   readonly backend = 'netns' as const;
-  private readonly processes = new Set<LongProcess>();
+  private readonly processes = new ProcessGroup();
   private created = false;
   private destroyed = false;
 
@@ -121,10 +122,7 @@ export class NetnsLab implements Lab {
   }
 
   spawn(node: NodeRef, argv: readonly string[]): LongProcess {
-    const proc = startProcess(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv]);
-    this.processes.add(proc);
-    void proc.exited.then(() => this.processes.delete(proc));
-    return proc;
+    return this.processes.add(startProcess(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv]));
   }
 
   startAgent(host: string): LongProcess {
@@ -143,7 +141,7 @@ export class NetnsLab implements Lab {
     if (this.destroyed) return;
     this.destroyed = true;
     // Processes first: a namespace with a process still inside outlives `ip netns del`.
-    await Promise.all([...this.processes].map((p) => p.stop('SIGTERM', 1_000)));
+    await this.processes.stopAll('SIGTERM', 1_000);
     if (!this.created) return;
     const existing = await listNamespaces();
     const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));

@@ -1,0 +1,30 @@
+/**
+ * Where natproof's compiled agent is on this machine. The backends start it in each host (the
+ * netns backend runs the file itself, the docker backend copies it into the host image), so
+ * they need its path, not the protocol client (client.ts).
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HostError } from '../errors.js';
+
+/** The natproof package's root: the nearest directory above this module with a package.json. */
+export function packageRoot(): string {
+  // Tests run this module from source, the CLI from dist: both find the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return dir;
+}
+
+/** The compiled agent script, run with node inside each host. */
+export function agentScriptPath(): string {
+  // Always the compiled agent, also when natproof runs from source, so hosts never need a
+  // TypeScript loader.
+  const script = join(packageRoot(), 'dist', 'harness', 'agent', 'main.js');
+  if (!existsSync(script)) throw new HostError(`the compiled agent ${script} is missing; run \`npm run build\``);
+  return script;
+}

@@ -1,0 +1,138 @@
+/**
+ * Each started container's network as the scenario says: interfaces found by the address
+ * Docker gave them, renamed, readdressed and routed (the lines come from plan.ts), their
+ * sysctls set, and each one waited for until it is up. All of it from the observer, inside
+ * each container's namespace, so host images need no tools.
+ */
+import { HostError } from '../../errors.js';
+import { allSettledOrThrow } from './engine.js';
+import type { Observer } from './observer.js';
+import { interfaceBatch, type PlannedContainer } from './plan.js';
+
+const LINK_UP_TIMEOUT_MS = 5_000;
+const SETUP_TIMEOUT_MS = 30_000;
+
+/** A link as `ip -j link show` reports it. */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  operstate?: string;
+  /** For a bridge port: its bridge. */
+  master?: string;
+  /** For a veth: its peer's index, in the peer's namespace (here the Docker host's). */
+  link_index?: number;
+}
+
+interface IpAddr extends IpLink {
+  addr_info?: Array<{ family: string; local: string }>;
+}
+
+/** A container's interface, by the index of its veth peer in the Docker host's namespace. */
+export interface VethPeer {
+  network: string;
+  node: string;
+  peerIndex: number;
+}
+
+/**
+ * Give every started container the scenario's interfaces, addresses, routes and
+ * per-interface sysctls, from the observer inside each container's namespace. Every exec
+ * costs the engine a tenth of a second or more, so the whole lab is set up by two `ip -batch`
+ * runs in the observer: each container's namespace is named there (`netns attach`), and each
+ * line runs a command in one of them (`netns exec`, which forks in batch mode).
+ */
+export async function setUpInterfaces(
+  observer: Observer,
+  containers: readonly PlannedContainer[],
+  pidOf: (c: PlannedContainer) => number,
+): Promise<VethPeer[]> {
+  const addresses = await dockerAddresses(observer, containers, pidOf);
+  const setup = containers.flatMap((c, i) => setupLines(c, addresses[i]!));
+  await runSetup(observer, setup, containers.map((c) => `netns delete ${c.name}`));
+  const up = await allSettledOrThrow(containers.map(async (c) => ({ c, links: await waitLinksUp(observer, c, pidOf(c)) })));
+  return up.flatMap(({ c, links }) => vethPeers(c, links));
+}
+
+/** The links of the container whose init is `pid`. */
+export async function containerLinks(observer: Observer, pid: number): Promise<IpLink[]> {
+  return JSON.parse((await observer.inNetns(pid, ['ip', '-j', 'link', 'show'])).stdout) as IpLink[];
+}
+
+function inNs(c: PlannedContainer, command: string): string {
+  return `netns exec ${c.name} ${command}`;
+}
+
+/**
+ * Per container, in order: the interface Docker named for each address it gave. Leaves each
+ * container's namespace named in the observer for the setup batch, which removes the names.
+ */
+async function dockerAddresses(
+  observer: Observer,
+  containers: readonly PlannedContainer[],
+  pidOf: (c: PlannedContainer) => number,
+): Promise<Array<Map<string, string>>> {
+  const discovery = await observer.exec(['ip', '-batch', '-'], {
+    input: lines([...containers.map((c) => `netns attach ${c.name} ${pidOf(c)}`), ...containers.map((c) => inNs(c, 'ip -j addr show'))]),
+    timeoutMs: SETUP_TIMEOUT_MS,
+  });
+  return jsonLines<IpAddr[]>(discovery.stdout, containers.length).map((links) => {
+    const current = new Map<string, string>();
+    for (const link of links) for (const a of link.addr_info ?? []) if (a.family === 'inet') current.set(a.local, link.ifname);
+    return current;
+  });
+}
+
+function setupLines(c: PlannedContainer, current: ReadonlyMap<string, string>): string[] {
+  const sysctls = Object.entries(c.interfaceSysctls).map(([k, v]) => `${k}=${v}`);
+  return [
+    ...interfaceBatch(c, current).map((line) => inNs(c, `ip ${line}`)),
+    // -e: IPv6 keys are absent on a kernel without IPv6.
+    ...(sysctls.length > 0 ? [inNs(c, `sysctl -q -e -w ${sysctls.join(' ')}`)] : []),
+  ];
+}
+
+async function runSetup(observer: Observer, setup: readonly string[], detach: readonly string[]): Promise<void> {
+  try {
+    await observer.exec(['ip', '-batch', '-'], { input: lines([...setup, ...detach]), timeoutMs: SETUP_TIMEOUT_MS });
+  } catch (err) {
+    // The names would hold the namespaces until the observer goes; drop them now.
+    await observer.exec(['ip', '-force', '-batch', '-'], { input: lines(detach), allowFailure: true });
+    throw err;
+  }
+}
+
+/**
+ * Wait until the kernel has processed each link's carrier change (operstate UP): until then
+ * the link has no working queue and the first packets of a run would vanish.
+ */
+async function waitLinksUp(observer: Observer, c: PlannedContainer, pid: number): Promise<IpLink[]> {
+  const deadline = Date.now() + LINK_UP_TIMEOUT_MS;
+  for (;;) {
+    const links = await containerLinks(observer, pid);
+    const down = c.interfaces.filter((i) => links.find((l) => l.ifname === i.name)?.operstate !== 'UP');
+    if (down.length === 0) return links;
+    if (Date.now() > deadline) {
+      throw new HostError(`${c.name}: ${down.map((i) => i.name).join(', ')} did not come up within ${LINK_UP_TIMEOUT_MS} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function vethPeers(c: PlannedContainer, links: readonly IpLink[]): VethPeer[] {
+  return c.interfaces.map((iface) => {
+    const link = links.find((l) => l.ifname === iface.name);
+    if (link?.link_index === undefined) throw new HostError(`${c.name}: interface ${iface.name} has no peer on the Docker host`);
+    return { network: iface.network, node: c.node, peerIndex: link.link_index };
+  });
+}
+
+function lines(list: readonly string[]): string {
+  return list.map((l) => `${l}\n`).join('');
+}
+
+/** `ip -j` prints one JSON document per line; one per command of a batch, in order. */
+function jsonLines<T>(stdout: string, expected: number): T[] {
+  const docs = stdout.split('\n').filter((l) => l.trim().startsWith('['));
+  if (docs.length !== expected) throw new HostError(`expected ${expected} answers from ip, got ${docs.length}: ${stdout.slice(0, 500)}`);
+  return docs.map((d) => JSON.parse(d) as T);
+}

@@ -1,0 +1,113 @@
+/**
+ * The lab's Docker networks, one per scenario network: internal bridges at the scenario's
+ * subnets. Docker allows each subnet once per engine, so creating one may mean waiting for
+ * another natproof run to let go of it.
+ */
+import type Docker from 'dockerode';
+import { HostError } from '../../errors.js';
+import { compareSubnets, subnetsOverlap } from '../../ipv4.js';
+import { runIsAlive } from './cleanup.js';
+import { engine } from './engine.js';
+import { LABELS } from './labels.js';
+import type { PlannedNetwork } from './plan.js';
+
+/** How long a run waits for another live run to release a subnet (a whole test file's worth). */
+const SUBNET_WAIT_MS = 300_000;
+const SUBNET_POLL_MS = 500;
+
+/** A Docker network whose subnet overlaps one the lab needs. */
+interface SubnetHolder {
+  name: string;
+  subnet: string;
+  /** The natproof run that made it, if one did. */
+  runId: string | undefined;
+  alive: boolean;
+}
+
+export async function createNetworks(
+  docker: Docker,
+  networks: readonly PlannedNetwork[],
+  labels: Record<string, string>,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  // One at a time, in address order: a subnet another live run holds is waited for, and the
+  // fixed order keeps two runs from each holding a subnet the other waits for.
+  for (const n of [...networks].sort((a, b) => compareSubnets(a.subnet, b.subnet))) await createNetwork(docker, n, labels, log, signal);
+}
+
+/**
+ * Docker allows each subnet once per engine. When another live natproof run (a concurrent
+ * test, a colleague's run) holds an overlapping one, wait for it to finish, bounded; any
+ * other holder is an error that names it.
+ */
+async function createNetwork(
+  docker: Docker,
+  n: PlannedNetwork,
+  labels: Record<string, string>,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const deadline = Date.now() + SUBNET_WAIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      await engine(`creating network ${n.name}`, docker.createNetwork(networkSpec(n, labels)));
+      return;
+    } catch (err) {
+      const live = await runsToWaitFor(docker, n, err, deadline, signal);
+      if (!told) log(`waiting for natproof run ${live.map((h) => h.runId).join(', ')}, which uses ${n.subnet} on this engine`);
+      told = true;
+      await new Promise((r) => setTimeout(r, SUBNET_POLL_MS));
+    }
+  }
+}
+
+function networkSpec(n: PlannedNetwork, labels: Record<string, string>): Docker.NetworkCreateOptions {
+  return {
+    Name: n.name,
+    Driver: 'bridge',
+    // No route to the outside, no NAT, no published ports: the lab is a closed world.
+    Internal: true,
+    CheckDuplicate: true,
+    IPAM: { Driver: 'default', Config: [{ Subnet: n.subnet, Gateway: n.gateway }] },
+    Options: {
+      'com.docker.network.bridge.name': n.bridge,
+      // The Docker host takes no address on the segment: it must not answer ARP or route.
+      'com.docker.network.bridge.inhibit_ipv4': 'true',
+    },
+    Labels: { ...labels, [LABELS.node]: `network:${n.network}` },
+  };
+}
+
+/**
+ * The live natproof runs holding the subnet a create failed on, while waiting for them is
+ * still worth it; otherwise the error to fail with, naming every holder.
+ */
+async function runsToWaitFor(docker: Docker, n: PlannedNetwork, err: unknown, deadline: number, signal?: AbortSignal): Promise<SubnetHolder[]> {
+  const message = (err as Error).message;
+  if (!/overlap/i.test(message)) throw err;
+  const holders = await subnetHolders(docker, n.subnet);
+  const live = holders.filter((h) => h.alive);
+  if (live.length > 0 && Date.now() <= deadline && !signal?.aborted) return live;
+  const named = holders.map((h) => `${h.name} (${h.subnet}${h.runId ? `, natproof run ${h.runId}${h.alive ? '' : ', whose natproof is gone: natproof clean --backend docker'}` : ''})`);
+  throw new HostError(
+    `network ${n.network} (${n.subnet}) overlaps ${named.join(', ') || 'a network on the Docker engine'}; Docker allows each subnet once per engine: ${message}`,
+    { cause: err },
+  );
+}
+
+/** Docker networks whose subnets overlap `subnet`, and whether a live natproof run holds each. */
+async function subnetHolders(docker: Docker, subnet: string): Promise<SubnetHolder[]> {
+  const networks = await engine('listing networks', docker.listNetworks());
+  return networks.flatMap((net) =>
+    (net.IPAM?.Config ?? [])
+      .map((c) => c.Subnet)
+      .filter((s): s is string => typeof s === 'string' && s.includes('.') && subnetsOverlap(s, subnet))
+      .map((s) => {
+        const runId = net.Labels?.[LABELS.run];
+        const alive = runId !== undefined && runIsAlive({ pid: Number(net.Labels?.[LABELS.pid] ?? 0), machine: net.Labels?.[LABELS.machine] ?? '' });
+        return { name: net.Name, subnet: s, runId, alive };
+      }),
+  );
+}
