@@ -46,10 +46,7 @@ export class RuleError extends NatproofError {
     readonly ruleText: string | undefined,
     options?: ErrorOptions,
   ) {
-    super(
-      `${position ? `${formatPosition(position)}: ` : ''}${message}${ruleText ? `\n  rule: ${ruleText}` : ''}`,
-      options,
-    );
+    super(`${position ? `${formatPosition(position)}: ` : ''}${message}${ruleText ? `\n  rule: ${ruleText}` : ''}`, options);
   }
 }
 

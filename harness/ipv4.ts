@@ -22,9 +22,7 @@ function prefixLength(dst: string): number {
 
 /** The route the kernel would pick for `address` from the main table: the longest prefix. */
 export function lookupRoute(routes: readonly Route[], address: string): Route | undefined {
-  return routes
-    .filter((r) => inPrefix(address, r.dst))
-    .sort((a, b) => prefixLength(b.dst) - prefixLength(a.dst))[0];
+  return routes.filter((r) => inPrefix(address, r.dst)).sort((a, b) => prefixLength(b.dst) - prefixLength(a.dst))[0];
 }
 
 /** `default via 172.16.0.254 dev eth0`, as `ip route` prints it. */

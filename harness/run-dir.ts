@@ -52,7 +52,9 @@ export class RunDir {
     try {
       text = await readFile(this.result, 'utf8');
     } catch (err) {
-      throw new NatproofError(`cannot read ${this.result}: ${(err as Error).message}; give the directory a run wrote with --out`, { cause: err });
+      throw new NatproofError(`cannot read ${this.result}: ${(err as Error).message}; give the directory a run wrote with --out`, {
+        cause: err,
+      });
     }
     return parseRunResult(text, this.result);
   }
@@ -63,9 +65,36 @@ export class RunDir {
  * about the shape, enough to tell a user that a file is not a result or comes from an older
  * natproof, rather than failing later inside a renderer.
  */
-const RUN_KEYS = ['scenario', 'file', 'backend', 'runId', 'passed', 'startedAt', 'durationMs', 'rulesets', 'probes', 'artifacts', 'addresses'];
+const RUN_KEYS = [
+  'scenario',
+  'file',
+  'backend',
+  'runId',
+  'passed',
+  'startedAt',
+  'durationMs',
+  'rulesets',
+  'probes',
+  'artifacts',
+  'addresses',
+];
 const RULESET_KEYS = ['name', 'passed', 'captures', 'warnings'];
-const PROBE_KEYS = ['name', 'ruleset', 'client', 'clientAddress', 'clientPort', 'target', 'ok', 'hops', 'conntrack', 'serverLog', 'durationMs', 'expectationsMet', 'failures', 'diagnosis'];
+const PROBE_KEYS = [
+  'name',
+  'ruleset',
+  'client',
+  'clientAddress',
+  'clientPort',
+  'target',
+  'ok',
+  'hops',
+  'conntrack',
+  'serverLog',
+  'durationMs',
+  'expectationsMet',
+  'failures',
+  'diagnosis',
+];
 
 export function parseRunResult(text: string, file: string): RunResult {
   let value: unknown;
@@ -75,13 +104,17 @@ export function parseRunResult(text: string, file: string): RunResult {
     throw new NatproofError(`${file}: not JSON: ${(err as Error).message}`, { cause: err });
   }
   const missing = missingKeys(value, RUN_KEYS);
-  if (missing.length > 0) throw new NatproofError(`${file}: not a natproof result (missing ${missing.join(', ')}); results from before reports existed need a new run`);
+  if (missing.length > 0)
+    throw new NatproofError(
+      `${file}: not a natproof result (missing ${missing.join(', ')}); results from before reports existed need a new run`,
+    );
   const { probes, rulesets } = value as { probes: unknown; rulesets: unknown };
   if (!Array.isArray(probes) || !Array.isArray(rulesets)) throw new NatproofError(`${file}: "probes" and "rulesets" must be lists`);
   const check = (list: unknown[], name: string, keys: string[]): void =>
     list.forEach((item, i) => {
       const gone = missingKeys(item, keys);
-      if (gone.length > 0) throw new NatproofError(`${file}: ${name}[${i}] is missing ${gone.join(', ')}; results from an older natproof need a new run`);
+      if (gone.length > 0)
+        throw new NatproofError(`${file}: ${name}[${i}] is missing ${gone.join(', ')}; results from an older natproof need a new run`);
     });
   check(rulesets, 'rulesets', RULESET_KEYS);
   check(probes, 'probes', PROBE_KEYS);

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AgentGroup } from './agent/group.js';
+import type { ProbeReply } from './agent/protocol.js';
 import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
 import { collectEvidence, readCounterBaseline, type CounterBaseline } from './evidence/collect.js';
@@ -64,7 +65,8 @@ export function selectRulesets(topology: Topology, options: Pick<RunOptions, 'ru
   if (!rules) return chosen;
   // Candidate rules from a file are held to the probes' own expectations, or to the named
   // rule sets' expectations when the user picks some.
-  if (wanted.length === 0) return [{ name: rules.name, description: `rules from ${rules.source.origin.file}`, rules: rules.source, expect: {} }];
+  if (wanted.length === 0)
+    return [{ name: rules.name, description: `rules from ${rules.source.origin.file}`, rules: rules.source, expect: {} }];
   return chosen.map((r) => ({ ...r, rules: rules.source }));
 }
 
@@ -214,7 +216,7 @@ async function runRuleset(
   const ports = topology.probes.map((_, i) => firstPort + i);
   const paths = topology.probes.map((probe) => probePath(runId, ruleset.name, probe.name));
   let captured: CaptureResult;
-  let replies;
+  let replies: ProbeReply[];
   {
     await using capture = await startCapture(lab, topology, (node) => dir.pcap(ruleset.name, node));
     log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
@@ -304,4 +306,3 @@ async function readTraces(evidence: CaptureResult): Promise<CaptureTrace[]> {
     evidence.points.map(async (p) => ({ node: p.node, interfaces: p.interfaces, packets: parsePcap(await readFile(p.file)) })),
   );
 }
-

@@ -21,7 +21,12 @@ async function announceSkips(): Promise<void> {
     docker: await dockerSkipReason(),
     chromium: chromiumUnavailable,
   };
-  const required = new Set((process.env['NATPROOF_TEST_REQUIRE'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  const required = new Set(
+    (process.env['NATPROOF_TEST_REQUIRE'] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   const unknown = [...required].filter((name) => !(name in reasons));
   if (unknown.length > 0) throw new Error(`NATPROOF_TEST_REQUIRE names ${unknown.join(', ')}; known: ${Object.keys(reasons).join(', ')}`);
   const skipped = Object.entries(reasons).filter((entry): entry is [string, string] => entry[1] !== undefined);
@@ -38,7 +43,10 @@ export async function setup(): Promise<() => Promise<void>> {
   const stale = await new NetnsBackend().clean();
   if (stale.length > 0) console.warn(`removed namespaces left by earlier crashed runs: ${stale.join(' ')}`);
   // The same for Docker, when an engine answers: containers, networks and host rules by label.
-  const docker = await new DockerBackend().preflight().then(() => new DockerBackend(), () => undefined);
+  const docker = await new DockerBackend().preflight().then(
+    () => new DockerBackend(),
+    () => undefined,
+  );
   const staleDocker = (await docker?.clean()) ?? [];
   if (staleDocker.length > 0) console.warn(`removed Docker resources left by earlier crashed runs: ${staleDocker.join(' ')}`);
   return async () => {

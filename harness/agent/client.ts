@@ -64,7 +64,9 @@ export class AgentClient {
   async waitReady(timeoutMs: number): Promise<void> {
     let timer: Deadline | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = deadline(timeoutMs, () => reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.proc.stderr}`)));
+      timer = deadline(timeoutMs, () =>
+        reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.proc.stderr}`)),
+      );
     });
     const died = this.proc.exited.then(() => {
       throw new HostError(`the agent in ${this.host} exited at start: ${this.proc.stderr.trim()}`);
@@ -114,10 +116,12 @@ export class AgentClient {
         this.pending.delete(id);
         reject(new NatproofError(`the agent in ${this.host} did not answer ${command['op']} within ${timeoutMs} ms`));
       });
-      const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        timer.cancel();
-        fn(value);
-      };
+      const settle =
+        <T>(fn: (value: T) => void) =>
+        (value: T) => {
+          timer.cancel();
+          fn(value);
+        };
       this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
       this.proc.child.stdin?.write(`${JSON.stringify({ id, ...command })}\n`);
     });

@@ -42,7 +42,9 @@ export class AgentGroup implements AsyncDisposable {
 
   /** Every request the servers logged up to now, with the host that logged it. */
   async drainRequests(): Promise<ServerLogLine[]> {
-    const logs = await Promise.all([...this.agents.values()].map(async (a) => (await a.drainRequests()).map((r) => ({ host: a.host, ...r }))));
+    const logs = await Promise.all(
+      [...this.agents.values()].map(async (a) => (await a.drainRequests()).map((r) => ({ host: a.host, ...r }))),
+    );
     return logs.flat();
   }
 

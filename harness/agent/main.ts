@@ -6,7 +6,16 @@
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { AgentCommand, AgentMessage, DoneReply, PrepareCommand, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
+import type {
+  AgentCommand,
+  AgentMessage,
+  DoneReply,
+  PrepareCommand,
+  ProbeCommand,
+  ProbeError,
+  ProbeReply,
+  ServeCommand,
+} from './protocol.js';
 
 /**
  * undici takes longer to load than node takes to start, and a busy process serves late: only
@@ -126,7 +135,12 @@ async function probe(command: ProbeCommand): Promise<ProbeReply> {
           callback(null, s);
         }
       });
-      s.once('error', (err) => !settled && ((settled = true), callback(err, null)));
+      s.once('error', (err) => {
+        if (!settled) {
+          settled = true;
+          callback(err, null);
+        }
+      });
     },
     pipelining: 0,
   });

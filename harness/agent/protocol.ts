@@ -40,7 +40,6 @@ export interface SyncCommand {
 
 export type AgentCommand = ServeCommand | ProbeCommand | PrepareCommand | SyncCommand;
 
-
 export interface ProbeReply {
   id: number;
   op: 'probe';

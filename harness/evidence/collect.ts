@@ -11,13 +11,7 @@
  */
 import type { Lab, NodeRef } from '../backend/backend.js';
 import type { RuleSet, Topology } from '../scenario/topology.js';
-import type {
-  EvidenceScope,
-  HostEvidence,
-  KernelEvidence,
-  Route,
-  RouterEvidence,
-} from '../result/kernel.js';
+import type { EvidenceScope, HostEvidence, KernelEvidence, Route, RouterEvidence } from '../result/kernel.js';
 import { Reader, type EvidenceTranscript } from './reader.js';
 import {
   counterDeltas,

@@ -7,7 +7,6 @@
  */
 import type { ChainPolicy, IptablesRule, Route } from '../result/kernel.js';
 
-
 export function parseIptablesSave(text: string): { rules: IptablesRule[]; policies: ChainPolicy[] } {
   const rules: IptablesRule[] = [];
   const policies: ChainPolicy[] = [];

@@ -24,7 +24,8 @@ export class Reader {
   async read(node: NodeRef, name: string, argv: readonly string[], missing: string[]): Promise<string> {
     const result = await this.run(node, name, argv, missing);
     // grep exits 2 when one of several files is absent but still prints the others.
-    if (result && result.exitCode !== 0 && !result.stdout) missing.push(`${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}`);
+    if (result && result.exitCode !== 0 && !result.stdout)
+      missing.push(`${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}`);
     return result?.stdout ?? '';
   }
 

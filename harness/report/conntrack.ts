@@ -28,7 +28,10 @@ export interface ConntrackEvent {
 export function parseConntrackEvent(line: string): ConntrackEvent | null {
   const event = /\[(NEW|UPDATE|DESTROY)\]/.exec(line)?.[1];
   if (!event) return null;
-  const tokens = line.slice(line.indexOf(`[${event}]`) + event.length + 2).trim().split(/\s+/);
+  const tokens = line
+    .slice(line.indexOf(`[${event}]`) + event.length + 2)
+    .trim()
+    .split(/\s+/);
   const firstKey = tokens.findIndex((t) => t.startsWith('src='));
   if (firstKey < 0) return null;
   const before = tokens[firstKey - 1];
@@ -93,6 +96,8 @@ export function summarizeEntry(lines: readonly string[]): EntrySummary | null {
     original: formatTuple(last.original),
     reply: formatTuple(last.reply),
     nat: natInEntry(last),
-    states: events.map((e) => `${e.event === 'UPDATE' ? '' : `${e.event} `}${e.state ?? ''}${e.flags.includes('UNREPLIED') ? ' [UNREPLIED]' : ''}`.trim()),
+    states: events.map((e) =>
+      `${e.event === 'UPDATE' ? '' : `${e.event} `}${e.state ?? ''}${e.flags.includes('UNREPLIED') ? ' [UNREPLIED]' : ''}`.trim(),
+    ),
   };
 }

@@ -7,6 +7,7 @@
  * Characters XML 1.0 forbids even when escaped (most C0 controls, e.g. the ESC of a terminal
  * colour code in an error message, and lone surrogates). They are dropped, not escaped.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: XML 1.0's own character ranges, which name control characters.
 const NOT_XML = /[^\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
 
 /** Text and attribute values in HTML, SVG and XML. */

@@ -55,7 +55,9 @@ export function renderHtml(result: RunResult): string {
         `<section class="probe" id="probe-${esc(row.name)}">`,
         `<h2>${esc(row.name)}</h2>`,
         `<div class="grid" style="grid-template-columns: repeat(${columns}, minmax(0, 1fr))">`,
-        ...row.byRuleset.map((probe, i) => (probe ? probeCell(result, probe) : `<div class="cell muted">not run in ${esc(result.rulesets[i]?.name ?? '')}</div>`)),
+        ...row.byRuleset.map((probe, i) =>
+          probe ? probeCell(result, probe) : `<div class="cell muted">not run in ${esc(result.rulesets[i]?.name ?? '')}</div>`,
+        ),
         '</div>',
         '</section>',
       ].join('\n'),
@@ -97,8 +99,11 @@ record a known failure on purpose.</li>
 
 function rulesetTable(result: RunResult): string {
   const rows = result.rulesets.map((r) => {
-    const captures = sortedCaptures(r.captures).map((c) => `<a href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`).join(' ');
-    const drops = r.captureDrops > 0 ? ` <span class="fail">(${r.captureDrops} packets dropped by tcpdump: evidence may be incomplete)</span>` : '';
+    const captures = sortedCaptures(r.captures)
+      .map((c) => `<a href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`)
+      .join(' ');
+    const drops =
+      r.captureDrops > 0 ? ` <span class="fail">(${r.captureDrops} packets dropped by tcpdump: evidence may be incomplete)</span>` : '';
     const warnings = r.warnings.map(diagnosisHtml).join('');
     return `<tr><td><b>${esc(r.name)}</b></td><td>${r.passed ? '<span class="pass">✓ expectations met</span>' : '<span class="fail">✗ expectations not met</span>'}${drops}</td><td>${esc(r.description ?? '')}${warnings}</td><td class="mono">${captures}</td></tr>`;
   });
@@ -108,7 +113,10 @@ function rulesetTable(result: RunResult): string {
 function probeCell(result: RunResult, probe: ProbeResult): string {
   const book = result.addresses;
   const steps = ladder(probe);
-  const ladderHtml = steps.length === 0 ? '<span class="note">no packet of this probe was captured</span>' : steps.map((s) => spansHtml(ladderSpans(s, book))).join('\n');
+  const ladderHtml =
+    steps.length === 0
+      ? '<span class="note">no packet of this probe was captured</span>'
+      : steps.map((s) => spansHtml(ladderSpans(s, book))).join('\n');
   const captures = result.rulesets.find((r) => r.name === probe.ruleset)?.captures ?? [];
   return [
     `<div class="cell ${probe.expectationsMet ? 'met' : 'unmet'}">`,
@@ -121,7 +129,9 @@ function probeCell(result: RunResult, probe: ProbeResult): string {
     `<dt>Ladder</dt><dd><pre>${ladderHtml}</pre></dd>`,
     `<dt>Server log</dt><dd><code>${esc(serverLogText(probe))}</code></dd>`,
     `<dt>conntrack on the router</dt><dd>${conntrackHtml(probe.conntrack)}</dd>`,
-    `<dt>Captures</dt><dd>${sortedCaptures(captures).map((c) => `<a class="mono" href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`).join(' ')}<br><span class="muted">Wireshark filter:</span> <code>${esc(wiresharkFilter(probe))}</code></dd>`,
+    `<dt>Captures</dt><dd>${sortedCaptures(captures)
+      .map((c) => `<a class="mono" href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`)
+      .join(' ')}<br><span class="muted">Wireshark filter:</span> <code>${esc(wiresharkFilter(probe))}</code></dd>`,
     '</dl>',
     '</div>',
   ].join('\n');
@@ -131,14 +141,23 @@ function probeCell(result: RunResult, probe: ProbeResult): string {
 function diagnosisHtml(d: Diagnosis): string {
   return [
     `<div class="diagnosis"><b>${d.severity === 'warning' ? 'Warning' : 'Diagnosis'}</b> (${esc(d.cause)}): ${esc(d.summary)}`,
-    d.evidence.length > 0 ? `<details><summary>evidence</summary><ul>${d.evidence.map((e) => `<li class="mono">${esc(e)}</li>`).join('')}</ul></details>` : '',
+    d.evidence.length > 0
+      ? `<details><summary>evidence</summary><ul>${d.evidence.map((e) => `<li class="mono">${esc(e)}</li>`).join('')}</ul></details>`
+      : '',
     d.suggestion ? `<b>Fix:</b><pre>${esc(d.suggestion)}</pre>` : '',
     '</div>',
   ].join('\n');
 }
 
 function spansHtml(spans: Span[]): string {
-  const classes: Record<Span['role'], string | null> = { label: 'label', endpoint: null, rewritten: 'rw', name: 'name', note: 'note', plain: null };
+  const classes: Record<Span['role'], string | null> = {
+    label: 'label',
+    endpoint: null,
+    rewritten: 'rw',
+    name: 'name',
+    note: 'note',
+    plain: null,
+  };
   return spans.map((s) => (classes[s.role] ? `<span class="${classes[s.role]}">${esc(s.text)}</span>` : esc(s.text))).join('');
 }
 

@@ -35,7 +35,9 @@ function testcase(result: RunResult, classname: string, probe: ProbeResult): str
     `${probe.client} ${probe.clientAddress}:${probe.clientPort} → ${probe.target}: ${outcome(probe)}`,
     ...ladder(probe).map((s) => ladderLine(s, result.addresses)),
     `server log: ${serverLogText(probe)}`,
-    ...(probe.diagnosis ? [`diagnosis: ${probe.diagnosis.cause}: ${probe.diagnosis.summary}`, ...probe.diagnosis.evidence.map((e) => `  · ${e}`)] : []),
+    ...(probe.diagnosis
+      ? [`diagnosis: ${probe.diagnosis.cause}: ${probe.diagnosis.summary}`, ...probe.diagnosis.evidence.map((e) => `  · ${e}`)]
+      : []),
     ...(probe.diagnosis?.suggestion ? [`fix: ${probe.diagnosis.suggestion}`] : []),
   ].join('\n');
   const failure = probe.expectationsMet

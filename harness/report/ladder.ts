@@ -58,7 +58,8 @@ export function ladder(probe: LadderProbe): LadderStep[] {
   const end = last(steps);
   if (!received) end.notes.push(replyIn && !replyOut ? 'stopped in the router' : 'never reached the client');
   else if (probe.clientRejectedReply) end.notes.push('client rejected it');
-  else if (addressOf(received.src) !== addressOf(probe.target)) end.notes.push(`not from ${addressOf(probe.target)}, where the client sent its request`);
+  else if (addressOf(received.src) !== addressOf(probe.target))
+    end.notes.push(`not from ${addressOf(probe.target)}, where the client sent its request`);
   return steps;
 }
 
@@ -76,7 +77,10 @@ export interface Span {
 
 /** The line in pieces with their roles, so each renderer can style it its own way. */
 export function ladderSpans(s: LadderStep, book: AddressBook): Span[] {
-  const spans: Span[] = [{ text: `${s.label}:`.padEnd(9), role: 'label' }, { text: ' from ', role: 'plain' }];
+  const spans: Span[] = [
+    { text: `${s.label}:`.padEnd(9), role: 'label' },
+    { text: ' from ', role: 'plain' },
+  ];
   spans.push(...endpoint(s.src, s.rewrote === 'src', book), { text: ' to ', role: 'plain' }, ...endpoint(s.dst, s.rewrote === 'dst', book));
   if (s.notes.length > 0) spans.push({ text: ` [${s.notes.join('; ')}]`, role: 'note' });
   return spans;

@@ -20,7 +20,11 @@ export function renderMarkdown(result: RunResult): string {
     '|---|---|---|---|',
     ...result.rulesets.map(
       (r) =>
-        `| **${cell(r.name)}** | ${r.passed ? '✅ expectations met' : '❌ expectations not met'}${r.captureDrops > 0 ? ` (${r.captureDrops} packets dropped by tcpdump)` : ''} | ${cell(r.description ?? '')}${r.warnings.map((w) => `<br>⚠️ ${diagnosisCell(w)}`).join('')} | ${sortedCaptures(r.captures).map((c) => `[${cell(captureName(c))}](${artifactHref(result, c.file)})`).join(' ')} |`,
+        `| **${cell(r.name)}** | ${r.passed ? '✅ expectations met' : '❌ expectations not met'}${r.captureDrops > 0 ? ` (${r.captureDrops} packets dropped by tcpdump)` : ''} | ${cell(r.description ?? '')}${r.warnings.map((w) => `<br>⚠️ ${diagnosisCell(w)}`).join('')} | ${sortedCaptures(
+          r.captures,
+        )
+          .map((c) => `[${cell(captureName(c))}](${artifactHref(result, c.file)})`)
+          .join(' ')} |`,
     ),
   ];
   const names = result.rulesets.map((r) => r.name);
@@ -42,7 +46,9 @@ export function renderMarkdown(result: RunResult): string {
       `| conntrack ${each((p) => conntrackCell(p.conntrack))}`,
       `| Wireshark filter ${each((p) => `<code>${cell(wiresharkFilter(p))}</code>`)}`,
     );
-    const diagnosed = probes.flatMap((p) => (p?.diagnosis && p.diagnosis.evidence.length > 0 ? [{ ruleset: p.ruleset, evidence: p.diagnosis.evidence }] : []));
+    const diagnosed = probes.flatMap((p) =>
+      p?.diagnosis && p.diagnosis.evidence.length > 0 ? [{ ruleset: p.ruleset, evidence: p.diagnosis.evidence }] : [],
+    );
     if (diagnosed.length > 0) {
       out.push('', '<details><summary>diagnosis evidence</summary>', '');
       for (const d of diagnosed) out.push(`**${cell(d.ruleset)}**`, '', ...d.evidence.map((e) => `- ${cell(e)}`), '');
@@ -86,5 +92,11 @@ function ladderCell(probe: ProbeResult, result: RunResult): string {
     note: (t) => `<i>${cell(t)}</i>`,
     plain: (t) => cell(t),
   };
-  return steps.map((s) => ladderSpans(s, result.addresses).map((span) => style[span.role](span.text)).join('')).join('<br>');
+  return steps
+    .map((s) =>
+      ladderSpans(s, result.addresses)
+        .map((span) => style[span.role](span.text))
+        .join(''),
+    )
+    .join('<br>');
 }

@@ -135,7 +135,10 @@ function packetRows(packet: 'request' | 'reply', hops: HopResult[], lanes: LaneS
         flags: hop.flags,
         src: hop.src,
         dst: hop.dst,
-        rewritten: { src: enteredRouter !== undefined && enteredRouter.src !== hop.src, dst: enteredRouter !== undefined && enteredRouter.dst !== hop.dst },
+        rewritten: {
+          src: enteredRouter !== undefined && enteredRouter.src !== hop.src,
+          dst: enteredRouter !== undefined && enteredRouter.dst !== hop.dst,
+        },
         problem: arrived ? null : 'not seen arriving',
       });
       return;
@@ -143,7 +146,18 @@ function packetRows(packet: 'request' | 'reply', hops: HopResult[], lanes: LaneS
     if (previous?.direction !== 'out') {
       // An arrival with no departure captured before it.
       const from = lanes.owner(addressOf(hop.src)) ?? lanes.at(hop);
-      rows.push({ kind: 'wire', packet, from, to: lanes.at(hop), lost: false, flags: hop.flags, src: hop.src, dst: hop.dst, rewritten: { src: false, dst: false }, problem: 'sender not captured' });
+      rows.push({
+        kind: 'wire',
+        packet,
+        from,
+        to: lanes.at(hop),
+        lost: false,
+        flags: hop.flags,
+        src: hop.src,
+        dst: hop.dst,
+        rewritten: { src: false, dst: false },
+        problem: 'sender not captured',
+      });
     }
     if (!atRouter) return;
     enteredRouter = hop;
@@ -189,7 +203,9 @@ export function sequenceSvg(diagram: Diagram, title: string): string {
     body.push(drawRow(row, y, x, lines, diagram.lanes.length - 1));
   }
   const height = y + 26;
-  const lifelines = diagram.lanes.map((_, i) => `<line x1="${x(i)}" y1="${HEADER}" x2="${x(i)}" y2="${height - 8}" stroke="#bbb" stroke-dasharray="4 4"/>`);
+  const lifelines = diagram.lanes.map(
+    (_, i) => `<line x1="${x(i)}" y1="${HEADER}" x2="${x(i)}" y2="${height - 8}" stroke="#bbb" stroke-dasharray="4 4"/>`,
+  );
   return [
     `<svg class="sequence" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(title)}" font-family="ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" font-size="11">`,
     `<title>${escapeXml(title)}</title>`,
@@ -258,7 +274,9 @@ function wireArrow(row: WireArrow, y: number, x: (lane: number) => number, lastL
 }
 
 function endpoint(value: string, rewritten: boolean): string {
-  return rewritten ? `<tspan fill="${COLORS.rewrite}" font-weight="bold" text-decoration="underline">${escapeXml(value)}</tspan>` : escapeXml(value);
+  return rewritten
+    ? `<tspan fill="${COLORS.rewrite}" font-weight="bold" text-decoration="underline">${escapeXml(value)}</tspan>`
+    : escapeXml(value);
 }
 
 function routerArrow(row: RouterArrow, y: number, x: (lane: number) => number, lines: number): string {
@@ -269,14 +287,17 @@ function routerArrow(row: RouterArrow, y: number, x: (lane: number) => number, l
     // In and out of the same interface (the hairpin): a loop beside the lane, the rewrites to its right.
     const cx = x(row.from);
     const loop = `<path d="M ${cx} ${top - 10} h 34 V ${y + 4} h -26" fill="none" stroke="${COLORS.router}" stroke-width="1.5"/>`;
-    const label = texts.map((t, i) => `<text x="${cx + 42}" y="${top - 6 + i * LINE}" fill="${color}" font-weight="bold">${escapeXml(t)}</text>`);
+    const label = texts.map(
+      (t, i) => `<text x="${cx + 42}" y="${top - 6 + i * LINE}" fill="${color}" font-weight="bold">${escapeXml(t)}</text>`,
+    );
     return [`<g class="rewrite">`, loop, arrowHead(cx, y + 4, -1, COLORS.router), ...label, '</g>'].join('\n');
   }
   const x1 = x(row.from);
   const x2 = x(row.to);
   const dir = x2 >= x1 ? 1 : -1;
   const label = texts.map(
-    (t, i) => `<text x="${(x1 + x2) / 2}" y="${top - 6 + i * LINE - LINE * 0.2}" text-anchor="middle" fill="${color}" font-weight="bold">${escapeXml(t)}</text>`,
+    (t, i) =>
+      `<text x="${(x1 + x2) / 2}" y="${top - 6 + i * LINE - LINE * 0.2}" text-anchor="middle" fill="${color}" font-weight="bold">${escapeXml(t)}</text>`,
   );
   return [
     `<g class="rewrite">`,

@@ -12,8 +12,7 @@ const codes = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as c
 type Paint = (code: keyof typeof codes, text: string) => string;
 
 export function renderRun(result: RunResult, style: TerminalStyle): string {
-  const paint: Paint = (code, text) =>
-    style.color ? `\u001b[${codes[code]}m${text}\u001b[0m` : text;
+  const paint: Paint = (code, text) => (style.color ? `\u001b[${codes[code]}m${text}\u001b[0m` : text);
   const lines: string[] = [paint('bold', `${result.scenario}`) + paint('dim', ` (${result.backend}, run ${result.runId})`)];
   for (const ruleset of result.rulesets) {
     lines.push('', `rule set ${paint('bold', ruleset.name)}${ruleset.description ? paint('dim', ` - ${ruleset.description}`) : ''}`);
@@ -53,7 +52,12 @@ function ladderLines(probe: ProbeResult, book: AddressBook, paint: Paint): strin
     note: (t) => paint('yellow', t),
     plain: (t) => t,
   };
-  return steps.map((step) => `      ${ladderSpans(step, book).map((span) => styles[span.role](span.text)).join('')}`);
+  return steps.map(
+    (step) =>
+      `      ${ladderSpans(step, book)
+        .map((span) => styles[span.role](span.text))
+        .join('')}`,
+  );
 }
 
 function describe(probe: ProbeResult): string {

@@ -92,4 +92,3 @@ export interface KernelEvidence {
   /** The servers: the hosts with services, where DNATed requests are meant to land. */
   hosts: HostEvidence[];
 }
-

@@ -31,10 +31,7 @@ const ACTION_BY_FLAG = new Map<string, Action>(
   Object.entries(ACTION_FLAGS).flatMap(([action, flags]) => flags.map((f): [string, Action] => [f, action as Action])),
 );
 /** Commands that read or check state rather than build the rule set. */
-const REFUSED_COMMANDS = new Set([
-  ...['-L', '--list', '-S', '--list-rules', '-C', '--check'],
-  ...['-Z', '--zero', '-E', '--rename-chain'],
-]);
+const REFUSED_COMMANDS = new Set([...['-L', '--list', '-S', '--list-rules', '-C', '--check'], ...['-Z', '--zero', '-E', '--rename-chain']]);
 /** Long options natproof itself interprets, which getopt also accepts as `--name=value`. */
 const SPLIT_LONG_OPTIONS = new Set(['--table', '--wait', ...Object.values(ACTION_FLAGS).map(([, long]) => long)]);
 
@@ -59,9 +56,9 @@ export interface IptablesCommand {
 type Fail = (word: Word, message: string) => never;
 
 export function parseCommand(source: SourceText, words: Word[]): IptablesCommand {
-  // The scanner never yields an empty command.
   const [program, ...rest] = words;
-  const origin = commandOrigin(source, words);
+  if (!program) throw new Error('parseCommand: an empty command (the scanner never yields one)');
+  const origin = commandOrigin(source, program, words[words.length - 1] ?? program);
   const fail: Fail = (word, message) => source.fail(word.start, message, origin.text);
 
   checkProgram(program, fail);
@@ -71,9 +68,7 @@ export function parseCommand(source: SourceText, words: Word[]): IptablesCommand
 }
 
 /** The command as the user wrote it, on one line, placed at its first word. */
-function commandOrigin(source: SourceText, words: Word[]): RuleLineOrigin {
-  const first = words[0];
-  const last = words[words.length - 1];
+function commandOrigin(source: SourceText, first: Word, last: Word): RuleLineOrigin {
   const text = joinContinuations(source.text.slice(first.start, last.end));
   return { position: source.position(first.start), text };
 }
@@ -94,7 +89,7 @@ function readOptions(options: Word[], fail: Fail): Options {
   let command: CommandFlag | undefined;
   const args: Word[] = [];
   for (let i = 0; i < options.length; i++) {
-    const word = options[i];
+    const word = options[i]!;
     const action = ACTION_BY_FLAG.get(word.value);
     if (word.value === '-t' || word.value === '--table') {
       table = parseTable(options[++i], word, fail);

@@ -32,7 +32,12 @@ const RESTORE_BANNER = /^(ip6?tables(-legacy|-nft)?-restore( v[\d.]+ \([^)]*\))?
 function restoreMessage(stderr: string): string {
   const message = stderr
     .split('\n')
-    .map((l) => l.replace(RESTORE_BANNER, '').replace(/^line \d+( failed)?: /, '').trim())
+    .map((l) =>
+      l
+        .replace(RESTORE_BANNER, '')
+        .replace(/^line \d+( failed)?: /, '')
+        .trim(),
+    )
     .filter((l) => l !== '' && !l.startsWith('Error occurred at line') && !l.startsWith('Try `'))
     .join(' ');
   return message || 'no message (the process may have crashed)';

@@ -14,8 +14,8 @@ export class SourceText {
 
   position(offset: number): SourcePosition {
     let line = this.lineStarts.length - 1;
-    while (this.lineStarts[line] > offset) line--;
-    const column = offset - this.lineStarts[line];
+    while ((this.lineStarts[line] ?? 0) > offset) line--;
+    const column = offset - (this.lineStarts[line] ?? 0);
     return { file: this.src.origin.file, line: this.src.origin.line + line, column: this.src.origin.column + column };
   }
 

@@ -9,18 +9,7 @@ import type { SourcePosition } from '../errors.js';
 import { cidr, fromNumber, toNumber } from '../ipv4.js';
 import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawScenario, type RuleKey } from './schema.js';
 import { inFileOrder, type Path, type ScenarioSource } from './source.js';
-import type {
-  Expectation,
-  Host,
-  HttpService,
-  Network,
-  Probe,
-  Router,
-  RouterInterface,
-  RuleSet,
-  RuleSource,
-  Topology,
-} from './topology.js';
+import type { Expectation, Host, HttpService, Network, Probe, Router, RouterInterface, RuleSet, RuleSource, Topology } from './topology.js';
 
 type IPv4 = ipaddr.IPv4;
 
@@ -46,9 +35,7 @@ export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
   const probes = inFileOrder(source, ['probes'], raw.probes).map(([name, probe]) =>
     resolveProbe(source, name, probe, hosts, probeTimeoutMs),
   );
-  const rulesets = inFileOrder(source, ['rulesets'], raw.rulesets).map(([name, ruleset]) =>
-    resolveRuleSet(source, name, ruleset, probes),
-  );
+  const rulesets = inFileOrder(source, ['rulesets'], raw.rulesets).map(([name, ruleset]) => resolveRuleSet(source, name, ruleset, probes));
   return {
     name: raw.name,
     description: raw.description,
@@ -247,7 +234,10 @@ function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context
 function resolveImage(source: ScenarioSource, hostPath: Path, raw: RawHost): string | undefined {
   if (raw.image === undefined) return undefined;
   if ((raw.services ?? []).length === 0) {
-    throw source.error('an image serves the host\'s services: give this host `services` (the ports its server listens on), or drop `image`', [...hostPath, 'image']);
+    throw source.error(
+      "an image serves the host's services: give this host `services` (the ports its server listens on), or drop `image`",
+      [...hostPath, 'image'],
+    );
   }
   return raw.image;
 }
@@ -256,13 +246,7 @@ function resolveImage(source: ScenarioSource, hostPath: Path, raw: RawHost): str
  * A remote host stands for a machine beyond the router's default route. An address inside any
  * declared subnet would make the router look for it on that segment instead.
  */
-function checkRemoteAddress(
-  source: ScenarioSource,
-  path: Path,
-  address: IPv4,
-  own: NetworkFacts,
-  networks: Networks,
-): void {
+function checkRemoteAddress(source: ScenarioSource, path: Path, address: IPv4, own: NetworkFacts, networks: Networks): void {
   const containing = [...networks.values()].find((network) => inside(address, network));
   if (!containing) return;
   const advice =
@@ -314,13 +298,7 @@ function resolveServices(source: ScenarioSource, path: Path, services: readonly 
 
 type RawProbe = RawScenario['probes'][string];
 
-function resolveProbe(
-  source: ScenarioSource,
-  name: string,
-  raw: RawProbe,
-  hosts: readonly Host[],
-  defaultTimeoutMs: number,
-): Probe {
+function resolveProbe(source: ScenarioSource, name: string, raw: RawProbe, hosts: readonly Host[], defaultTimeoutMs: number): Probe {
   const path = ['probes', name];
   if (!hosts.some((host) => host.name === raw.from)) {
     const names = hosts.map((host) => host.name).join(', ');
@@ -328,7 +306,10 @@ function resolveProbe(
   }
   const imageHost = hosts.find((host) => host.name === raw.from && host.image !== undefined);
   if (imageHost) {
-    const agents = hosts.filter((host) => host.image === undefined).map((host) => host.name).join(', ');
+    const agents = hosts
+      .filter((host) => host.image === undefined)
+      .map((host) => host.name)
+      .join(', ');
     throw source.error(
       `host "${raw.from}" runs its own image (${imageHost.image}), which has no natproof agent to send probes; probe from one of: ${agents}`,
       [...path, 'from'],
@@ -432,10 +413,7 @@ function blockOrigin(source: ScenarioSource, range: readonly [number, number, nu
   const line = header.line + 1;
   const lines = text.split('\n');
   const firstWritten = lines.findIndex((textLine) => textLine.trim() !== '');
-  const column =
-    firstWritten < 0
-      ? 1
-      : indentOf(source.lineText(line + firstWritten)) - indentOf(lines[firstWritten] ?? '') + 1;
+  const column = firstWritten < 0 ? 1 : indentOf(source.lineText(line + firstWritten)) - indentOf(lines[firstWritten] ?? '') + 1;
   return { file: source.file, line, column };
 }
 

@@ -41,11 +41,7 @@ function name(what: string, pattern = '^[a-z][a-z0-9-]{0,31}$', rule = NAME_RULE
 const NetworkName = name('Network');
 const ProbeName = name('Probe');
 const RuleSetName = name('Rule set');
-const HostName = name(
-  'Host',
-  `^(?!${ROUTER_NAME}$)[a-z][a-z0-9-]{0,31}$`,
-  `${NAME_RULE}; not "${ROUTER_NAME}", the router's own name`,
-);
+const HostName = name('Host', `^(?!${ROUTER_NAME}$)[a-z][a-z0-9-]{0,31}$`, `${NAME_RULE}; not "${ROUTER_NAME}", the router's own name`);
 /** Linux interface names are shorter than IFNAMSIZ (16); `.` and `..` are invalid, `lo` is the loopback. */
 const InterfaceName = name(
   'Interface',
@@ -141,12 +137,7 @@ const Router = Type.Object(
         default: DEFAULTS.forwardPolicy,
       }),
     ),
-    interfaces: nameMap(
-      InterfaceName,
-      RouterInterface,
-      'Interfaces',
-      'Router interfaces by name, at most one per network.',
-    ),
+    interfaces: nameMap(InterfaceName, RouterInterface, 'Interfaces', 'Router interfaces by name, at most one per network.'),
     default_route: Type.Optional(DefaultRoute),
   },
   { additionalProperties: false, title: 'Router', description: `The one router under test, named "${ROUTER_NAME}".` },
@@ -186,16 +177,14 @@ const Host = Type.Object(
 const Expectation = Type.Object(
   {
     ok: Type.Optional(Type.Boolean({ title: 'OK', description: 'The HTTP request completed with a response.' })),
-    status: Type.Optional(
-      Type.Integer({ minimum: 100, maximum: 599, title: 'Status', description: 'The HTTP status code received.' }),
-    ),
+    status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, title: 'Status', description: 'The HTTP status code received.' })),
     server_sees: Type.Optional(address('Server sees', 'The source address the server logged for the request.')),
     reply_from: Type.Optional(address('Reply from', 'The source address of the replies that reached the client.')),
     rewrites: Type.Optional(
-      Type.Array(
-        oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }),
-        { title: 'Rewrites', description: "The router's rewrites in order; an exact match." },
-      ),
+      Type.Array(oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }), {
+        title: 'Rewrites',
+        description: "The router's rewrites in order; an exact match.",
+      }),
     ),
     bypassed_router: Type.Optional(
       Type.Boolean({
@@ -230,7 +219,8 @@ const RuleSet = Type.Object(
       Type.Record(Type.String(), Expectation, {
         additionalProperties: false,
         title: 'Expectation overrides',
-        description: "Per-probe expectations for this rule set; each replaces the probe's own expectation for this rule set (a known outcome, e.g. a broken variant kept as a regression check).",
+        description:
+          "Per-probe expectations for this rule set; each replaces the probe's own expectation for this rule set (a known outcome, e.g. a broken variant kept as a regression check).",
       }),
     ),
   },
@@ -250,9 +240,7 @@ export const Scenario = Type.Object(
     networks: nameMap(NetworkName, Network, 'Networks', 'The L2 segments, by name.'),
     router: Router,
     hosts: nameMap(HostName, Host, 'Hosts', 'Clients and servers, each on one network.'),
-    probe_timeout_ms: Type.Optional(
-      timeoutMs({ title: 'Default probe timeout (ms)', default: DEFAULTS.probeTimeoutMs }),
-    ),
+    probe_timeout_ms: Type.Optional(timeoutMs({ title: 'Default probe timeout (ms)', default: DEFAULTS.probeTimeoutMs })),
     probes: nameMap(ProbeName, Probe, 'Probes', 'What correct rules must achieve, by probe name.'),
     rulesets: nameMap(RuleSetName, RuleSet, 'Rule sets', 'The candidate rule sets, each run against every probe.'),
   },

@@ -96,7 +96,8 @@ export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node
     stop: () => (stopped ??= stop(true)),
     // Only reached without a stop when the run failed: nobody will read the evidence, so no drain.
     async [Symbol.asyncDispose](): Promise<void> {
-      await (stopped ??= stop(false));
+      stopped ??= stop(false);
+      await stopped;
     },
   };
 }
@@ -106,7 +107,20 @@ async function launchTcpdump(lab: Lab, node: NodeRef, file: string): Promise<Run
   // -i any with SLL2 keeps each packet's interface and direction; a larger snaplen and
   // immediate, unbuffered writes keep the kernel from dropping packets and SIGINT from losing them.
   const proc = lab.spawn(node, [
-    'tcpdump', '-i', 'any', '-y', 'LINUX_SLL2', '-s', '2048', '-B', '4096', '-nn', '--immediate-mode', '-U', '-w', '-',
+    'tcpdump',
+    '-i',
+    'any',
+    '-y',
+    'LINUX_SLL2',
+    '-s',
+    '2048',
+    '-B',
+    '4096',
+    '-nn',
+    '--immediate-mode',
+    '-U',
+    '-w',
+    '-',
     interfaceFilter(interfaces),
   ]);
   const sink = createWriteStream(file);
@@ -229,7 +243,12 @@ async function finishPoint(point: RunningPoint): Promise<CapturePoint> {
   }
   // tcpdump's closing counters: on a line of their own, unlike the SIGUSR1 answers.
   const dropped = /^(\d+) packets? dropped by kernel/m.exec(point.proc.stderr);
-  return { node: point.node, file: point.file, interfaces: point.interfaces, droppedByKernel: (dropped ? Number(dropped[1]) : 0) + point.unread };
+  return {
+    node: point.node,
+    file: point.file,
+    interfaces: point.interfaces,
+    droppedByKernel: (dropped ? Number(dropped[1]) : 0) + point.unread,
+  };
 }
 
 interface ConntrackEvents {

@@ -167,12 +167,12 @@ export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowOb
 }
 
 function isSyn(p: PcapPacket): boolean {
-  return p.tcp !== undefined && p.tcp.flags.syn && !p.tcp.flags.ack;
+  return p.tcp?.flags.syn === true && !p.tcp.flags.ack;
 }
 
 /** What answers a SYN: a SYN-ACK, or a reset that acknowledges it. */
 function isAnswer(p: PcapPacket): boolean {
-  return p.tcp !== undefined && p.tcp.flags.ack && (p.tcp.flags.syn || p.tcp.flags.rst);
+  return p.tcp?.flags.ack === true && (p.tcp.flags.syn || p.tcp.flags.rst);
 }
 
 /** Retransmissions repeat a packet; keep the first sighting at each place and direction. */

@@ -115,7 +115,9 @@ export function parsePcap(data: Uint8Array): PcapPacket[] {
   for (let index = 0; offset + RECORD_HEADER_LENGTH <= file.byteLength; index++) {
     const caplen = file.getUint32(offset + 8, header.littleEndian);
     if (caplen > MAX_CAPLEN) {
-      throw new PcapFormatError(`pcap record ${index} at byte ${offset} claims ${caplen} captured bytes (limit ${MAX_CAPLEN}); the file is corrupt`);
+      throw new PcapFormatError(
+        `pcap record ${index} at byte ${offset} claims ${caplen} captured bytes (limit ${MAX_CAPLEN}); the file is corrupt`,
+      );
     }
     const frameStart = offset + RECORD_HEADER_LENGTH;
     // tcpdump killed mid-write leaves a final record shorter than it claims; it holds nothing usable.
@@ -294,7 +296,10 @@ function decodeTcp(frame: DataView, start: number, segmentLength: number): TcpHe
     seq: frame.getUint32(start + 4),
     ack: frame.getUint32(start + 8),
     flags: { fin: has(0x01), syn: has(0x02), rst: has(0x04), psh: has(0x08), ack: has(0x10) },
-    flagText: TCP_FLAG_LETTERS.filter(([bit]) => has(bit)).map(([, letter]) => letter).join('') || 'none',
+    flagText:
+      TCP_FLAG_LETTERS.filter(([bit]) => has(bit))
+        .map(([, letter]) => letter)
+        .join('') || 'none',
     payloadLength: Math.max(0, segmentLength - headerLength),
   };
 }

@@ -18,7 +18,18 @@
 import type { Host, Topology } from '../scenario/topology.js';
 import type { HostEvidence, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
-import { command, counted, describePolicy, describeReading, describeRule, plural, ruleSpec, walkChain, type ChainWalk, type RuleStep } from './chains.js';
+import {
+  command,
+  counted,
+  describePolicy,
+  describeReading,
+  describeRule,
+  plural,
+  ruleSpec,
+  walkChain,
+  type ChainWalk,
+  type RuleStep,
+} from './chains.js';
 import { formatRoute, lookupRoute } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
@@ -133,7 +144,13 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
   }
   evidence.push(...conntrackLines(f));
   if (f.exit && f.prerouting) {
-    const packet = { ...f.prerouting, in: routerInterface(f.arrival), out: routerInterface(f.exit), dst: endpoint(f.exit.dst).address, ctstate: ['NEW', 'DNAT'] };
+    const packet = {
+      ...f.prerouting,
+      in: routerInterface(f.arrival),
+      out: routerInterface(f.exit),
+      dst: endpoint(f.exit.dst).address,
+      ctstate: ['NEW', 'DNAT'],
+    };
     const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet);
     if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
   }
@@ -193,10 +210,14 @@ function noDnatMatch(f: Facts): Diagnosis {
   const untranslated = conntrackUntranslated(f);
   const corroborated = !!walk && walk.decidedBy?.parsed.target !== 'DNAT' && (untranslated || counted(decider));
   const ruleLines = dnats.map((s) =>
-    corroborated && s.verdict.result === 'no-match' ? describeReading(s.rule, `does not match: ${s.verdict.because.join('; ')}`) : describeRule(s.rule),
+    corroborated && s.verdict.result === 'no-match'
+      ? describeReading(s.rule, `does not match: ${s.verdict.because.join('; ')}`)
+      : describeRule(s.rule),
   );
   if (untranslated) {
-    ruleLines.unshift(`conntrack (the kernel): the reply is expected from ${f.target.address} itself, so no DNAT rule took this connection`);
+    ruleLines.unshift(
+      `conntrack (the kernel): the reply is expected from ${f.target.address} itself, so no DNAT rule took this connection`,
+    );
   }
   if (corroborated && walk && !walk.decidedBy && walk.policy && counted(walk.policy)) {
     ruleLines.push(`${describePolicy(walk.policy)}; natproof's reading of the rule text: this request fell through to it`);
@@ -242,7 +263,13 @@ function serverRefused(f: Facts): Diagnosis | null {
   const port = ports.includes(f.target.port) ? f.target.port : ports.length === 1 ? ports[0] : undefined;
   const fixed =
     dnat?.parsed.target === 'DNAT' && port !== undefined
-      ? command('nat', '-R', 'PREROUTING', ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${asked.address}:${port}`), dnat.rule.position)
+      ? command(
+          'nat',
+          '-R',
+          'PREROUTING',
+          ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${asked.address}:${port}`),
+          dnat.rule.position,
+        )
       : null;
   return {
     cause: 'server-refused',
@@ -321,7 +348,9 @@ function reversePathFilter(f: Facts): Diagnosis | null {
   const dropped = router.counters['TcpExtIPReversePathFilter'] ?? 0;
   const rule = ['raw', 'mangle']
     .map((table) => walkChain(router.rules, router.policies, table, 'PREROUTING', f.prerouting as HookPacket).decidedBy)
-    .find((s) => s?.parsed.target === 'DROP' && counted(s.rule) && s.parsed.options.some((o) => o.option === '-m' && o.value === 'rpfilter'));
+    .find(
+      (s) => s?.parsed.target === 'DROP' && counted(s.rule) && s.parsed.options.some((o) => o.option === '-m' && o.value === 'rpfilter'),
+    );
   if (dropped === 0 && !rule) return null;
   const source = f.prerouting.src;
   const back = lookupRoute(router.routes, source);
@@ -381,17 +410,34 @@ function forwardDropped(f: Facts): Diagnosis | null {
   const byPolicy = !walk.decidedBy && !walk.undecidable && walk.policy?.policy === 'DROP';
   // Named only when the kernel counted the drop: the rule's or the policy's counter grew.
   if (dropper ? !counted(dropper.rule) : !byPolicy || !counted(walk.policy)) return null;
-  const what = dropper ? `filter FORWARD rule ${dropper.rule.position} drops it` : 'no rule in filter FORWARD accepts it and the policy is DROP';
+  const what = dropper
+    ? `filter FORWARD rule ${dropper.rule.position} drops it`
+    : 'no rule in filter FORWARD accepts it and the policy is DROP';
   const accept = dropper
     ? command('filter', '-I', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT', dropper.rule.position)
     : command('filter', '-A', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT');
   // The answers must pass FORWARD too: suggest accepting them when nothing would.
-  const reply = { ...request, in: out, out: request.in, src: destination.address, dst: request.src, sport: request.dport, dport: request.sport, ctstate: ['ESTABLISHED', 'DNAT'] };
+  const reply = {
+    ...request,
+    in: out,
+    out: request.in,
+    src: destination.address,
+    dst: request.src,
+    sport: request.dport,
+    dport: request.sport,
+    ctstate: ['ESTABLISHED', 'DNAT'],
+  };
   const replyWalk = walkChain(router.rules, router.policies, 'filter', 'FORWARD', reply);
   const replyDropped = replyWalk.decidedBy
     ? replyWalk.decidedBy.parsed.target !== 'ACCEPT'
     : !replyWalk.undecidable && replyWalk.policy?.policy === 'DROP';
-  const established = command('filter', dropper ? '-I' : '-A', 'FORWARD', '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', dropper?.rule.position);
+  const established = command(
+    'filter',
+    dropper ? '-I' : '-A',
+    'FORWARD',
+    '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+    dropper?.rule.position,
+  );
   return {
     cause: 'forward-dropped',
     severity: 'failure',
@@ -408,8 +454,12 @@ function forwardDropped(f: Facts): Diagnosis | null {
             ? describeReading(s.rule, `does not match: ${s.verdict.because.join('; ')}`)
             : describeRule(s.rule),
       ),
-      ...(walk.policy ? [`${describePolicy(walk.policy)}${byPolicy ? "; natproof's reading of the rule text: this request fell through to it" : ''}`] : []),
-      ...(conntrackLines(f).length === 0 ? ['conntrack: no entry for this connection (a packet dropped in FORWARD is never confirmed)'] : conntrackLines(f)),
+      ...(walk.policy
+        ? [`${describePolicy(walk.policy)}${byPolicy ? "; natproof's reading of the rule text: this request fell through to it" : ''}`]
+        : []),
+      ...(conntrackLines(f).length === 0
+        ? ['conntrack: no entry for this connection (a packet dropped in FORWARD is never confirmed)']
+        : conntrackLines(f)),
     ],
     suggestion: replyDropped ? `${established}\n${accept}` : accept,
   };
@@ -431,13 +481,20 @@ function dnatToNobody(f: Facts): Diagnosis | null {
       ...conntrackLines(f),
     ],
     suggestion: server
-      ? command('nat', '-R', 'PREROUTING', ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${server.address}`), dnat.rule.position)
+      ? command(
+          'nat',
+          '-R',
+          'PREROUTING',
+          ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${server.address}`),
+          dnat.rule.position,
+        )
       : null,
   };
 }
 
 function unknown(f: Facts): Diagnosis {
-  const where = f.flow.request.length === 0 ? 'no packet of this probe was captured' : !f.arrival ? 'the request never reached the router' : null;
+  const where =
+    f.flow.request.length === 0 ? 'no packet of this probe was captured' : !f.arrival ? 'the request never reached the router' : null;
   const counters = Object.entries(f.evidence.router.counters)
     .filter(([name]) => /Err|Drop|Discard|NoRoute|Filter|Fail/.test(name))
     .map(([name, n]) => `router: ${name} +${n} during the probes`);
@@ -468,12 +525,15 @@ function workedNotAsExpected(f: Facts): Diagnosis {
   const expected = result.expected;
   const differs: string[] = [];
   if (expected.serverSees !== undefined && result.serverSaw !== expected.serverSees) {
-    differs.push(`the server saw the request from ${result.serverSaw ?? 'nowhere'} (${result.serverSawSource ?? 'not seen'}), expected ${expected.serverSees}`);
+    differs.push(
+      `the server saw the request from ${result.serverSaw ?? 'nowhere'} (${result.serverSawSource ?? 'not seen'}), expected ${expected.serverSees}`,
+    );
   }
   if (expected.replyFrom !== undefined && result.replyFrom !== expected.replyFrom) {
     differs.push(`the answer reached ${f.client.name} from ${result.replyFrom ?? 'nowhere'} (capture), expected ${expected.replyFrom}`);
   }
-  const delivered = f.delivery && f.receiver ? [`${f.receiver.name} received the request from ${endpoint(f.delivery.src).address} (capture)`] : [];
+  const delivered =
+    f.delivery && f.receiver ? [`${f.receiver.name} received the request from ${endpoint(f.delivery.src).address} (capture)`] : [];
   return {
     cause: 'unknown',
     severity: 'failure',
@@ -607,7 +667,10 @@ function noRuleTook(walk: ChainWalk, chain: string, what: string): string {
 function nftOr(f: Facts, otherwise: string): string[] {
   const nft = f.evidence.router.nftRuleset;
   if (!nft) return [otherwise];
-  const lines = nft.split('\n').map((l) => l.trim()).filter((l) => /\b(dnat|snat|masquerade|policy)\b/.test(l));
+  const lines = nft
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /\b(dnat|snat|masquerade|policy)\b/.test(l));
   return lines.length > 0 ? lines.map((l) => `nft: ${l}`) : ['nft: the rule set has no dnat rule'];
 }
 

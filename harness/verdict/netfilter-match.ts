@@ -30,10 +30,7 @@ export interface HookPacket {
   routes: readonly Route[];
 }
 
-export type MatchVerdict =
-  | { result: 'match' }
-  | { result: 'no-match'; because: string[] }
-  | { result: 'unknown'; because: string };
+export type MatchVerdict = { result: 'match' } | { result: 'no-match'; because: string[] } | { result: 'unknown'; because: string };
 
 export interface ParsedRule {
   /** Match options before `-j`, each with its negation. */
@@ -117,10 +114,14 @@ function check(option: string, value: string, p: HookPacket): Check {
       return { holds: inPrefix(p.dst, value), says: `the destination is ${p.dst}` };
     case '-i':
     case '--in-interface':
-      return p.in === undefined ? { unknown: 'no input interface at this hook' } : { holds: interfaceMatches(value, p.in), says: `it came in on ${p.in}` };
+      return p.in === undefined
+        ? { unknown: 'no input interface at this hook' }
+        : { holds: interfaceMatches(value, p.in), says: `it came in on ${p.in}` };
     case '-o':
     case '--out-interface':
-      return p.out === undefined ? { unknown: 'no output interface at this hook' } : { holds: interfaceMatches(value, p.out), says: `it leaves by ${p.out}` };
+      return p.out === undefined
+        ? { unknown: 'no output interface at this hook' }
+        : { holds: interfaceMatches(value, p.out), says: `it leaves by ${p.out}` };
     case '-p':
     case '--protocol':
       return { holds: value === 'tcp' || value === 'all' || value === '6', says: 'it is tcp' };

@@ -41,8 +41,22 @@ export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagno
   };
   const failures = checkExpectation(expected, observed);
   const hops: HopResult[] = [
-    ...flow.request.map((h) => ({ packet: 'request' as const, where: formatPlace(h.place), direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
-    ...flow.reply.map((h) => ({ packet: 'reply' as const, where: formatPlace(h.place), direction: h.direction, src: h.src, dst: h.dst, flags: h.flags })),
+    ...flow.request.map((h) => ({
+      packet: 'request' as const,
+      where: formatPlace(h.place),
+      direction: h.direction,
+      src: h.src,
+      dst: h.dst,
+      flags: h.flags,
+    })),
+    ...flow.reply.map((h) => ({
+      packet: 'reply' as const,
+      where: formatPlace(h.place),
+      direction: h.direction,
+      src: h.src,
+      dst: h.dst,
+      flags: h.flags,
+    })),
   ];
   const result = {
     name: probe.name,

@@ -32,7 +32,10 @@ export interface RouterOriginatedCandidate {
  * connections, that natproof's reading of the rule text says a connection from the router to a
  * host on that network would match; each with the host to try it on.
  */
-export function routerOriginatedCandidates(topology: Topology, evidence: Pick<KernelEvidence['router'], 'rules' | 'routes'>): RouterOriginatedCandidate[] {
+export function routerOriginatedCandidates(
+  topology: Topology,
+  evidence: Pick<KernelEvidence['router'], 'rules' | 'routes'>,
+): RouterOriginatedCandidate[] {
   const local = topology.router.interfaces.map((i) => i.address);
   return chainRules(evidence.rules, 'nat', 'POSTROUTING').flatMap((rule): RouterOriginatedCandidate[] => {
     const parsed = parseRule(rule.text);
@@ -81,7 +84,7 @@ export function ruleWarnings(candidates: readonly RouterOriginatedCandidate[], e
           (observed
             ? `natproof opened a connection from the router to ${host.name} and the kernel counted it on this rule. `
             : "Not observed (natproof could not open a connection from the router): this is a rule check of the rule's text. ") +
-          'It works, but needlessly (the seed\'s efficiency note); limit it to DNATed connections.',
+          "It works, but needlessly (the seed's efficiency note); limit it to DNATed connections.",
         evidence: [describeRule(rule), ...(observed ? observationLines(observed) : [ruleCheckLine(leg, host)])],
         suggestion: command('nat', '-R', 'POSTROUTING', ruleSpec(rule).replace(/ -j /, ' -m conntrack --ctstate DNAT -j '), rule.position),
       },

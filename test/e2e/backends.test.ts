@@ -117,7 +117,10 @@ describe('a host that runs its own image', () => {
     const work = mkdtempSync(join(tmpdir(), 'natproof-own-image-'));
     afterAll(async () => {
       rmSync(work, { recursive: true, force: true });
-      await new Docker().getImage(OWN_SERVER_IMAGE).remove().catch(() => {});
+      await new Docker()
+        .getImage(OWN_SERVER_IMAGE)
+        .remove()
+        .catch(() => {});
     });
     let result: RunResult;
     const runId = newRunId();
@@ -154,32 +157,39 @@ describe.skipIf(dockerUnavailable)(`docker segment captures${skipNote(dockerUnav
   const work = mkdtempSync(join(tmpdir(), 'natproof-docker-segments-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it("record only the segment's own interfaces, not the rest of the Docker host's traffic", async () => {
-    // Traffic on the Docker host's loopback all through the run: an unfiltered `-i any` in the
-    // observer (host network namespace) would record it in every segment's pcap. Sent from this
-    // process, so the test needs no program the machine may lack.
-    const noise = createSocket('udp4');
-    const timer = setInterval(() => noise.send('natproof-noise', 9, '127.0.0.1'), 100);
-    let result: RunResult;
-    try {
-      result = await runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
-        backend: new DockerBackend(),
-        runId: newRunId(),
-        outDir: work,
-      });
-    } finally {
-      clearInterval(timer);
-      noise.close();
-    }
-    const segments = result.rulesets.flatMap((r) => r.captures).filter((c) => c.node !== 'router');
-    expect(segments.length).toBeGreaterThan(0);
-    for (const capture of segments) {
-      const allowed = new Set(capture.interfaces.map((i) => i.ifindex));
-      const packets = parsePcap(readFileSync(resolve(work, capture.file)));
-      expect(packets.length, capture.file).toBeGreaterThan(0);
-      expect(packets.filter((p) => p.ifindex === undefined || !allowed.has(p.ifindex)).map((p) => `${p.ifindex} ${p.src} > ${p.dst}`), capture.file).toEqual([]);
-    }
-  }, IMAGE_BUILD_MS);
+  it(
+    "record only the segment's own interfaces, not the rest of the Docker host's traffic",
+    async () => {
+      // Traffic on the Docker host's loopback all through the run: an unfiltered `-i any` in the
+      // observer (host network namespace) would record it in every segment's pcap. Sent from this
+      // process, so the test needs no program the machine may lack.
+      const noise = createSocket('udp4');
+      const timer = setInterval(() => noise.send('natproof-noise', 9, '127.0.0.1'), 100);
+      let result: RunResult;
+      try {
+        result = await runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
+          backend: new DockerBackend(),
+          runId: newRunId(),
+          outDir: work,
+        });
+      } finally {
+        clearInterval(timer);
+        noise.close();
+      }
+      const segments = result.rulesets.flatMap((r) => r.captures).filter((c) => c.node !== 'router');
+      expect(segments.length).toBeGreaterThan(0);
+      for (const capture of segments) {
+        const allowed = new Set(capture.interfaces.map((i) => i.ifindex));
+        const packets = parsePcap(readFileSync(resolve(work, capture.file)));
+        expect(packets.length, capture.file).toBeGreaterThan(0);
+        expect(
+          packets.filter((p) => p.ifindex === undefined || !allowed.has(p.ifindex)).map((p) => `${p.ifindex} ${p.src} > ${p.dst}`),
+          capture.file,
+        ).toEqual([]);
+      }
+    },
+    IMAGE_BUILD_MS,
+  );
 });
 
 const OWN_SERVER_IMAGE = 'natproof-test/own-server:latest';
@@ -192,7 +202,10 @@ async function buildOwnServerImage(dir: string): Promise<string> {
   if (!base) throw new Error("natproof's host image is missing; the scenario runs above build it");
   const server = "require('http').createServer((q, r) => r.end('own server')).listen(80, '0.0.0.0')";
   // Its own label value, so nothing takes it for natproof's host image.
-  writeFileSync(join(dir, 'Dockerfile'), `FROM ${base}\nLABEL natproof.image=test-own-server\nCMD ${JSON.stringify(['/usr/local/bin/node', '-e', server])}\n`);
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    `FROM ${base}\nLABEL natproof.image=test-own-server\nCMD ${JSON.stringify(['/usr/local/bin/node', '-e', server])}\n`,
+  );
   const stream = await docker.buildImage({ context: dir, src: ['Dockerfile'] }, { t: OWN_SERVER_IMAGE, rm: true });
   await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
   return OWN_SERVER_IMAGE;
@@ -202,76 +215,95 @@ describe.skipIf(dockerUnavailable)(`docker teardown${skipNote(dockerUnavailable)
   const work = mkdtempSync(join(tmpdir(), 'natproof-docker-teardown-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('reports a rule the kernel rejects and removes every container, network and host rule', async () => {
-    const broken = readFileSync('scenarios/home-router-hairpin.yaml', 'utf8').replace('-j SNAT --to 192.168.2.254', '-j SNAT --to-nowhere 192.168.2.254');
-    const file = join(work, 'home-broken.yaml');
-    writeFileSync(file, broken);
-    const runId = newRunId();
-    const run = runScenario(await loadScenario(file), { backend: new DockerBackend(), runId, rulesets: ['with-snat'] });
-    await expect(run).rejects.toBeInstanceOf(RuleError);
-    expect(await dockerLeftBehind(runId)).toEqual([]);
-  }, IMAGE_BUILD_MS);
+  it(
+    'reports a rule the kernel rejects and removes every container, network and host rule',
+    async () => {
+      const broken = readFileSync('scenarios/home-router-hairpin.yaml', 'utf8').replace(
+        '-j SNAT --to 192.168.2.254',
+        '-j SNAT --to-nowhere 192.168.2.254',
+      );
+      const file = join(work, 'home-broken.yaml');
+      writeFileSync(file, broken);
+      const runId = newRunId();
+      const run = runScenario(await loadScenario(file), { backend: new DockerBackend(), runId, rulesets: ['with-snat'] });
+      await expect(run).rejects.toBeInstanceOf(RuleError);
+      expect(await dockerLeftBehind(runId)).toEqual([]);
+    },
+    IMAGE_BUILD_MS,
+  );
 
-  it('removes every host rule tagged with the run, also one it does not know it made', async () => {
-    const runId = newRunId();
-    const lab = await new DockerBackend().build(await loadScenario('scenarios/dmz-three-network.yaml'), { runId });
-    let added = false;
-    try {
-      added = addHostRule(runId, `np-${runId}-9`);
-    } finally {
-      await lab.destroy();
-    }
-    if (!added) console.warn('engine is not local: the extra DOCKER-USER rule was not added, only the lab\'s own are checked');
-    expect(await dockerLeftBehind(runId)).toEqual([]);
-  }, IMAGE_BUILD_MS);
+  it(
+    'removes every host rule tagged with the run, also one it does not know it made',
+    async () => {
+      const runId = newRunId();
+      const lab = await new DockerBackend().build(await loadScenario('scenarios/dmz-three-network.yaml'), { runId });
+      let added = false;
+      try {
+        added = addHostRule(runId, `np-${runId}-9`);
+      } finally {
+        await lab.destroy();
+      }
+      if (!added) console.warn("engine is not local: the extra DOCKER-USER rule was not added, only the lab's own are checked");
+      expect(await dockerLeftBehind(runId)).toEqual([]);
+    },
+    IMAGE_BUILD_MS,
+  );
 
-  it('stops when interrupted and removes everything it created', async () => {
-    const runId = newRunId();
-    const controller = new AbortController();
-    let sawRules = false;
-    const run = runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
-      backend: new DockerBackend(),
-      runId,
-      signal: controller.signal,
-      log: (line) => {
-        if (line.includes('applying rules')) {
-          sawRules = true;
-          controller.abort();
-        }
-      },
-    });
-    await expect(run).rejects.toBeInstanceOf(RunAbortedError);
-    expect(sawRules).toBe(true);
-    expect(await dockerLeftBehind(runId)).toEqual([]);
-  }, IMAGE_BUILD_MS);
-
-  it('`natproof clean --backend docker` removes what a killed natproof left, and only that', async () => {
-    // A natproof killed outright (SIGKILL): its lab stays, with its host rules.
-    const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/home-router-hairpin.yaml', '--backend', 'docker'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    const runId = await new Promise<string>((resolve, reject) => {
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-        if (stderr.includes('applying rules')) {
-          child.kill('SIGKILL');
-          const id = /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1];
-          if (id) resolve(id);
-          else reject(new Error(`no run id in: ${stderr}`));
-        }
+  it(
+    'stops when interrupted and removes everything it created',
+    async () => {
+      const runId = newRunId();
+      const controller = new AbortController();
+      let sawRules = false;
+      const run = runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
+        backend: new DockerBackend(),
+        runId,
+        signal: controller.signal,
+        log: (line) => {
+          if (line.includes('applying rules')) {
+            sawRules = true;
+            controller.abort();
+          }
+        },
       });
-      child.once('close', () => reject(new Error(`natproof ended before the lab was built: ${stderr}`)));
-    });
-    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('close', resolve)));
-    const left = await dockerLeftBehind(runId);
-    expect(left.some((l) => l.startsWith('container '))).toBe(true);
-    expect(left.some((l) => l.startsWith('network '))).toBe(true);
+      await expect(run).rejects.toBeInstanceOf(RunAbortedError);
+      expect(sawRules).toBe(true);
+      expect(await dockerLeftBehind(runId)).toEqual([]);
+    },
+    IMAGE_BUILD_MS,
+  );
 
-    const out: string[] = [];
-    const code = await main(['clean', '--backend', 'docker'], { stdout: (t) => out.push(t), stderr: (t) => out.push(t), color: false });
-    expect(code, out.join('')).toBe(0);
-    expect(out.join('')).toContain(`np-${runId}-router`);
-    expect(await dockerLeftBehind(runId)).toEqual([]);
-  }, IMAGE_BUILD_MS);
+  it(
+    '`natproof clean --backend docker` removes what a killed natproof left, and only that',
+    async () => {
+      // A natproof killed outright (SIGKILL): its lab stays, with its host rules.
+      const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/home-router-hairpin.yaml', '--backend', 'docker'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      const runId = await new Promise<string>((resolve, reject) => {
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+          stderr += chunk;
+          if (stderr.includes('applying rules')) {
+            child.kill('SIGKILL');
+            const id = /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1];
+            if (id) resolve(id);
+            else reject(new Error(`no run id in: ${stderr}`));
+          }
+        });
+        child.once('close', () => reject(new Error(`natproof ended before the lab was built: ${stderr}`)));
+      });
+      await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('close', resolve)));
+      const left = await dockerLeftBehind(runId);
+      expect(left.some((l) => l.startsWith('container '))).toBe(true);
+      expect(left.some((l) => l.startsWith('network '))).toBe(true);
+
+      const out: string[] = [];
+      const code = await main(['clean', '--backend', 'docker'], { stdout: (t) => out.push(t), stderr: (t) => out.push(t), color: false });
+      expect(code, out.join('')).toBe(0);
+      expect(out.join('')).toContain(`np-${runId}-router`);
+      expect(await dockerLeftBehind(runId)).toEqual([]);
+    },
+    IMAGE_BUILD_MS,
+  );
 });

@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { hasTool } from './host.js';
 
 /** Why Chromium cannot run here, or undefined when it can. */
-export const chromiumUnavailable = hasTool('chromium') ? undefined : 'needs Debian\'s chromium (run ci/install-report-tools.sh)';
+export const chromiumUnavailable = hasTool('chromium') ? undefined : "needs Debian's chromium (run ci/install-report-tools.sh)";
 
 const COMMAND_TIMEOUT_MS = 15_000;
 
@@ -67,9 +67,11 @@ export async function withPage<T>(url: string, use: (page: PageVisit) => Promise
 
 async function visit<T>(cdp: Cdp, url: string, use: (page: PageVisit) => Promise<T>): Promise<T> {
   const { targetInfos } = (await cdp.send('Target.getTargets')) as { targetInfos: Array<{ targetId: string; type: string }> };
-  const page = targetInfos.find((t) => t.type === 'page') ?? ((await cdp.send('Target.createTarget', { url: 'about:blank' })) as { targetId: string });
+  const page =
+    targetInfos.find((t) => t.type === 'page') ?? ((await cdp.send('Target.createTarget', { url: 'about:blank' })) as { targetId: string });
   const { sessionId } = (await cdp.send('Target.attachToTarget', { targetId: page.targetId, flatten: true })) as { sessionId: string };
-  const send = (method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> => cdp.send(method, params, sessionId);
+  const send = (method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> =>
+    cdp.send(method, params, sessionId);
 
   const requests: string[] = [];
   const failed: string[] = [];
@@ -78,7 +80,8 @@ async function visit<T>(cdp: Cdp, url: string, use: (page: PageVisit) => Promise
     if (m.sessionId !== sessionId || !m.params) return;
     const p = m.params as Record<string, Record<string, unknown> & { url?: string }>;
     if (m.method === 'Network.requestWillBeSent') requests.push(String(p['request']?.url));
-    if (m.method === 'Network.loadingFailed') failed.push(`${String(m.params['errorText'])} ${String(m.params['blockedReason'] ?? '')}`.trim());
+    if (m.method === 'Network.loadingFailed')
+      failed.push(`${String(m.params['errorText'])} ${String(m.params['blockedReason'] ?? '')}`.trim());
     if (m.method === 'Log.entryAdded') consoleLines.push(`${String(p['entry']?.['level'])}: ${String(p['entry']?.['text'])}`);
     if (m.method === 'Runtime.consoleAPICalled') consoleLines.push(`console.${String(m.params['type'])}`);
     if (m.method === 'Runtime.exceptionThrown') consoleLines.push(`exception: ${JSON.stringify(m.params['exceptionDetails'])}`);
@@ -94,13 +97,21 @@ async function visit<T>(cdp: Cdp, url: string, use: (page: PageVisit) => Promise
     failed,
     console: consoleLines,
     evaluate: async <V>(expression: string): Promise<V> => {
-      const r = (await send('Runtime.evaluate', { expression, returnByValue: true })) as { result: { value: V }; exceptionDetails?: unknown };
+      const r = (await send('Runtime.evaluate', { expression, returnByValue: true })) as {
+        result: { value: V };
+        exceptionDetails?: unknown;
+      };
       if (r.exceptionDetails) throw new Error(`page script failed: ${JSON.stringify(r.exceptionDetails)}`);
       return r.result.value;
     },
     screenshot: async () => {
       const { cssContentSize } = (await send('Page.getLayoutMetrics')) as { cssContentSize: { width: number; height: number } };
-      await send('Emulation.setDeviceMetricsOverride', { width: 1500, height: Math.ceil(cssContentSize.height), deviceScaleFactor: 1, mobile: false });
+      await send('Emulation.setDeviceMetricsOverride', {
+        width: 1500,
+        height: Math.ceil(cssContentSize.height),
+        deviceScaleFactor: 1,
+        mobile: false,
+      });
       const { data } = (await send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true })) as { data: string };
       return Buffer.from(data, 'base64');
     },
@@ -153,7 +164,14 @@ class Cdp {
   waitFor(method: string, sessionId: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no ${method} within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
-      this.waiters.push({ method, sessionId, resolve: () => (clearTimeout(timer), resolve()) });
+      this.waiters.push({
+        method,
+        sessionId,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
     });
   }
 
@@ -168,8 +186,7 @@ class Cdp {
 
   private receive(chunk: string): void {
     this.buffer += chunk;
-    let end: number;
-    while ((end = this.buffer.indexOf('\0')) >= 0) {
+    for (let end = this.buffer.indexOf('\0'); end >= 0; end = this.buffer.indexOf('\0')) {
       const message = JSON.parse(this.buffer.slice(0, end)) as Message;
       this.buffer = this.buffer.slice(end + 1);
       if (message.id !== undefined) {

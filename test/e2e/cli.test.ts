@@ -53,13 +53,28 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
       expectationsMet: true,
       failures: [],
     });
-    expect(dmz.hops[0]).toEqual(expect.objectContaining({ where: expect.any(String), direction: expect.stringMatching(/^(in|out)$/), src: expect.any(String), dst: expect.any(String) }));
+    expect(dmz.hops[0]).toEqual(
+      expect.objectContaining({
+        where: expect.any(String),
+        direction: expect.stringMatching(/^(in|out)$/),
+        src: expect.any(String),
+        dst: expect.any(String),
+      }),
+    );
     const files = readdirSync(out);
-    expect(files).toEqual(expect.arrayContaining(['result.json', 'hairpin-router.pcap', 'hairpin-segment-dmz.pcap', 'hairpin-server-log.json', 'hairpin-conntrack-events.txt']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'result.json',
+        'hairpin-router.pcap',
+        'hairpin-segment-dmz.pcap',
+        'hairpin-server-log.json',
+        'hairpin-conntrack-events.txt',
+      ]),
+    );
     expect(JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')).passed).toBe(true);
   });
 
-  it('holds candidate rules from --rules to the probes\' expectations and exits 1 when they fall short', () => {
+  it("holds candidate rules from --rules to the probes' expectations and exits 1 when they fall short", () => {
     const rules = join(work, 'dnat-only.rules');
     writeFileSync(
       rules,

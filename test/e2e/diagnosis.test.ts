@@ -70,10 +70,18 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     // suggestions it applies is done.
     const mistakesRun = run(MISTAKES);
     const dmzRun = run(DMZ, { rulesets: ['dnat-only'] });
-    fixed = Promise.all([dmzRun.then(runHairpinFix), mistakesRun.then(async (m) => run(MISTAKES, {}, withRuleFixes(await loadScenario(MISTAKES), m)))]);
+    fixed = Promise.all([
+      dmzRun.then(runHairpinFix),
+      mistakesRun.then(async (m) => run(MISTAKES, {}, withRuleFixes(await loadScenario(MISTAKES), m))),
+    ]);
     // Awaited by the fixes' own tests; a failure here already fails the runs it depends on.
     fixed.catch(() => {});
-    [mistakes, forwarding, rpfilter, dmz] = await Promise.all([mistakesRun, run(FORWARDING, { outDir: join(out, 'forwarding') }), run(RPFILTER), dmzRun]);
+    [mistakes, forwarding, rpfilter, dmz] = await Promise.all([
+      mistakesRun,
+      run(FORWARDING, { outDir: join(out, 'forwarding') }),
+      run(RPFILTER),
+      dmzRun,
+    ]);
     // Four topologies and 14 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
   }, 180_000);
 
@@ -82,7 +90,9 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     const dnatOnly = (await loadScenario(DMZ)).rulesets.find((r) => r.name === 'dnat-only');
     if (!dnatOnly) throw new Error('dmz-three-network has no dnat-only rule set');
     const fix = diagnosis(broken, 'dnat-only', 'dmz-to-public').suggestion;
-    return run(DMZ, { rules: { name: 'dnat-only-fixed', source: { ...dnatOnly.rules, text: `${dnatOnly.rules.text.trimEnd()}\n${fix}\n` } } });
+    return run(DMZ, {
+      rules: { name: 'dnat-only-fixed', source: { ...dnatOnly.rules, text: `${dnatOnly.rules.text.trimEnd()}\n${fix}\n` } },
+    });
   };
 
   it('every shipped diagnosis scenario meets the failures it records', () => {
@@ -109,7 +119,9 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       expect(line(d, 'answered it with a reset')).toBeDefined();
       expect(line(d, 'conntrack', 'src=172.16.0.2 dst=100.0.0.254', '[UNREPLIED]', 'src=172.16.0.1 dst=172.16.0.2')).toBeDefined();
       expect(line(d, 'nat POSTROUTING is empty')).toBeDefined();
-      expect(d.suggestion).toBe('iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254');
+      expect(d.suggestion).toBe(
+        'iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254',
+      );
     }
   });
 
@@ -123,7 +135,14 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     // The internet client's request was DNATed by rule 1; the DMZ client's was not (its conntrack
     // entry expects the reply from 100.0.0.254), and the reading of the rule says why.
     expect(line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself')).toBeDefined();
-    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet)', '-i eth1', "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2")).toBeDefined();
+    expect(
+      line(
+        d,
+        'nat PREROUTING rule 1 (kernel counter: 1 packet)',
+        '-i eth1',
+        "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2",
+      ),
+    ).toBeDefined();
     expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
     expect(probe(mistakes, 'no-dnat-match', 'internet-to-public').diagnosis).toBeNull();
   });
@@ -131,9 +150,17 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   it('rule order: names the ACCEPT that shadows the DNAT and both rules counters', () => {
     const d = diagnosis(mistakes, 'rule-order', 'dmz-to-public');
     expect(d.cause).toBe('rule-order');
-    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', "natproof's reading of the rule text: matches this request; first to take it")).toBeDefined();
+    expect(
+      line(
+        d,
+        'nat PREROUTING rule 1 (kernel counter: 1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT',
+        "natproof's reading of the rule text: matches this request; first to take it",
+      ),
+    ).toBeDefined();
     expect(line(d, 'nat PREROUTING rule 2 (kernel counter: 1 packet)', '-j DNAT', 'never reached')).toBeDefined();
-    expect(d.suggestion).toBe('iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1');
+    expect(d.suggestion).toBe(
+      'iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1',
+    );
   });
 
   it('FORWARD chain dropped it: the DROP policy counted both requests, and an accept for DNATed traffic is suggested', () => {
@@ -141,13 +168,23 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       const d = diagnosis(mistakes, 'forward-dropped', name);
       expect(d.cause, name).toBe('forward-dropped');
       // Every SYN, retransmissions included, falls through to the policy: at least one per probe.
-      expect(countIn(line(d, 'filter FORWARD policy DROP (', 'fell through to it', 'this request fell through to it'))).toBeGreaterThanOrEqual(2);
-      expect(line(d, 'filter FORWARD rule 1', "natproof's reading of the rule text: does not match: --ctstate RELATED,ESTABLISHED: the connection is NEW,DNAT")).toBeDefined();
+      expect(
+        countIn(line(d, 'filter FORWARD policy DROP (', 'fell through to it', 'this request fell through to it')),
+      ).toBeGreaterThanOrEqual(2);
+      expect(
+        line(
+          d,
+          'filter FORWARD rule 1',
+          "natproof's reading of the rule text: does not match: --ctstate RELATED,ESTABLISHED: the connection is NEW,DNAT",
+        ),
+      ).toBeDefined();
       expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 2 packets)', 'DNAT')).toBeDefined();
       expect(line(d, 'never confirmed')).toBeDefined();
       expect(d.suggestion).toBe('iptables -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT');
     }
-    const forward = mistakes.rulesets.find((r) => r.name === 'forward-dropped')?.evidence.router.policies.find((p) => p.chain === 'FORWARD');
+    const forward = mistakes.rulesets
+      .find((r) => r.name === 'forward-dropped')
+      ?.evidence.router.policies.find((p) => p.chain === 'FORWARD');
     expect(forward).toMatchObject({ table: 'filter', policy: 'DROP' });
     expect(forward?.packets).toBeGreaterThanOrEqual(2);
   });
@@ -158,7 +195,9 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       expect(d.cause, name).toBe('server-refused');
       expect(line(d, 'dmz@webserver out: 172.16.0.1:8080', '[R.]', 'answered with a reset')).toBeDefined();
       expect(line(d, 'listening on webserver (ss -ltn): 0.0.0.0:80')).toBeDefined();
-      expect(d.suggestion).toBe('iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80');
+      expect(d.suggestion).toBe(
+        'iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80',
+      );
     }
   });
 
@@ -188,7 +227,9 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     expect(d.cause).toBe('reverse-path-filter');
     expect(line(d, "the router's route back to 198.51.100.7: default dev eth1")).toBeDefined();
     // The raw table counts every packet, a retransmitted SYN included.
-    expect(countIn(line(d, 'raw PREROUTING rule 1 (', '-A PREROUTING -m rpfilter --invert -j DROP', "natproof's reading of the rule text"))).toBeGreaterThanOrEqual(1);
+    expect(
+      countIn(line(d, 'raw PREROUTING rule 1 (', '-A PREROUTING -m rpfilter --invert -j DROP', "natproof's reading of the rule text")),
+    ).toBeGreaterThanOrEqual(1);
     expect(d.suggestion).toBe('ip route add 198.51.100.7 dev eth3');
   });
 
@@ -197,10 +238,14 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     expect(warned.map((r) => r.name)).toEqual(['snat-router-originated']);
     const [w] = warned[0]?.warnings ?? [];
     expect(w).toMatchObject({ cause: 'snat-router-originated', severity: 'warning' });
-    expect(w?.evidence[0]).toBe('nat POSTROUTING rule 1 (kernel counter: 1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254');
+    expect(w?.evidence[0]).toBe(
+      'nat POSTROUTING rule 1 (kernel counter: 1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254',
+    );
     // Observed, not read off the rule: the router's own connection was counted on the rule.
     expect(w?.summary).toContain('the kernel counted it on this rule');
-    expect(line(w!, 'observed: after the probes natproof opened one TCP connection from the router to 172.16.0.', 'refused (the host reset it)')).toBeDefined();
+    expect(
+      line(w!, 'observed: after the probes natproof opened one TCP connection from the router to 172.16.0.', 'refused (the host reset it)'),
+    ).toBeDefined();
     expect(line(w!, 'kernel counter: nat POSTROUTING rule 1 grew by 1 packet during that connection')).toBeDefined();
     expect(warned[0]?.evidence.router.routerOriginated).toMatchObject([{ rulePosition: 1, from: '172.16.0.254', counterDelta: 1 }]);
     expect(w?.suggestion).toBe(
@@ -250,7 +295,9 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
         'server-refused',
         'snat-router-originated',
       ]);
-      expect(mistakesFixed.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
+      expect(mistakesFixed.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual(
+        [],
+      );
       expect(mistakesFixed.rulesets.flatMap((r) => r.warnings)).toEqual([]);
     });
   });

@@ -33,7 +33,11 @@ function hostRules(runId: string): string[] {
   const rules: string[] = [];
   for (const tool of ['iptables-nft', 'iptables-legacy']) {
     try {
-      const text = execFileSync(tool, ['-w', '5', '-S', 'DOCKER-USER'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+      const text = execFileSync(tool, ['-w', '5', '-S', 'DOCKER-USER'], {
+        encoding: 'utf8',
+        timeout: 10_000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       rules.push(...text.split('\n').filter((l) => l.includes(`${RULE_COMMENT_PREFIX}${runId}`)));
     } catch {
       // This back end has no DOCKER-USER chain.

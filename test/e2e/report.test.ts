@@ -31,7 +31,10 @@ function laddersIn(terminal: string): Map<string, string[]> {
     const heading = /^rule set (\S+)/.exec(line);
     if (heading) ruleset = heading[1]!;
     const probe = /^ {2}[✓✗] ([\w-]+): /.exec(line);
-    if (probe) ladders.set(`${ruleset}/${probe[1]}`, (current = []));
+    if (probe) {
+      current = [];
+      ladders.set(`${ruleset}/${probe[1]}`, current);
+    }
     if (/^ {6}[A-Za-z-]+:\s+from /.test(line)) current.push(line.trim());
   }
   return ladders;
@@ -60,16 +63,15 @@ describe.skipIf(netnsUnavailable)(`reports of a real run${netnsUnavailable ? ` (
     expect(run.stdout).toMatch(/^PASS: 10 probes, every expectation met \(\d+ ms\)$/m);
   });
 
-  it.each(Object.entries(SEED_LADDERS).flatMap(([ruleset, probes]) => Object.entries(probes).map(([name, seed]) => ({ ruleset, name, seed }))))(
-    'prints for $ruleset/$name the ladder the seed document describes',
-    ({ ruleset, name, seed }) => {
-      const lines = laddersIn(run.stdout).get(`${ruleset}/${name}`);
-      expect(lines, `no ladder printed for ${ruleset}/${name}`).toBeDefined();
-      const client = name.startsWith('internet') ? 'internet-client' : name.startsWith('dmz') ? 'dmz-client' : 'trusted-client';
-      const { actual, expected } = compareWithSeed(lines!, seed, client);
-      expect(actual).toEqual(expected);
-    },
-  );
+  it.each(
+    Object.entries(SEED_LADDERS).flatMap(([ruleset, probes]) => Object.entries(probes).map(([name, seed]) => ({ ruleset, name, seed }))),
+  )('prints for $ruleset/$name the ladder the seed document describes', ({ ruleset, name, seed }) => {
+    const lines = laddersIn(run.stdout).get(`${ruleset}/${name}`);
+    expect(lines, `no ladder printed for ${ruleset}/${name}`).toBeDefined();
+    const client = name.startsWith('internet') ? 'internet-client' : name.startsWith('dmz') ? 'dmz-client' : 'trusted-client';
+    const { actual, expected } = compareWithSeed(lines!, seed, client);
+    expect(actual).toEqual(expected);
+  });
 
   it('writes JUnit XML with one test case per probe', () => {
     const root = parseXml(readFileSync(JUNIT, 'utf8'));
@@ -114,7 +116,13 @@ describe.skipIf(netnsUnavailable)(`reports of a real run${netnsUnavailable ? ` (
           expect(d.labels).toBeGreaterThan(d.arrows);
         }
         const sections = await visit.evaluate<string[]>(`[...document.querySelectorAll('section.probe h2')].map((h) => h.textContent)`);
-        expect(sections).toEqual(['internet-to-public', 'dmz-to-public', 'dmz-to-router-dmz', 'trusted-to-public', 'trusted-to-router-trusted']);
+        expect(sections).toEqual([
+          'internet-to-public',
+          'dmz-to-public',
+          'dmz-to-router-dmz',
+          'trusted-to-public',
+          'trusted-to-router-trusted',
+        ]);
         expect(visit.requests).toEqual([page]);
         expect(visit.failed).toEqual([]);
         expect(visit.console).toEqual([]);

@@ -113,7 +113,7 @@ iptables -t mangle -A PREROUTING -s 10.0.0.3 -j ACCEPT
 
   it.each([
     ['an unknown option', 'iptables -t nat -A PREROUTING -p tcp --dprot 80 -j DNAT --to 172.16.0.1', 'unknown option "--dprot"'],
-    ['a bad address', 'iptables -t nat -A PREROUTING -d 300.0.0.1 -j ACCEPT', 'host/network `300.0.0.1\' not found'],
+    ['a bad address', 'iptables -t nat -A PREROUTING -d 300.0.0.1 -j ACCEPT', "host/network `300.0.0.1' not found"],
     ['a target the table does not have', 'iptables -A FORWARD -j DNAT --to 172.16.0.1', 'RULE_APPEND failed (Invalid argument)'],
     ['a jump to a missing chain', 'iptables -t nat -A PREROUTING -j NOWHERE', "Chain 'NOWHERE' does not exist"],
   ])('names the user line of %s', async (_what, rule, toolMessage) => {

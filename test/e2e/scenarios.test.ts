@@ -37,16 +37,32 @@ describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable 
       ['trusted-to-router-trusted', '192.168.0.2', '192.168.0.254'],
     ] as const) {
       const p = probe(result, 'dnat-only', name);
-      expect(p, name).toMatchObject({ ok: true, status: 200, serverSaw: client, replyFrom, rewrites: ['DNAT', 'un-DNAT'], bypassedRouter: false });
+      expect(p, name).toMatchObject({
+        ok: true,
+        status: 200,
+        serverSaw: client,
+        replyFrom,
+        rewrites: ['DNAT', 'un-DNAT'],
+        bypassedRouter: false,
+      });
     }
   });
 
   it('with DNAT alone, the DMZ client times out because the reply bypasses the router', () => {
     for (const name of ['dmz-to-public', 'dmz-to-router-dmz']) {
       const p = probe(result, 'dnat-only', name);
-      expect(p, name).toMatchObject({ ok: false, error: 'timeout', serverSaw: null, replyFrom: '172.16.0.1', bypassedRouter: true, rewrites: ['DNAT'] });
+      expect(p, name).toMatchObject({
+        ok: false,
+        error: 'timeout',
+        serverSaw: null,
+        replyFrom: '172.16.0.1',
+        bypassedRouter: true,
+        rewrites: ['DNAT'],
+      });
       // The server's SYN-ACK went straight from the server to the client on the DMZ segment...
-      expect(p.hops).toContainEqual(expect.objectContaining({ packet: 'reply', where: 'dmz@dmz-client', direction: 'in', src: '172.16.0.1:80' }));
+      expect(p.hops).toContainEqual(
+        expect.objectContaining({ packet: 'reply', where: 'dmz@dmz-client', direction: 'in', src: '172.16.0.1:80' }),
+      );
       // ...and never reached the router.
       expect(p.hops.filter((h) => h.packet === 'reply' && h.where.startsWith('router:'))).toEqual([]);
       // The client rejected the reply from an address it never contacted.
@@ -65,7 +81,8 @@ describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable 
     const p = probe(result, 'hairpin', 'dmz-to-public');
     expect(p).toMatchObject({ serverSaw: '172.16.0.254', rewrites: ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'], bypassedRouter: false });
     // The packet-by-packet ladder of the seed document, as captured on the router's DMZ leg.
-    const at = (packet: string, direction: string) => p.hops.find((h) => h.packet === packet && h.where === 'router:eth2' && h.direction === direction);
+    const at = (packet: string, direction: string) =>
+      p.hops.find((h) => h.packet === packet && h.where === 'router:eth2' && h.direction === direction);
     expect(at('request', 'in')).toMatchObject({ src: `172.16.0.2:${p.clientPort}`, dst: '100.0.0.254:80' });
     expect(at('request', 'out')?.dst).toBe('172.16.0.1:80');
     expect(at('request', 'out')?.src).toMatch(/^172\.16\.0\.254:/);
@@ -97,7 +114,11 @@ describe.skipIf(netnsUnavailable)(`home-router-hairpin on netns${netnsUnavailabl
   });
 
   it('without the SNAT rule the LAN client fails: the server answers it directly', () => {
-    expect(probe(result, 'without-snat', 'lan-to-wan-address')).toMatchObject({ ok: false, bypassedRouter: true, replyFrom: '192.168.2.250' });
+    expect(probe(result, 'without-snat', 'lan-to-wan-address')).toMatchObject({
+      ok: false,
+      bypassedRouter: true,
+      replyFrom: '192.168.2.250',
+    });
   });
 
   it('with the SNAT rule the LAN client works and the server sees the router', () => {
@@ -111,7 +132,11 @@ describe.skipIf(netnsUnavailable)(`home-router-hairpin on netns${netnsUnavailabl
 
   it('the Internet client keeps its real address at the server with either rule set', () => {
     for (const ruleset of ['without-snat', 'with-snat']) {
-      expect(probe(result, ruleset, 'internet-to-wan-address')).toMatchObject({ ok: true, serverSaw: '198.51.100.7', rewrites: ['DNAT', 'un-DNAT'] });
+      expect(probe(result, ruleset, 'internet-to-wan-address')).toMatchObject({
+        ok: true,
+        serverSaw: '198.51.100.7',
+        rewrites: ['DNAT', 'un-DNAT'],
+      });
     }
   });
 

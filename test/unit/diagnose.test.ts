@@ -90,7 +90,11 @@ function server(node: string, extra: Partial<HostEvidence> = {}): HostEvidence {
   };
 }
 
-function evidence(saved: string, extra: Partial<KernelEvidence['router']> = {}, hosts: HostEvidence[] = [server('webserver')]): KernelEvidence {
+function evidence(
+  saved: string,
+  extra: Partial<KernelEvidence['router']> = {},
+  hosts: HostEvidence[] = [server('webserver')],
+): KernelEvidence {
   return {
     scope: 'all',
     router: {
@@ -143,13 +147,22 @@ function line(d: Diagnosis, ...fragments: string[]): string | undefined {
 
 /** What the router did with a request it stopped: it came in on `iface` and went nowhere. */
 function stopped(iface: string, who = DMZ_CLIENT, segment = 'dmz'): FlowObservation {
-  return flow([`${segment}@${who.client} out ${who.clientAddress}:${who.clientPort} > 100.0.0.254:80 S`, `router:${iface} in ${who.clientAddress}:${who.clientPort} > 100.0.0.254:80 S`], []);
+  return flow(
+    [
+      `${segment}@${who.client} out ${who.clientAddress}:${who.clientPort} > 100.0.0.254:80 S`,
+      `router:${iface} in ${who.clientAddress}:${who.clientPort} > 100.0.0.254:80 S`,
+    ],
+    [],
+  );
 }
 
 /** ...and the router's own stack answered it with a reset. */
 function refusedByRouter(): FlowObservation {
   const f = stopped('eth2');
-  return { ...f, reply: [hop('router:eth2 out 100.0.0.254:80 > 172.16.0.2:20001 R.'), hop('dmz@dmz-client in 100.0.0.254:80 > 172.16.0.2:20001 R.')] };
+  return {
+    ...f,
+    reply: [hop('router:eth2 out 100.0.0.254:80 > 172.16.0.2:20001 R.'), hop('dmz@dmz-client in 100.0.0.254:80 > 172.16.0.2:20001 R.')],
+  };
 }
 
 /** The DMZ client's SYN, DNATed by the router and delivered to the web server unchanged in source. */
@@ -160,7 +173,10 @@ const DNATED_TO_WEBSERVER = [
   'dmz@webserver in 172.16.0.2:20001 > 172.16.0.1:80 S',
 ];
 /** The web server's SYN-ACK straight across the DMZ to the client, never through the router. */
-const ANSWERED_ACROSS_DMZ = ['dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.', 'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.'];
+const ANSWERED_ACROSS_DMZ = [
+  'dmz@webserver out 172.16.0.1:80 > 172.16.0.2:20001 S.',
+  'dmz@dmz-client in 172.16.0.1:80 > 172.16.0.2:20001 S.',
+];
 
 describe('diagnoseProbe', () => {
   it('says nothing about a probe that worked as expected', () => {
@@ -169,12 +185,13 @@ describe('diagnoseProbe', () => {
   });
 
   it('reply bypassed the router: the segment, the direct answer, the reset, and the SNAT rule for that segment', () => {
-    const f = flow(
-      DNATED_TO_WEBSERVER,
-      ANSWERED_ACROSS_DMZ,
-      { bypassedRouter: true, clientRejectedReply: true, deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } },
-    );
-    const entry = 'tcp      6 118 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=172.16.0.1 dst=172.16.0.2 sport=80 dport=20001 mark=0 use=1';
+    const f = flow(DNATED_TO_WEBSERVER, ANSWERED_ACROSS_DMZ, {
+      bypassedRouter: true,
+      clientRejectedReply: true,
+      deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' },
+    });
+    const entry =
+      'tcp      6 118 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=172.16.0.1 dst=172.16.0.2 sport=80 dport=20001 mark=0 use=1';
     const d = diagnose(result(DMZ_CLIENT), f, evidence(saved([DNAT]), { conntrack: [entry] }));
     expect(d).toMatchObject({ cause: 'reply-bypassed-router', severity: 'failure' });
     expect(d.summary).toContain('dmz-client (172.16.0.2) and webserver (172.16.0.1) are both on dmz');
@@ -187,21 +204,38 @@ describe('diagnoseProbe', () => {
       `conntrack -L: ${entry}`,
       'nat POSTROUTING is empty: no rule SNATs the DNATed request',
     ]);
-    expect(d.suggestion).toBe('iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254');
+    expect(d.suggestion).toBe(
+      'iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254',
+    );
   });
 
   it('no DNAT rule matched: the router answered itself; the rule that missed says why; the fix forwards the probe address', () => {
     const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
-    const event = '[1795606724.87]\t    [NEW] tcp      6 120 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=100.0.0.254 dst=172.16.0.2 sport=80 dport=20001';
+    const event =
+      '[1795606724.87]\t    [NEW] tcp      6 120 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=100.0.0.254 dst=172.16.0.2 sport=80 dport=20001';
     // The DMZ client's SYN fell through to the nat PREROUTING policy: the kernel counted it there.
-    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [event] }), refusedByRouter(), evidence(saved([rule, HAIRPIN], [], undefined, 'ACCEPT [1:60]')));
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused', conntrack: [event] }),
+      refusedByRouter(),
+      evidence(saved([rule, HAIRPIN], [], undefined, 'ACCEPT [1:60]')),
+    );
     expect(d.cause).toBe('no-dnat-match');
     expect(d.summary).toContain('asked for 100.0.0.254:80 and its request came in on eth2');
     expect(line(d, 'router:eth2 out: 100.0.0.254:80 → 172.16.0.2:20001 [R.]', "router's own TCP stack")).toBeDefined();
     expect(line(d, 'conntrack -E: [NEW] tcp', 'src=100.0.0.254 dst=172.16.0.2')).toBeDefined();
-    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet)', "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2")).toBeDefined();
-    expect(line(d, 'nat PREROUTING policy ACCEPT (kernel counter: 1 packet fell through to it)', 'this request fell through to it')).toBeDefined();
-    expect(line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself, so no DNAT rule took this connection')).toBeDefined();
+    expect(
+      line(
+        d,
+        'nat PREROUTING rule 1 (kernel counter: 1 packet)',
+        "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2",
+      ),
+    ).toBeDefined();
+    expect(
+      line(d, 'nat PREROUTING policy ACCEPT (kernel counter: 1 packet fell through to it)', 'this request fell through to it'),
+    ).toBeDefined();
+    expect(
+      line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself, so no DNAT rule took this connection'),
+    ).toBeDefined();
     expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
   });
 
@@ -224,17 +258,27 @@ describe('diagnoseProbe', () => {
   });
 
   it('rule order: the earlier ACCEPT and the DNAT it shadows, with their counters; the fix inserts the DNAT first', () => {
-    const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved(['[1:60] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])));
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused' }),
+      refusedByRouter(),
+      evidence(saved(['[1:60] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])),
+    );
     expect(d.cause).toBe('rule-order');
     expect(d.evidence.slice(-2)).toEqual([
       "nat PREROUTING rule 1 (kernel counter: 1 packet): -A PREROUTING -s 172.16.0.0/24 -j ACCEPT; natproof's reading of the rule text: matches this request; first to take it",
       "nat PREROUTING rule 2 (kernel counter: 2 packets): -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1; natproof's reading of the rule text: matches too, but is never reached for this request",
     ]);
-    expect(d.suggestion).toBe('iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1');
+    expect(d.suggestion).toBe(
+      'iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1',
+    );
   });
 
   it('rule order is not named when the kernel never counted a packet on the ACCEPT the reading points at', () => {
-    const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved(['[0:0] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])));
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused' }),
+      refusedByRouter(),
+      evidence(saved(['[0:0] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT', DNAT, HAIRPIN])),
+    );
     expect(d.cause).toBe('no-dnat-match');
     expect(line(d, 'first to take it')).toBeUndefined();
     expect(line(d, 'which DNAT rule missed is not named')).toBeDefined();
@@ -245,8 +289,20 @@ describe('diagnoseProbe', () => {
     const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
     expect(d.cause).toBe('forward-dropped');
     expect(d.summary).toContain('no rule in filter FORWARD accepts it and the policy is DROP');
-    expect(line(d, 'filter FORWARD policy DROP (kernel counter: 2 packets fell through to it)', "natproof's reading of the rule text: this request fell through to it")).toBeDefined();
-    expect(line(d, 'filter FORWARD rule 1 (kernel counter: 0 packets)', "natproof's reading of the rule text: does not match: --ctstate RELATED,ESTABLISHED")).toBeDefined();
+    expect(
+      line(
+        d,
+        'filter FORWARD policy DROP (kernel counter: 2 packets fell through to it)',
+        "natproof's reading of the rule text: this request fell through to it",
+      ),
+    ).toBeDefined();
+    expect(
+      line(
+        d,
+        'filter FORWARD rule 1 (kernel counter: 0 packets)',
+        "natproof's reading of the rule text: does not match: --ctstate RELATED,ESTABLISHED",
+      ),
+    ).toBeDefined();
     expect(line(d, 'conntrack: no entry for this connection')).toBeDefined();
     expect(d.suggestion).toBe('iptables -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT');
   });
@@ -260,7 +316,9 @@ describe('diagnoseProbe', () => {
   });
 
   it('a DNAT the kernel never counted is not quoted as the one that took the request', () => {
-    const e = evidence(saved(['[0:0] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1'], [], 'DROP [2:120]'));
+    const e = evidence(
+      saved(['[0:0] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1'], [], 'DROP [2:120]'),
+    );
     const d = diagnose(result(INTERNET_CLIENT), stopped('eth1', INTERNET_CLIENT, 'internet'), e);
     expect(d.cause).toBe('unknown');
     expect(line(d, 'filter FORWARD policy DROP (kernel counter: 2 packets fell through to it)')).toBeDefined();
@@ -284,7 +342,11 @@ describe('diagnoseProbe', () => {
         'router:eth2 out 123.45.6.7:20000 > 172.16.0.1:8080 S',
         'dmz@webserver in 123.45.6.7:20000 > 172.16.0.1:8080 S',
       ],
-      ['dmz@webserver out 172.16.0.1:8080 > 123.45.6.7:20000 R.', 'router:eth2 in 172.16.0.1:8080 > 123.45.6.7:20000 R.', 'router:eth1 out 100.0.0.254:80 > 123.45.6.7:20000 R.'],
+      [
+        'dmz@webserver out 172.16.0.1:8080 > 123.45.6.7:20000 R.',
+        'router:eth2 in 172.16.0.1:8080 > 123.45.6.7:20000 R.',
+        'router:eth1 out 100.0.0.254:80 > 123.45.6.7:20000 R.',
+      ],
       { deliveredTo: { host: 'webserver', src: '123.45.6.7', dst: '172.16.0.1' } },
     );
     const rule = '[2:120] -A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:8080';
@@ -292,8 +354,16 @@ describe('diagnoseProbe', () => {
     expect(d.cause).toBe('server-refused');
     expect(d.summary).toContain('nothing listens on port 8080 there (webserver listens on 0.0.0.0:80)');
     expect(line(d, 'listening on webserver (ss -ltn): 0.0.0.0:80')).toBeDefined();
-    expect(line(d, `nat PREROUTING rule 1 (kernel counter: 2 packets): ${rule.slice(8)}`, "natproof's reading of the rule text: DNATs this request")).toBeDefined();
-    expect(d.suggestion).toBe('iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80');
+    expect(
+      line(
+        d,
+        `nat PREROUTING rule 1 (kernel counter: 2 packets): ${rule.slice(8)}`,
+        "natproof's reading of the rule text: DNATs this request",
+      ),
+    ).toBeDefined();
+    expect(d.suggestion).toBe(
+      'iptables -t nat -R PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80',
+    );
   });
 
   const toBackend = (): FlowObservation =>
@@ -319,7 +389,12 @@ describe('diagnoseProbe', () => {
   });
 
   it('server unreachable: a server whose way back is another gateway', () => {
-    const backend = server('backend', { routes: [{ dst: 'default', gateway: '172.16.0.99', dev: 'eth0' }, { dst: '172.16.0.0/24', gateway: null, dev: 'eth0' }] });
+    const backend = server('backend', {
+      routes: [
+        { dst: 'default', gateway: '172.16.0.99', dev: 'eth0' },
+        { dst: '172.16.0.0/24', gateway: null, dev: 'eth0' },
+      ],
+    });
     const f = { ...toBackend(), reply: [hop('dmz@backend out 172.16.0.3:80 > 123.45.6.7:20000 S.')] };
     const d = diagnose(result(INTERNET_CLIENT), f, evidence(saved([DNAT]), {}, [backend]));
     expect(d.cause).toBe('server-unreachable');
@@ -366,7 +441,11 @@ describe('diagnoseProbe', () => {
   });
 
   it('unknown: says so, and shows what was seen', () => {
-    const d = diagnose(result(DMZ_CLIENT), flow(['dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S'], []), evidence(saved([DNAT]), { counters: { IpOutDiscards: 3 } }));
+    const d = diagnose(
+      result(DMZ_CLIENT),
+      flow(['dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:80 S'], []),
+      evidence(saved([DNAT]), { counters: { IpOutDiscards: 3 } }),
+    );
     expect(d.cause).toBe('unknown');
     expect(d.summary).toContain('the request never reached the router');
     expect(d.evidence).toEqual([
@@ -378,7 +457,13 @@ describe('diagnoseProbe', () => {
   });
 
   it('unknown for a request that worked but missed its expectations, quoting them', () => {
-    const r = result(DMZ_CLIENT, { ok: true, status: 200, error: null, expectationsMet: false, failures: ['expected the server to see 172.16.0.254, but it saw 172.16.0.2'] });
+    const r = result(DMZ_CLIENT, {
+      ok: true,
+      status: 200,
+      error: null,
+      expectationsMet: false,
+      failures: ['expected the server to see 172.16.0.254, but it saw 172.16.0.2'],
+    });
     const d = diagnose(r, flow([], []), evidence(saved([DNAT])));
     expect(d).toMatchObject({ cause: 'unknown' });
     expect(d.summary).toContain('expected the server to see 172.16.0.254');
@@ -387,11 +472,7 @@ describe('diagnoseProbe', () => {
   it('a request that got HTTP 200 but missed server_sees and reply_from: what differed, from the packets, and no rule-based cause', () => {
     // The hairpin SNAT is missing and the web server answers the client through the router
     // anyway (say, a host route): it works, but the server saw the client and the router never un-DNATed.
-    const f = flow(
-      DNATED_TO_WEBSERVER,
-      ANSWERED_ACROSS_DMZ,
-      { deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } },
-    );
+    const f = flow(DNATED_TO_WEBSERVER, ANSWERED_ACROSS_DMZ, { deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' } });
     const r = result(DMZ_CLIENT, {
       ok: true,
       status: 200,
@@ -402,7 +483,10 @@ describe('diagnoseProbe', () => {
       rewrites: ['DNAT'],
       expected: { serverSees: '172.16.0.254', replyFrom: '100.0.0.254' },
       expectationsMet: false,
-      failures: ['expected the server to see 172.16.0.254, but it saw 172.16.0.2', 'expected the reply from 100.0.0.254, but it came from 172.16.0.1'],
+      failures: [
+        'expected the server to see 172.16.0.254, but it saw 172.16.0.2',
+        'expected the reply from 100.0.0.254, but it came from 172.16.0.1',
+      ],
     });
     // Even with a FORWARD DROP policy that counted packets, a request that worked is not called dropped.
     const d = diagnose(r, f, evidence(saved([DNAT], [], 'DROP [3:180]')));
@@ -430,14 +514,23 @@ describe('ruleWarnings', () => {
     expect(w?.summary).toContain('this is a rule check');
     expect(w?.evidence).toEqual([
       'nat POSTROUTING rule 1 (kernel counter: 1 packet): -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254',
-      "rule check (natproof's reading of the rule text, not an observation): a connection the router opens from 172.16.0.254 (eth2) to webserver (172.16.0.1) matches it, and would be \"SNATed\" to the address it already has",
+      'rule check (natproof\'s reading of the rule text, not an observation): a connection the router opens from 172.16.0.254 (eth2) to webserver (172.16.0.1) matches it, and would be "SNATed" to the address it already has',
     ]);
-    expect(w?.suggestion).toBe('iptables -t nat -R POSTROUTING 1 -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254');
+    expect(w?.suggestion).toBe(
+      'iptables -t nat -R POSTROUTING 1 -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254',
+    );
   });
 
-  it('warns from the observation when the router\'s own connection was counted on the rule, and not when it was not', () => {
+  it("warns from the observation when the router's own connection was counted on the rule, and not when it was not", () => {
     const rule = '[1:60] -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -j SNAT --to-source 172.16.0.254';
-    const observation = { rulePosition: 1, from: '172.16.0.254', to: '172.16.0.1', port: 9, counterDelta: 1, outcome: 'refused (the host reset it)' };
+    const observation = {
+      rulePosition: 1,
+      from: '172.16.0.254',
+      to: '172.16.0.1',
+      port: 9,
+      counterDelta: 1,
+      outcome: 'refused (the host reset it)',
+    };
     const [w] = warningsFor(evidence(saved([DNAT, rule]), { routerOriginated: [observation] }));
     expect(w?.summary).toContain('the kernel counted it on this rule');
     expect(w?.evidence.slice(1)).toEqual([
@@ -461,7 +554,8 @@ describe('renderDiagnosis', () => {
       severity: 'failure',
       summary: 'The FORWARD chain dropped it.',
       evidence: ['filter FORWARD policy DROP (2 packets fell through to it)'],
-      suggestion: 'iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\niptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT',
+      suggestion:
+        'iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\niptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT',
     };
     expect(renderDiagnosis(d)).toEqual([
       '      diagnosis: forward-dropped: The FORWARD chain dropped it.',
@@ -469,6 +563,8 @@ describe('renderDiagnosis', () => {
       '        fix: iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
       '             iptables -I FORWARD 1 -m conntrack --ctstate DNAT -j ACCEPT',
     ]);
-    expect(renderDiagnosis({ ...d, severity: 'warning', evidence: [], suggestion: null }, '  ')).toEqual(['  warning: forward-dropped: The FORWARD chain dropped it.']);
+    expect(renderDiagnosis({ ...d, severity: 'warning', evidence: [], suggestion: null }, '  ')).toEqual([
+      '  warning: forward-dropped: The FORWARD chain dropped it.',
+    ]);
   });
 });

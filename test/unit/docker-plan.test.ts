@@ -94,7 +94,9 @@ describe('planDocker when a subnet is full', () => {
       'probes: { p: { from: h, to: 10.0.0.1:80, expect: { ok: true } } }',
       'rulesets: { r: { iptables: "" } }',
     ].join('\n');
-    expect(() => planDocker(parseScenario(text, 'tiny.yaml'), 'abc123')).toThrow(/network a \(10\.0\.0\.0\/30\) has no address left for Docker/);
+    expect(() => planDocker(parseScenario(text, 'tiny.yaml'), 'abc123')).toThrow(
+      /network a \(10\.0\.0\.0\/30\) has no address left for Docker/,
+    );
   });
 });
 

@@ -83,8 +83,17 @@ describe('flow analysis of the hairpin rule set', () => {
 
   it('finds nothing for a probe that never sent a packet', () => {
     const set = run.rulesets.find((r) => r.name === 'hairpin')!;
-    const traces = set.captures.map((c) => ({ node: nodeRef(c.node), interfaces: c.interfaces, packets: parsePcap(readFileSync(join(DIR, c.file))) }));
-    const flow = analyzeFlow(sightings(traces), { client: 'dmz-client', clientAddress: '172.16.0.2', clientPort: 1, target: { address: '100.0.0.254', port: 80 } });
+    const traces = set.captures.map((c) => ({
+      node: nodeRef(c.node),
+      interfaces: c.interfaces,
+      packets: parsePcap(readFileSync(join(DIR, c.file))),
+    }));
+    const flow = analyzeFlow(sightings(traces), {
+      client: 'dmz-client',
+      clientAddress: '172.16.0.2',
+      clientPort: 1,
+      target: { address: '100.0.0.254', port: 80 },
+    });
     expect(flow).toMatchObject({ clientSent: false, request: [], reply: [], rewrites: [], replyFrom: null });
   });
 });

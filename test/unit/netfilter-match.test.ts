@@ -29,7 +29,9 @@ const match = (text: string, packet: HookPacket = SYN) => matchRule(parseRule(te
 
 describe('matchRule', () => {
   it('matches the seed DNAT rule and says which option excludes a packet', () => {
-    expect(match('-A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1')).toEqual({ result: 'match' });
+    expect(match('-A PREROUTING -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1')).toEqual({
+      result: 'match',
+    });
     expect(match('-A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1')).toEqual({
       result: 'no-match',
       because: ['-i eth1: it came in on eth2'],
@@ -41,9 +43,14 @@ describe('matchRule', () => {
   });
 
   it('understands negation, interface wildcards, multiport and conntrack states', () => {
-    expect(match('-A PREROUTING ! -s 172.16.0.0/24 -j ACCEPT')).toEqual({ result: 'no-match', because: ['! -s 172.16.0.0/24: the source is 172.16.0.2'] });
+    expect(match('-A PREROUTING ! -s 172.16.0.0/24 -j ACCEPT')).toEqual({
+      result: 'no-match',
+      because: ['! -s 172.16.0.0/24: the source is 172.16.0.2'],
+    });
     expect(match('-A PREROUTING -i eth+ -p tcp -m multiport --dports 443,80,8000:8080 -j ACCEPT')).toEqual({ result: 'match' });
-    expect(match('-A POSTROUTING -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254', { ...SYN, ctstate: ['NEW', 'DNAT'] })).toEqual({
+    expect(
+      match('-A POSTROUTING -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254', { ...SYN, ctstate: ['NEW', 'DNAT'] }),
+    ).toEqual({
       result: 'match',
     });
     expect(match('-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', { ...SYN, ctstate: ['NEW', 'DNAT'] })).toEqual({
@@ -66,7 +73,9 @@ describe('matchRule', () => {
   });
 
   it('reads quoted comments as one word', () => {
-    expect(match('-A PREROUTING -d 100.0.0.254/32 -m comment --comment "natproof: public web" -j DNAT --to-destination 172.16.0.1')).toEqual({
+    expect(
+      match('-A PREROUTING -d 100.0.0.254/32 -m comment --comment "natproof: public web" -j DNAT --to-destination 172.16.0.1'),
+    ).toEqual({
       result: 'match',
     });
   });
@@ -74,7 +83,10 @@ describe('matchRule', () => {
 
 describe('dnatDestination', () => {
   it('splits --to-destination into address and port', () => {
-    expect(dnatDestination(parseRule('-A PREROUTING -j DNAT --to-destination 172.16.0.1:8080'))).toEqual({ address: '172.16.0.1', port: 8080 });
+    expect(dnatDestination(parseRule('-A PREROUTING -j DNAT --to-destination 172.16.0.1:8080'))).toEqual({
+      address: '172.16.0.1',
+      port: 8080,
+    });
     expect(dnatDestination(parseRule('-A PREROUTING -j DNAT --to-destination 172.16.0.1'))).toEqual({ address: '172.16.0.1', port: null });
     expect(dnatDestination(parseRule('-A PREROUTING -j ACCEPT'))).toBeNull();
   });

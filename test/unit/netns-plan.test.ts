@@ -48,7 +48,12 @@ describe('planNetns for the seed scenario', async () => {
   it('gives the router its three legs and its default route out of eth1', () => {
     const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
     expect(router.batch).toEqual(
-      expect.arrayContaining(['addr add 100.0.0.254/24 dev eth1', 'addr add 172.16.0.254/24 dev eth2', 'addr add 192.168.0.254/24 dev eth3', 'route add default dev eth1']),
+      expect.arrayContaining([
+        'addr add 100.0.0.254/24 dev eth1',
+        'addr add 172.16.0.254/24 dev eth2',
+        'addr add 192.168.0.254/24 dev eth3',
+        'route add default dev eth1',
+      ]),
     );
     expect(router.attached).toEqual({ eth1: 'internet', eth2: 'dmz', eth3: 'trusted' });
   });

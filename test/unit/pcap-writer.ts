@@ -140,7 +140,10 @@ export function tcp(spec: TcpSpec): Uint8Array {
     v.setUint32(4, spec.seq ?? 0);
     v.setUint32(8, spec.ack ?? 0);
     v.setUint8(12, (headerLength / 4) << 4);
-    v.setUint8(13, [...spec.flags].reduce((bits, letter) => bits | flagBit(letter), 0));
+    v.setUint8(
+      13,
+      [...spec.flags].reduce((bits, letter) => bits | flagBit(letter), 0),
+    );
     v.setUint16(14, 64240);
     for (let i = 20; i < headerLength; i++) v.setUint8(i, 1); // NOP option
   });
@@ -177,7 +180,7 @@ export function tcpPacket(ip: Omit<Ipv4Spec, 'protocol'>, segment: TcpSpec): Uin
 }
 
 function setAddress(view: DataView, offset: number, address: string): void {
-  address.split('.').forEach((octet, i) => view.setUint8(offset + i, Number(octet)));
+  for (const [i, octet] of address.split('.').entries()) view.setUint8(offset + i, Number(octet));
 }
 
 function bytes(length: number, fill: (view: DataView) => void): Uint8Array {

@@ -70,7 +70,10 @@ describe('parsePcap on synthesized files', () => {
     it('skips ARP and IPv6 frames but still counts them in index', () => {
       const arp = linkFrame(linkType, new Uint8Array(28), { etherType: 0x0806 });
       const ipv6 = linkFrame(linkType, new Uint8Array(40), { etherType: 0x86dd });
-      const file = pcapFile({ linkType }, [arp, ipv6, linkFrame(linkType, tcpPacket(CLIENT, SYN))].map((frame) => ({ timeNs: T0, frame })));
+      const file = pcapFile(
+        { linkType },
+        [arp, ipv6, linkFrame(linkType, tcpPacket(CLIENT, SYN))].map((frame) => ({ timeNs: T0, frame })),
+      );
       expect(parsePcap(file).map((p) => p.index)).toEqual([2]);
     });
   });
@@ -108,10 +111,13 @@ describe('parsePcap on synthesized files', () => {
     expect(packet.ifindex).toBe(3);
   });
 
-  it.each(['S', 'S.', '.', 'P.', 'F.', 'FP.', 'R', 'R.', 'SEW', '.U', 'none'])('prints TCP flags %s as tcpdump 4.99 does, in its letter order', (text) => {
-    const packet = only(single(LinkType.ETHERNET, tcpPacket(CLIENT, { ...SYN, flags: text === 'none' ? '' : text })));
-    expect(packet.tcp?.flagText).toBe(text);
-  });
+  it.each(['S', 'S.', '.', 'P.', 'F.', 'FP.', 'R', 'R.', 'SEW', '.U', 'none'])(
+    'prints TCP flags %s as tcpdump 4.99 does, in its letter order',
+    (text) => {
+      const packet = only(single(LinkType.ETHERNET, tcpPacket(CLIENT, { ...SYN, flags: text === 'none' ? '' : text })));
+      expect(packet.tcp?.flagText).toBe(text);
+    },
+  );
 
   it('sets the boolean flags from the same bits', () => {
     const packet = only(single(LinkType.ETHERNET, tcpPacket(CLIENT, { ...SYN, flags: 'FP.' })));
@@ -131,7 +137,9 @@ describe('parsePcap on synthesized files', () => {
   });
 
   it('finds the transport header after IP and TCP options', () => {
-    const packet = only(single(LinkType.ETHERNET, tcpPacket({ ...CLIENT, optionsLength: 8 }, { ...SYN, optionsLength: 20, payloadLength: 3 })));
+    const packet = only(
+      single(LinkType.ETHERNET, tcpPacket({ ...CLIENT, optionsLength: 8 }, { ...SYN, optionsLength: 20, payloadLength: 3 })),
+    );
     expect(packet.tcp).toMatchObject({ srcPort: 40000, dstPort: 443, payloadLength: 3 });
   });
 
@@ -152,7 +160,9 @@ describe('parsePcap on synthesized files', () => {
 
   it('reads a TCP quote in time exceeded from its first 8 bytes, which is all ICMP promises', () => {
     const quoted = tcpPacket({ src: '10.0.0.2', dst: '203.0.113.9', optionsLength: 4 }, { srcPort: 51000, dstPort: 80, flags: 'S' });
-    const packet = only(single(LinkType.LINUX_SLL2, ipv4({ ...CLIENT, protocol: IpProtocol.ICMP }, icmp(11, 0, quoted.subarray(0, 24 + 8)))));
+    const packet = only(
+      single(LinkType.LINUX_SLL2, ipv4({ ...CLIENT, protocol: IpProtocol.ICMP }, icmp(11, 0, quoted.subarray(0, 24 + 8)))),
+    );
     expect(packet.icmp?.inner).toEqual({ src: '10.0.0.2', dst: '203.0.113.9', protocol: IpProtocol.TCP, srcPort: 51000, dstPort: 80 });
   });
 
@@ -174,13 +184,19 @@ describe('parsePcap on synthesized files', () => {
     ['inside the TCP header', 14 + 20 + 10],
   ])('skips a packet whose capture ends %s', (_where, caplen) => {
     const frame = linkFrame(LinkType.ETHERNET, tcpPacket(CLIENT, SYN));
-    const file = pcapFile({ linkType: LinkType.ETHERNET }, [{ timeNs: T0, frame, caplen }, { timeNs: T0, frame }]);
+    const file = pcapFile({ linkType: LinkType.ETHERNET }, [
+      { timeNs: T0, frame, caplen },
+      { timeNs: T0, frame },
+    ]);
     expect(parsePcap(file).map((p) => p.index)).toEqual([1]);
   });
 
   it('ignores a final record cut short, as when tcpdump is killed mid-write', () => {
     const frame = linkFrame(LinkType.LINUX_SLL2, tcpPacket(CLIENT, SYN));
-    const file = pcapFile({ linkType: LinkType.LINUX_SLL2 }, [{ timeNs: T0, frame }, { timeNs: T0, frame }]);
+    const file = pcapFile({ linkType: LinkType.LINUX_SLL2 }, [
+      { timeNs: T0, frame },
+      { timeNs: T0, frame },
+    ]);
     expect(parsePcap(file.subarray(0, file.length - 5))).toHaveLength(1);
     expect(parsePcap(file.subarray(0, file.length - frame.length - 10))).toHaveLength(1);
   });
@@ -258,11 +274,17 @@ describe('parsePcap on real captures of one TCP exchange over a veth', () => {
   });
 
   it('in the -i any capture, marks what the peer sent in and what the namespace sent out, all on ifindex 2', () => {
-    for (const p of sll2) expect({ ifindex: p.ifindex, direction: p.direction }).toEqual({ ifindex: 2, direction: p.src === '10.99.0.2' ? 'in' : 'out' });
+    for (const p of sll2)
+      expect({ ifindex: p.ifindex, direction: p.direction }).toEqual({ ifindex: 2, direction: p.src === '10.99.0.2' ? 'in' : 'out' });
   });
 
   it('in the Ethernet capture, has no interface index or direction', () => {
-    for (const p of eth) expect({ linkType: p.linkType, ifindex: p.ifindex, direction: p.direction }).toEqual({ linkType: 1, ifindex: undefined, direction: undefined });
+    for (const p of eth)
+      expect({ linkType: p.linkType, ifindex: p.ifindex, direction: p.direction }).toEqual({
+        linkType: 1,
+        ifindex: undefined,
+        direction: undefined,
+      });
   });
 
   it('sees the same IPv4 packets in both captures', () => {

@@ -26,7 +26,9 @@ const probe = (result: RunResult, ruleset: string, name: string): ProbeResult =>
 
 describe('ladder', () => {
   const result = recorded();
-  const cases = Object.entries(SEED_LADDERS).flatMap(([ruleset, probes]) => Object.entries(probes).map(([name, seed]) => ({ ruleset, name, seed })));
+  const cases = Object.entries(SEED_LADDERS).flatMap(([ruleset, probes]) =>
+    Object.entries(probes).map(([name, seed]) => ({ ruleset, name, seed })),
+  );
 
   it('covers every probe of the recorded run', () => {
     expect(cases.map((c) => `${c.ruleset}/${c.name}`).sort()).toEqual(result.probes.map((p) => `${p.ruleset}/${p.name}`).sort());
@@ -61,7 +63,14 @@ describe('ladder', () => {
   });
 
   // Hand-made sightings for failures the seed scenario does not produce.
-  const hop = (packet: HopResult['packet'], where: string, direction: HopResult['direction'], src: string, dst: string, flags = packet === 'request' ? 'S' : 'S.'): HopResult => ({
+  const hop = (
+    packet: HopResult['packet'],
+    where: string,
+    direction: HopResult['direction'],
+    src: string,
+    dst: string,
+    flags = packet === 'request' ? 'S' : 'S.',
+  ): HopResult => ({
     packet,
     where,
     direction,
@@ -78,16 +87,34 @@ describe('ladder', () => {
   it.each([
     { what: 'a request that never reached the router', hops: [sent], expected: [['Original', ['never reached the router']]] },
     { what: 'a request dropped in the router', hops: [sent, routerIn], expected: [['Original', ['stopped in the router']]] },
-    { what: 'a DNATed request nobody received', hops: [sent, routerIn, routerOut], expected: [['Original', []], ['DNAT', ['no host received it']]] },
+    {
+      what: 'a DNATed request nobody received',
+      hops: [sent, routerIn, routerOut],
+      expected: [
+        ['Original', []],
+        ['DNAT', ['no host received it']],
+      ],
+    },
     {
       what: 'a request the server never answered',
       hops: [sent, routerIn, routerOut, hop('request', 'dmz@web', 'in', '123.45.6.7:20000', '172.16.0.1:80')],
-      expected: [['Original', []], ['DNAT', ['never answered']]],
+      expected: [
+        ['Original', []],
+        ['DNAT', ['never answered']],
+      ],
     },
     {
       what: 'a request the router refused itself (no DNAT matched, nothing listening)',
-      hops: [sent, routerIn, hop('reply', 'router:eth1', 'out', '100.0.0.254:80', '123.45.6.7:20000', 'R.'), hop('reply', 'internet@c', 'in', '100.0.0.254:80', '123.45.6.7:20000', 'R.')],
-      expected: [['Original', ['the router answered it itself']], ['Reply', ['reset: nothing accepted the connection']]],
+      hops: [
+        sent,
+        routerIn,
+        hop('reply', 'router:eth1', 'out', '100.0.0.254:80', '123.45.6.7:20000', 'R.'),
+        hop('reply', 'internet@c', 'in', '100.0.0.254:80', '123.45.6.7:20000', 'R.'),
+      ],
+      expected: [
+        ['Original', ['the router answered it itself']],
+        ['Reply', ['reset: nothing accepted the connection']],
+      ],
     },
   ])('says where $what stopped', ({ hops, expected }) => {
     expect(notes(hops)).toEqual(expected);
@@ -104,12 +131,16 @@ describe('sequence diagram', () => {
   it('puts the hairpin on one router lane, with the rewrites on a loop', () => {
     const d = sequence(probe(result, 'hairpin', 'dmz-to-public'), result.addresses);
     expect(d.lanes.map((l) => l.key)).toEqual(['dmz-client', 'router:eth2', 'webserver']);
-    expect(d.rows.map((r) => (r.kind === 'router' ? `router ${r.rewrites.join(', ')}` : r.kind === 'wire' ? `${r.from}->${r.to} ${flagNames(r.flags)}` : r.text))).toEqual([
+    expect(
+      d.rows.map((r) =>
+        r.kind === 'router' ? `router ${r.rewrites.join(', ')}` : r.kind === 'wire' ? `${r.from}->${r.to} ${flagNames(r.flags)}` : r.text,
+      ),
+    ).toEqual([
       '0->1 SYN',
-      'router DNAT: dst → 172.16.0.1:80, SNAT: src → 172.16.0.254:' + probe(result, 'hairpin', 'dmz-to-public').clientPort,
+      `router DNAT: dst → 172.16.0.1:80, SNAT: src → 172.16.0.254:${probe(result, 'hairpin', 'dmz-to-public').clientPort}`,
       '1->2 SYN',
       '2->1 SYN-ACK',
-      'router un-SNAT: dst → 172.16.0.2:' + probe(result, 'hairpin', 'dmz-to-public').clientPort + ', un-DNAT: src → 100.0.0.254:80',
+      `router un-SNAT: dst → 172.16.0.2:${probe(result, 'hairpin', 'dmz-to-public').clientPort}, un-DNAT: src → 100.0.0.254:80`,
       '1->0 SYN-ACK',
     ]);
   });
@@ -127,16 +158,51 @@ describe('sequence diagram', () => {
   });
 
   it('shows a packet nobody received as a dashed stub, and one that stayed in the router as a mark', () => {
-    const out = (where: string, dst: string): HopResult => ({ packet: 'request', where, direction: 'out', src: '123.45.6.7:20000', dst, flags: 'S' });
-    const into = (where: string, dst: string): HopResult => ({ packet: 'request', where, direction: 'in', src: '123.45.6.7:20000', dst, flags: 'S' });
+    const out = (where: string, dst: string): HopResult => ({
+      packet: 'request',
+      where,
+      direction: 'out',
+      src: '123.45.6.7:20000',
+      dst,
+      flags: 'S',
+    });
+    const into = (where: string, dst: string): HopResult => ({
+      packet: 'request',
+      where,
+      direction: 'in',
+      src: '123.45.6.7:20000',
+      dst,
+      flags: 'S',
+    });
     const lost = sequence(
-      { client: 'internet-client', bypassedRouter: false, clientRejectedReply: false, hops: [out('internet@internet-client', '100.0.0.254:80'), into('router:eth1', '100.0.0.254:80'), out('router:eth2', '172.16.0.99:80')] },
+      {
+        client: 'internet-client',
+        bypassedRouter: false,
+        clientRejectedReply: false,
+        hops: [
+          out('internet@internet-client', '100.0.0.254:80'),
+          into('router:eth1', '100.0.0.254:80'),
+          out('router:eth2', '172.16.0.99:80'),
+        ],
+      },
       result.addresses,
     );
-    expect(lost.rows[lost.rows.length - 1]).toMatchObject({ kind: 'wire', from: 2, to: undefined, lost: true, problem: 'not seen arriving', rewritten: { src: false, dst: true } });
+    expect(lost.rows[lost.rows.length - 1]).toMatchObject({
+      kind: 'wire',
+      from: 2,
+      to: undefined,
+      lost: true,
+      problem: 'not seen arriving',
+      rewritten: { src: false, dst: true },
+    });
     expect(sequenceSvg(lost, 'lost')).toContain('stroke-dasharray="6 3"');
     const stopped = sequence(
-      { client: 'internet-client', bypassedRouter: false, clientRejectedReply: false, hops: [out('internet@internet-client', '100.0.0.254:80'), into('router:eth1', '100.0.0.254:80')] },
+      {
+        client: 'internet-client',
+        bypassedRouter: false,
+        clientRejectedReply: false,
+        hops: [out('internet@internet-client', '100.0.0.254:80'), into('router:eth1', '100.0.0.254:80')],
+      },
       result.addresses,
     );
     expect(stopped.rows[stopped.rows.length - 1]).toEqual({ kind: 'mark', lane: 1, text: 'stopped in the router' });
@@ -170,7 +236,13 @@ describe('conntrack events', () => {
   it('reads the tuples, state and flags of a recorded event, and the NAT they imply', () => {
     const line = probe(recorded(), 'hairpin', 'dmz-to-public').conntrack[0]!;
     const e = parseConntrackEvent(line);
-    expect(e).toMatchObject({ event: 'NEW', state: 'SYN_SENT', original: { src: '172.16.0.2', dst: '100.0.0.254', dport: '80' }, reply: { src: '172.16.0.1', dst: '172.16.0.254' }, flags: ['UNREPLIED'] });
+    expect(e).toMatchObject({
+      event: 'NEW',
+      state: 'SYN_SENT',
+      original: { src: '172.16.0.2', dst: '100.0.0.254', dport: '80' },
+      reply: { src: '172.16.0.1', dst: '172.16.0.254' },
+      flags: ['UNREPLIED'],
+    });
     expect(natInEntry(e!)).toEqual(['DNAT to 172.16.0.1:80', `SNAT to 172.16.0.254:${e!.original.sport}`]);
   });
 
@@ -274,7 +346,8 @@ describe('Markdown report', () => {
 });
 
 describe('JUnit XML', () => {
-  const testcases = (root: XmlElement): XmlElement[] => root.children.flatMap((suite) => suite.children.filter((c) => c.name === 'testcase'));
+  const testcases = (root: XmlElement): XmlElement[] =>
+    root.children.flatMap((suite) => suite.children.filter((c) => c.name === 'testcase'));
 
   it('has one test case per probe, named scenario.ruleset / probe, and parses back strictly', () => {
     const result = recorded();
@@ -285,7 +358,9 @@ describe('JUnit XML', () => {
       ['testsuite', 'dmz-three-network.dnat-only', '5'],
       ['testsuite', 'dmz-three-network.hairpin', '5'],
     ]);
-    expect(testcases(root).map((t) => `${t.attributes['classname']} ${t.attributes['name']}`)).toEqual(result.probes.map((p) => `dmz-three-network.${p.ruleset} ${p.name}`));
+    expect(testcases(root).map((t) => `${t.attributes['classname']} ${t.attributes['name']}`)).toEqual(
+      result.probes.map((p) => `dmz-three-network.${p.ruleset} ${p.name}`),
+    );
     for (const t of testcases(root)) expect(t.attributes['time']).toMatch(/^\d+\.\d{3}$/);
   });
 
@@ -329,7 +404,13 @@ describe('reading result.json back', () => {
 
   it('groups probes by name across rule sets in the run order', () => {
     const rows = probeRows(recorded());
-    expect(rows.map((r) => r.name)).toEqual(['internet-to-public', 'dmz-to-public', 'dmz-to-router-dmz', 'trusted-to-public', 'trusted-to-router-trusted']);
+    expect(rows.map((r) => r.name)).toEqual([
+      'internet-to-public',
+      'dmz-to-public',
+      'dmz-to-router-dmz',
+      'trusted-to-public',
+      'trusted-to-router-trusted',
+    ]);
     expect(rows.every((r) => r.byRuleset.map((p) => p?.ruleset).join() === 'dnat-only,hairpin')).toBe(true);
   });
 });

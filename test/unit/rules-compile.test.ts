@@ -130,7 +130,9 @@ describe('compileRules: iptables command lines', () => {
       `iptables -A FORWARD -m comment --comment "\\$5 \\"off\\"" -j ACCEPT`,
       `iptables -A FORWARD -m comment --comment 'cost: $5' -j ACCEPT`,
     ].join('\n');
-    const rules = compileOne(source(text)).input.split('\n').filter((l) => l.startsWith('-A'));
+    const rules = compileOne(source(text))
+      .input.split('\n')
+      .filter((l) => l.startsWith('-A'));
     expect(rules).toEqual([
       '-A FORWARD -m comment --comment "web forward" -j ACCEPT',
       '-A FORWARD -m comment --comment "it is \\"quoted\\"" -j ACCEPT',
@@ -239,6 +241,7 @@ describe('compileRules: iptables command lines', () => {
     ['another program', '# ok\nip route add default via 10.0.0.1', 80, 7, 'starting with `iptables` or `iptables-nft`, not `ip`'],
     ['an assignment', 'WEB=10.0.0.1 iptables -A FORWARD -j ACCEPT', 79, 7, 'a shell variable assignment'],
     ['a variable', 'iptables -A FORWARD -d $WEB -j ACCEPT', 79, 30, 'shell variables'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax in rule text, which natproof must refuse.
     ['a variable in double quotes', 'iptables -A FORWARD -m comment --comment "${X}" -j ACCEPT', 79, 49, 'shell variables'],
     ['a command substitution', 'iptables -A FORWARD -d `cat ip` -j ACCEPT', 79, 30, 'command substitution'],
     ['a pipe', 'iptables -S | grep DNAT', 79, 19, 'pipes'],
@@ -251,10 +254,22 @@ describe('compileRules: iptables command lines', () => {
     ['no command', 'iptables -t nat', 79, 7, 'no command'],
     ['a listing command', 'iptables -t nat -L', 79, 23, '`-L` does not build rules'],
     ['two commands', 'iptables -A FORWARD -D FORWARD 1', 79, 27, 'one command per line'],
-    ['an unknown table', 'iptables -t natt -A PREROUTING -j ACCEPT', 79, 19, 'unknown table `natt`; tables are filter, nat, mangle, raw, security'],
+    [
+      'an unknown table',
+      'iptables -t natt -A PREROUTING -j ACCEPT',
+      79,
+      19,
+      'unknown table `natt`; tables are filter, nat, mangle, raw, security',
+    ],
     ['a missing table name', 'iptables -A PREROUTING -t', 79, 30, 'needs a table name'],
     ['a missing chain', 'iptables -t nat -A -j DNAT', 79, 25, '`-A` needs a chain name'],
-    ['a chain not in the table', 'iptables -A PREROUTING -j ACCEPT', 79, 19, 'no chain PREROUTING in table filter (chains: INPUT, FORWARD, OUTPUT'],
+    [
+      'a chain not in the table',
+      'iptables -A PREROUTING -j ACCEPT',
+      79,
+      19,
+      'no chain PREROUTING in table filter (chains: INPUT, FORWARD, OUTPUT',
+    ],
     ['a chain in the wrong case', 'iptables -t nat -A prerouting -j ACCEPT', 79, 26, 'no chain prerouting in table nat'],
     ['a policy on a user chain', 'iptables -N WEB\niptables -P WEB DROP', 80, 19, 'built-in chain'],
     ['a bad policy', 'iptables -P FORWARD REJECT', 79, 27, 'ACCEPT or DROP'],

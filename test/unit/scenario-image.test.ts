@@ -17,13 +17,17 @@ describe('a host with its own image', () => {
   it('must serve something', () => {
     const text = seed.replace('  dmz-client: { network: dmz,', '  dmz-client: { image: nginx, network: dmz,');
     expect(() => parseScenario(text, 'own.yaml')).toThrow(ScenarioError);
-    expect(() => parseScenario(text, 'own.yaml')).toThrow(/own\.yaml:\d+:\d+: hosts\.dmz-client\.image: an image serves the host's services/);
+    expect(() => parseScenario(text, 'own.yaml')).toThrow(
+      /own\.yaml:\d+:\d+: hosts\.dmz-client\.image: an image serves the host's services/,
+    );
   });
 
   it('cannot send probes: it has no natproof agent', () => {
     const text = seed
       .replace('    services: [{ http: 80 }]\n', '    services: [{ http: 80 }]\n    image: nginx:1.25\n')
       .replace('    from: dmz-client\n    to: 100.0.0.254:80', '    from: webserver\n    to: 100.0.0.254:80');
-    expect(() => parseScenario(text, 'own.yaml')).toThrow(/probes\.dmz-to-public\.from: host "webserver" runs its own image \(nginx:1\.25\).*probe from one of: internet-client, dmz-client, trusted-client/);
+    expect(() => parseScenario(text, 'own.yaml')).toThrow(
+      /probes\.dmz-to-public\.from: host "webserver" runs its own image \(nginx:1\.25\).*probe from one of: internet-client, dmz-client, trusted-client/,
+    );
   });
 });

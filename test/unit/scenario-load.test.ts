@@ -111,12 +111,7 @@ describe('the shipped scenarios', () => {
       forwardPolicy: 'ACCEPT',
       defaultRoute: { dev: 'eth1' },
     });
-    expect(topology.hosts.map((host) => host.name)).toEqual([
-      'webserver',
-      'internet-client',
-      'dmz-client',
-      'trusted-client',
-    ]);
+    expect(topology.hosts.map((host) => host.name)).toEqual(['webserver', 'internet-client', 'dmz-client', 'trusted-client']);
     expect(topology.hosts[0]).toEqual({
       name: 'webserver',
       network: 'dmz',

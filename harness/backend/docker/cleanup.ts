@@ -45,7 +45,9 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
 /** Containers first (a network with endpoints cannot go), then networks. Returns what went. */
 export async function removeRun(docker: Docker, run: RunResources): Promise<string[]> {
   await Promise.all(
-    run.containers.map((c) => engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing)),
+    run.containers.map((c) =>
+      engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing),
+    ),
   );
   await Promise.all(run.networks.map((n) => engine(`removing ${n.name}`, docker.getNetwork(n.id).remove()).catch(ignoreMissing)));
   return [...run.containers.map((c) => c.name), ...run.networks.map((n) => n.name)];

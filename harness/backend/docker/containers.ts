@@ -27,7 +27,10 @@ export async function startContainer(
   const network = (name: string): string => networks.find((n) => n.network === name)!.name;
   const [first, ...rest] = c.interfaces;
   if (!first) throw new Error(`${c.name} has no interface`);
-  const container = await engine(`creating container ${c.name}`, docker.createContainer(containerSpec(c, image, first, network(first.network), labels)));
+  const container = await engine(
+    `creating container ${c.name}`,
+    docker.createContainer(containerSpec(c, image, first, network(first.network), labels)),
+  );
   // Before start, so every interface exists when the container's network is set up.
   for (const iface of rest) await connect(docker, c, iface, network(iface.network));
   await engine(`starting ${c.name}`, container.start());

@@ -59,7 +59,7 @@ export class DockerBackend implements Backend {
     } catch (err) {
       throw new HostError(
         `no Docker engine answers at ${where} (${(err as Error).message}): install and start one ` +
-          '(as root: bash ci/install-docker.sh, which uses Debian\'s docker.io), or point DOCKER_HOST at one',
+          "(as root: bash ci/install-docker.sh, which uses Debian's docker.io), or point DOCKER_HOST at one",
         { cause: err },
       );
     }
@@ -196,7 +196,9 @@ export class DockerLab implements Lab {
     if (!this.created) return;
     const problems = await removeLab(this.docker, this.runId, this.observer);
     if (problems.length > 0) {
-      throw new HostError(`run ${this.runId}: teardown left something behind (\`natproof clean --backend docker\` retries): ${problems.join('; ')}`);
+      throw new HostError(
+        `run ${this.runId}: teardown left something behind (\`natproof clean --backend docker\` retries): ${problems.join('; ')}`,
+      );
     }
   }
 

@@ -48,7 +48,11 @@ export async function setUpInterfaces(
 ): Promise<VethPeer[]> {
   const addresses = await dockerAddresses(observer, containers, pidOf);
   const setup = containers.flatMap((c, i) => setupLines(c, addresses[i]!));
-  await runSetup(observer, setup, containers.map((c) => `netns delete ${c.name}`));
+  await runSetup(
+    observer,
+    setup,
+    containers.map((c) => `netns delete ${c.name}`),
+  );
   const up = await allSettledOrThrow(containers.map(async (c) => ({ c, links: await waitLinksUp(observer, c, pidOf(c)) })));
   return up.flatMap(({ c, links }) => vethPeers(c, links));
 }

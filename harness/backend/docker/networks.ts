@@ -84,13 +84,22 @@ function networkSpec(n: PlannedNetwork, labels: Record<string, string>): Docker.
  * The live natproof runs holding the subnet a create failed on, while waiting for them is
  * still worth it; otherwise the error to fail with, naming every holder.
  */
-async function runsToWaitFor(docker: Docker, n: PlannedNetwork, err: unknown, deadline: number, signal?: AbortSignal): Promise<SubnetHolder[]> {
+async function runsToWaitFor(
+  docker: Docker,
+  n: PlannedNetwork,
+  err: unknown,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<SubnetHolder[]> {
   const message = (err as Error).message;
   if (!/overlap/i.test(message)) throw err;
   const holders = await subnetHolders(docker, n.subnet);
   const live = holders.filter((h) => h.alive);
   if (live.length > 0 && Date.now() <= deadline && !signal?.aborted) return live;
-  const named = holders.map((h) => `${h.name} (${h.subnet}${h.runId ? `, natproof run ${h.runId}${h.alive ? '' : ', whose natproof is gone: natproof clean --backend docker'}` : ''})`);
+  const named = holders.map(
+    (h) =>
+      `${h.name} (${h.subnet}${h.runId ? `, natproof run ${h.runId}${h.alive ? '' : ', whose natproof is gone: natproof clean --backend docker'}` : ''})`,
+  );
   throw new HostError(
     `network ${n.network} (${n.subnet}) overlaps ${named.join(', ') || 'a network on the Docker engine'}; Docker allows each subnet once per engine: ${message}`,
     { cause: err },
@@ -106,7 +115,8 @@ async function subnetHolders(docker: Docker, subnet: string): Promise<SubnetHold
       .filter((s): s is string => typeof s === 'string' && s.includes('.') && subnetsOverlap(s, subnet))
       .map((s) => {
         const runId = net.Labels?.[LABELS.run];
-        const alive = runId !== undefined && runIsAlive({ pid: Number(net.Labels?.[LABELS.pid] ?? 0), machine: net.Labels?.[LABELS.machine] ?? '' });
+        const alive =
+          runId !== undefined && runIsAlive({ pid: Number(net.Labels?.[LABELS.pid] ?? 0), machine: net.Labels?.[LABELS.machine] ?? '' });
         return { name: net.Name, subnet: s, runId, alive };
       }),
   );

@@ -20,15 +20,7 @@ import type Docker from 'dockerode';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import { HostError } from '../../errors.js';
 import { execInContainer, startInContainer, type Signaller } from './process.js';
-import {
-  IPTABLES_TOOLS,
-  listArgv,
-  parseAccepts,
-  restoreArgv,
-  restoreInput,
-  type BridgeAccept,
-  type IptablesTool,
-} from './firewall.js';
+import { IPTABLES_TOOLS, listArgv, parseAccepts, restoreArgv, restoreInput, type BridgeAccept, type IptablesTool } from './firewall.js';
 import { engine } from './engine.js';
 import { LABELS } from './labels.js';
 
@@ -44,21 +36,24 @@ export class Observer {
 
   /** Start an observer container; the caller removes it (by its labels) at teardown. */
   static async start(docker: Docker, name: string, image: string, labels: Record<string, string>): Promise<Observer> {
-    const container = await engine(`creating container ${name}`, docker.createContainer({
-      name,
-      Image: image,
-      Cmd: ['sleep', 'infinity'],
-      Labels: { ...labels, [LABELS.node]: 'observer' },
-      HostConfig: {
-        NetworkMode: 'host',
-        PidMode: 'host',
-        CapAdd: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE'],
-        SecurityOpt: ['apparmor=unconfined'],
-        // The API form of --security-opt systempaths=unconfined: /proc/sys writable.
-        MaskedPaths: [],
-        ReadonlyPaths: [],
-      },
-    }));
+    const container = await engine(
+      `creating container ${name}`,
+      docker.createContainer({
+        name,
+        Image: image,
+        Cmd: ['sleep', 'infinity'],
+        Labels: { ...labels, [LABELS.node]: 'observer' },
+        HostConfig: {
+          NetworkMode: 'host',
+          PidMode: 'host',
+          CapAdd: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE'],
+          SecurityOpt: ['apparmor=unconfined'],
+          // The API form of --security-opt systempaths=unconfined: /proc/sys writable.
+          MaskedPaths: [],
+          ReadonlyPaths: [],
+        },
+      }),
+    );
     await engine(`starting ${name}`, container.start());
     return new Observer(docker, name);
   }

@@ -112,7 +112,10 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     capabilities: ['NET_ADMIN', 'NET_RAW'],
     interfaces: routerInterfaces,
     sysctls: routerSysctls,
-    interfaceSysctls: perInterface(routerSysctls, routerInterfaces.map((i) => i.name)),
+    interfaceSysctls: perInterface(
+      routerSysctls,
+      routerInterfaces.map((i) => i.name),
+    ),
     routes: routerRouteLines(router),
   };
 

@@ -110,7 +110,10 @@ export class NetnsLab implements Lab {
     log(`creating ${namespaces.length} namespaces`);
     this.created = true;
     await recordRun(this.runId);
-    await ipBatch([], namespaces.map((n) => `netns add ${n.ns}`));
+    await ipBatch(
+      [],
+      namespaces.map((n) => `netns add ${n.ns}`),
+    );
     await Promise.all(namespaces.map((n) => setSysctls(n)));
     log(`wiring ${linkBatch.length} links`);
     await ipBatch([], linkBatch);
@@ -145,7 +148,11 @@ export class NetnsLab implements Lab {
     if (!this.created) return;
     const existing = await listNamespaces();
     const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
-    if (ours.length > 0) await ipBatch(['-force'], ours.map((ns) => `netns del ${ns}`));
+    if (ours.length > 0)
+      await ipBatch(
+        ['-force'],
+        ours.map((ns) => `netns del ${ns}`),
+      );
     await forgetRun(this.runId);
   }
 

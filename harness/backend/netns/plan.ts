@@ -72,9 +72,7 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
     if (!sw) throw new Error(`planNetns: unresolved network ${network}`);
     const port = `p${Object.keys(sw.attached).length}`;
     const [index, peerIndex] = [nextIndex++, nextIndex++];
-    linkBatch.push(
-      `link add name ${ifname} index ${index} netns ${ns} type veth peer name ${port} index ${peerIndex} netns ${sw.ns}`,
-    );
+    linkBatch.push(`link add name ${ifname} index ${index} netns ${ns} type veth peer name ${port} index ${peerIndex} netns ${sw.ns}`);
     sw.batch.push(`link set ${port} master ${SEGMENT_BRIDGE}`, `link set ${port} up`);
     sw.attached[port] = nodeName;
   };

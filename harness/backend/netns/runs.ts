@@ -62,7 +62,10 @@ export async function cleanStaleRuns(listNamespaces: () => Promise<Set<string>>)
       }
     }
     if (namespaces.length > 0) {
-      await execCommand(['ip', '-force', '-batch', '-'], { input: namespaces.map((ns) => `netns del ${ns}\n`).join(''), timeoutMs: 15_000 });
+      await execCommand(['ip', '-force', '-batch', '-'], {
+        input: namespaces.map((ns) => `netns del ${ns}\n`).join(''),
+        timeoutMs: 15_000,
+      });
     }
     await forgetRun(runId);
     removed.push(...namespaces);
