@@ -1,22 +1,19 @@
-/** natproof's public API: one explicit export list. */
-export { main, processIO, EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, type CliIO } from './cli.js';
-export { runScenario, newRunId, RunAbortedError, type RunOptions } from './run.js';
+/**
+ * natproof's public API, for test suites and tools that drive it from code: load a scenario,
+ * run it on a backend, read the verdicts, render the reports. One explicit export list; the CLI
+ * (bin/natproof.js) and everything behind these names are internal.
+ */
+export { runScenario, newRunId, RunAbortedError, TeardownError, type RunOptions } from './run.js';
 export { loadScenario, parseScenario } from './scenario/load.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';
 export { DockerBackend, type DockerBackendOptions } from './backend/docker/docker.js';
-export type { Backend, BackendName, Lab, NodeRef, NodeInterface, BuildOptions } from './backend/backend.js';
-export type { ExecOptions, ExecResult, LongProcess, ProcessHandle } from './exec.js';
-export { compileRules, detectRuleFormat } from './rules/compile.js';
+export type { Backend, BackendName } from './backend/backend.js';
+export { readRunResult } from './run-dir.js';
+export type * from './result/result.js';
+export type * from './result/kernel.js';
 export { renderRun } from './report/terminal.js';
 export { renderHtml } from './report/html.js';
 export { renderMarkdown } from './report/markdown.js';
 export { renderJunit } from './report/junit.js';
-export { ladder, ladderLine, type LadderStep } from './report/ladder.js';
-export { parseRunResult } from './run-dir.js';
-export { addressBook } from './verdict/addresses.js';
-export type * from './result/result.js';
-export type { KernelEvidence, EvidenceScope, RouterEvidence, HostEvidence, NodeEvidence } from './result/kernel.js';
-export type { IptablesRule, ChainPolicy, Route } from './result/kernel.js';
-export { renderDiagnosis } from './report/diagnosis.js';
 export { NatproofError, ScenarioError, RuleError, HostError, CommandError, UsageError, type SourcePosition } from './errors.js';

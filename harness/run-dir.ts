@@ -60,6 +60,11 @@ export class RunDir {
   }
 }
 
+/** The result a run kept in `dir` (its --out directory). */
+export async function readRunResult(dir: string): Promise<RunResult> {
+  return new RunDir(dir).readResult();
+}
+
 /**
  * A result.json read back for `natproof report`. It is natproof's own output, so the check is
  * about the shape, enough to tell a user that a file is not a result or comes from an older
