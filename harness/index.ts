@@ -3,7 +3,8 @@
  * run it on a backend, read the verdicts, render the reports. One explicit export list; the CLI
  * (bin/natproof.js) and everything behind these names are internal.
  */
-export { runScenario, newRunId, RunAbortedError, TeardownError, type RunOptions } from './run.js';
+export { runScenario, newRunId, RunAbortedError, type RunOptions } from './run.js';
+export { TeardownError } from './teardown.js';
 export { loadScenario, parseScenario } from './scenario/load.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';

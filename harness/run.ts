@@ -16,6 +16,7 @@ import { observeRouterOriginated } from './evidence/router-originated.js';
 import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
 import type { ProbeResult, RulesetResult, RunResult } from './result/result.js';
 import { RunDir } from './run-dir.js';
+import { teardownStep, withoutTeardownErrors } from './teardown.js';
 import { applyRules, requireNftablesIptables, resetRouter } from './rules/apply.js';
 import type { RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
@@ -83,54 +84,6 @@ export async function runScenario(topology: Topology, options: RunOptions): Prom
     }
     throw err;
   }
-}
-
-/** A step of the teardown that failed. */
-export class TeardownError extends NatproofError {
-  override readonly name = 'TeardownError';
-}
-
-/**
- * Teardown is `await using`: when the run failed and teardown failed too, the language keeps
- * both (a SuppressedError, the teardown's error over the run's). The run's own error is what the
- * user must hear about, and the teardown's is logged beside it; when only teardown failed, its
- * failures are one error.
- */
-function withoutTeardownErrors(thrown: unknown, log: (line: string) => void): unknown {
-  const teardown: unknown[] = [];
-  let err = thrown;
-  while (isSuppressedError(err)) {
-    teardown.push(err.error);
-    err = err.suppressed;
-  }
-  if (err instanceof TeardownError) {
-    teardown.push(err);
-    return new TeardownError(teardown.reverse().map(messageOf).join('; '), { cause: thrown });
-  }
-  if (teardown.length > 0) log(teardown.reverse().map(messageOf).join('; '));
-  return err;
-}
-
-/** Node 20 has no SuppressedError: the compiled `await using` makes an Error named so. */
-function isSuppressedError(err: unknown): err is Error & { error: unknown; suppressed: unknown } {
-  return err instanceof Error && err.name === 'SuppressedError' && 'error' in err && 'suppressed' in err;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A resource whose disposal failure is a TeardownError naming the run. */
-function teardownStep(runId: string, resource: AsyncDisposable): AsyncDisposable {
-  return {
-    async [Symbol.asyncDispose](): Promise<void> {
-      try {
-        await resource[Symbol.asyncDispose]();
-      } catch (err) {
-        throw new TeardownError(`teardown of run ${runId} failed: ${messageOf(err)}`, { cause: err });
-      }
-    },
-  };
 }
 
 /** The run's directory: the user's `--out`, or a temporary one removed at the end. */
@@ -215,24 +168,7 @@ async function runRuleset(
   // Source ports unique within the run, so no probe meets another's TIME_WAIT or packets.
   const ports = topology.probes.map((_, i) => firstPort + i);
   const paths = topology.probes.map((probe) => probePath(runId, ruleset.name, probe.name));
-  let captured: CaptureResult;
-  let replies: ProbeReply[];
-  {
-    await using capture = await startCapture(lab, topology, (node) => dir.pcap(ruleset.name, node));
-    log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
-    replies = await Promise.all(
-      topology.probes.map((probe, i) =>
-        agents.of(probe.from).probe({
-          address: probe.target.address,
-          port: probe.target.port,
-          path: paths[i]!,
-          localPort: ports[i]!,
-          timeoutMs: probe.timeoutMs,
-        }),
-      ),
-    );
-    captured = await capture.stop();
-  }
+  const { replies, captured } = await probeUnderCapture({ topology, lab, agents, dir, log }, ruleset, ports, paths);
   const serverLog = await agents.drainRequests();
   const seen = sightings(await readTraces(captured));
   const observed = topology.probes.map((probe, i) =>
@@ -274,6 +210,29 @@ async function runRuleset(
       warnings: ruleWarnings(candidates, kernel),
     },
   };
+}
+
+/** Every probe of the rule set at once, with every recorder running around them. */
+async function probeUnderCapture(
+  { topology, lab, agents, dir, log }: Pick<RulesetContext, 'topology' | 'lab' | 'agents' | 'dir' | 'log'>,
+  ruleset: RuleSet,
+  ports: number[],
+  paths: string[],
+): Promise<{ replies: ProbeReply[]; captured: CaptureResult }> {
+  await using capture = await startCapture(lab, topology, (node) => dir.pcap(ruleset.name, node));
+  log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
+  const replies = await Promise.all(
+    topology.probes.map((probe, i) =>
+      agents.of(probe.from).probe({
+        address: probe.target.address,
+        port: probe.target.port,
+        path: paths[i]!,
+        localPort: ports[i]!,
+        timeoutMs: probe.timeoutMs,
+      }),
+    ),
+  );
+  return { replies, captured: await capture.stop() };
 }
 
 /**
