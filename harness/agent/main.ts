@@ -75,7 +75,7 @@ function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail:
  * so an agent that got no CPU for a while would otherwise time out an answer that is already
  * waiting in its socket.
  */
-class Deadline {
+class ProgressDeadline {
   private timer: NodeJS.Timeout | undefined;
   private mark = '';
   private finished = false;
@@ -112,7 +112,7 @@ async function probe(command: ProbeCommand): Promise<ProbeReply> {
   let socket: Socket | undefined;
   let connected = false;
   // undici does not abort a connect in progress, so the deadline also destroys the socket.
-  const deadline = new Deadline(
+  const deadline = new ProgressDeadline(
     command.timeoutMs,
     () => `${connected}:${socket?.bytesRead ?? 0}`,
     () => {

@@ -2,9 +2,10 @@
  * The line protocol between natproof and the agent that runs inside every host. One JSON
  * object per line: commands on the agent's stdin, replies and events on its stdout.
  */
-import type { ProbeError } from '../result/result.js';
+import type { ProbeError, RequestEvent } from '../result/result.js';
 
-export type { ProbeError };
+/** The agent's HTTP server logs every request it accepts as a RequestEvent. */
+export type { ProbeError, RequestEvent };
 
 export interface ServeCommand {
   id: number;
@@ -57,17 +58,6 @@ export interface ServeReply {
   op: 'serve';
   ok: boolean;
   detail: string | null;
-}
-
-/** Logged by the agent's HTTP server for every request it accepts. */
-export interface RequestEvent {
-  event: 'request';
-  port: number;
-  remoteAddress: string;
-  remotePort: number;
-  method: string;
-  path: string;
-  timeMs: number;
 }
 
 export interface ReadyEvent {

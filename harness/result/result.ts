@@ -100,9 +100,8 @@ export interface Diagnosis {
   suggestion: string | null;
 }
 
-/** A request as the server logged it, and which host's server logged it. */
-export interface ServerLogLine {
-  host: string;
+/** A request as natproof's server logs it (the agent sends it as an event). */
+export interface RequestEvent {
   event: 'request';
   port: number;
   remoteAddress: string;
@@ -110,6 +109,11 @@ export interface ServerLogLine {
   method: string;
   path: string;
   timeMs: number;
+}
+
+/** A request as the server logged it, and which host's server logged it. */
+export interface ServerLogLine extends RequestEvent {
+  host: string;
 }
 
 /** One interface of a capture point: packets name it by index. */
