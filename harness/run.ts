@@ -224,6 +224,7 @@ async function probeUnderCapture(
   const replies = await Promise.all(
     topology.probes.map((probe, i) =>
       agents.of(probe.from).probe({
+        kind: probe.kind,
         address: probe.target.address,
         port: probe.target.port,
         path: paths[i]!,

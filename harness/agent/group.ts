@@ -17,7 +17,7 @@ export class AgentGroup implements AsyncDisposable {
 
   /**
    * Start an agent in every host that has no image of its own (such a host serves with its own
-   * server), serve its services, and prepare the ones that probe. Agents that started are
+   * server), serve its services, and prepare the ones that send HTTP probes. Agents that started are
    * closed by disposal even when another fails.
    */
   async start(topology: Topology): Promise<void> {
@@ -29,7 +29,8 @@ export class AgentGroup implements AsyncDisposable {
           this.agents.set(host.name, agent);
           await agent.waitReady(START_TIMEOUT_MS);
           for (const service of host.services) await agent.serve(service.port);
-          if (topology.probes.some((p) => p.from === host.name)) await agent.prepare();
+          // Only HTTP probes use undici; a TCP probe is node's own connect.
+          if (topology.probes.some((p) => p.from === host.name && p.kind === 'http')) await agent.prepare();
         }),
     );
   }

@@ -1,6 +1,7 @@
 /**
  * The agent: one long-lived process inside each host's namespace (or container). It serves
- * HTTP and logs each request's source, and runs HTTP probes with undici on command. It knows
+ * HTTP and logs each request's source, and runs probes on command: HTTP requests with undici,
+ * or plain TCP connects. It knows
  * nothing about scenarios; natproof drives it over stdin/stdout (./protocol.ts).
  */
 import { createServer } from 'node:http';
@@ -105,7 +106,51 @@ class ProgressDeadline {
   }
 }
 
-async function probe(command: ProbeCommand): Promise<ProbeReply> {
+function probe(command: ProbeCommand): Promise<ProbeReply> {
+  return command.kind === 'tcp' ? tcpProbe(command) : httpProbe(command);
+}
+
+/**
+ * A TCP connect from the chosen source port, ok once the handshake completes; the connection
+ * is then closed (a FIN once nothing is left to write), as an HTTP probe's is after its response.
+ */
+function tcpProbe(command: ProbeCommand): Promise<ProbeReply> {
+  const started = performance.now();
+  const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
+  return new Promise((resolve) => {
+    let timedOut = false;
+    let settled = false;
+    const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
+    // The handshake is the only progress a TCP probe makes, and it ends the probe: the deadline
+    // is the HTTP probe's, counted from the SYN.
+    const deadline = new ProgressDeadline(
+      command.timeoutMs,
+      () => 'connecting',
+      () => {
+        timedOut = true;
+        s.destroy(new Error('probe timeout'));
+      },
+    );
+    const settle = (reply: Omit<ProbeReply, keyof typeof base | 'durationMs'>): void => {
+      if (settled) return;
+      settled = true;
+      deadline.stop();
+      resolve({ ...base, ...reply, durationMs: performance.now() - started });
+    };
+    s.once('connect', () => {
+      settle({ ok: true, error: null, detail: null });
+      s.destroySoon();
+    });
+    // Also after the handshake: a reset while closing must not crash the agent.
+    s.on('error', (err) => {
+      s.destroy();
+      settle({ ok: false, ...classify(err, timedOut) });
+    });
+    deadline.start();
+  });
+}
+
+async function httpProbe(command: ProbeCommand): Promise<ProbeReply> {
   const { Client } = await loadUndici();
   const started = performance.now();
   const controller = new AbortController();

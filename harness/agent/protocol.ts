@@ -3,6 +3,7 @@
  * object per line: commands on the agent's stdin, replies and events on its stdout.
  */
 import type { ProbeError, RequestEvent } from '../result/result.js';
+import type { ProbeKind } from '../scenario/topology.js';
 
 /** The agent's HTTP server logs every request it accepts as a RequestEvent. */
 export type { ProbeError, RequestEvent };
@@ -16,6 +17,8 @@ export interface ServeCommand {
 export interface ProbeCommand {
   id: number;
   op: 'probe';
+  /** An HTTP GET of `path`, or a TCP handshake only (`path` unused). */
+  kind: ProbeKind;
   address: string;
   port: number;
   path: string;
@@ -45,6 +48,7 @@ export interface ProbeReply {
   id: number;
   op: 'probe';
   ok: boolean;
+  /** The HTTP status; null for a TCP probe and for a failed one. */
   status: number | null;
   error: ProbeError | null;
   /** The underlying error message, for the report. */

@@ -9,7 +9,17 @@ import { summarizeEntry } from './conntrack.js';
 import { escapeXml as esc } from './escape.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
 import { diagramTitle, sequence, sequenceSvg } from './sequence.js';
-import { artifactHref, captureName, outcome, probeRows, serverLogText, sortedCaptures, verdictText, wiresharkFilter } from './summary.js';
+import {
+  artifactHref,
+  captureName,
+  outcome,
+  probeRows,
+  probeTarget,
+  serverLogText,
+  sortedCaptures,
+  verdictText,
+  wiresharkFilter,
+} from './summary.js';
 
 const CSS = `
 :root { color-scheme: light; --ok: #2e7d32; --bad: #c62828; --rw: #b34700; --muted: #666; }
@@ -84,7 +94,7 @@ function header(result: RunResult): string {
 function legend(): string {
   return `<details open><summary>How to read this report</summary>
 <p>Everything below comes from packets captured on every router interface and network segment during the run, never from the rules.
-Each probe is a real HTTP request; the ladder follows its first packet (the client's SYN) and the answer to it:</p>
+Each probe is a real HTTP request or, for a tcp probe, a TCP connection; the ladder follows its first packet (the client's SYN) and the answer to it:</p>
 <ul>
 <li><b>Original</b>: the packet as the client sent it. <b>DNAT</b>: the router changed its destination (port forwarding).
 <b>SNAT</b>: the router also changed its source, so the server answers the router.</li>
@@ -121,7 +131,7 @@ function probeCell(result: RunResult, probe: ProbeResult): string {
   return [
     `<div class="cell ${probe.expectationsMet ? 'met' : 'unmet'}">`,
     `<h3>${esc(probe.ruleset)}: <span class="${probe.expectationsMet ? 'pass' : 'fail'}">${probe.expectationsMet ? '✓' : '✗'} ${esc(verdictText(probe))}</span></h3>`,
-    `<div>${esc(probe.client)} ${esc(probe.clientAddress)}:${probe.clientPort} → ${esc(probe.target)}: <b class="${probe.ok ? 'pass' : 'fail'}">${esc(outcome(probe))}</b></div>`,
+    `<div>${esc(probe.client)} ${esc(probe.clientAddress)}:${probe.clientPort} → ${esc(probeTarget(probe))}: <b class="${probe.ok ? 'pass' : 'fail'}">${esc(outcome(probe))}</b></div>`,
     probe.failures.length > 0 ? `<ul class="failures">${probe.failures.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : '',
     probe.diagnosis ? diagnosisHtml(probe.diagnosis) : '',
     sequenceSvg(sequence(probe, book), diagramTitle(probe, book)),

@@ -8,7 +8,7 @@
 import type { ProbeResult, RunResult } from '../result/result.js';
 import { escapeXml as esc } from './escape.js';
 import { ladder, ladderLine } from './ladder.js';
-import { outcome, serverLogText } from './summary.js';
+import { outcome, probeTarget, serverLogText } from './summary.js';
 
 export function renderJunit(result: RunResult): string {
   const failures = result.probes.filter((p) => !p.expectationsMet).length;
@@ -32,7 +32,7 @@ export function renderJunit(result: RunResult): string {
 
 function testcase(result: RunResult, classname: string, probe: ProbeResult): string {
   const story = [
-    `${probe.client} ${probe.clientAddress}:${probe.clientPort} → ${probe.target}: ${outcome(probe)}`,
+    `${probe.client} ${probe.clientAddress}:${probe.clientPort} → ${probeTarget(probe)}: ${outcome(probe)}`,
     ...ladder(probe).map((s) => ladderLine(s, result.addresses)),
     `server log: ${serverLogText(probe)}`,
     ...(probe.diagnosis

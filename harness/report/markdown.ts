@@ -7,7 +7,17 @@ import type { Diagnosis, ProbeResult, RunResult } from '../result/result.js';
 import { escapeMarkdownCell as cell, markdownCodeBlock } from './escape.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
 import { summarizeEntry } from './conntrack.js';
-import { artifactHref, captureName, outcome, probeRows, serverLogText, sortedCaptures, verdictText, wiresharkFilter } from './summary.js';
+import {
+  artifactHref,
+  captureName,
+  outcome,
+  probeRows,
+  probeTarget,
+  serverLogText,
+  sortedCaptures,
+  verdictText,
+  wiresharkFilter,
+} from './summary.js';
 
 export function renderMarkdown(result: RunResult): string {
   const failed = result.probes.filter((p) => !p.expectationsMet).length;
@@ -34,7 +44,7 @@ export function renderMarkdown(result: RunResult): string {
     const first = probes.find((p) => p !== undefined)!;
     out.push(
       '',
-      `### ${cell(row.name)}: ${cell(first.client)} ${cell(first.clientAddress)} → ${cell(first.target)}`,
+      `### ${cell(row.name)}: ${cell(first.client)} ${cell(first.clientAddress)} → ${cell(probeTarget(first))}`,
       '',
       `| | ${names.map((n) => `**${cell(n)}**`).join(' | ')} |`,
       `|---|${names.map(() => '---').join('|')}|`,

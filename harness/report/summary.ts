@@ -3,9 +3,14 @@ import { basename, isAbsolute, relative } from 'node:path';
 import type { CaptureRecord, ProbeResult, RunResult } from '../result/result.js';
 import { split } from './hops.js';
 
-/** What the client got: `HTTP 200`, or how the request failed. */
+/** `tcp 100.0.0.254:22`, `http 100.0.0.254:80`: what the probe did, to where. */
+export function probeTarget(probe: Pick<ProbeResult, 'kind' | 'target'>): string {
+  return `${probe.kind ?? 'http'} ${probe.target}`;
+}
+
+/** What the client got: `HTTP 200`, `connected` for a TCP probe, or how the probe failed. */
 export function outcome(probe: Pick<ProbeResult, 'ok' | 'status' | 'error' | 'errorDetail'>): string {
-  if (probe.ok) return `HTTP ${probe.status}`;
+  if (probe.ok) return probe.status === null ? 'connected' : `HTTP ${probe.status}`;
   return `failed: ${probe.error ?? 'error'}${probe.errorDetail ? ` (${probe.errorDetail})` : ''}`;
 }
 
@@ -70,9 +75,13 @@ export function probeRows(result: Pick<RunResult, 'probes' | 'rulesets'>): Probe
 }
 
 /** `expectations met` / `2 expectations not met`, for every format. */
-export function verdictText(probe: Pick<ProbeResult, 'expectationsMet' | 'failures' | 'ok'>): string {
+export function verdictText(probe: Pick<ProbeResult, 'expectationsMet' | 'failures' | 'ok' | 'expected'>): string {
   // A rule set may keep a known-broken variant on purpose: say so, or a failed request under a
   // green mark reads as a contradiction.
-  if (probe.expectationsMet) return probe.ok ? 'expectations met' : 'expectations met: fails, as this rule set expects';
+  if (probe.expectationsMet) {
+    if (probe.ok) return 'expectations met';
+    const how = probe.expected.error ? ` with ${probe.expected.error}` : '';
+    return `expectations met: fails${how}, as this rule set expects`;
+  }
   return `${probe.failures.length} expectation${probe.failures.length === 1 ? '' : 's'} not met`;
 }

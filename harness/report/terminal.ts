@@ -3,6 +3,7 @@ import { formatRewrites } from '../verdict/expect.js';
 import type { AddressBook, ProbeResult, RunResult } from '../result/result.js';
 import { renderDiagnosis } from './diagnosis.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
+import { outcome, probeTarget } from './summary.js';
 
 export interface TerminalStyle {
   color: boolean;
@@ -22,7 +23,7 @@ export function renderRun(result: RunResult, style: TerminalStyle): string {
     for (const warning of ruleset.warnings) lines.push(...renderDiagnosis(warning, '  ').map((l) => paint('yellow', l)));
     for (const probe of result.probes.filter((p) => p.ruleset === ruleset.name)) {
       const mark = probe.expectationsMet ? paint('green', '✓') : paint('red', '✗');
-      lines.push(`  ${mark} ${probe.name}: ${probe.client} ${probe.clientAddress} → ${probe.target}  ${describe(probe)}`);
+      lines.push(`  ${mark} ${probe.name}: ${probe.client} ${probe.clientAddress} → ${probeTarget(probe)}  ${describe(probe)}`);
       lines.push(...ladderLines(probe, result.addresses, paint));
       for (const failure of probe.failures) lines.push(paint('red', `      ${failure}`));
       if (probe.diagnosis) lines.push(...renderDiagnosis(probe.diagnosis));
@@ -61,7 +62,7 @@ function ladderLines(probe: ProbeResult, book: AddressBook, paint: Paint): strin
 }
 
 function describe(probe: ProbeResult): string {
-  const parts = [probe.ok ? `HTTP ${probe.status}` : `failed (${probe.error})`];
+  const parts = [probe.ok ? outcome(probe) : `failed (${probe.error})`];
   if (probe.serverSaw) parts.push(`server saw ${probe.serverSaw}`);
   if (probe.replyFrom) parts.push(`reply from ${probe.replyFrom}`);
   parts.push(`rewrites ${formatRewrites(probe.rewrites)}`);

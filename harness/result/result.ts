@@ -3,13 +3,13 @@
  * evidence (hops, server log, conntrack events) beside it. Data only: everything above (the run,
  * the verdict, the reports) speaks it, and it depends on nothing but the scenario's types.
  */
-import type { Expectation, RewriteKind } from '../scenario/topology.js';
+import type { ExpectableError, Expectation, ProbeKind, RewriteKind } from '../scenario/topology.js';
 import type { KernelEvidence } from './kernel.js';
 
 export type BackendName = 'netns' | 'docker';
 
-/** How a probe ended, in words a network engineer uses. */
-export type ProbeError = 'timeout' | 'refused' | 'reset' | 'unreachable' | 'no-route' | 'error';
+/** How a probe ended, in words a network engineer uses; `error` is anything else, never expected. */
+export type ProbeError = ExpectableError | 'error';
 
 /** A capture point: an interface of the router, or a host's port on a segment. */
 export type HopPlace = { kind: 'router'; iface: string } | { kind: 'host'; network: string; host: string };
@@ -44,6 +44,11 @@ export interface ProbeResult {
   clientAddress: string;
   clientPort: number;
   target: string;
+  /**
+   * An HTTP request, or a TCP handshake only (then status and serverSaw are null). Absent in
+   * results written before it existed (read back by `natproof report`): those are HTTP.
+   */
+  kind?: ProbeKind;
   ok: boolean;
   status: number | null;
   error: ProbeError | null;

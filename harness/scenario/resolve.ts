@@ -9,7 +9,19 @@ import type { SourcePosition } from '../errors.js';
 import { cidr, fromNumber, toNumber } from '../ipv4.js';
 import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawScenario, type RuleKey } from './schema.js';
 import { inFileOrder, type Path, type ScenarioSource } from './source.js';
-import type { Expectation, Host, HttpService, Network, Probe, Router, RouterInterface, RuleSet, RuleSource, Topology } from './topology.js';
+import type {
+  Expectation,
+  Host,
+  HttpService,
+  Network,
+  Probe,
+  ProbeKind,
+  Router,
+  RouterInterface,
+  RuleSet,
+  RuleSource,
+  Topology,
+} from './topology.js';
 
 type IPv4 = ipaddr.IPv4;
 
@@ -315,12 +327,14 @@ function resolveProbe(source: ScenarioSource, name: string, raw: RawProbe, hosts
       [...path, 'from'],
     );
   }
+  const kind = raw.kind ?? DEFAULTS.probeKind;
   return {
     name,
+    kind,
     from: raw.from,
     target: parseTarget(source, [...path, 'to'], raw.to),
     timeoutMs: raw.timeout_ms ?? defaultTimeoutMs,
-    expect: resolveExpectation(source, [...path, 'expect'], raw.expect),
+    expect: resolveExpectation(source, [...path, 'expect'], raw.expect, kind),
   };
 }
 
@@ -334,11 +348,32 @@ function parseTarget(source: ScenarioSource, path: Path, text: string): Probe['t
   return { address: parseAddress(source, path, match[1]).toString(), port };
 }
 
-function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectation): Expectation {
+/** What only an HTTP exchange can show: a TCP probe sends no request, so nothing answers or logs one. */
+const HTTP_ONLY = ['status', 'server_sees'] as const;
+
+function checkExpectationFits(source: ScenarioSource, path: Path, raw: RawExpectation, kind: ProbeKind): void {
+  if (raw.error !== undefined && raw.ok === true) {
+    throw source.error(`\`error: ${raw.error}\` says the probe fails, but \`ok: true\` says it succeeds; drop one of them`, [
+      ...path,
+      'error',
+    ]);
+  }
+  const httpOnly = kind === 'tcp' ? HTTP_ONLY.find((field) => raw[field] !== undefined) : undefined;
+  if (httpOnly) {
+    throw source.error(
+      `a tcp probe only makes a TCP connection: it gets no HTTP response and no server logs a request, so \`${httpOnly}\` cannot be checked; drop it, or make the probe \`kind: http\``,
+      [...path, httpOnly],
+    );
+  }
+}
+
+function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectation, kind: ProbeKind): Expectation {
+  checkExpectationFits(source, path, raw, kind);
   // Only fields the file states: an expectation checks exactly what it names, and an explicit
   // `undefined` would read as a claim about that field.
   const expectation: Expectation = {};
   if (raw.ok !== undefined) expectation.ok = raw.ok;
+  if (raw.error !== undefined) expectation.error = raw.error;
   if (raw.status !== undefined) expectation.status = raw.status;
   if (raw.server_sees !== undefined) {
     expectation.serverSees = parseAddress(source, [...path, 'server_sees'], raw.server_sees).toString();
@@ -429,11 +464,12 @@ function resolveOverrides(
 ): Record<string, Expectation> {
   const names = probes.map((probe) => probe.name);
   return Object.fromEntries(
-    inFileOrder(source, path, raw).map(([probe, expectation]) => {
-      if (!names.includes(probe)) {
-        throw source.error(`unknown probe "${probe}"; probes: ${names.join(', ')}`, [...path, probe], 'key');
+    inFileOrder(source, path, raw).map(([name, expectation]) => {
+      const probe = probes.find((p) => p.name === name);
+      if (!probe) {
+        throw source.error(`unknown probe "${name}"; probes: ${names.join(', ')}`, [...path, name], 'key');
       }
-      return [probe, resolveExpectation(source, [...path, probe], expectation)];
+      return [name, resolveExpectation(source, [...path, name], expectation, probe.kind)];
     }),
   );
 }

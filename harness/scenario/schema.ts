@@ -8,7 +8,7 @@
  * are checked when resolve.ts turns the raw scenario into a Topology.
  */
 import { Type, type SchemaOptions, type Static, type TSchema, type TString } from '@sinclair/typebox';
-import { REWRITE_ORDER, type RuleFormat } from './topology.js';
+import { EXPECTABLE_ERRORS, PROBE_KINDS, REWRITE_ORDER, type RuleFormat } from './topology.js';
 
 /** Values used when a scenario leaves a field out; the schema shows them to editors. */
 export const DEFAULTS = {
@@ -16,6 +16,7 @@ export const DEFAULTS = {
   forwardPolicy: 'ACCEPT',
   remote: false,
   probeTimeoutMs: 1500,
+  probeKind: 'http',
 } as const;
 
 /** The router's node name, which is why no host may take it. */
@@ -79,7 +80,8 @@ function timeoutMs(options: SchemaOptions = {}) {
     minimum: 1,
     maximum: 60000,
     title: 'Probe timeout (ms)',
-    description: 'How long a probe waits for its HTTP response, in milliseconds (at most one minute).',
+    description:
+      'How long a probe waits without progress (no connection yet, or no byte of the HTTP response since the last one), in milliseconds (at most one minute).',
     ...options,
   });
 }
@@ -176,9 +178,23 @@ const Host = Type.Object(
 
 const Expectation = Type.Object(
   {
-    ok: Type.Optional(Type.Boolean({ title: 'OK', description: 'The HTTP request completed with a response.' })),
-    status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, title: 'Status', description: 'The HTTP status code received.' })),
-    server_sees: Type.Optional(address('Server sees', 'The source address the server logged for the request.')),
+    ok: Type.Optional(
+      Type.Boolean({
+        title: 'OK',
+        description: 'The probe succeeded: the HTTP request completed with a response, or for a TCP probe the handshake completed.',
+      }),
+    ),
+    error: Type.Optional(
+      oneOf(EXPECTABLE_ERRORS, {
+        title: 'Error',
+        description:
+          'How the probe fails, because "refused by the router" and "silently dropped" are different bugs: refused = a TCP reset answering the SYN; reset = a reset after the connection was made; timeout = silence; unreachable = an ICMP error; no-route = the client has no route. Implies the probe fails; not with `ok: true`.',
+      }),
+    ),
+    status: Type.Optional(
+      Type.Integer({ minimum: 100, maximum: 599, title: 'Status', description: 'The HTTP status code received. HTTP probes only.' }),
+    ),
+    server_sees: Type.Optional(address('Server sees', "The source address natproof's server logged for the request. HTTP probes only.")),
     reply_from: Type.Optional(address('Reply from', 'The source address of the replies that reached the client.')),
     rewrites: Type.Optional(
       Type.Array(oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }), {
@@ -198,12 +214,20 @@ const Expectation = Type.Object(
 
 const Probe = Type.Object(
   {
+    kind: Type.Optional(
+      oneOf(PROBE_KINDS, {
+        title: 'Kind',
+        description:
+          'http: an HTTP GET, ok when the response arrives. tcp: a TCP connect without HTTP (ssh, databases, anything), ok when the handshake completes; natproof then closes the connection. A tcp probe has no HTTP status and no server log, so `status` and `server_sees` cannot be expected of it.',
+        default: DEFAULTS.probeKind,
+      }),
+    ),
     from: Type.String({ title: 'From', description: 'The client host.' }),
     to: Type.String({ title: 'To', description: 'Target as IPv4:port, e.g. 100.0.0.254:80.' }),
     timeout_ms: Type.Optional(timeoutMs()),
     expect: Expectation,
   },
-  { additionalProperties: false, title: 'Probe', description: 'One HTTP request and what correct rules make of it.' },
+  { additionalProperties: false, title: 'Probe', description: 'One HTTP request or TCP connection and what correct rules make of it.' },
 );
 
 const RuleText = (description: string) => Type.Optional(Type.String({ description }));

@@ -65,9 +65,23 @@ export interface Host {
   image: string | undefined;
 }
 
+/**
+ * How a probe can be expected to fail: each is a different bug. `refused` is a reset answering
+ * the SYN, `reset` a reset after the connection was made, `timeout` silence, `unreachable` an
+ * ICMP error, `no-route` the client's own routing.
+ */
+export const EXPECTABLE_ERRORS = ['refused', 'reset', 'timeout', 'unreachable', 'no-route'] as const;
+export type ExpectableError = (typeof EXPECTABLE_ERRORS)[number];
+
+/** What a probe does: an HTTP GET (the default), or only a TCP handshake (ssh, databases). */
+export const PROBE_KINDS = ['http', 'tcp'] as const;
+export type ProbeKind = (typeof PROBE_KINDS)[number];
+
 export interface Expectation {
-  /** The HTTP request completed with a response. */
+  /** The probe succeeded: an HTTP response, or for a TCP probe a completed handshake. */
   ok?: boolean;
+  /** How the probe failed. */
+  error?: ExpectableError;
   status?: number;
   /** The source address the server logged for this request. */
   serverSees?: string;
@@ -81,6 +95,7 @@ export interface Expectation {
 
 export interface Probe {
   name: string;
+  kind: ProbeKind;
   /** Client host name. */
   from: string;
   target: { address: string; port: number };

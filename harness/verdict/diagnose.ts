@@ -538,7 +538,7 @@ function workedNotAsExpected(f: Facts): Diagnosis {
     cause: 'unknown',
     severity: 'failure',
     summary:
-      `The request worked (HTTP ${result.status ?? '?'}) but not as expected: ` +
+      `The request worked (${result.status === null ? 'the TCP handshake completed' : `HTTP ${result.status}`}) but not as expected: ` +
       `${result.failures.join('; ') || differs.join('; ') || 'see the evidence'}. ` +
       'Nothing was dropped or refused; the packets below show where the addresses were rewritten.',
     evidence: [

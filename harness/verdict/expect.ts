@@ -1,7 +1,8 @@
 /** Expectations against observations: pure, one message per unmet expectation. */
-import type { Expectation, RewriteKind } from '../scenario/topology.js';
+import type { ExpectableError, Expectation, ProbeKind, RewriteKind } from '../scenario/topology.js';
 
 export interface Observed {
+  kind: ProbeKind;
   ok: boolean;
   status: number | null;
   error: string | null;
@@ -11,13 +12,29 @@ export interface Observed {
   bypassedRouter: boolean;
 }
 
+/** What each expectable error means on the wire, for the failure message. */
+const ERROR_MEANING: Record<ExpectableError, string> = {
+  refused: 'a reset answering the SYN',
+  reset: 'a reset after the connection was made',
+  timeout: 'silence',
+  unreachable: 'an ICMP error',
+  'no-route': 'no route from the client',
+};
+
 export function checkExpectation(expect: Expectation, observed: Observed): string[] {
   const failures: string[] = [];
+  const what = observed.kind === 'tcp' ? 'connection' : 'request';
   if (expect.ok !== undefined && expect.ok !== observed.ok) {
     failures.push(
       expect.ok
-        ? `expected the request to succeed, but it failed (${observed.error ?? 'no response'})`
-        : `expected the request to fail, but it got HTTP ${observed.status}`,
+        ? `expected the ${what} to succeed, but it failed (${observed.error ?? 'no response'})`
+        : `expected the ${what} to fail, but ${succeeded(observed)}`,
+    );
+  }
+  // An unmet `ok: false` already says the probe succeeded; one message per unmet expectation.
+  if (expect.error !== undefined && expect.error !== observed.error && !(observed.ok && expect.ok === false)) {
+    failures.push(
+      `expected the ${what} to fail with ${errorText(expect.error)}, but ${observed.ok ? succeeded(observed) : `it failed with ${errorText(observed.error)}`}`,
     );
   }
   if (expect.status !== undefined && expect.status !== observed.status) {
@@ -44,6 +61,17 @@ export function checkExpectation(expect: Expectation, observed: Observed): strin
     );
   }
   return failures;
+}
+
+/** `timeout (silence)`; `error`, natproof's word for anything else, stands alone. */
+function errorText(error: string | null): string {
+  if (error === null) return 'no error';
+  const meaning = (ERROR_MEANING as Record<string, string | undefined>)[error];
+  return meaning ? `${error} (${meaning})` : error;
+}
+
+function succeeded(observed: Observed): string {
+  return observed.kind === 'tcp' ? 'the handshake completed' : `it got HTTP ${observed.status}`;
 }
 
 export function formatRewrites(list: readonly RewriteKind[]): string {

@@ -29,8 +29,10 @@ export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagno
   const flow = analyzeFlow(f.seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
   const logged = f.serverLog.find((r) => r.path === f.path);
   const expected = ruleset.expect[probe.name] ?? probe.expect;
-  const saw = serverSaw(topology, logged, flow.deliveredTo, reply.ok);
+  // A TCP probe sends no request, so no server saw one: the capture's SYN is not a request.
+  const saw = probe.kind === 'tcp' ? NOT_SEEN : serverSaw(topology, logged, flow.deliveredTo, reply.ok);
   const observed = {
+    kind: probe.kind,
     ok: reply.ok,
     status: reply.status,
     error: reply.error,
@@ -80,6 +82,8 @@ export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagno
   return { result, flow };
 }
 
+const NOT_SEEN = { address: null, source: null } as const;
+
 /**
  * The source address the server saw: natproof's server logs it. A host that runs its own image
  * has no log natproof can read, so its answer is the source of the SYN delivered to it on the
@@ -94,5 +98,5 @@ function serverSaw(
   if (logged) return { address: logged.remoteAddress, source: 'server-log' };
   const server = delivered ? topology.hosts.find((h) => h.name === delivered.host) : undefined;
   if (delivered && server?.image !== undefined && completed) return { address: delivered.src, source: 'capture' };
-  return { address: null, source: null };
+  return NOT_SEEN;
 }

@@ -396,6 +396,50 @@ describe('terminal', () => {
   });
 });
 
+/**
+ * The recorded run with hairpin/internet-to-public made a TCP probe (a handshake, no HTTP) and
+ * dnat-only/dmz-to-public expecting the timeout it got.
+ */
+function tcpAndExpectedError(): RunResult {
+  const result = recorded();
+  const tcp = probe(result, 'hairpin', 'internet-to-public');
+  Object.assign(tcp, { kind: 'tcp', status: null, serverSaw: null, serverSawSource: null, serverLog: null });
+  const silent = probe(result, 'dnat-only', 'dmz-to-public');
+  silent.expected = { ...silent.expected, error: 'timeout' };
+  return result;
+}
+
+describe('a TCP probe and an expected error kind', () => {
+  const result = tcpAndExpectedError();
+
+  it('a result written before probes had kinds reads as HTTP', () => {
+    const text = renderRun(recorded(), { color: false });
+    expect(text).toContain('dmz-client 172.16.0.2 → http 100.0.0.254:80  failed (timeout)');
+  });
+
+  it('the terminal names the TCP probe and says it connected, not an HTTP status', () => {
+    const text = renderRun(result, { color: false });
+    expect(text).toMatch(
+      /✓ internet-to-public: internet-client 123\.45\.6\.7 → tcp 100\.0\.0\.254:80 {2}connected, reply from 100\.0\.0\.254/,
+    );
+    expect(text).not.toMatch(/→ tcp [^\n]*HTTP/);
+  });
+
+  it('Markdown and HTML show the kind and the expected error kind of a known failure', () => {
+    const md = renderMarkdown(result);
+    expect(md).toContain('| outcome | failed: timeout');
+    expect(md).toContain('connected');
+    expect(md).toContain('expectations met: fails with timeout, as this rule set expects');
+    const html = renderHtml(result);
+    expect(html).toContain('→ tcp 100.0.0.254:80: <b class="pass">connected</b>');
+    expect(html).toContain('expectations met: fails with timeout, as this rule set expects');
+  });
+
+  it('JUnit describes the TCP probe by its kind', () => {
+    expect(renderJunit(result)).toContain('→ tcp 100.0.0.254:80: connected');
+  });
+});
+
 describe('reading result.json back', () => {
   it('names what is missing from a file that is not a current result', () => {
     expect(() => parseRunResult('{"scenario": "x"}', 'r.json')).toThrow(/r\.json: not a natproof result \(missing file, backend/);

@@ -129,12 +129,13 @@ describe('the shipped scenarios', () => {
     });
   });
 
-  it('dmz-three-network resolves its probes, with camelCase expectations and the default timeout', async () => {
+  it('dmz-three-network resolves its probes, with camelCase expectations, the default timeout and the default kind (http)', async () => {
     const topology = await loadScenario(DMZ);
 
     expect(topology.probes).toHaveLength(5);
     expect(topology.probes[1]).toEqual({
       name: 'dmz-to-public',
+      kind: 'http',
       from: 'dmz-client',
       target: { address: '100.0.0.254', port: 80 },
       timeoutMs: 1500,
@@ -198,6 +199,7 @@ describe('a valid scenario', () => {
     expect(topology.router).toMatchObject({ forwarding: true, forwardPolicy: 'ACCEPT' });
     expect(topology.hosts[0]?.gateway).toBe('192.168.1.1');
     expect(topology.probes[0]?.timeoutMs).toBe(1500);
+    expect(topology.probes[0]?.kind).toBe('http');
     expect(topology.rulesets[0]).toMatchObject({ description: undefined, expect: {} });
   });
 
@@ -215,6 +217,19 @@ describe('a valid scenario', () => {
       ['other', 900],
       ['forward', 200],
     ]);
+  });
+
+  it('resolves a tcp probe and an expected error kind as written', () => {
+    const topology = parseScenario(
+      baseWith(
+        ['    from: client ', '    kind: tcp\n    from: client '],
+        ['expect: { ok: true, server_sees: 203.0.113.5 }', 'expect: { error: refused, rewrites: [DNAT] }'],
+      ),
+      'test.yaml',
+    );
+
+    expect(topology.probes[0]).toMatchObject({ kind: 'tcp', expect: { error: 'refused', rewrites: ['DNAT'] } });
+    expect(topology.probes[0]?.expect).not.toHaveProperty('ok');
   });
 
   it('keeps maps in file order, even interface names a JS object would sort first', () => {
@@ -477,6 +492,64 @@ describe('malformed scenarios are refused at the offending place', () => {
       column: 7,
       field: 'rulesets.dnat.expect.backward',
       message: 'unknown probe "backward"; probes: forward',
+    });
+  });
+
+  it('an expected error beside ok: true, a contradiction, at the error', () => {
+    expectRejected(baseWith(['expect: { ok: true,', 'expect: { ok: true, error: refused,']), {
+      line: 21,
+      column: 32,
+      field: 'probes.forward.expect.error',
+      message: '`error: refused` says the probe fails, but `ok: true` says it succeeds',
+    });
+  });
+
+  it('an expected error outside the expectable ones, listing them', () => {
+    expectRejected(baseWith(['expect: { ok: true,', 'expect: { error: error,']), {
+      line: 21,
+      column: 22,
+      field: 'probes.forward.expect.error',
+      message: 'must be one of refused, reset, timeout, unreachable, no-route; got "error"',
+    });
+  });
+
+  it('a probe kind other than http or tcp, listing both', () => {
+    expectRejected(baseWith(['    from: client ', '    kind: udp\n    from: client ']), {
+      line: 19,
+      column: 11,
+      field: 'probes.forward.kind',
+      message: 'must be one of http, tcp; got "udp"',
+    });
+  });
+
+  it('a tcp probe expected to show what the server logged, which only an HTTP request can', () => {
+    expectRejected(baseWith(['    from: client ', '    kind: tcp\n    from: client ']), {
+      line: 22,
+      column: 38,
+      field: 'probes.forward.expect.server_sees',
+      message:
+        'a tcp probe only makes a TCP connection: it gets no HTTP response and no server logs a request, so `server_sees` cannot be checked',
+    });
+  });
+
+  it("a rule set's override expecting an HTTP status of a tcp probe", () => {
+    expectRejected(
+      `${baseWith(['    from: client ', '    kind: tcp\n    from: client '], ['ok: true, server_sees: 203.0.113.5', 'ok: true'])}    expect:\n      forward: { ok: true, status: 200 }\n`,
+      {
+        line: 28,
+        column: 36,
+        field: 'rulesets.dnat.expect.forward.status',
+        message: 'so `status` cannot be checked; drop it, or make the probe `kind: http`',
+      },
+    );
+  });
+
+  it("a rule set's override expecting an error beside ok: true", () => {
+    expectRejected(`${BASE}    expect:\n      forward: { error: timeout, ok: true }\n`, {
+      line: 27,
+      column: 25,
+      field: 'rulesets.dnat.expect.forward.error',
+      message: 'says the probe fails, but `ok: true` says it succeeds; drop one of them',
     });
   });
 

@@ -1,0 +1,74 @@
+/**
+ * Expectations against observations: an expected error kind and a TCP probe's success are
+ * judged from what the client reported, one message per unmet expectation.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkExpectation, type Observed } from '../../harness/verdict/expect.js';
+
+const failedWith = (error: string, kind: Observed['kind'] = 'http'): Observed => ({
+  kind,
+  ok: false,
+  status: null,
+  error,
+  serverSaw: null,
+  replyFrom: null,
+  rewrites: [],
+  bypassedRouter: false,
+});
+
+const httpOk: Observed = {
+  kind: 'http',
+  ok: true,
+  status: 200,
+  error: null,
+  serverSaw: '203.0.113.5',
+  replyFrom: '100.0.0.1',
+  rewrites: ['DNAT', 'un-DNAT'],
+  bypassedRouter: false,
+};
+
+const tcpOk: Observed = { ...httpOk, kind: 'tcp', status: null, serverSaw: null };
+
+describe('an expected error kind', () => {
+  it('is met by a probe that failed that way', () => {
+    expect(checkExpectation({ error: 'refused' }, failedWith('refused'))).toEqual([]);
+    expect(checkExpectation({ ok: false, error: 'timeout' }, failedWith('timeout'))).toEqual([]);
+  });
+
+  it('tells a refusal from silence: a timeout does not meet `error: refused`', () => {
+    expect(checkExpectation({ ok: false, error: 'refused' }, failedWith('timeout'))).toEqual([
+      'expected the request to fail with refused (a reset answering the SYN), but it failed with timeout (silence)',
+    ]);
+  });
+
+  it('is not met by a probe that succeeded, said once when ok: false is also unmet', () => {
+    expect(checkExpectation({ error: 'unreachable' }, httpOk)).toEqual([
+      'expected the request to fail with unreachable (an ICMP error), but it got HTTP 200',
+    ]);
+    expect(checkExpectation({ ok: false, error: 'unreachable' }, httpOk)).toEqual(['expected the request to fail, but it got HTTP 200']);
+  });
+
+  it("names natproof's catch-all error as it is", () => {
+    expect(checkExpectation({ error: 'reset' }, failedWith('error'))).toEqual([
+      'expected the request to fail with reset (a reset after the connection was made), but it failed with error',
+    ]);
+  });
+});
+
+describe('a TCP probe', () => {
+  it('meets ok: true with a completed handshake and no HTTP status', () => {
+    expect(checkExpectation({ ok: true, replyFrom: '100.0.0.1', rewrites: ['DNAT', 'un-DNAT'] }, tcpOk)).toEqual([]);
+  });
+
+  it('speaks of a connection and a handshake, not of HTTP', () => {
+    expect(checkExpectation({ ok: false, error: 'refused' }, tcpOk)).toEqual([
+      'expected the connection to fail, but the handshake completed',
+    ]);
+    expect(checkExpectation({ error: 'refused' }, tcpOk)).toEqual([
+      'expected the connection to fail with refused (a reset answering the SYN), but the handshake completed',
+    ]);
+    expect(checkExpectation({ ok: true }, failedWith('refused', 'tcp'))).toEqual([
+      'expected the connection to succeed, but it failed (refused)',
+    ]);
+  });
+});
