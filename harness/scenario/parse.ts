@@ -132,7 +132,7 @@ function schemaMessage(error: ValueError, path: Path): string {
     case ValueErrorType.StringPattern:
       return `invalid name ${show(error.value)}. ${schema.description ?? ''}`.trim();
     case ValueErrorType.Union:
-      return enumMessage(schema, got) ?? `${error.message}, ${got}`;
+      return enumMessage(schema, got) ?? (schema.description ? `${got}: ${schema.description}` : `${error.message}, ${got}`);
     case ValueErrorType.IntegerMinimum:
     case ValueErrorType.IntegerMaximum:
       return `must be from ${schema.minimum} to ${schema.maximum}, ${got}`;

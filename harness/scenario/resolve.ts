@@ -9,18 +9,20 @@ import type { SourcePosition } from '../errors.js';
 import { cidr, fromNumber, toNumber } from '../ipv4.js';
 import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawScenario, type RuleKey } from './schema.js';
 import { inFileOrder, type Path, type ScenarioSource } from './source.js';
-import type {
-  Expectation,
-  Host,
-  HttpService,
-  Network,
-  Probe,
-  ProbeKind,
-  Router,
-  RouterInterface,
-  RuleSet,
-  RuleSource,
-  Topology,
+import {
+  HOST_INTERFACE,
+  type Expectation,
+  type Host,
+  type HttpService,
+  type Network,
+  type Probe,
+  type ProbeKind,
+  type Router,
+  type RouterInterface,
+  type RuleSet,
+  type RuleSource,
+  type Sysctls,
+  type Topology,
 } from './topology.js';
 
 type IPv4 = ipaddr.IPv4;
@@ -154,13 +156,72 @@ function resolveRouter(source: ScenarioSource, raw: RawScenario['router'], netwo
   for (const [name, iface] of inFileOrder(source, ['router', 'interfaces'], raw.interfaces)) {
     interfaces.push(resolveInterface(source, name, iface, { networks, owners, interfaces }));
   }
+  const names = interfaces.map((iface) => iface.name);
+  const sysctls = resolveSysctls(source, ['router', 'sysctls'], raw.sysctls, { node: 'the router', interfaces: names });
   return {
     name: ROUTER_NAME,
     interfaces,
-    forwarding: raw.forwarding ?? DEFAULTS.forwarding,
+    forwarding: resolveForwarding(source, raw, sysctls),
     forwardPolicy: raw.forward_policy ?? DEFAULTS.forwardPolicy,
     defaultRoute: raw.default_route && resolveDefaultRoute(source, raw.default_route, interfaces, networks),
+    sysctls,
   };
+}
+
+/** The two names of the router's forwarding switch: writing either sets the other. */
+const FORWARDING_SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.forwarding'];
+
+/**
+ * `forwarding` or a forwarding sysctl, never both: two answers to one question would leave the
+ * reader to guess which is applied last. A sysctl alone decides what the router's `forwarding` is.
+ */
+function resolveForwarding(source: ScenarioSource, raw: RawScenario['router'], sysctls: Sysctls): boolean {
+  const key = FORWARDING_SYSCTLS.find((name) => sysctls[name] !== undefined);
+  if (key === undefined) return raw.forwarding ?? DEFAULTS.forwarding;
+  if (raw.forwarding !== undefined) {
+    const line = source.position(source.offsetOf(['router', 'forwarding'], 'key')).line;
+    throw source.error(
+      `${key} says the same as \`forwarding: ${raw.forwarding}\` (line ${line}); keep one of them`,
+      ['router', 'sysctls', key],
+      'key',
+    );
+  }
+  return sysctls[key] !== '0';
+}
+
+// --- Sysctls ---------------------------------------------------------------------------------
+
+/** Per-interface sysctl families: net.<family>.<table>.<interface>.<setting>. */
+const INTERFACE_SYSCTL = /^net\.(?:ipv4|ipv6)\.(?:conf|neigh)\.([^.]+)\./;
+/** Interface names every namespace has in those tables besides the node's own. */
+const ALWAYS_THERE = ['all', 'default', 'lo'];
+
+/**
+ * The schema has checked each name's shape (under net.) and each value's; here, with the node in
+ * view, every interface a name mentions must be one of the node's. Values become the strings
+ * sysctl(8) writes.
+ */
+function resolveSysctls(
+  source: ScenarioSource,
+  path: Path,
+  raw: Record<string, string | number> | undefined,
+  node: { node: string; interfaces: readonly string[] },
+): Sysctls {
+  const sysctls: Sysctls = {};
+  for (const [key, value] of inFileOrder(source, path, raw ?? {})) {
+    const written = INTERFACE_SYSCTL.exec(key)?.[1];
+    // sysctl(8) writes a '.' inside an interface name as '/'.
+    const iface = written?.replaceAll('/', '.');
+    if (iface !== undefined && !ALWAYS_THERE.includes(iface) && !node.interfaces.includes(iface)) {
+      throw source.error(
+        `${key} names interface "${iface}", which ${node.node} does not have; its interfaces: ${[...node.interfaces, ...ALWAYS_THERE].join(', ')}`,
+        [...path, key],
+        'key',
+      );
+    }
+    sysctls[key] = String(value);
+  }
+  return sysctls;
 }
 
 type RawInterface = RawScenario['router']['interfaces'][string];
@@ -239,6 +300,7 @@ function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context
     remote,
     services: resolveServices(source, [...path, 'services'], raw.services ?? []),
     image: resolveImage(source, path, raw),
+    sysctls: resolveSysctls(source, [...path, 'sysctls'], raw.sysctls, { node: `host ${name}`, interfaces: [HOST_INTERFACE] }),
   };
 }
 

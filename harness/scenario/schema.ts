@@ -73,6 +73,38 @@ function address(title: string, description: string): TString {
   return Type.String({ title, description: `${description} An IPv4 address, e.g. 172.16.0.1.` });
 }
 
+/**
+ * A sysctl name as sysctl(8) writes it, and only under `net.`: those are per network namespace,
+ * so they stay inside the node. Inside an interface name '/' stands for '.' (sysctl(8)'s own
+ * convention: net.ipv4.conf.eth0/100.rp_filter). No empty segment and no '/' at a segment's
+ * edge, so no name can become a `..` path under /proc/sys.
+ */
+const SYSCTL_SEGMENT = '[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*';
+const SysctlName = Type.String({
+  pattern: `^net(?:\\.${SYSCTL_SEGMENT}){2,}$`,
+  maxLength: 128,
+  title: 'Sysctl name',
+  description:
+    "A sysctl under net., as sysctl(8) names it (e.g. net.ipv4.conf.eth1.route_localnet, net.ipv4.conf.all.rp_filter, net.bridge.bridge-nf-call-iptables); '/' stands for '.' in an interface name. Only net.* keys: they are set inside this node's own network namespace, while kernel.*, vm.* and the rest would change the machine natproof runs on.",
+});
+
+const SysctlValue = Type.Union([Type.Integer(), Type.String({ pattern: '^[A-Za-z0-9_.:+-]{1,64}$' })], {
+  title: 'Sysctl value',
+  description: "A whole number, or one token of letters, digits, '_', '.', ':', '+' or '-' (no spaces).",
+});
+
+/** Per-node sysctls, applied after natproof's own so a scenario can override them. */
+function sysctls(node: string) {
+  return Type.Optional(
+    Type.Record(SysctlName, SysctlValue, {
+      title: 'Sysctls',
+      description: `Kernel settings inside ${node}'s network namespace, set after natproof's pinned defaults (rp_filter 0, route_localnet 0, redirects on, ...) so these override them; e.g. net.ipv4.conf.all.rp_filter: 1. A net.ipv4.conf.<interface>.* key must name one of ${node}'s interfaces, all, default or lo; a conf.default.* value also reaches every interface, as if set before they were created.`,
+      additionalProperties: false,
+      propertyNames: SysctlName,
+    }),
+  );
+}
+
 const Port = Type.Integer({ minimum: 1, maximum: 65535, title: 'Port', description: 'TCP port, 1-65535.' });
 
 function timeoutMs(options: SchemaOptions = {}) {
@@ -128,7 +160,7 @@ const Router = Type.Object(
     forwarding: Type.Optional(
       Type.Boolean({
         title: 'Forwarding',
-        description: 'net.ipv4.ip_forward in the router.',
+        description: 'net.ipv4.ip_forward in the router (or set net.ipv4.ip_forward in `sysctls`, not both).',
         default: DEFAULTS.forwarding,
       }),
     ),
@@ -141,6 +173,7 @@ const Router = Type.Object(
     ),
     interfaces: nameMap(InterfaceName, RouterInterface, 'Interfaces', 'Router interfaces by name, at most one per network.'),
     default_route: Type.Optional(DefaultRoute),
+    sysctls: sysctls('the router'),
   },
   { additionalProperties: false, title: 'Router', description: `The one router under test, named "${ROUTER_NAME}".` },
 );
@@ -172,6 +205,7 @@ const Host = Type.Object(
           "A container image that serves this host's services instead of natproof's own server (nginx, your application), e.g. nginx:1.25. Docker backend only. natproof reads the source address the server saw from the capture (the SYN delivered to the server's port), not from a log.",
       }),
     ),
+    sysctls: sysctls('this host'),
   },
   { additionalProperties: false, title: 'Host' },
 );

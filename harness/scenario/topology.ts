@@ -36,7 +36,17 @@ export interface Router {
   forwardPolicy: 'ACCEPT' | 'DROP';
   /** The router's default route: out of an interface (on-link) and/or via a gateway. */
   defaultRoute: { dev: string; via?: string } | undefined;
+  sysctls: Sysctls;
 }
+
+/**
+ * A node's own sysctls from the scenario, name -> value in file order, applied after natproof's
+ * pinned defaults. Names are under net. and interface names are the node's own.
+ */
+export type Sysctls = Record<string, string>;
+
+/** Hosts have a single interface, named the same in every host. */
+export const HOST_INTERFACE = 'eth0';
 
 export interface HttpService {
   kind: 'http';
@@ -63,6 +73,7 @@ export interface Host {
    * capture.
    */
   image: string | undefined;
+  sysctls: Sysctls;
 }
 
 /**

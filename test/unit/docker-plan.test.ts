@@ -1,9 +1,13 @@
 /** The docker plan and host-rule text: what the backend will ask of Docker, checked without it. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAccepts, restoreInput } from '../../harness/backend/docker/firewall.js';
 import { interfaceBatch, planDocker } from '../../harness/backend/docker/plan.js';
 import { compareSubnets, subnetsOverlap } from '../../harness/ipv4.js';
-import { loadScenario } from '../../harness/scenario/load.js';
+import { setupLines } from '../../harness/backend/docker/interfaces.js';
+import { nodeLabel } from '../../harness/backend/backend.js';
+import { planNetns } from '../../harness/backend/netns/plan.js';
+import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
 
 describe('planDocker for the seed scenario', async () => {
   const topology = await loadScenario('scenarios/dmz-three-network.yaml');
@@ -38,14 +42,47 @@ describe('planDocker for the seed scenario', async () => {
   });
 
   it('sets forwarding on the router only, and repeats the per-interface sysctls for its interfaces', () => {
-    expect(container('router').sysctls['net.ipv4.ip_forward']).toBe('1');
-    expect(container('webserver').sysctls['net.ipv4.ip_forward']).toBe('0');
-    expect(container('router').interfaceSysctls).toMatchObject({
+    expect(container('router').sysctls.base['net.ipv4.ip_forward']).toBe('1');
+    expect(container('webserver').sysctls.base['net.ipv4.ip_forward']).toBe('0');
+    expect(container('router').sysctls.interfaces).toMatchObject({
       'net.ipv4.conf.eth1.rp_filter': '0',
       'net.ipv4.conf.eth3.send_redirects': '1',
       'net.ipv6.conf.eth2.disable_ipv6': '1',
     });
-    expect(Object.keys(container('router').sysctls).some((k) => k.includes('eth'))).toBe(false);
+    expect(Object.keys(container('router').sysctls.base).some((k) => k.includes('eth'))).toBe(false);
+  });
+
+  it('pins what the netns backend pins, in every container and on every interface, lo included', () => {
+    const netns = planNetns(topology, 'abc123');
+    for (const c of plan.containers) {
+      const twin = netns.namespaces.find((n) => nodeLabel(n.ref) === nodeLabel(c.ref))!;
+      expect(c.sysctls, c.name).toEqual(twin.sysctls);
+      for (const ifname of ['lo', ...c.interfaces.map((i) => i.name)]) {
+        expect(c.sysctls.interfaces, `${c.name} ${ifname}`).toMatchObject({
+          [`net.ipv4.conf.${ifname}.route_localnet`]: '0',
+          [`net.ipv4.conf.${ifname}.secure_redirects`]: '1',
+          [`net.ipv4.conf.${ifname}.accept_redirects`]: '1',
+          [`net.ipv4.conf.${ifname}.rp_filter`]: '0',
+        });
+      }
+    }
+  });
+
+  it("sets a scenario's sysctls last, without -e, once the interfaces have their names", () => {
+    const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
+      '  default_route: { dev: eth1 }\n',
+      '  default_route: { dev: eth1 }\n  sysctls: { net.ipv4.conf.eth1.route_localnet: 1, net.ipv4.conf.all.rp_filter: 1 }\n',
+    );
+    const router = planDocker(parseScenario(text, 'sysctls.yaml'), 'abc123').containers[0]!;
+    expect(router.sysctls.scenario).toEqual({ 'net.ipv4.conf.eth1.route_localnet': '1', 'net.ipv4.conf.all.rp_filter': '1' });
+    const lines = setupLines(router, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
+    const sysctlLines = lines.filter((l) => l.includes('sysctl'));
+    expect(sysctlLines).toHaveLength(2);
+    expect(sysctlLines[0]).toMatch(/^netns exec np-abc123-router sysctl -q -e -w .*net\.ipv4\.conf\.eth1\.route_localnet=0/);
+    expect(sysctlLines[1]).toBe(
+      'netns exec np-abc123-router sysctl -q -w net.ipv4.conf.eth1.route_localnet=1 net.ipv4.conf.all.rp_filter=1',
+    );
+    expect(lines.at(-1)).toBe(sysctlLines[1]);
   });
 
   it('renames the router interfaces through temporaries, since Docker may have used the scenario names', () => {

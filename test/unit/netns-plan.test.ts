@@ -1,7 +1,32 @@
 /** The netns plan: what the backend will create for a topology, checked without root. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { planNetns } from '../../harness/backend/netns/plan.js';
-import { loadScenario } from '../../harness/scenario/load.js';
+import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
+
+/** What natproof pins in every namespace, as `all` and `default`. */
+const PINNED_CONF = {
+  rp_filter: '0',
+  route_localnet: '0',
+  accept_local: '0',
+  send_redirects: '1',
+  accept_redirects: '1',
+  secure_redirects: '1',
+  shared_media: '1',
+  src_valid_mark: '0',
+  proxy_arp: '0',
+  arp_filter: '0',
+  arp_ignore: '0',
+  arp_announce: '0',
+};
+const PINNED = Object.fromEntries(
+  Object.entries(PINNED_CONF).flatMap(([k, v]) => [
+    [`net.ipv4.conf.all.${k}`, v],
+    [`net.ipv4.conf.default.${k}`, v],
+  ]),
+);
+const perInterface = (ifname: string) =>
+  Object.fromEntries(Object.entries(PINNED_CONF).map(([k, v]) => [`net.ipv4.conf.${ifname}.${k}`, v]));
 
 describe('planNetns for the seed scenario', async () => {
   const topology = await loadScenario('scenarios/dmz-three-network.yaml');
@@ -33,10 +58,21 @@ describe('planNetns for the seed scenario', async () => {
 
   it('sets forwarding on the router only, and the sysctls verdicts depend on everywhere', () => {
     for (const n of plan.namespaces) {
-      expect(n.sysctls['net.ipv4.ip_forward'], n.ns).toBe(n.ref.kind === 'router' ? '1' : '0');
-      expect(n.sysctls['net.ipv4.conf.all.rp_filter'], n.ns).toBe('0');
-      expect(n.sysctls['net.ipv4.conf.default.rp_filter'], n.ns).toBe('0');
+      expect(n.sysctls.base['net.ipv4.ip_forward'], n.ns).toBe(n.ref.kind === 'router' ? '1' : '0');
+      expect(n.sysctls.base, n.ns).toMatchObject(PINNED);
+      expect(n.sysctls.scenario, n.ns).toEqual({});
     }
+  });
+
+  it('pins the same values on every interface of every namespace, lo included, once the links exist', () => {
+    for (const n of plan.namespaces) {
+      for (const ifname of ['lo', ...Object.keys(n.attached)]) {
+        expect(n.sysctls.interfaces, `${n.ns} ${ifname}`).toMatchObject(perInterface(ifname));
+      }
+    }
+    const sw = plan.namespaces.find((n) => n.ns === 'np-abc123-s-dmz')!;
+    expect(Object.keys(sw.attached)).toEqual(['seg', 'p1', 'p2', 'p3']);
+    expect(sw.sysctls.base['net.bridge.bridge-nf-call-iptables']).toBe('0');
   });
 
   it('gives the remote Internet client a /32 and an on-link route to its gateway', () => {
@@ -61,5 +97,35 @@ describe('planNetns for the seed scenario', async () => {
   it('attaches the web server, the DMZ client and the router to the DMZ switch', () => {
     const dmz = plan.namespaces.find((n) => n.ns === 'np-abc123-s-dmz')!;
     expect(Object.values(dmz.attached).sort()).toEqual(['bridge', 'dmz-client', 'router', 'webserver']);
+  });
+});
+
+describe('planNetns with scenario sysctls', () => {
+  const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8')
+    .replace(
+      '  default_route: { dev: eth1 }\n',
+      '  default_route: { dev: eth1 }\n  sysctls:\n    net.ipv4.conf.eth1.route_localnet: 1\n    net.ipv4.conf.default.rp_filter: 1\n    net.ipv4.conf.all.rp_filter: 2\n',
+    )
+    .replace('    services: [{ http: 80 }]\n', '    services: [{ http: 80 }]\n    sysctls: { net.ipv4.conf.eth0.accept_redirects: 0 }\n');
+  const plan = planNetns(parseScenario(text, 'sysctls.yaml'), 'abc123');
+  const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
+  const webserver = plan.namespaces.find((n) => n.ns === 'np-abc123-h-webserver')!;
+
+  it("applies the scenario's own last, in file order, over natproof's pinned values", () => {
+    expect(Object.entries(router.sysctls.scenario)).toEqual([
+      ['net.ipv4.conf.eth1.route_localnet', '1'],
+      ['net.ipv4.conf.default.rp_filter', '1'],
+      ['net.ipv4.conf.all.rp_filter', '2'],
+    ]);
+    // natproof's own are unchanged underneath: the scenario's are a later step.
+    expect(router.sysctls.base['net.ipv4.conf.all.rp_filter']).toBe('0');
+    expect(router.sysctls.interfaces['net.ipv4.conf.eth1.route_localnet']).toBe('0');
+    expect(webserver.sysctls.scenario).toEqual({ 'net.ipv4.conf.eth0.accept_redirects': '0' });
+    expect(plan.namespaces.filter((n) => Object.keys(n.sysctls.scenario).length > 0)).toEqual([router, webserver]);
+  });
+
+  it("gives every interface a scenario's conf.default value, as if set before they existed", () => {
+    for (const ifname of ['lo', 'eth1', 'eth2', 'eth3']) expect(router.sysctls.interfaces[`net.ipv4.conf.${ifname}.rp_filter`]).toBe('1');
+    expect(webserver.sysctls.interfaces['net.ipv4.conf.eth0.rp_filter']).toBe('0');
   });
 });

@@ -110,6 +110,7 @@ describe('the shipped scenarios', () => {
       forwarding: true,
       forwardPolicy: 'ACCEPT',
       defaultRoute: { dev: 'eth1' },
+      sysctls: {},
     });
     expect(topology.hosts.map((host) => host.name)).toEqual(['webserver', 'internet-client', 'dmz-client', 'trusted-client']);
     expect(topology.hosts[0]).toEqual({
@@ -120,6 +121,7 @@ describe('the shipped scenarios', () => {
       gateway: '172.16.0.254',
       remote: false,
       services: [{ kind: 'http', port: 80 }],
+      sysctls: {},
     });
     expect(topology.hosts[1]).toMatchObject({
       address: '123.45.6.7',
@@ -560,6 +562,110 @@ describe('malformed scenarios are refused at the offending place', () => {
     expect(error).toBeInstanceOf(ScenarioError);
     expect((error as ScenarioError).message).toBe(`cannot read scenario file ${missing}: no such file`);
     expect((error as ScenarioError).position).toBeUndefined();
+  });
+});
+
+describe('per-node sysctls', () => {
+  /** BASE with the router's `sysctls` map written after its default route (line 10). */
+  const routerSysctls = (map: string): string =>
+    baseWith(['  default_route: { dev: eth0 }                          # 9\n', `  default_route: { dev: eth0 }\n  sysctls: ${map}\n`]);
+
+  it('keeps them in file order as strings, on the router and on a host', () => {
+    const topology = parseScenario(
+      baseWith(
+        [
+          '  default_route: { dev: eth0 }                          # 9\n',
+          '  default_route: { dev: eth0 }\n  sysctls:\n    net.ipv4.conf.eth1.route_localnet: 1\n    net.ipv4.conf.all.rp_filter: 2\n    net.bridge.bridge-nf-call-iptables: "0"\n',
+        ],
+        [
+          '    services: [{ http: 80 }]                            # 15\n',
+          '    services: [{ http: 80 }]\n    sysctls: { net.ipv4.conf.eth0.accept_redirects: 0 }\n',
+        ],
+      ),
+      'test.yaml',
+    );
+    expect(Object.entries(topology.router.sysctls)).toEqual([
+      ['net.ipv4.conf.eth1.route_localnet', '1'],
+      ['net.ipv4.conf.all.rp_filter', '2'],
+      ['net.bridge.bridge-nf-call-iptables', '0'],
+    ]);
+    expect(topology.hosts[0]?.sysctls).toEqual({ 'net.ipv4.conf.eth0.accept_redirects': '0' });
+    expect(topology.hosts[1]?.sysctls).toEqual({});
+  });
+
+  it("takes an interface whose name has a dot as sysctl(8) writes it, with '/'", () => {
+    const text = routerSysctls('{ net.ipv4.conf.eth0/100.rp_filter: 1 }')
+      .replace('    eth0: {', '    eth0.100: {')
+      .replace('dev: eth0 }', 'dev: eth0.100 }');
+    expect(parseScenario(text, 'test.yaml').router.sysctls).toEqual({ 'net.ipv4.conf.eth0/100.rp_filter': '1' });
+  });
+
+  it('refuses a name outside net., which would change the machine natproof runs on', () => {
+    expectRejected(routerSysctls('{ kernel.core_pattern: core }'), {
+      line: 10,
+      column: 14,
+      field: 'router.sysctls["kernel.core_pattern"]',
+      message: 'invalid name "kernel.core_pattern". A sysctl under net.',
+    });
+    expectRejected(routerSysctls('{ vm.swappiness: 1 }'), {
+      line: 10,
+      column: 14,
+      field: 'router.sysctls["vm.swappiness"]',
+      message: 'kernel.*, vm.* and the rest would change the machine natproof runs on',
+    });
+  });
+
+  it('refuses a name that is not a sysctl name, or could leave /proc/sys/net', () => {
+    for (const name of ['net', 'net.ipv4', 'net..ipv4.ip_forward', 'net.ipv4.conf.//.x', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.a b.x']) {
+      expect(() => parseScenario(routerSysctls(`{ "${name}": 1 }`), 'test.yaml'), name).toThrow(/invalid name .*A sysctl under net\./);
+    }
+  });
+
+  it("refuses an interface the node does not have, naming the node's", () => {
+    expectRejected(routerSysctls('{ net.ipv4.conf.eth7.rp_filter: 1 }'), {
+      line: 10,
+      column: 14,
+      field: 'router.sysctls["net.ipv4.conf.eth7.rp_filter"]',
+      message:
+        'net.ipv4.conf.eth7.rp_filter names interface "eth7", which the router does not have; its interfaces: eth0, eth1, all, default, lo',
+    });
+    expectRejected(
+      baseWith([
+        '    services: [{ http: 80 }]                            # 15\n',
+        '    services: [{ http: 80 }]\n    sysctls: { net.ipv4.neigh.eth1.proxy_delay: 0 }\n',
+      ]),
+      {
+        line: 16,
+        column: 16,
+        field: 'hosts.server.sysctls["net.ipv4.neigh.eth1.proxy_delay"]',
+        message: 'names interface "eth1", which host server does not have; its interfaces: eth0, all, default, lo',
+      },
+    );
+  });
+
+  it('refuses a value that is not one simple token', () => {
+    for (const value of ['"1 2"', '"$(reboot)"', '""', 'true', '[1]']) {
+      expect(() => parseScenario(routerSysctls(`{ net.ipv4.conf.all.rp_filter: ${value} }`), 'test.yaml'), value).toThrow(
+        /router\.sysctls\["net\.ipv4\.conf\.all\.rp_filter"\]: got .*: A whole number, or one token/,
+      );
+    }
+  });
+
+  it('refuses ip_forward next to `forwarding`, and otherwise takes forwarding from it', () => {
+    const text = routerSysctls('{ net.ipv4.ip_forward: 0 }');
+    expect(parseScenario(text, 'test.yaml').router.forwarding).toBe(false);
+    expectRejected(text.replace('router:  ', 'router:\n  forwarding: true  '), {
+      line: 11,
+      column: 14,
+      field: 'router.sysctls["net.ipv4.ip_forward"]',
+      message: 'net.ipv4.ip_forward says the same as `forwarding: true` (line 6); keep one of them',
+    });
+    expect(() =>
+      parseScenario(
+        routerSysctls('{ net.ipv4.conf.all.forwarding: 1 }').replace('router:  ', 'router:\n  forwarding: false  '),
+        'test.yaml',
+      ),
+    ).toThrow(/net\.ipv4\.conf\.all\.forwarding says the same as `forwarding: false`/);
   });
 });
 

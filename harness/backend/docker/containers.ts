@@ -55,7 +55,7 @@ function containerSpec(
     HostConfig: {
       NetworkMode: network,
       CapAdd: c.capabilities,
-      Sysctls: c.sysctls,
+      Sysctls: c.sysctls.base,
     },
     NetworkingConfig: {
       EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: first.dockerAddress } } },

@@ -5,6 +5,7 @@
  * each container's namespace, so host images need no tools.
  */
 import { HostError } from '../../errors.js';
+import { assignments } from '../common.js';
 import { allSettledOrThrow } from './engine.js';
 import type { Observer } from './observer.js';
 import { interfaceBatch, type PlannedContainer } from './plan.js';
@@ -86,12 +87,17 @@ async function dockerAddresses(
   });
 }
 
-function setupLines(c: PlannedContainer, current: ReadonlyMap<string, string>): string[] {
-  const sysctls = Object.entries(c.interfaceSysctls).map(([k, v]) => `${k}=${v}`);
+/** A container's set-up as lines of the observer's `ip -batch`: interfaces, routes, sysctls. */
+export function setupLines(c: PlannedContainer, current: ReadonlyMap<string, string>): string[] {
+  const perInterface = assignments(c.sysctls.interfaces);
+  const scenario = assignments(c.sysctls.scenario);
   return [
     ...interfaceBatch(c, current).map((line) => inNs(c, `ip ${line}`)),
     // -e: IPv6 keys are absent on a kernel without IPv6.
-    ...(sysctls.length > 0 ? [inNs(c, `sysctl -q -e -w ${sysctls.join(' ')}`)] : []),
+    ...(perInterface.length > 0 ? [inNs(c, `sysctl -q -e -w ${perInterface.join(' ')}`)] : []),
+    // The scenario's, last and without -e: a name the kernel lacks fails the set-up, naming it.
+    // The schema allows no spaces or quotes in them, so they stay one word each in the batch.
+    ...(scenario.length > 0 ? [inNs(c, `sysctl -q -w ${scenario.join(' ')}`)] : []),
   ];
 }
 

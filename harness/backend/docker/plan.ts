@@ -10,7 +10,7 @@
  * as in the scenario (and as the netns backend does).
  */
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE, hostRouteLines, routerRouteLines } from '../common.js';
+import { baseSysctls, HOST_INTERFACE, hostRouteLines, nodeSysctls, routerRouteLines, type NodeSysctls } from '../common.js';
 import { cidr, fromNumber, toNumber } from '../../ipv4.js';
 import type { Topology } from '../../scenario/topology.js';
 import { HostError } from '../../errors.js';
@@ -60,10 +60,11 @@ export interface PlannedContainer {
   capabilities: string[];
   /** The first one is attached when the container is created, the rest before it starts. */
   interfaces: PlannedInterface[];
-  /** Given to Docker at creation, before any interface exists (net.* sysctls are per-namespace). */
-  sysctls: Record<string, string>;
-  /** The same settings per interface, once the interfaces have their final names. */
-  interfaceSysctls: Record<string, string>;
+  /**
+   * `base` is given to Docker at creation (net.* sysctls are per-namespace); `interfaces` and
+   * then the scenario's own are set once the interfaces have their final names.
+   */
+  sysctls: NodeSysctls;
   /** `ip -batch` lines after the interfaces are set up: the scenario's default route. */
   routes: string[];
 }
@@ -95,7 +96,6 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
   );
 
   const { router } = topology;
-  const routerSysctls = baseSysctls(router.forwarding);
   const routerInterfaces = router.interfaces.map((i) => ({
     network: i.network,
     dockerAddress: i.address,
@@ -111,16 +111,15 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     listens: [],
     capabilities: ['NET_ADMIN', 'NET_RAW'],
     interfaces: routerInterfaces,
-    sysctls: routerSysctls,
-    interfaceSysctls: perInterface(
-      routerSysctls,
+    sysctls: nodeSysctls(
+      baseSysctls(router.forwarding),
       routerInterfaces.map((i) => i.name),
+      router.sysctls,
     ),
     routes: routerRouteLines(router),
   };
 
   const hosts = topology.hosts.map((host): PlannedContainer => {
-    const sysctls = baseSysctls(false);
     return {
       ref: { kind: 'host', name: host.name },
       node: host.name,
@@ -140,8 +139,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
           prefix: host.prefix,
         },
       ],
-      sysctls,
-      interfaceSysctls: perInterface(sysctls, [HOST_INTERFACE]),
+      sysctls: nodeSysctls(baseSysctls(false), [HOST_INTERFACE], host.sysctls),
       routes: hostRouteLines(host),
     };
   });
@@ -177,21 +175,6 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
     ]),
     ...container.routes,
   ];
-}
-
-/**
- * The `all` settings repeated per interface. The kernel combines `all` with the interface's
- * own value (the larger rp_filter wins, for instance), and Docker creates interfaces before it
- * applies a container's sysctls, so they would otherwise keep values copied from the host.
- */
-function perInterface(sysctls: Record<string, string>, interfaces: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(sysctls)) {
-    const match = /^net\.(ipv4|ipv6)\.conf\.all\.(.+)$/.exec(key);
-    if (!match) continue;
-    for (const name of interfaces) out[`net.${match[1]}.conf.${name}.${match[2]}`] = value;
-  }
-  return out;
 }
 
 /**

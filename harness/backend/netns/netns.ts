@@ -9,6 +9,7 @@ import { execCommand, startProcess, type ExecOptions, type ExecResult, type Long
 import { agentScriptPath } from '../../agent/script.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
+import { assignments } from '../common.js';
 import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
 import { cleanStaleRuns, forgetRun, recordRun } from './runs.js';
@@ -83,7 +84,7 @@ export class NetnsBackend implements Backend {
       );
     }
     const plan = planNetns(topology, options.runId);
-    const lab = new NetnsLab(options.runId, plan);
+    const lab = new NetnsLab(options.runId, plan, topology.file);
     try {
       await lab.create(options.log ?? (() => {}));
     } catch (err) {
@@ -103,6 +104,8 @@ export class NetnsLab implements Lab {
   constructor(
     readonly runId: string,
     private readonly plan: NetnsPlan,
+    /** The scenario file, for errors about its sysctls. */
+    private readonly file: string,
   ) {}
 
   async create(log: (line: string) => void): Promise<void> {
@@ -114,10 +117,12 @@ export class NetnsLab implements Lab {
       [],
       namespaces.map((n) => `netns add ${n.ns}`),
     );
-    await Promise.all(namespaces.map((n) => setSysctls(n)));
+    await Promise.all(namespaces.map((n) => setSysctls(n.ns, n.sysctls.base)));
     log(`wiring ${linkBatch.length} links`);
     await ipBatch([], linkBatch);
     await Promise.all(namespaces.map((n) => ipBatch(['-n', n.ns], n.batch)));
+    await Promise.all(namespaces.map((n) => setSysctls(n.ns, n.sysctls.interfaces)));
+    await Promise.all(namespaces.map((n) => setScenarioSysctls(this.file, n)));
   }
 
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -173,10 +178,23 @@ async function ipBatch(globalOptions: string[], lines: string[]): Promise<void> 
   await execCommand(['ip', ...globalOptions, '-batch', '-'], { input: `${lines.join('\n')}\n`, timeoutMs: IP_TIMEOUT_MS });
 }
 
-async function setSysctls(n: PlannedNamespace): Promise<void> {
-  const assignments = Object.entries(n.sysctls).map(([key, value]) => `${key}=${value}`);
-  // -e: the bridge-nf keys exist only while br_netfilter is loaded.
-  await execCommand(['ip', 'netns', 'exec', n.ns, 'sysctl', '-q', '-e', '-w', ...assignments], { timeoutMs: IP_TIMEOUT_MS });
+/** natproof's own sysctls. */
+async function setSysctls(ns: string, sysctls: Record<string, string>): Promise<void> {
+  if (Object.keys(sysctls).length === 0) return;
+  // -e: the bridge-nf keys exist only while br_netfilter is loaded, the IPv6 ones only with IPv6.
+  await execCommand(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-e', '-w', ...assignments(sysctls)], { timeoutMs: IP_TIMEOUT_MS });
+}
+
+/** The scenario's sysctls, last. Without -e: a name or value the kernel refuses is the scenario's error. */
+async function setScenarioSysctls(file: string, n: PlannedNamespace): Promise<void> {
+  const sysctls = n.sysctls.scenario;
+  if (Object.keys(sysctls).length === 0) return;
+  const argv = ['ip', 'netns', 'exec', n.ns, 'sysctl', '-q', '-w', ...assignments(sysctls)];
+  const result = await execCommand(argv, { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
+  if (result.exitCode === 0) return;
+  const label = nodeLabel(n.ref);
+  const field = n.ref.kind === 'host' ? `hosts.${n.ref.name}.sysctls` : 'router.sysctls';
+  throw new ScenarioError(`${file}: ${field}: the kernel refused a sysctl in ${label}: ${result.stderr.trim()}`, undefined, field);
 }
 
 /** Names of the network namespaces that exist now. */

@@ -4,14 +4,17 @@
  * tested without root.
  */
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE, hostRouteLines, routerRouteLines } from '../common.js';
+import { baseSysctls, HOST_INTERFACE, hostRouteLines, nodeSysctls, routerRouteLines, type NodeSysctls } from '../common.js';
 import type { Topology } from '../../scenario/topology.js';
 
 export interface PlannedNamespace {
   ref: NodeRef;
   ns: string;
-  /** Sysctls set before any interface exists, so new interfaces inherit the defaults. */
-  sysctls: Record<string, string>;
+  /**
+   * `base` is set before any interface exists, so new interfaces inherit the defaults;
+   * `interfaces` and then the scenario's own once the links exist.
+   */
+  sysctls: NodeSysctls;
   /** `ip -n <ns> -batch -` lines: addresses, links up, routes. */
   batch: string[];
   /** For captures: interface name -> what is attached on the other end. */
@@ -28,6 +31,16 @@ export interface NetnsPlan {
 export const SEGMENT_BRIDGE = 'seg';
 /** Above the loopback and bridge devices the kernel numbers itself. */
 const FIRST_LINK_INDEX = 10;
+
+/** A segment's switch: no node of its own, so no forwarding, and no netfilter on bridged frames. */
+const SWITCH_SYSCTLS: Readonly<Record<string, string>> = {
+  ...baseSysctls(false),
+  // A new namespace starts with these on, whatever the host says, whenever br_netfilter is
+  // loaded (Docker loads it); they override the bridge's own nf_call_* options.
+  'net.bridge.bridge-nf-call-iptables': '0',
+  'net.bridge.bridge-nf-call-ip6tables': '0',
+  'net.bridge.bridge-nf-call-arptables': '0',
+};
 
 export function namespacePrefix(runId: string): string {
   return `np-${runId}-`;
@@ -51,13 +64,8 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
     switches.set(network.name, {
       ref: { kind: 'segment', network: network.name },
       ns,
-      sysctls: {
-        ...baseSysctls(false),
-        // Only present when br_netfilter is loaded (Docker loads it); it overrides the bridge option.
-        'net.bridge.bridge-nf-call-iptables': '0',
-        'net.bridge.bridge-nf-call-ip6tables': '0',
-        'net.bridge.bridge-nf-call-arptables': '0',
-      },
+      // The interfaces are known once every port is attached, below.
+      sysctls: nodeSysctls(SWITCH_SYSCTLS, [], {}),
       batch: ['link set lo up', `link set ${SEGMENT_BRIDGE} up`],
       attached: { [SEGMENT_BRIDGE]: 'bridge' },
     });
@@ -81,7 +89,11 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
   const routerPlan: PlannedNamespace = {
     ref: { kind: 'router' },
     ns: routerNs,
-    sysctls: baseSysctls(router.forwarding),
+    sysctls: nodeSysctls(
+      baseSysctls(router.forwarding),
+      router.interfaces.map((iface) => iface.name),
+      router.sysctls,
+    ),
     batch: ['link set lo up'],
     attached: {},
   };
@@ -104,11 +116,12 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
     return {
       ref: { kind: 'host', name: host.name },
       ns,
-      sysctls: baseSysctls(false),
+      sysctls: nodeSysctls(baseSysctls(false), [HOST_INTERFACE], host.sysctls),
       batch,
       attached: { [HOST_INTERFACE]: host.network },
     };
   });
 
+  for (const sw of switches.values()) sw.sysctls = nodeSysctls(SWITCH_SYSCTLS, Object.keys(sw.attached), {});
   return { namespaces: [routerPlan, ...hosts, ...switches.values()], linkBatch };
 }
