@@ -3,6 +3,8 @@
  * that carry the command, exit code, stdout and stderr.
  */
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { deadline, type Deadline } from './deadline.js';
 import { CommandError } from './errors.js';
@@ -192,4 +194,19 @@ export function startProcess(argv: readonly string[]): LongProcess {
   child.once('error', () => {});
   child.stdin?.on('error', () => {});
   return new LongProcess(argv, child);
+}
+
+/** On PATH and executable (not every tool has a --version that exits 0: `ip` does not). */
+export function onPath(tool: string): boolean {
+  return (process.env['PATH'] ?? '')
+    .split(':')
+    .filter(Boolean)
+    .some((dir) => {
+      try {
+        accessSync(join(dir, tool), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
 }

@@ -135,7 +135,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     durationMs: Date.now() - started,
     rulesets: rulesetResults,
     probes: probeResults,
-    artifacts: options.outDir ? dir.path : null,
+    artifacts: context.keepArtifacts ? dir.path : null,
     addresses: addressBook(topology),
   };
   if (context.keepArtifacts) await dir.writeResult(result);
@@ -261,8 +261,8 @@ function probePath(runId: string, ruleset: string, probe: string): string {
   return `/natproof/${runId}/${ruleset}/${probe}`;
 }
 
-async function readTraces(evidence: CaptureResult): Promise<CaptureTrace[]> {
+async function readTraces(captured: CaptureResult): Promise<CaptureTrace[]> {
   return Promise.all(
-    evidence.points.map(async (p) => ({ node: p.node, interfaces: p.interfaces, packets: parsePcap(await readFile(p.file)) })),
+    captured.points.map(async (p) => ({ node: p.node, interfaces: p.interfaces, packets: parsePcap(await readFile(p.file)) })),
   );
 }

@@ -1,20 +1,8 @@
 /** What the end-to-end tests need from the machine, and why a test skips when it is absent. */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
 import { missingHostTools } from '../../harness/backend/netns/netns.js';
 
-/** On PATH and executable (not every tool has a --version that exits 0: `ip` does not). */
-export function hasTool(tool: string): boolean {
-  return (process.env['PATH'] ?? '').split(':').some((dir) => {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+export { onPath as hasTool } from '../../harness/exec.js';
 
 function netnsSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root for network namespaces (run the tests as root)';

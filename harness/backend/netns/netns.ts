@@ -3,9 +3,7 @@
  * segment is a bridge in a private switch namespace. Nothing is attached to the host's root
  * namespace, so no test packet can reach the outside.
  */
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
-import { execCommand, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
+import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
@@ -39,17 +37,7 @@ export const HOST_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
 
 /** The host tools not on PATH (or not executable). */
 export function missingHostTools(): Array<{ tool: string; pkg: string }> {
-  const dirs = (process.env['PATH'] ?? '').split(':').filter(Boolean);
-  return HOST_TOOLS.filter(({ tool }) => !dirs.some((dir) => isExecutable(join(dir, tool))));
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  return HOST_TOOLS.filter(({ tool }) => !onPath(tool));
 }
 
 export class NetnsBackend implements Backend {
