@@ -73,9 +73,19 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   const f = gather(input);
   // The request worked: nothing was dropped or refused, so no rule-based cause applies.
   if (input.result.ok) return workedNotAsExpected(f);
+  const diagnosis = failureCause(f);
+  // A failure the scenario expects (a port that must stay closed) is explained, not fixed.
+  return input.result.expectationsMet ? { ...diagnosis, suggestion: null } : diagnosis;
+}
+
+function failureCause(f: Facts): Diagnosis {
   return (
     replyBypassedRouter(f) ??
-    (f.arrival && !f.exit && f.answeredBy === 'router' ? (ruleOrder(f) ?? noDnatMatch(f)) : null) ??
+    (f.arrival && !f.exit && f.answeredBy === 'router'
+      ? isRouterAddress(f, f.target.address)
+        ? (ruleOrder(f) ?? noDnatMatch(f))
+        : forwardRejected(f)
+      : null) ??
     serverRefused(f) ??
     serverUnreachable(f) ??
     (f.arrival && !f.exit && !f.answer ? (reversePathFilter(f) ?? forwardingDisabled(f) ?? forwardDropped(f) ?? dnatToNobody(f)) : null) ??
@@ -466,6 +476,36 @@ function forwardDropped(f: Facts): Diagnosis | null {
 }
 
 /** The router DNATs to an address no host in the scenario has: nobody answers its ARP. */
+/**
+ * The router answered a request for an address that is not its own, without forwarding it. The
+ * router's TCP stack never answers for another host's address: a reset (or ICMP error) sent in
+ * the target's name comes from a reject rule on the forwarding path. Which rule is said only by
+ * the kernel's counters.
+ */
+function forwardRejected(f: Facts): Diagnosis {
+  const how = f.answer?.flags.includes('R') ? 'a TCP reset' : 'an answer';
+  const counted = countedRules(f);
+  return {
+    cause: 'forward-dropped',
+    severity: 'failure',
+    summary:
+      `The router rejected it on the way through: ${f.target.address} is not one of the router's addresses, ` +
+      `yet the router answered the request itself with ${how} in ${f.target.address}'s name, which only a reject rule on the forwarding path sends. ` +
+      `${f.result.target} is not reachable from ${f.client.name}${conntrackUntranslated(f) ? ' (no DNAT took it)' : ''}.`,
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router and was not seen leaving it'],
+        [f.answer, `the router answered in ${f.target.address}'s name`],
+      ]),
+      ...conntrackLines(f),
+      ...(counted.length > 0
+        ? counted
+        : nftOr(f, 'no rule counter grew during the probes', /\b(reject|drop)\b/, 'the rule set has no reject or drop rule')),
+    ],
+    suggestion: null,
+  };
+}
+
 function dnatToNobody(f: Facts): Diagnosis | null {
   const dnat = dnatStep(f);
   const destination = dnat ? dnatDestination(dnat.parsed) : null;
@@ -574,6 +614,10 @@ function hostAt(topology: Topology, address: string): Host | undefined {
   return topology.hosts.find((h) => h.address === address);
 }
 
+function isRouterAddress(f: Facts, address: string): boolean {
+  return f.topology.router.interfaces.some((i) => i.address === address);
+}
+
 function isRouter(hop: Hop): boolean {
   return hop.place.kind === 'router';
 }
@@ -664,14 +708,19 @@ function noRuleTook(walk: ChainWalk, chain: string, what: string): string {
 }
 
 /** An nft rule set's own lines about NAT, when the rules were not iptables. */
-function nftOr(f: Facts, otherwise: string): string[] {
+function nftOr(
+  f: Facts,
+  otherwise: string,
+  relevant = /\b(dnat|snat|masquerade|policy)\b/,
+  none = 'the rule set has no dnat rule',
+): string[] {
   const nft = f.evidence.router.nftRuleset;
   if (!nft) return [otherwise];
   const lines = nft
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => /\b(dnat|snat|masquerade|policy)\b/.test(l));
-  return lines.length > 0 ? lines.map((l) => `nft: ${l}`) : ['nft: the rule set has no dnat rule'];
+    .filter((l) => relevant.test(l));
+  return lines.length > 0 ? lines.map((l) => `nft: ${l}`) : [`nft: ${none}`];
 }
 
 /** The one host serving the probe's port, when the rules do not say where it should go. */

@@ -63,9 +63,9 @@ function result(who: typeof DMZ_CLIENT, extra: Partial<ProbeResult> = {}): Omit<
     clientRejectedReply: false,
     hops: [],
     conntrack: [],
-    expected: { ok: false },
-    expectationsMet: true,
-    failures: [],
+    expected: { ok: true },
+    expectationsMet: false,
+    failures: ['expected the request to succeed'],
     ...extra,
   };
 }
@@ -180,7 +180,7 @@ const ANSWERED_ACROSS_DMZ = [
 
 describe('diagnoseProbe', () => {
   it('says nothing about a probe that worked as expected', () => {
-    const ok = result(DMZ_CLIENT, { ok: true, status: 200, error: null });
+    const ok = result(DMZ_CLIENT, { ok: true, status: 200, error: null, expectationsMet: true, failures: [] });
     expect(diagnoseProbe({ topology, result: ok, flow: flow([], []), evidence: evidence(saved([DNAT])) })).toBeNull();
   });
 
@@ -237,6 +237,37 @@ describe('diagnoseProbe', () => {
       line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself, so no DNAT rule took this connection'),
     ).toBeDefined();
     expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
+  });
+
+  it('a failure the scenario expects is explained without a fix: the port is meant to stay closed', () => {
+    const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
+    const expected = result(DMZ_CLIENT, { error: 'refused', expected: { error: 'refused' }, expectationsMet: true, failures: [] });
+    const d = diagnose(expected, refusedByRouter(), evidence(saved([rule, HAIRPIN], [], undefined, 'ACCEPT [1:60]')));
+    expect(d.cause).toBe('no-dnat-match');
+    expect(d.suggestion).toBeNull();
+  });
+
+  it("a reset in another host's name, sent by the router without forwarding the request: a reject rule on the forwarding path", () => {
+    // The Internet client asks for the web server's private address directly; the router answers
+    // for it. Its TCP stack never answers for an address that is not its own.
+    const request = [
+      'internet@internet-client out 123.45.6.7:20000 > 172.16.0.1:80 S',
+      'router:eth1 in 123.45.6.7:20000 > 172.16.0.1:80 S',
+    ];
+    const reply = [
+      'router:eth1 out 172.16.0.1:80 > 123.45.6.7:20000 R.',
+      'internet@internet-client in 172.16.0.1:80 > 123.45.6.7:20000 R.',
+    ];
+    const reject = '[1:60] -A FORWARD -i eth1 -j REJECT --reject-with tcp-reset';
+    const d = diagnose(
+      result(INTERNET_CLIENT, { target: '172.16.0.1:80', error: 'refused' }),
+      flow(request, reply),
+      evidence(saved([], [reject])),
+    );
+    expect(d.cause).toBe('forward-dropped');
+    expect(d.summary).toContain("172.16.0.1 is not one of the router's addresses");
+    expect(line(d, 'router:eth1 out: 172.16.0.1:80 → 123.45.6.7:20000 [R.]', "the router answered in 172.16.0.1's name")).toBeDefined();
+    expect(line(d, 'filter FORWARD rule 1 (kernel counter: 1 packet)')).toBeDefined();
   });
 
   it('no DNAT rule matched, uncorroborated: without a counter where the reading sends the request, no rule is named as the one that missed', () => {
