@@ -16,7 +16,7 @@
  * natproof's reading of the rules.
  */
 import type { Host, Topology } from '../scenario/topology.js';
-import type { HostEvidence, KernelEvidence } from '../result/kernel.js';
+import type { HostEvidence, IptablesRule, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import {
   command,
@@ -26,12 +26,13 @@ import {
   describeRule,
   plural,
   ruleSpec,
+  specThrough,
   walkChain,
   type ChainWalk,
   type RuleStep,
 } from './chains.js';
 import { formatRoute, lookupRoute } from '../ipv4.js';
-import { dnatDestination, type HookPacket } from './netfilter-match.js';
+import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
 
 export interface DiagnosisInput {
@@ -74,8 +75,11 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   // The request worked: nothing was dropped or refused, so no rule-based cause applies.
   if (input.result.ok) return workedNotAsExpected(f);
   const diagnosis = failureCause(f);
-  // A failure the scenario expects (a port that must stay closed) is explained, not fixed.
-  return input.result.expectationsMet ? { ...diagnosis, suggestion: null } : diagnosis;
+  // A probe whose own goal is to fail (a port that must stay closed) is explained, not fixed. A
+  // rule set that records a known failure of a probe meant to work keeps its fix.
+  const goal = f.topology.probes.find((p) => p.name === input.result.name)?.expect;
+  const meantToFail = goal !== undefined && (goal.ok === false || goal.error !== undefined);
+  return meantToFail ? { ...diagnosis, suggestion: null } : diagnosis;
 }
 
 function failureCause(f: Facts): Diagnosis {
@@ -181,44 +185,79 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
 }
 
 /** An earlier ACCEPT or RETURN in nat PREROUTING takes the packet before a DNAT rule that matches it. */
+/**
+ * A rule that takes the request before a DNAT can: an ACCEPT (or a RETURN in a built-in chain)
+ * that decides nat PREROUTING, or a RETURN that leaves a user chain (Docker's DOCKER, a
+ * hand-written PORTFWD) before its DNAT. Named when the kernel counted the shadowing rule, and
+ * natproof's reading of the rules without it reaches a DNAT for this request.
+ */
 function ruleOrder(f: Facts): Diagnosis | null {
   if (!f.prerouting) return null;
-  const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting);
-  const shadow = walk.decidedBy;
-  if (!shadow || !['ACCEPT', 'RETURN'].includes(shadow.parsed.target ?? '')) return null;
-  // Named only when the kernel counted packets on the rule the reading says took the request.
-  if (!counted(shadow.rule)) return null;
-  const dnat = walk.steps.find((s) => s.rule.position > shadow.rule.position && s.parsed.target === 'DNAT' && s.verdict.result === 'match');
-  if (!dnat) return null;
-  return {
-    cause: 'rule-order',
-    severity: 'failure',
-    summary:
-      `Rule order: nat PREROUTING rule ${shadow.rule.position} (${shadow.parsed.target}) takes ${f.client.name}'s request for ${f.result.target} ` +
-      `before rule ${dnat.rule.position} can DNAT it, so the request reached the router's own stack${routerAnswer(f)}. Put the DNAT rule first.`,
-    evidence: [
-      ...hopLines([
-        [f.arrival, 'the request entered the router and was not seen leaving it'],
-        [f.answer, routerAnswerText(f)],
-      ]),
-      ...conntrackLines(f),
-      describeReading(shadow.rule, 'matches this request; first to take it'),
-      describeReading(dnat.rule, 'matches too, but is never reached for this request'),
-    ],
-    suggestion: command('nat', '-I', 'PREROUTING', ruleSpec(dnat.rule), shadow.rule.position),
-  };
+  const { rules, policies } = f.evidence.router;
+  const walk = walkChain(rules, policies, 'nat', 'PREROUTING', f.prerouting);
+  const decided = walk.decidedBy && ['ACCEPT', 'RETURN'].includes(walk.decidedBy.parsed.target ?? '') ? [walk.decidedBy] : [];
+  for (const shadow of [...walk.returnedBy, ...decided]) {
+    if (!counted(shadow.rule)) continue;
+    const dnat = walkChain(rules, policies, 'nat', 'PREROUTING', f.prerouting, { skip: shadow.rule }).decidedBy;
+    if (!dnat || !isDnat(dnat)) continue;
+    const shadowName = ruleName(shadow);
+    const dnatName = ruleName(dnat);
+    // The fix goes where it takes effect: before the shadowing rule, in that rule's chain, with
+    // the matches of any jumps between that chain and the DNAT.
+    const beneath = shadow.via.every((v, i) => dnat.via[i] === v);
+    const spec = specThrough(dnat, beneath ? shadow.via.length : dnat.via.length);
+    return {
+      cause: 'rule-order',
+      severity: 'failure',
+      summary:
+        `Rule order: ${shadowName} (${shadow.parsed.target}) takes ${f.client.name}'s request for ${f.result.target} ` +
+        `before ${dnatName} can ${dnat.parsed.target} it, so the request reached the router's own stack${routerAnswer(f)}. ` +
+        `Put the ${dnat.parsed.target} rule before it, in ${shadow.rule.chain}.`,
+      evidence: [
+        ...hopLines([
+          [f.arrival, 'the request entered the router and was not seen leaving it'],
+          [f.answer, routerAnswerText(f)],
+        ]),
+        ...conntrackLines(f),
+        ...shadow.via.map((jump) => describeReading(jump, `jumps to ${jumpTarget(jump)}; this request takes the jump`)),
+        describeReading(
+          shadow.rule,
+          `matches this request; first to take it${shadow.parsed.target === 'RETURN' && shadow.via.length > 0 ? `, returning from ${shadow.rule.chain}` : ''}`,
+        ),
+        describeReading(dnat.rule, 'matches too, but is never reached for this request'),
+      ],
+      suggestion: command('nat', '-I', shadow.rule.chain, spec, shadow.rule.position),
+    };
+  }
+  return null;
+}
+
+function isDnat(step: RuleStep): boolean {
+  return step.parsed.target === 'DNAT' || step.parsed.target === 'REDIRECT';
+}
+
+/** `nat DOCKER rule 2 (reached by nat PREROUTING rule 1)`, or `nat PREROUTING rule 3`. */
+function ruleName(step: RuleStep): string {
+  const name = `nat ${step.rule.chain} rule ${step.rule.position}`;
+  const first = step.via[0];
+  return first ? `${name} (reached from ${first.chain} rule ${first.position})` : name;
+}
+
+function jumpTarget(rule: IptablesRule): string {
+  return parseRule(rule.text).target ?? '?';
 }
 
 function noDnatMatch(f: Facts): Diagnosis {
   const walk = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting) : undefined;
-  const dnats = walk?.steps.filter((s) => s.parsed.target === 'DNAT') ?? [];
+  // DNAT and REDIRECT rules wherever the walk reaches them, user chains included.
+  const dnats = walk?.steps.filter(isDnat) ?? [];
   // Which rule missed and why is said only when the kernel corroborates that no DNAT rule took
   // this request: its conntrack entry expects the reply from the address asked for (nothing was
   // DNATed), or it counted packets where the reading sends the request (a non-DNAT rule, or the
   // policy; iptables-nft leaves nat policy counters at 0), never on the reading alone.
   const decider = walk ? (walk.decidedBy ? walk.decidedBy.rule : walk.undecidable ? null : (walk.policy ?? null)) : null;
   const untranslated = conntrackUntranslated(f);
-  const corroborated = !!walk && walk.decidedBy?.parsed.target !== 'DNAT' && (untranslated || counted(decider));
+  const corroborated = !!walk && !(walk.decidedBy && isDnat(walk.decidedBy)) && (untranslated || counted(decider));
   const ruleLines = dnats.map((s) =>
     corroborated && s.verdict.result === 'no-match'
       ? describeReading(s.rule, `does not match: ${s.verdict.because.join('; ')}`)
@@ -237,7 +276,7 @@ function noDnatMatch(f: Facts): Diagnosis {
       "which DNAT rule missed is not named: the kernel's counters do not show where natproof's reading of the rule text sends this request",
     );
   }
-  if (dnats.length === 0) ruleLines.push(...nftOr(f, 'nat PREROUTING has no DNAT rule'));
+  if (dnats.length === 0) ruleLines.push(...nftOr(f, 'nat PREROUTING has no DNAT or REDIRECT rule, in itself or in a chain it jumps to'));
   const arrivedOn = f.arrival ? routerInterface(f.arrival) : undefined;
   const misses = (s: RuleStep): number => (s.verdict.result === 'no-match' ? s.verdict.because.length : 0);
   const closest = [...dnats].sort((a, b) => misses(a) - misses(b))[0];

@@ -35,8 +35,10 @@ export type MatchVerdict = { result: 'match' } | { result: 'no-match'; because: 
 export interface ParsedRule {
   /** Match options before `-j`, each with its negation. */
   options: Array<{ negated: boolean; option: string; value: string }>;
-  /** `-j` target, or null for a rule that only counts. */
+  /** `-j` (or `-g`) target, or null for a rule that only counts. */
   target: string | null;
+  /** `-g`: a user chain entered by goto, whose end returns past this rule's chain. */
+  goto: boolean;
   /** The target's own options, e.g. `--to-destination` -> `172.16.0.1:8080`. */
   targetOptions: Record<string, string>;
 }
@@ -57,6 +59,7 @@ export function parseRule(text: string): ParsedRule {
   const options: ParsedRule['options'] = [];
   const targetOptions: Record<string, string> = {};
   let target: string | null = null;
+  let goto = false;
   let negated = false;
   for (let i = 0; i < w.length; i++) {
     const word = w[i] ?? '';
@@ -69,6 +72,7 @@ export function parseRule(text: string): ParsedRule {
       continue;
     }
     if (word === '-j' || word === '--jump' || word === '-g' || word === '--goto') {
+      goto = word === '-g' || word === '--goto';
       target = w[++i] ?? null;
       for (let k = i + 1; k < w.length; k++) {
         const key = w[k] ?? '';
@@ -85,7 +89,7 @@ export function parseRule(text: string): ParsedRule {
     options.push({ negated, option: word, value });
     negated = false;
   }
-  return { options, target, targetOptions };
+  return { options, target, goto, targetOptions };
 }
 
 /** `eth+` is iptables' prefix wildcard. */

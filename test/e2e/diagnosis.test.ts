@@ -82,7 +82,7 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       run(RPFILTER),
       dmzRun,
     ]);
-    // Four topologies and 14 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
+    // Four topologies and 15 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
   }, 180_000);
 
   /** dnat-only with the hairpin fix it was given appended, held to the probes' own expectations. */
@@ -161,6 +161,19 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     expect(d.suggestion).toBe(
       'iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1',
     );
+  });
+
+  it('rule order in a user chain: the jump, the RETURN that shadows the DNAT, and the fix inserted in that chain', () => {
+    const d = diagnosis(mistakes, 'rule-order-user-chain', 'dmz-to-public');
+    expect(d.cause).toBe('rule-order');
+    // Both probes' SYNs took the jump; only the DMZ client's returned.
+    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 2 packets)', '-j PORTFWD', 'this request takes the jump')).toBeDefined();
+    expect(
+      line(d, 'nat PORTFWD rule 1 (kernel counter: 1 packet): -A PORTFWD -s 172.16.0.0/16 -j RETURN', 'returning from PORTFWD'),
+    ).toBeDefined();
+    expect(line(d, 'nat PORTFWD rule 2 (kernel counter: 1 packet)', '-j DNAT', 'never reached')).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -I PORTFWD 1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1');
+    expect(probe(mistakes, 'rule-order-user-chain', 'internet-to-public')).toMatchObject({ ok: true, diagnosis: null });
   });
 
   it('FORWARD chain dropped it: the DROP policy counted both requests, and an accept for DNATed traffic is suggested', () => {
@@ -291,6 +304,7 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
         'reply-bypassed-router',
         'no-dnat-match',
         'rule-order',
+        'rule-order-user-chain',
         'forward-dropped',
         'server-refused',
         'snat-router-originated',

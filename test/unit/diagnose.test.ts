@@ -239,12 +239,18 @@ describe('diagnoseProbe', () => {
     expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
   });
 
-  it('a failure the scenario expects is explained without a fix: the port is meant to stay closed', () => {
+  it('a probe whose own goal is to fail is explained without a fix: the port is meant to stay closed', () => {
     const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
-    const expected = result(DMZ_CLIENT, { error: 'refused', expected: { error: 'refused' }, expectationsMet: true, failures: [] });
-    const d = diagnose(expected, refusedByRouter(), evidence(saved([rule, HAIRPIN], [], undefined, 'ACCEPT [1:60]')));
-    expect(d.cause).toBe('no-dnat-match');
-    expect(d.suggestion).toBeNull();
+    const refused = result(DMZ_CLIENT, { error: 'refused', expected: { error: 'refused' }, expectationsMet: true, failures: [] });
+    const closed = { ...topology, probes: [{ ...topology.probes[0]!, name: 'probe', expect: { error: 'refused' as const } }] };
+    const d = diagnoseProbe({
+      topology: closed,
+      result: refused,
+      flow: refusedByRouter(),
+      evidence: evidence(saved([rule, HAIRPIN], [], undefined, 'ACCEPT [1:60]')),
+    });
+    expect(d?.cause).toBe('no-dnat-match');
+    expect(d?.suggestion).toBeNull();
   });
 
   it("a reset in another host's name, sent by the router without forwarding the request: a reject rule on the forwarding path", () => {
@@ -283,7 +289,7 @@ describe('diagnoseProbe', () => {
   it('no DNAT rule at all: the fix forwards to the one host serving the port', () => {
     const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved([])));
     expect(d.cause).toBe('no-dnat-match');
-    expect(line(d, 'nat PREROUTING has no DNAT rule')).toBeDefined();
+    expect(line(d, 'nat PREROUTING has no DNAT or REDIRECT rule, in itself or in a chain it jumps to')).toBeDefined();
     // webserver and backend both serve port 80 in rule-mistakes.yaml: the rules would have to say which.
     expect(d.suggestion).toBeNull();
   });
@@ -302,6 +308,70 @@ describe('diagnoseProbe', () => {
     expect(d.suggestion).toBe(
       'iptables -t nat -I PREROUTING 1 -d 100.0.0.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1',
     );
+  });
+
+  it('rule order in a user chain: a RETURN for an exception shadows the DNAT after it; the fix goes into that chain', () => {
+    // A hand-written firewall's shape: PREROUTING jumps to PORTFWD for local destinations, and
+    // PORTFWD returns early for an exception that also covers the DMZ client.
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused' }),
+      refusedByRouter(),
+      evidence(
+        saved([
+          '[1:60] -A PREROUTING -m addrtype --dst-type LOCAL -j PORTFWD',
+          '[1:60] -A PORTFWD -s 172.16.0.0/16 -j RETURN',
+          '[0:0] -A PORTFWD -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80',
+        ]),
+      ),
+    );
+    expect(d.cause).toBe('rule-order');
+    expect(d.summary).toContain('nat PORTFWD rule 1 (reached from PREROUTING rule 1) (RETURN) takes dmz-client');
+    expect(d.summary).toContain('Put the DNAT rule before it, in PORTFWD.');
+    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet)', 'jumps to PORTFWD; this request takes the jump')).toBeDefined();
+    expect(
+      line(
+        d,
+        'nat PORTFWD rule 1 (kernel counter: 1 packet): -A PORTFWD -s 172.16.0.0/16 -j RETURN',
+        'first to take it, returning from PORTFWD',
+      ),
+    ).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -I PORTFWD 1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80');
+  });
+
+  it("rule order across chains: an ACCEPT in PREROUTING before the jump to the chain holding the DNAT; the fix carries the jump's matches", () => {
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused' }),
+      refusedByRouter(),
+      evidence(
+        saved([
+          '[1:60] -A PREROUTING -s 172.16.0.0/24 -j ACCEPT',
+          '[0:0] -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
+          '[0:0] -A DOCKER -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80',
+        ]),
+      ),
+    );
+    expect(d.cause).toBe('rule-order');
+    expect(d.suggestion).toBe(
+      'iptables -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1:80',
+    );
+  });
+
+  it('a DNAT in a user chain is a DNAT rule: a miss there is named with its reason, not reported as no DNAT rule', () => {
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused' }),
+      refusedByRouter(),
+      evidence(
+        saved(
+          ['[1:60] -A PREROUTING -j PORTFWD', '[0:0] -A PORTFWD -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1'],
+          [],
+          undefined,
+          'ACCEPT [1:60]',
+        ),
+      ),
+    );
+    expect(d.cause).toBe('no-dnat-match');
+    expect(line(d, 'no DNAT or REDIRECT rule')).toBeUndefined();
+    expect(line(d, 'nat PORTFWD rule 1 (kernel counter: 0 packets)', 'does not match: -i eth1: it came in on eth2')).toBeDefined();
   });
 
   it('rule order is not named when the kernel never counted a packet on the ACCEPT the reading points at', () => {

@@ -116,6 +116,57 @@ COMMIT
     expect(walk).toMatchObject({ decidedBy: null, undecidable: { rule: { position: 1 } }, policy: { policy: 'DROP', packets: 2 } });
   });
 
+  it('follows jumps into user chains: a RETURN goes back to the rule after the jump, and the walk goes on', () => {
+    const saved = parseIptablesSave(`*nat
+:PREROUTING ACCEPT [0:0]
+[1:60] -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+[1:60] -A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 172.16.0.9
+[1:60] -A DOCKER -i eth2 -j RETURN
+[0:0] -A DOCKER -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1
+COMMIT
+`);
+    const walk = walkChain(saved.rules, saved.policies, 'nat', 'PREROUTING', SYN);
+    expect(walk.returnedBy.map((s) => `${s.rule.chain} ${s.rule.position}`)).toEqual(['DOCKER 1']);
+    expect(walk.decidedBy?.rule).toMatchObject({ chain: 'PREROUTING', position: 2 });
+    // Every reachable rule is listed once, the user chain's right after the jump to it.
+    expect(walk.steps.map((s) => `${s.rule.chain} ${s.rule.position} via ${s.via.length}`)).toEqual([
+      'PREROUTING 1 via 0',
+      'DOCKER 1 via 1',
+      'DOCKER 2 via 1',
+      'PREROUTING 2 via 0',
+    ]);
+    // Read without the RETURN, the DNAT in DOCKER takes it.
+    const without = walkChain(saved.rules, saved.policies, 'nat', 'PREROUTING', SYN, { skip: walk.returnedBy[0]?.rule });
+    expect(without.decidedBy?.rule).toMatchObject({ chain: 'DOCKER', position: 2 });
+  });
+
+  it('a goto returns past the chain that went: the end of the inner chain ends the outer one too', () => {
+    const saved = parseIptablesSave(`*filter
+:FORWARD DROP [0:0]
+[1:60] -A FORWARD -j zone
+[0:0] -A FORWARD -j ACCEPT
+[1:60] -A zone -g zone-wan
+[0:0] -A zone -j ACCEPT
+[1:60] -A zone-wan -s 10.0.0.0/8 -j ACCEPT
+COMMIT
+`);
+    const walk = walkChain(saved.rules, saved.policies, 'filter', 'FORWARD', SYN);
+    // zone-wan does not take it; the goto's return skips the rest of zone, back to FORWARD rule 2.
+    expect(walk.decidedBy?.rule).toMatchObject({ chain: 'FORWARD', position: 2 });
+  });
+
+  it("a rule in a user chain does not match when the jump to it does not, and says the jump's reason", () => {
+    const saved = parseIptablesSave(`*nat
+:PREROUTING ACCEPT [0:0]
+[0:0] -A PREROUTING -i eth1 -j PORTFWD
+[0:0] -A PORTFWD -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1
+COMMIT
+`);
+    const walk = walkChain(saved.rules, saved.policies, 'nat', 'PREROUTING', SYN);
+    expect(walk.decidedBy).toBeNull();
+    expect(walk.steps[1]?.verdict).toEqual({ result: 'no-match', because: ['-i eth1: it came in on eth2'] });
+  });
+
   it('writes rules back as commands, with -t only where needed', () => {
     expect(command('filter', '-A', 'FORWARD', '-j ACCEPT')).toBe('iptables -A FORWARD -j ACCEPT');
     expect(command('nat', '-I', 'PREROUTING', '-j ACCEPT', 1)).toBe('iptables -t nat -I PREROUTING 1 -j ACCEPT');
