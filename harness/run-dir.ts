@@ -27,6 +27,10 @@ export class RunDir {
     return join(this.path, `${ruleset}-conntrack-events.txt`);
   }
 
+  nftTrace(ruleset: string): string {
+    return join(this.path, `${ruleset}-nft-trace.txt`);
+  }
+
   kernelTranscript(ruleset: string): string {
     return join(this.path, `${ruleset}-kernel.txt`);
   }

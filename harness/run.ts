@@ -188,7 +188,9 @@ async function runRuleset(
   // failed or missed an expectation gets the kernel's whole account; otherwise the rules (for
   // warnings) suffice.
   const scope: EvidenceScope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
-  const { kernel, candidates, transcripts } = await readKernel(lab, topology, ruleset, baseline, scope);
+  const read = await readKernel(lab, topology, ruleset, baseline, scope);
+  const { candidates, transcripts } = read;
+  const kernel = { ...read.kernel, router: { ...read.kernel.router, nftTrace: captured.nftTrace } };
   const probes = observed.map(({ result, flow }) => ({
     ...result,
     diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }),
@@ -196,6 +198,7 @@ async function runRuleset(
   if (keepArtifacts) {
     await writeFile(dir.serverLog(ruleset.name), `${JSON.stringify(serverLog, null, 2)}\n`);
     await writeFile(dir.conntrackEvents(ruleset.name), captured.conntrackEvents.map((l) => `${l}\n`).join(''));
+    await writeFile(dir.nftTrace(ruleset.name), captured.nftTrace.map((l) => `${l}\n`).join(''));
     await writeFile(dir.kernelTranscript(ruleset.name), formatTranscripts(transcripts));
   }
   return {

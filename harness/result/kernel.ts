@@ -53,6 +53,12 @@ export interface RouterEvidence extends NodeEvidence {
   /** `conntrack -L` after the probes. */
   conntrack: string[];
   /**
+   * The router's nftables trace of the probes' packets (`nft monitor` lines: each base chain a
+   * packet entered, each rule that matched it, the verdicts), covering nft and iptables-nft rules
+   * alike. Absent in results written before it existed.
+   */
+  nftTrace?: string[];
+  /**
    * Connections the router itself opened after the probes, one per hairpin SNAT rule that may
    * take them; absent in results written before it existed.
    */

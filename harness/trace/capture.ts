@@ -1,6 +1,7 @@
 /**
  * Evidence collection around a batch of probes: tcpdump on the router and on every segment
- * (so a reply that bypasses the router is seen too), and conntrack events on the router.
+ * (so a reply that bypasses the router is seen too), conntrack events on the router, and the
+ * router's nftables trace (which rule decided each packet, ./nft-trace.ts).
  * Every recorder is confirmed running before the first probe goes out, and has recorded
  * everything the kernel handed it before it is stopped: a recorder that is behind (starved of
  * CPU on a busy machine) would otherwise lose the last packets or events of a probe, and a
@@ -14,6 +15,7 @@ import { nodeLabel } from '../backend/backend.js';
 import { HostError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
 import type { Topology } from '../scenario/topology.js';
+import { startNftTrace, type RunningTrace } from './nft-trace.js';
 
 export interface CapturePoint {
   node: NodeRef;
@@ -32,6 +34,8 @@ export interface CaptureResult {
   points: CapturePoint[];
   /** conntrack -E lines from the router, in order. */
   conntrackEvents: string[];
+  /** `nft monitor` trace lines from the router, in order. */
+  nftTrace: string[];
 }
 
 /** Disposing a capture that was not stopped stops it and drops what it recorded. */
@@ -64,8 +68,9 @@ export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node
   const nodes: NodeRef[] = [{ kind: 'router' }, ...topology.networks.map((n) => ({ kind: 'segment' as const, network: n.name }))];
   const points: RunningPoint[] = [];
   let conntrack: ConntrackEvents | undefined;
+  let trace: RunningTrace | undefined;
   const stopAll = async (): Promise<void> => {
-    await Promise.all([...points.map((p) => p.proc.stop('SIGINT')), conntrack?.proc.stop('SIGINT')]);
+    await Promise.all([...points.map((p) => p.proc.stop('SIGINT')), conntrack?.proc.stop('SIGINT'), trace?.stop(false)]);
   };
   try {
     await Promise.all(
@@ -76,21 +81,29 @@ export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node
         await tcpdumpReady(point);
       }),
     );
-    conntrack = await startConntrackEvents(lab);
+    [conntrack, trace] = await Promise.all([startConntrackEvents(lab), startNftTrace(lab, READY_TIMEOUT_MS)]);
   } catch (err) {
     await stopAll();
     await Promise.all(points.map(finishPoint));
     throw err;
   }
   const events = conntrack;
+  const traced = trace;
   let stopped: Promise<CaptureResult> | undefined;
   const stop = async (drain: boolean): Promise<CaptureResult> => {
     // Everything the probes made is in the kernel's hands by now; wait until each recorder has
     // taken it, then stop them.
-    if (drain) await Promise.all([...points.map(drainTcpdump), drainConntrack(lab, events)]);
+    const [nftTrace] = await Promise.all([
+      traced.stop(drain),
+      ...(drain ? [...points.map(drainTcpdump), drainConntrack(lab, events)] : []),
+    ]);
     await stopAll();
     const result = await Promise.all(points.map(finishPoint));
-    return { points: result, conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) };
+    return {
+      points: result,
+      conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)),
+      nftTrace,
+    };
   };
   return {
     stop: () => (stopped ??= stop(true)),

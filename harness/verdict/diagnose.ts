@@ -34,6 +34,16 @@ import {
 import { formatRoute, lookupRoute } from '../ipv4.js';
 import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
+import {
+  baseChainOf,
+  describeTraceStep,
+  dropStep,
+  firstHeader,
+  parseNftTrace,
+  traceHeader,
+  type TraceStep,
+  type TracedPacket,
+} from '../trace/nft-trace.js';
 
 export interface DiagnosisInput {
   topology: Topology;
@@ -61,6 +71,10 @@ interface Facts {
   answeredBy: string | undefined;
   /** The client's SYN as nat PREROUTING saw it. */
   prerouting: HookPacket | undefined;
+  /** The nftables trace of the client's request packets (the SYN and its retransmissions). */
+  traced: TracedPacket[];
+  /** The trace's rule or policy that dropped (or rejected) the request, if one did. */
+  tracedDrop: { packet: TracedPacket; step: TraceStep } | null;
 }
 
 interface Endpoint {
@@ -107,7 +121,17 @@ function gather(input: DiagnosisInput): Facts {
   const answer = flow.reply[0];
   const target = endpoint(result.target);
   const from = arrival ? endpoint(arrival.src) : undefined;
+  const traced = parseNftTrace(evidence.router.nftTrace ?? []).filter((p) => {
+    const h = firstHeader(p);
+    return h?.saddr === result.clientAddress && h.sport === result.clientPort && h.daddr === target.address && h.dport === target.port;
+  });
+  const dropped = traced.flatMap((packet) => {
+    const step = dropStep(packet);
+    return step ? [{ packet, step }] : [];
+  });
   return {
+    traced,
+    tracedDrop: dropped[0] ?? null,
     topology,
     result,
     flow,
@@ -219,6 +243,7 @@ function ruleOrder(f: Facts): Diagnosis | null {
           [f.answer, routerAnswerText(f)],
         ]),
         ...conntrackLines(f),
+        ...traceLines(f),
         ...shadow.via.map((jump) => describeReading(jump, `jumps to ${jumpTarget(jump)}; this request takes the jump`)),
         describeReading(
           shadow.rule,
@@ -236,9 +261,9 @@ function isDnat(step: RuleStep): boolean {
   return step.parsed.target === 'DNAT' || step.parsed.target === 'REDIRECT';
 }
 
-/** `nat DOCKER rule 2 (reached by nat PREROUTING rule 1)`, or `nat PREROUTING rule 3`. */
+/** `nat DOCKER rule 2 (reached from PREROUTING rule 1)`, or `nat PREROUTING rule 3`. */
 function ruleName(step: RuleStep): string {
-  const name = `nat ${step.rule.chain} rule ${step.rule.position}`;
+  const name = `${step.rule.table} ${step.rule.chain} rule ${step.rule.position}`;
   const first = step.via[0];
   return first ? `${name} (reached from ${first.chain} rule ${first.position})` : name;
 }
@@ -295,6 +320,7 @@ function noDnatMatch(f: Facts): Diagnosis {
         [f.answer, routerAnswerText(f)],
       ]),
       ...conntrackLines(f),
+      ...traceLines(f),
       ...ruleLines,
     ],
     suggestion: to ? command('nat', '-A', 'PREROUTING', `-d ${f.target.address} -p tcp --dport ${f.target.port} -j DNAT --to ${to}`) : null,
@@ -315,7 +341,7 @@ function serverRefused(f: Facts): Diagnosis | null {
       ? command(
           'nat',
           '-R',
-          'PREROUTING',
+          dnat.rule.chain,
           ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${asked.address}:${port}`),
           dnat.rule.position,
         )
@@ -447,35 +473,87 @@ function forwardingDisabled(f: Facts): Diagnosis | null {
   };
 }
 
-function forwardDropped(f: Facts): Diagnosis | null {
+/**
+ * The FORWARD chain dropped or rejected the request: after a DNAT (a port forward the filter does
+ * not let through), or without one (a client reaching a private address directly, which a DROP
+ * policy is often meant to block). Named only when the kernel counted the rule or the policy.
+ */
+function forwardVerdict(
+  f: Facts,
+): { walk: ChainWalk; dropper: RuleStep | null; byPolicy: boolean; dnat: RuleStep | null; request: HookPacket } | null {
+  if (!f.prerouting || !f.arrival) return null;
   const dnat = dnatStep(f);
   const destination = dnat ? dnatDestination(dnat.parsed) : null;
-  if (!f.prerouting || !f.arrival || !dnat || !destination) return null;
+  if (dnat && !destination) return null;
+  // Without a DNAT only a request for another host's address is forwarded at all.
+  if (!dnat && isRouterAddress(f, f.target.address)) return null;
   const router = f.evidence.router;
-  const out = lookupRoute(router.routes, destination.address)?.dev ?? undefined;
-  const request = { ...f.prerouting, out, dst: destination.address, dport: destination.port ?? f.target.port, ctstate: ['NEW', 'DNAT'] };
+  const dst = destination?.address ?? f.target.address;
+  const out = lookupRoute(router.routes, dst)?.dev ?? undefined;
+  const request = {
+    ...f.prerouting,
+    out,
+    dst,
+    dport: destination?.port ?? f.target.port,
+    ctstate: dnat ? ['NEW', 'DNAT'] : ['NEW'],
+  };
   const walk = walkChain(router.rules, router.policies, 'filter', 'FORWARD', request);
   const dropper = walk.decidedBy && ['DROP', 'REJECT'].includes(walk.decidedBy.parsed.target ?? '') ? walk.decidedBy : null;
   const byPolicy = !walk.decidedBy && !walk.undecidable && walk.policy?.policy === 'DROP';
-  // Named only when the kernel counted the drop: the rule's or the policy's counter grew.
   if (dropper ? !counted(dropper.rule) : !byPolicy || !counted(walk.policy)) return null;
-  const what = dropper
-    ? `filter FORWARD rule ${dropper.rule.position} drops it`
-    : 'no rule in filter FORWARD accepts it and the policy is DROP';
+  return { walk, dropper, byPolicy, dnat, request };
+}
+
+/**
+ * The FORWARD path dropped it, as the kernel's nftables trace shows: the rule or policy, in any
+ * table (an nft rule set's own chains, or iptables-nft's), that gave the request its drop verdict.
+ */
+function tracedForwardDropped(f: Facts): Diagnosis | null {
+  const step = tracedForwardDrop(f);
+  if (!step || !f.arrival) return null;
+  const what =
+    step.kind === 'policy'
+      ? `the policy of ${step.family} ${step.table} ${step.chain}`
+      : `a rule in ${step.family} ${step.table} ${step.chain}`;
+  return {
+    cause: 'forward-dropped',
+    severity: 'failure',
+    summary: `The forwarding path dropped it: ${what} gave the request a drop verdict${f.result.rewrites.includes('DNAT') ? ' after the router DNATed it' : ''}.`,
+    evidence: [
+      ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
+      ...traceLines(f),
+      ...(conntrackLines(f).length === 0
+        ? ['conntrack: no entry for this connection (a packet dropped while forwarded is never confirmed)']
+        : conntrackLines(f)),
+    ],
+    suggestion: null,
+  };
+}
+
+function forwardDropped(f: Facts): Diagnosis | null {
+  const verdict = forwardVerdict(f);
+  if (!verdict) return tracedForwardDropped(f);
+  const { walk, dropper, byPolicy, dnat, request } = verdict;
+  const what = dropper ? `${ruleName(dropper)} drops it` : 'no rule in filter FORWARD accepts it and the policy is DROP';
+  const opening = dnat
+    ? `the router DNATed ${f.result.target} to ${dnatText(dnat)}, but ${what}. Accept DNATed connections in FORWARD.`
+    : `${f.target.address} is not the router's own address and no DNAT took the request, so the router forwarded it as it was, and ${what}.`;
+  const accepted = dnat ? '-m conntrack --ctstate DNAT -j ACCEPT' : `-d ${request.dst} -p tcp --dport ${request.dport} -j ACCEPT`;
   const accept = dropper
-    ? command('filter', '-I', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT', dropper.rule.position)
-    : command('filter', '-A', 'FORWARD', '-m conntrack --ctstate DNAT -j ACCEPT');
+    ? command('filter', '-I', dropper.rule.chain, accepted, dropper.rule.position)
+    : command('filter', '-A', 'FORWARD', accepted);
   // The answers must pass FORWARD too: suggest accepting them when nothing would.
   const reply = {
     ...request,
-    in: out,
+    in: request.out,
     out: request.in,
-    src: destination.address,
+    src: request.dst,
     dst: request.src,
     sport: request.dport,
     dport: request.sport,
-    ctstate: ['ESTABLISHED', 'DNAT'],
+    ctstate: dnat ? ['ESTABLISHED', 'DNAT'] : ['ESTABLISHED'],
   };
+  const router = f.evidence.router;
   const replyWalk = walkChain(router.rules, router.policies, 'filter', 'FORWARD', reply);
   const replyDropped = replyWalk.decidedBy
     ? replyWalk.decidedBy.parsed.target !== 'ACCEPT'
@@ -483,19 +561,17 @@ function forwardDropped(f: Facts): Diagnosis | null {
   const established = command(
     'filter',
     dropper ? '-I' : '-A',
-    'FORWARD',
+    dropper?.rule.chain ?? 'FORWARD',
     '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
     dropper?.rule.position,
   );
   return {
     cause: 'forward-dropped',
     severity: 'failure',
-    summary:
-      `The FORWARD chain dropped it: the router DNATed ${f.result.target} to ${dnatText(dnat)}, but ${what}. ` +
-      'Accept DNATed connections in FORWARD.',
+    summary: `The FORWARD chain dropped it: ${opening}`,
     evidence: [
       ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
-      describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}`),
+      ...(dnat ? [describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}`)] : []),
       ...walk.steps.map((s) =>
         s === dropper
           ? describeReading(s.rule, 'drops this request')
@@ -523,7 +599,8 @@ function forwardDropped(f: Facts): Diagnosis | null {
  */
 function forwardRejected(f: Facts): Diagnosis {
   const how = f.answer?.flags.includes('R') ? 'a TCP reset' : 'an answer';
-  const counted = countedRules(f);
+  const rejecter = forwardVerdict(f)?.dropper;
+  const rules = rejecter ? [describeReading(rejecter.rule, 'rejects this request')] : f.tracedDrop ? traceLines(f) : countedRules(f);
   return {
     cause: 'forward-dropped',
     severity: 'failure',
@@ -537,8 +614,8 @@ function forwardRejected(f: Facts): Diagnosis {
         [f.answer, `the router answered in ${f.target.address}'s name`],
       ]),
       ...conntrackLines(f),
-      ...(counted.length > 0
-        ? counted
+      ...(rules.length > 0
+        ? rules
         : nftOr(f, 'no rule counter grew during the probes', /\b(reject|drop)\b/, 'the rule set has no reject or drop rule')),
     ],
     suggestion: null,
@@ -563,7 +640,7 @@ function dnatToNobody(f: Facts): Diagnosis | null {
       ? command(
           'nat',
           '-R',
-          'PREROUTING',
+          dnat.rule.chain,
           ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${server.address}`),
           dnat.rule.position,
         )
@@ -586,6 +663,7 @@ function unknown(f: Facts): Diagnosis {
     evidence: [
       ...[...f.flow.request, ...f.flow.reply].map(hopText),
       ...conntrackLines(f),
+      ...traceLines(f),
       ...counters,
       ...countedRules(f),
       ...f.evidence.router.missing.map((m) => `not collected: ${m}`),
@@ -694,16 +772,31 @@ function hopLines(hops: Array<[Hop | undefined, string]>): string[] {
 
 function routerAnswerText(f: Facts): string {
   if (!f.answer) return '';
+  if (f.tracedDrop)
+    return `the router rejected it: ${describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet).replace(/^nft trace \(the kernel\): /, '')}`;
   return f.answer.flags.includes('R')
     ? `the router's own TCP stack answered with a reset: nothing on the router listens on port ${f.target.port}`
     : 'the router answered itself';
 }
 
 function routerAnswer(f: Facts): string {
+  if (f.tracedDrop && f.answer) return ', where a rule rejected it';
   return f.answer?.flags.includes('R') ? ', which refused it' : '';
 }
 
-/** The router's conntrack entry for the probe (table after the probes, else the first event). */
+/** The trace's account of the request: the rule or policy that dropped it, else nothing. */
+function traceLines(f: Facts): string[] {
+  return f.tracedDrop ? [describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet)] : [];
+}
+
+/** Did the trace see the request dropped on the forwarding path (a base chain with both interfaces)? */
+function tracedForwardDrop(f: Facts): TraceStep | null {
+  if (!f.tracedDrop) return null;
+  const base = baseChainOf(f.tracedDrop.packet, f.tracedDrop.step);
+  const header = base ? traceHeader(base) : null;
+  return header?.iif && header.oif ? f.tracedDrop.step : null;
+}
+
 function conntrackLines(f: Facts): string[] {
   const mine = (line: string): boolean => line.includes(`src=${f.result.clientAddress} `) && line.includes(`sport=${f.result.clientPort} `);
   const entry = f.evidence.router.conntrack.find(mine);

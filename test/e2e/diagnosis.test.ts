@@ -18,6 +18,7 @@ const MISTAKES = 'scenarios/diagnosis/rule-mistakes.yaml';
 const FORWARDING = 'scenarios/diagnosis/forwarding-disabled.yaml';
 const RPFILTER = 'scenarios/diagnosis/reverse-path-filter.yaml';
 const DMZ = 'scenarios/dmz-three-network.yaml';
+const FW4 = 'scenarios/openwrt-fw4.yaml';
 
 function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
   const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
@@ -62,6 +63,7 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   let forwarding: RunResult;
   let rpfilter: RunResult;
   let dmz: RunResult;
+  let fw4: RunResult;
   /** The runs with the suggested fixes applied: hairpin on dmz-three-network, then rule-mistakes. */
   let fixed: Promise<[RunResult, RunResult]>;
 
@@ -76,13 +78,14 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     ]);
     // Awaited by the fixes' own tests; a failure here already fails the runs it depends on.
     fixed.catch(() => {});
-    [mistakes, forwarding, rpfilter, dmz] = await Promise.all([
+    [mistakes, forwarding, rpfilter, dmz, fw4] = await Promise.all([
       mistakesRun,
       run(FORWARDING, { outDir: join(out, 'forwarding') }),
       run(RPFILTER),
       dmzRun,
+      run(FW4),
     ]);
-    // Four topologies and 15 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
+    // Five topologies and 17 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
   }, 180_000);
 
   /** dnat-only with the hairpin fix it was given appended, held to the probes' own expectations. */
@@ -96,13 +99,13 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   };
 
   it('every shipped diagnosis scenario meets the failures it records', () => {
-    for (const result of [mistakes, forwarding, rpfilter, dmz]) {
+    for (const result of [mistakes, forwarding, rpfilter, dmz, fw4]) {
       expect(result.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
     }
   });
 
   it('diagnoses exactly the probes that failed', () => {
-    for (const result of [mistakes, forwarding, rpfilter, dmz]) {
+    for (const result of [mistakes, forwarding, rpfilter, dmz, fw4]) {
       for (const p of result.probes) expect(p.diagnosis === null, `${p.ruleset}/${p.name}`).toBe(p.ok);
     }
   });
@@ -265,6 +268,33 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       'iptables -t nat -R POSTROUTING 1 -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 172.16.0.254',
     );
     expect(warned[0]?.passed).toBe(true);
+  });
+
+  describe("an nftables rule set (OpenWrt fw4), read through the kernel's own trace", () => {
+    it("a reset in another host's name is a reject on the forwarding path: the trace names the rule and the chains to it", () => {
+      const d = diagnosis(fw4, 'reflection', 'internet-to-lan-directly');
+      expect(d.cause).toBe('forward-dropped');
+      expect(
+        line(d, 'nft trace (the kernel): inet fw4 forward -> handle_reject: rule meta l4proto tcp reject with tcp reset', '(verdict drop)'),
+      ).toBeDefined();
+      // The probe's own goal is to be refused: explained, not fixed.
+      expect(d.suggestion).toBeNull();
+    });
+
+    it('a reject in the input path is the rule that answered, not "nothing listens"', () => {
+      const d = diagnosis(fw4, 'reflection', 'internet-to-router-ssh');
+      expect(d.summary).toContain('where a rule rejected it');
+      expect(line(d, 'nothing on the router listens')).toBeUndefined();
+      expect(line(d, 'nft trace (the kernel): inet fw4 input -> input_wan -> reject_from_wan -> handle_reject: rule')).toBeDefined();
+    });
+
+    it('without reflection the LAN request reaches the router itself, which accepts it and whose stack refuses it', () => {
+      const d = diagnosis(fw4, 'no-reflection', 'lan-to-forward');
+      expect(d.cause).toBe('no-dnat-match');
+      expect(d.summary).toContain('which refused it');
+      expect(line(d, 'nft trace')).toBeUndefined();
+      expect(line(d, 'conntrack (the kernel): the reply is expected from 203.0.113.2 itself')).toBeDefined();
+    });
   });
 
   it('keeps the kernel evidence in the result and what the tools printed in the artifacts', () => {

@@ -276,6 +276,23 @@ describe('diagnoseProbe', () => {
     expect(line(d, 'filter FORWARD rule 1 (kernel counter: 1 packet)')).toBeDefined();
   });
 
+  it('FORWARD dropped a request that no DNAT took: a client reaching a private address directly, counted by the DROP policy', () => {
+    const request = [
+      'internet@internet-client out 123.45.6.7:20000 > 172.16.0.1:80 S',
+      'router:eth1 in 123.45.6.7:20000 > 172.16.0.1:80 S',
+    ];
+    const d = diagnose(
+      result(INTERNET_CLIENT, { target: '172.16.0.1:80', error: 'timeout' }),
+      flow(request, []),
+      evidence(saved([DNAT], ['[0:0] -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT'], 'DROP [1:60]')),
+    );
+    expect(d.cause).toBe('forward-dropped');
+    expect(d.summary).toContain('172.16.0.1 is not the router');
+    expect(d.summary).toContain('no rule in filter FORWARD accepts it and the policy is DROP');
+    expect(line(d, 'filter FORWARD rule 1', 'does not match: --ctstate DNAT: the connection is NEW')).toBeDefined();
+    expect(line(d, 'filter FORWARD policy DROP (kernel counter: 1 packet fell through to it)')).toBeDefined();
+  });
+
   it('no DNAT rule matched, uncorroborated: without a counter where the reading sends the request, no rule is named as the one that missed', () => {
     const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
     const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved([rule, HAIRPIN])));
