@@ -190,7 +190,9 @@ async function runRuleset(
   const scope: EvidenceScope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
   const read = await readKernel(lab, topology, ruleset, baseline, scope);
   const { candidates, transcripts } = read;
-  const kernel = { ...read.kernel, router: { ...read.kernel.router, nftTrace: captured.nftTrace } };
+  const router = read.kernel.router;
+  const missing = captured.nftTraceMissing ? [...router.missing, captured.nftTraceMissing] : router.missing;
+  const kernel = { ...read.kernel, router: { ...router, nftTrace: captured.nftTrace, missing } };
   const probes = observed.map(({ result, flow }) => ({
     ...result,
     diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }),

@@ -36,6 +36,8 @@ export interface CaptureResult {
   conntrackEvents: string[];
   /** `nft monitor` trace lines from the router, in order. */
   nftTrace: string[];
+  /** Why there is no nft trace, or null. */
+  nftTraceMissing: string | null;
 }
 
 /** Disposing a capture that was not stopped stops it and drops what it recorded. */
@@ -103,6 +105,7 @@ export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node
       points: result,
       conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)),
       nftTrace,
+      nftTraceMissing: traced.missing,
     };
   };
   return {

@@ -11,7 +11,6 @@
  */
 import { createInterface } from 'node:readline';
 import type { Lab, NodeRef } from '../backend/backend.js';
-import { HostError } from '../errors.js';
 
 const ROUTER: NodeRef = { kind: 'router' };
 /** natproof's own table; the user's rules never see it (it is added after them and removed before the evidence is read). */
@@ -33,6 +32,8 @@ const TRACE_RULES = `table inet ${TRACE_TABLE} {
 `;
 
 export interface RunningTrace {
+  /** Why there is no trace (the kernel or nft cannot trace here), or null. */
+  missing: string | null;
   /** Remove the marking table, wait (with `drain`) until every trace event up to now is read, stop. Once. */
   stop(drain: boolean): Promise<string[]>;
 }
@@ -73,15 +74,19 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
   };
   const removeTable = (): Promise<unknown> =>
     lab.exec(ROUTER, ['nft', 'delete', 'table', 'inet', TRACE_TABLE], { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS });
-  try {
-    if (!(await marked(Date.now() + timeoutMs))) {
-      throw new HostError(`nft monitor did not start in the router: ${proc.stderr.trim() || 'no events seen'}`);
-    }
-    await lab.exec(ROUTER, ['nft', '-f', '-'], { input: TRACE_RULES, timeoutMs: EXEC_TIMEOUT_MS });
-  } catch (err) {
+  // The trace adds to the evidence; a kernel or nft that cannot trace leaves it out, said so.
+  let missing: string | null = null;
+  if (!(await marked(Date.now() + timeoutMs)))
+    missing = `nft monitor did not start in the router: ${proc.stderr.trim() || 'no events seen'}`;
+  else {
+    const loaded = await lab.exec(ROUTER, ['nft', '-f', '-'], { input: TRACE_RULES, timeoutMs: EXEC_TIMEOUT_MS, allowFailure: true });
+    if (loaded.exitCode !== 0) missing = `the router cannot mark packets for tracing: ${loaded.stderr.trim()}`;
+  }
+  if (missing !== null) {
     await proc.stop('SIGKILL');
     await removeTable();
-    throw err;
+    const reason = missing;
+    return { missing: reason, stop: async () => [] };
   }
   let stopped: Promise<string[]> | undefined;
   const stop = async (drain: boolean): Promise<string[]> => {
@@ -90,7 +95,7 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
     await proc.stop('SIGINT');
     return lines;
   };
-  return { stop: (drain) => (stopped ??= stop(drain)) };
+  return { missing: null, stop: (drain) => (stopped ??= stop(drain)) };
 }
 
 // --- Reading the trace -------------------------------------------------------------------------
