@@ -6,6 +6,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
+import { compareProbes, diffExitCode, type DiffResult } from './diff/compare.js';
+import { renderDiffMarkdown, renderDiffTerminal, summaryLine } from './diff/render.js';
+import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, UsageError } from './errors.js';
 import { renderHtml } from './report/html.js';
@@ -17,7 +20,7 @@ import { RunAbortedError, runScenario } from './run.js';
 import { loadScenario } from './scenario/load.js';
 import type { RuleSource } from './scenario/topology.js';
 import type { Backend } from './backend/backend.js';
-import { RunDir } from './run-dir.js';
+import { parseRunResult, RunDir } from './run-dir.js';
 import type { RunResult } from './result/result.js';
 
 export const EXIT_PASSED = 0;
@@ -27,6 +30,8 @@ export const EXIT_INTERRUPTED = 130;
 
 const USAGE = `usage:
   natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--backend netns|docker]
+  natproof diff SCENARIO.yaml (--rules FILE | --ruleset NAME) (--rules FILE | --ruleset NAME) [--json] [--markdown FILE] [--fail-on-change] [--backend netns|docker]
+  natproof diff SCENARIO.yaml --git REVISION --rules FILE [...]
   natproof report RUN_DIR [--junit FILE]
   natproof validate SCENARIO.yaml...
   natproof clean [--backend netns|docker]
@@ -43,13 +48,23 @@ run       build the scenario's topology for real, apply each rule set, probe, an
   --junit FILE     write the probes as JUnit XML test cases, for CI
   --backend NAME   netns (default: namespaces on this machine) or docker (containers on the
                    engine DOCKER_HOST names, else the local one)
+  --baseline FILE  compare with a kept result.json, probe by probe: exit 1 when a probe that met
+                   its expectations there no longer does
+  --update-baseline  write this run's result to the --baseline file (after review)
+diff      run the probes under two rule sets on one topology and report what changed: fixed,
+          regressed, changed, same. The first --rules/--ruleset is before, the second after;
+          with --git REVISION, before is --rules FILE as committed at REVISION (read with git)
+  --json           print {probes: [{name, class, changed, before, after}], ...} on stdout
+  --markdown FILE  write a compact Markdown table of the changed probes (a PR comment)
+  --fail-on-change exit 1 when anything changed at all, not only when something regressed
 report    print a kept run again and write RUN_DIR/report.html and RUN_DIR/report.md from
           RUN_DIR/result.json; exits 0 whatever the run's verdict was
   --junit FILE     also write JUnit XML
 validate  check scenario files without building anything
 clean     remove what crashed or killed runs left behind (never a run still going)
 
-exit codes: 0 every expectation holds, 1 some do not, 2 bad input or host problem`;
+exit codes: 0 every expectation holds (diff: nothing regressed), 1 some do not (diff: a probe
+regressed), 2 bad input or host problem`;
 
 export interface CliIO {
   stdout: (text: string) => void;
@@ -75,6 +90,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         return await runCommand(rest, io);
       case 'report':
         return await reportCommand(rest, io);
+      case 'diff':
+        return await diffCommand(rest, io);
       case 'validate':
         return await validateCommand(rest, io);
       case 'clean':
@@ -120,12 +137,20 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       report: { type: 'boolean', default: false },
       junit: { type: 'string' },
       backend: { type: 'string', default: 'netns' },
+      baseline: { type: 'string' },
+      'update-baseline': { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1) {
     io.stderr(`natproof run: give exactly one scenario file\n${USAGE}\n`);
     return EXIT_USAGE;
   }
+  if (values['update-baseline'] && !values.baseline) {
+    io.stderr('natproof run: --update-baseline writes the --baseline file; give --baseline FILE too\n');
+    return EXIT_USAGE;
+  }
+  // Read before anything is built: a baseline that cannot be read is bad input.
+  const baseline = values.baseline && !values['update-baseline'] ? await readBaseline(values.baseline) : undefined;
   // Checked before anything is built: the report links the pcaps, which only --out keeps.
   if (values.report && !values.out) {
     io.stderr(`natproof run: --report writes into the run's directory and links its captures; give --out DIR too\n`);
@@ -135,9 +160,47 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   const topology = await loadScenario(positionals[0]!);
   const rules = values.rules ? await loadRulesFile(values.rules) : undefined;
 
+  const result = await withInterrupts(io, (signal) =>
+    runScenario(topology, {
+      backend,
+      rulesets: values.ruleset ?? [],
+      ...(rules ? { rules } : {}),
+      ...(values.out ? { outDir: values.out } : {}),
+      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+      signal,
+    }),
+  );
+  if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+  else io.stdout(renderRun(result, { color: io.color }));
+  const written = [
+    ...(values.report && values.out ? await writeReports(result, new RunDir(values.out)) : []),
+    ...(values.junit ? [await writeJunit(result, values.junit)] : []),
+  ];
+  if (values['update-baseline'] && values.baseline) {
+    await mkdir(dirname(values.baseline), { recursive: true });
+    await writeFile(values.baseline, `${JSON.stringify(result, null, 2)}\n`);
+    written.push(values.baseline);
+  }
+  if (written.length > 0 && !values.json) io.stderr(`wrote ${written.join(', ')}\n`);
+  if (baseline) {
+    const diff = compareProbes(
+      topology.name,
+      { before: { name: `baseline ${values.baseline}`, probes: baseline.probes }, after: { name: 'this run', probes: result.probes } },
+      'ruleset-and-name',
+    );
+    io.stderr(renderDiffTerminal(diff, result.addresses, { color: io.color }));
+    // Against a baseline the verdict is whether behaviour that was right stayed right.
+    return diffExitCode(diff, false) === 0 ? EXIT_PASSED : EXIT_FAILED;
+  }
+  return result.passed ? EXIT_PASSED : EXIT_FAILED;
+}
+
+/**
+ * Runs `work` with Ctrl-C and SIGTERM turned into an abort. The handlers stay installed until the
+ * run has torn down: a second Ctrl-C must not kill natproof half-way through removing what it built.
+ */
+async function withInterrupts<T>(io: CliIO, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  // Stays installed until the run has torn down: a second Ctrl-C must not kill natproof
-  // half-way through removing what it built.
   const onSignal = (): void => {
     if (controller.signal.aborted) io.stderr('natproof: still tearing down, please wait\n');
     controller.abort();
@@ -145,26 +208,85 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const result = await runScenario(topology, {
-      backend,
-      rulesets: values.ruleset ?? [],
-      ...(rules ? { rules } : {}),
-      ...(values.out ? { outDir: values.out } : {}),
-      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-      signal: controller.signal,
-    });
-    if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
-    else io.stdout(renderRun(result, { color: io.color }));
-    const written = [
-      ...(values.report && values.out ? await writeReports(result, new RunDir(values.out)) : []),
-      ...(values.junit ? [await writeJunit(result, values.junit)] : []),
-    ];
-    if (written.length > 0 && !values.json) io.stderr(`wrote ${written.join(', ')}\n`);
-    return result.passed ? EXIT_PASSED : EXIT_FAILED;
+    return await work(controller.signal);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function readBaseline(file: string): Promise<RunResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read the baseline ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseRunResult(text, file);
+}
+
+async function diffCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals, tokens } = parseArgs({
+    args,
+    allowPositionals: true,
+    tokens: true,
+    options: {
+      rules: { type: 'string', multiple: true },
+      ruleset: { type: 'string', multiple: true },
+      git: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      markdown: { type: 'string' },
+      'fail-on-change': { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'netns' },
+    },
+  });
+  if (positionals.length !== 1) {
+    io.stderr(`natproof diff: give exactly one scenario file\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  // The sides in the order given: the first is before, the second after.
+  const given: SideSpec[] = tokens.flatMap((t): SideSpec[] => {
+    if (t.kind !== 'option' || t.value === undefined) return [];
+    if (t.name === 'rules') return [{ kind: 'rules', file: t.value }];
+    if (t.name === 'ruleset') return [{ kind: 'ruleset', name: t.value }];
+    return [];
+  });
+  let sides: SideSpec[];
+  if (values.git !== undefined) {
+    const only = given[0];
+    if (given.length !== 1 || only?.kind !== 'rules') {
+      io.stderr(
+        'natproof diff: --git REVISION compares one --rules FILE at that revision with the file as it is now; give exactly one --rules FILE\n',
+      );
+      return EXIT_USAGE;
+    }
+    sides = [{ kind: 'git', revision: values.git, file: only.file }, only];
+  } else if (given.length !== 2) {
+    io.stderr('natproof diff: give two rule sets to compare, before then after: --rules FILE or --ruleset NAME, twice\n');
+    return EXIT_USAGE;
+  } else sides = given;
+  const backend = selectBackend(values.backend);
+  const topology = await loadScenario(positionals[0]!);
+  const [before, after] = distinctNames(await resolveSide(topology, sides[0]!), await resolveSide(topology, sides[1]!));
+  const result = await withInterrupts(io, (signal) =>
+    runScenario(
+      { ...topology, rulesets: [before, after] },
+      { backend, log: values.json ? () => {} : (line) => io.stderr(`${line}\n`), signal },
+    ),
+  );
+  const diff: DiffResult = compareProbes(topology.name, {
+    before: { name: before.name, probes: result.probes.filter((p) => p.ruleset === before.name) },
+    after: { name: after.name, probes: result.probes.filter((p) => p.ruleset === after.name) },
+  });
+  if (values.json) io.stdout(`${JSON.stringify({ ...diff, runId: result.runId, backend: result.backend }, null, 2)}\n`);
+  else io.stdout(renderDiffTerminal(diff, result.addresses, { color: io.color }));
+  if (values.markdown) {
+    await mkdir(dirname(values.markdown), { recursive: true });
+    await writeFile(values.markdown, renderDiffMarkdown(diff));
+    if (!values.json) io.stderr(`wrote ${values.markdown}\n`);
+  }
+  if (values.json) io.stderr(`${summaryLine(diff)}\n`);
+  return diffExitCode(diff, values['fail-on-change']);
 }
 
 async function reportCommand(args: string[], io: CliIO): Promise<number> {
