@@ -102,7 +102,11 @@ export function udpProbe(command: ProbeCommand, deadlineOf: DeadlineFactory): Pr
       if (settled) return;
       settled = true;
       deadline.stop();
-      socket.close();
+      try {
+        socket.close();
+      } catch {
+        // A socket whose bind failed is not running: there is nothing to close.
+      }
       resolve({ ...base, ...reply, durationMs: performance.now() - started });
     };
     socket.on('message', (message) => {
