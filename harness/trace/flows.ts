@@ -5,7 +5,8 @@
  * A TCP connection keeps its sequence numbers through NAT, so the client's SYN is followed
  * across interfaces by its initial sequence number, and the answer (SYN-ACK or RST) by the
  * acknowledgement of it. Rewrites come from comparing the packet that entered the router with
- * the one that left it: never from the rule text.
+ * the one that left it: never from the rule text. A udp probe's datagram is followed by
+ * udp-flows.ts, into the same FlowObservation.
  */
 import type { NodeInterface, NodeRef } from '../backend/backend.js';
 import { formatPlace, type HopPlace } from '../result/result.js';
