@@ -167,7 +167,9 @@ async function runRuleset(
   checkAborted();
   // Source ports unique within the run, so no probe meets another's TIME_WAIT or packets.
   const ports = topology.probes.map((_, i) => firstPort + i);
-  const paths = topology.probes.map((probe) => probePath(runId, ruleset.name, probe.name));
+  const paths = topology.probes.map((probe, i) =>
+    probe.kind === 'udp' ? queryName(runId, ports[i]!, probe.name) : probePath(runId, ruleset.name, probe.name),
+  );
   const { replies, captured } = await probeUnderCapture({ topology, lab, agents, dir, log }, ruleset, ports, paths);
   const serverLog = await agents.drainRequests();
   const seen = sightings(await readTraces(captured));
@@ -264,6 +266,14 @@ async function readKernel(
 /** A path unique to the probe, so the server's log line can be matched to it. */
 function probePath(runId: string, ruleset: string, probe: string): string {
   return `/natproof/${runId}/${ruleset}/${probe}`;
+}
+
+/**
+ * A udp probe's DNS name, unique to it as probePath is: its source port is unique within the run
+ * (a rule set's name, from a file name, need not be a DNS label).
+ */
+function queryName(runId: string, port: number, probe: string): string {
+  return `${probe}.p${port}.r${runId}.natproof.test`;
 }
 
 async function readTraces(captured: CaptureResult): Promise<CaptureTrace[]> {

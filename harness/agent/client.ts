@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { deadline, type Deadline } from '../deadline.js';
 import { HostError, NatproofError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
+import type { Service } from '../scenario/topology.js';
 import type { AgentMessage, DoneReply, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
 
 const SERVE_TIMEOUT_MS = 5_000;
@@ -78,9 +79,14 @@ export class AgentClient {
     }
   }
 
-  async serve(port: number): Promise<void> {
-    const reply = (await this.send({ op: 'serve', port }, SERVE_TIMEOUT_MS)) as ServeReply;
-    if (!reply.ok) throw new HostError(`${this.host} could not serve HTTP on port ${port}: ${reply.detail}`);
+  /** Serve HTTP on every address, or answer UDP queries on each of `addresses` (the host's own). */
+  async serve(service: Service, addresses: readonly string[] = []): Promise<void> {
+    const command =
+      service.kind === 'udp' ? { op: 'serve', kind: 'udp', port: service.port, addresses } : { op: 'serve', port: service.port };
+    const reply = (await this.send(command, SERVE_TIMEOUT_MS)) as ServeReply;
+    if (!reply.ok) {
+      throw new HostError(`${this.host} could not serve ${service.kind.toUpperCase()} on port ${service.port}: ${reply.detail}`);
+    }
   }
 
   /** Get ready to probe (load undici): before the first probe, so loading is never probe time. */

@@ -28,7 +28,7 @@ export class AgentGroup implements AsyncDisposable {
           const agent = new AgentClient(host.name, this.lab.startAgent(host.name));
           this.agents.set(host.name, agent);
           await agent.waitReady(START_TIMEOUT_MS);
-          for (const service of host.services) await agent.serve(service.port);
+          for (const service of host.services) await agent.serve(service, [host.address]);
           // Only HTTP probes use undici; a TCP probe is node's own connect.
           if (topology.probes.some((p) => p.from === host.name && p.kind === 'http')) await agent.prepare();
         }),

@@ -1,7 +1,7 @@
 /**
  * The agent: one long-lived process inside each host's namespace (or container). It serves
- * HTTP and logs each request's source, and runs probes on command: HTTP requests with undici,
- * or plain TCP connects. It knows
+ * HTTP and DNS-like UDP (./udp.ts) and logs each request's source, and runs probes on command:
+ * HTTP requests with undici, plain TCP connects, or UDP queries. It knows
  * nothing about scenarios; natproof drives it over stdin/stdout (./protocol.ts).
  */
 import { createServer } from 'node:http';
@@ -17,6 +17,7 @@ import type {
   ProbeReply,
   ServeCommand,
 } from './protocol.js';
+import { serveUdp, udpProbe } from './udp.js';
 
 /**
  * undici takes longer to load than node takes to start, and a busy process serves late: only
@@ -107,6 +108,7 @@ class ProgressDeadline {
 }
 
 function probe(command: ProbeCommand): Promise<ProbeReply> {
+  if (command.kind === 'udp') return udpProbe(command, (ms, progress, expire) => new ProgressDeadline(ms, progress, expire));
   return command.kind === 'tcp' ? tcpProbe(command) : httpProbe(command);
 }
 
@@ -217,7 +219,8 @@ async function prepare(command: PrepareCommand): Promise<DoneReply> {
 function handle(line: string): void {
   if (line.trim() === '') return;
   const command = JSON.parse(line) as AgentCommand;
-  if (command.op === 'serve') serve(command);
+  if (command.op === 'serve' && command.kind === 'udp') void serveUdp(command, send).then(send);
+  else if (command.op === 'serve') serve(command);
   else if (command.op === 'probe') void probe(command).then(send);
   else if (command.op === 'prepare') void prepare(command).then(send);
   // stdout is written in order, so this reply follows every event written before it.

@@ -3,7 +3,7 @@
  * object per line: commands on the agent's stdin, replies and events on its stdout.
  */
 import type { ProbeError, RequestEvent } from '../result/result.js';
-import type { ProbeKind } from '../scenario/topology.js';
+import type { ProbeKind, Service } from '../scenario/topology.js';
 
 /** The agent's HTTP server logs every request it accepts as a RequestEvent. */
 export type { ProbeError, RequestEvent };
@@ -11,16 +11,21 @@ export type { ProbeError, RequestEvent };
 export interface ServeCommand {
   id: number;
   op: 'serve';
+  /** An HTTP server on all addresses (when absent), or a DNS-like UDP responder on `addresses`. */
+  kind?: Service['kind'];
   port: number;
+  /** For udp: the host's own addresses, one socket each, so answers leave from the address asked. */
+  addresses?: string[];
 }
 
 export interface ProbeCommand {
   id: number;
   op: 'probe';
-  /** An HTTP GET of `path`, or a TCP handshake only (`path` unused). */
+  /** An HTTP GET of `path`, a TCP handshake only (`path` unused), or a UDP query for the name `path`. */
   kind: ProbeKind;
   address: string;
   port: number;
+  /** Unique to the probe, so the server's log line is found: a URL path, or a udp probe's DNS name. */
   path: string;
   /** The client's source port, chosen by natproof so the probe's packets can be found. */
   localPort: number;
@@ -48,7 +53,7 @@ export interface ProbeReply {
   id: number;
   op: 'probe';
   ok: boolean;
-  /** The HTTP status; null for a TCP probe and for a failed one. */
+  /** The HTTP status; null for a TCP or UDP probe and for a failed one. */
   status: number | null;
   error: ProbeError | null;
   /** The underlying error message, for the report. */

@@ -117,9 +117,11 @@ async function routerEvidence(
 async function hostEvidence(reader: Reader, node: NodeRef, baseline: CounterBaseline): Promise<HostEvidence> {
   const name = nodeName(node);
   const missing: string[] = [];
-  const [kernel, listening, routes] = await Promise.all([
+  const [kernel, listening, listeningUdp, routes] = await Promise.all([
     reader.read(node, name, ['grep', '-H', '', ...COUNTER_FILES], missing),
     reader.read(node, name, ['ss', '-ltnH'], missing),
+    // UDP sockets are never LISTEN: a bound one is UNCONN.
+    reader.read(node, name, ['ss', '-lunH'], missing),
     reader.read(node, name, ['ip', '-j', 'route', 'show'], missing),
   ]);
   return {
@@ -128,6 +130,7 @@ async function hostEvidence(reader: Reader, node: NodeRef, baseline: CounterBase
     routes: parseRoutes(routes, missing),
     missing,
     listening: parseSsListening(listening),
+    listeningUdp: parseSsListening(listeningUdp, 'UNCONN'),
   };
 }
 

@@ -118,11 +118,11 @@ export function parseIpRouteJson(text: string): Route[] {
   return entries.map((e) => ({ dst: e.dst ?? 'default', gateway: e.gateway ?? null, dev: e.dev ?? null }));
 }
 
-/** Local addresses of listening sockets from `ss -ltnH`: `0.0.0.0:80`. */
-export function parseSsListening(text: string): string[] {
+/** Local addresses of listening sockets from `ss -ltnH` (`0.0.0.0:80`), or with UNCONN of bound UDP sockets from `ss -lunH`. */
+export function parseSsListening(text: string, state: 'LISTEN' | 'UNCONN' = 'LISTEN'): string[] {
   return text
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields.length >= 4 && fields[0] === 'LISTEN')
+    .filter((fields) => fields.length >= 4 && fields[0] === state)
     .map((fields) => fields[3] ?? '');
 }

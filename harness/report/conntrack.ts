@@ -96,8 +96,13 @@ export function summarizeEntry(lines: readonly string[]): EntrySummary | null {
     original: formatTuple(last.original),
     reply: formatTuple(last.reply),
     nat: natInEntry(last),
-    states: events.map((e) =>
-      `${e.event === 'UPDATE' ? '' : `${e.event} `}${e.state ?? ''}${e.flags.includes('UNREPLIED') ? ' [UNREPLIED]' : ''}`.trim(),
+    states: events.map(
+      (e) =>
+        [e.event === 'UPDATE' ? '' : e.event, e.state ?? '', e.flags.includes('UNREPLIED') ? '[UNREPLIED]' : '']
+          .filter(Boolean)
+          .join(' ') ||
+        // A protocol without states (UDP) updates its entry when the reply passes, or once assured.
+        (e.flags.includes('ASSURED') ? '[ASSURED]' : 'replied'),
     ),
   };
 }

@@ -94,7 +94,7 @@ function header(result: RunResult): string {
 function legend(): string {
   return `<details open><summary>How to read this report</summary>
 <p>Everything below comes from packets captured on every router interface and network segment during the run, never from the rules.
-Each probe is a real HTTP request or, for a tcp probe, a TCP connection; the ladder follows its first packet (the client's SYN) and the answer to it:</p>
+Each probe is a real HTTP request or, for a tcp probe, a TCP connection, or for a udp probe one DNS-like query; the ladder follows its first packet (the client's SYN, or its datagram) and the answer to it (for UDP, the answering datagram or an ICMP error):</p>
 <ul>
 <li><b>Original</b>: the packet as the client sent it. <b>DNAT</b>: the router changed its destination (port forwarding).
 <b>SNAT</b>: the router also changed its source, so the server answers the router.</li>

@@ -11,6 +11,7 @@
 import { nameOf } from '../verdict/addresses.js';
 import type { AddressBook, HopResult, ProbeResult } from '../result/result.js';
 import { addressOf, atRouter, hostOf, isReset, split } from './hops.js';
+import { isIcmpHop } from '../trace/hop-label.js';
 import { changedEndpoints, REWRITE_NAMES } from '../trace/rewrites.js';
 
 export type StepLabel = 'Original' | 'DNAT' | 'SNAT' | 'Forwarded' | 'Reply' | 'un-SNAT' | 'un-DNAT' | 'Returned';
@@ -46,7 +47,8 @@ export function ladder(probe: LadderProbe): LadderStep[] {
   if (!delivered && !routerOut && routerIn) last(steps).notes.push('the router answered it itself');
 
   const replyStep = step('Reply', answer);
-  if (isReset(answer)) replyStep.notes.push('reset: nothing accepted the connection');
+  if (isIcmpHop(answer)) replyStep.notes.push(icmpNote(answer.flags));
+  else if (isReset(answer)) replyStep.notes.push('reset: nothing accepted the connection');
   if (probe.bypassedRouter) replyStep.notes.push('bypassed the router');
   steps.push(replyStep);
 
@@ -109,6 +111,11 @@ function crossing(
   if (changed.destination) steps.push({ label: names.destination, src: inbound.src, dst: outbound.dst, rewrote: 'dst', notes: [] });
   if (changed.source) steps.push(step(names.source, outbound, 'src'));
   return steps.length > 0 ? steps : [step(names.neither, outbound)];
+}
+
+/** An ICMP error in words: `icmp port-unreachable: nothing listens on that port`. */
+function icmpNote(flags: string): string {
+  return flags === 'icmp port-unreachable' ? `${flags}: nothing listens on that port` : flags;
 }
 
 /** Where a request that got no answer was last seen. */

@@ -8,6 +8,7 @@ import { nameOf } from '../verdict/addresses.js';
 import { placeOf, type AddressBook, type HopResult, type ProbeResult } from '../result/result.js';
 import { escapeXml } from './escape.js';
 import { addressOf, split } from './hops.js';
+import { isIcmpHop } from '../trace/hop-label.js';
 import { changedEndpoints, REWRITE_NAMES } from '../trace/rewrites.js';
 
 export interface Lane {
@@ -58,7 +59,7 @@ export interface Diagram {
   rows: Row[];
 }
 
-export type SequenceProbe = Pick<ProbeResult, 'hops' | 'client' | 'bypassedRouter' | 'clientRejectedReply'>;
+export type SequenceProbe = Pick<ProbeResult, 'kind' | 'hops' | 'client' | 'bypassedRouter' | 'clientRejectedReply'>;
 
 export function sequence(probe: SequenceProbe, book: AddressBook): Diagram {
   const lanes = new LaneSet(book);
@@ -75,7 +76,10 @@ export function sequence(probe: SequenceProbe, book: AddressBook): Diagram {
       if (row.kind === 'wire' && row.packet === 'reply' && row.to === clientLane) row.problem = 'bypassed the router';
     }
   }
-  if (probe.clientRejectedReply) rows.push({ kind: 'mark', lane: clientLane, text: 'client rejected the reply (sent RST)' });
+  if (probe.clientRejectedReply) {
+    const how = probe.kind === 'udp' ? 'ICMP port unreachable' : 'RST';
+    rows.push({ kind: 'mark', lane: clientLane, text: `client rejected the reply (sent ${how})` });
+  }
   return { lanes: lanes.list, rows };
 }
 
@@ -180,8 +184,10 @@ function rewriteTexts(packet: 'request' | 'reply', inbound: HopResult, outbound:
   return texts;
 }
 
-/** tcpdump's flag letters in words: `S.` → `SYN-ACK`. */
+/** tcpdump's flag letters in words: `S.` → `SYN-ACK`; a UDP or ICMP hop's own words in capitals: `UDP`, `ICMP port-unreachable`. */
 export function flagNames(flags: string): string {
+  if (flags === 'udp') return 'UDP';
+  if (isIcmpHop({ flags })) return `ICMP${flags.slice('icmp'.length)}`;
   const names: Record<string, string> = { S: 'SYN', F: 'FIN', R: 'RST', P: 'PSH', U: 'URG', '.': 'ACK' };
   return [...flags].map((f) => names[f] ?? f).join('-');
 }

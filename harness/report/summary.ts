@@ -8,9 +8,9 @@ export function probeTarget(probe: Pick<ProbeResult, 'kind' | 'target'>): string
   return `${probe.kind ?? 'http'} ${probe.target}`;
 }
 
-/** What the client got: `HTTP 200`, `connected` for a TCP probe, or how the probe failed. */
-export function outcome(probe: Pick<ProbeResult, 'ok' | 'status' | 'error' | 'errorDetail'>): string {
-  if (probe.ok) return probe.status === null ? 'connected' : `HTTP ${probe.status}`;
+/** What the client got: `HTTP 200`, `connected` for a TCP probe, `answered` for a UDP one, or how the probe failed. */
+export function outcome(probe: Pick<ProbeResult, 'kind' | 'ok' | 'status' | 'error' | 'errorDetail'>): string {
+  if (probe.ok) return probe.status !== null ? `HTTP ${probe.status}` : probe.kind === 'udp' ? 'answered' : 'connected';
   return `failed: ${probe.error ?? 'error'}${probe.errorDetail ? ` (${probe.errorDetail})` : ''}`;
 }
 
@@ -25,10 +25,12 @@ export function serverLogText(probe: Pick<ProbeResult, 'serverLog'>): string {
  * A Wireshark display filter for the probe's packets in any of the run's captures: the client
  * side's port on every sighting, which SNAT may have changed on the way.
  */
-export function wiresharkFilter(probe: Pick<ProbeResult, 'hops' | 'clientPort'>): string {
+export function wiresharkFilter(probe: Pick<ProbeResult, 'kind' | 'hops' | 'clientPort'>): string {
   const { request, reply } = split(probe.hops);
   const ports = new Set([probe.clientPort, ...request.map((h) => portOf(h.src)), ...reply.map((h) => portOf(h.dst))]);
-  return ports.size === 1 ? `tcp.port == ${probe.clientPort}` : `tcp.port in {${[...ports].join(' ')}}`;
+  // Wireshark also reads the UDP header an ICMP error quotes, so udp.port finds those too.
+  const field = probe.kind === 'udp' ? 'udp.port' : 'tcp.port';
+  return ports.size === 1 ? `${field} == ${probe.clientPort}` : `${field} in {${[...ports].join(' ')}}`;
 }
 
 function portOf(endpoint: string): number {

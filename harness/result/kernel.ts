@@ -84,6 +84,8 @@ export interface RouterOriginatedObservation {
 export interface HostEvidence extends NodeEvidence {
   /** Listening TCP sockets, `address:port`. */
   listening: string[];
+  /** Bound UDP sockets, `address:port` (ss -lun); absent in results written before natproof had UDP. */
+  listeningUdp?: string[];
 }
 
 /**

@@ -27,13 +27,21 @@ export function placeOf(where: string): HopPlace {
 }
 
 export interface HopResult {
-  /** The client's request (its SYN) or the answer to it (SYN-ACK or RST). */
+  /**
+   * The client's request (its SYN, or a udp probe's datagram) or the answer to it (SYN-ACK or
+   * RST; the answering datagram, or an ICMP error about the datagram).
+   */
   packet: 'request' | 'reply';
   /** The capture point, written by formatPlace. */
   where: string;
   direction: 'in' | 'out';
   src: string;
   dst: string;
+  /**
+   * TCP flags as tcpdump prints them (`S`, `S.`, `R.`); `udp` for a datagram; an ICMP error's
+   * name (`icmp port-unreachable`), whose src and dst then carry the ports of the datagram it
+   * quotes, turned around, so it reads like the answer it stands for.
+   */
   flags: string;
 }
 
@@ -45,8 +53,9 @@ export interface ProbeResult {
   clientPort: number;
   target: string;
   /**
-   * An HTTP request, or a TCP handshake only (then status and serverSaw are null). Absent in
-   * results written before it existed (read back by `natproof report`): those are HTTP.
+   * An HTTP request, a TCP handshake only (then status and serverSaw are null), or a UDP query
+   * (status null; serverSaw from the UDP responder's log). Absent in results written before it
+   * existed (read back by `natproof report`): those are HTTP.
    */
   kind?: ProbeKind;
   ok: boolean;
@@ -69,7 +78,11 @@ export interface ProbeResult {
   replyFrom: string | null;
   rewrites: RewriteKind[];
   bypassedRouter: boolean;
-  /** The client reset the connection when a reply came from an address it never contacted. */
+  /**
+   * The client rejected a reply from an address it never contacted: a TCP reset, or for UDP the
+   * ICMP port unreachable its kernel sends when no socket takes the answer (a resolver's socket is
+   * connected to the address it asked).
+   */
   clientRejectedReply: boolean;
   hops: HopResult[];
   /** conntrack events on the router for this probe's connection. */
@@ -105,10 +118,16 @@ export interface Diagnosis {
   suggestion: string | null;
 }
 
-/** A request as natproof's server logs it (the agent sends it as an event). */
+/**
+ * A request as natproof's server logs it (the agent sends it as an event). The UDP responder
+ * logs each datagram the same way: `method` QUERY and `path` the DNS name asked (UDP and '' for
+ * a datagram that is no query).
+ */
 export interface RequestEvent {
   event: 'request';
   port: number;
+  /** The UDP responder's own address the datagram was sent to (its socket is bound per address); absent for HTTP. */
+  localAddress?: string;
   remoteAddress: string;
   remotePort: number;
   method: string;

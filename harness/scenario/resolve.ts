@@ -13,7 +13,6 @@ import {
   HOST_INTERFACE,
   type Expectation,
   type Host,
-  type HttpService,
   type Network,
   type Probe,
   type ProbeKind,
@@ -21,6 +20,7 @@ import {
   type RouterInterface,
   type RuleSet,
   type RuleSource,
+  type Service,
   type Sysctls,
   type Topology,
 } from './topology.js';
@@ -313,6 +313,14 @@ function resolveImage(source: ScenarioSource, hostPath: Path, raw: RawHost): str
       [...hostPath, 'image'],
     );
   }
+  const udp = (raw.services ?? []).findIndex((service) => service.udp !== undefined);
+  if (udp >= 0) {
+    // Readiness of an image's server is its TCP listening socket; a UDP one cannot be told from outside.
+    throw source.error(
+      "a udp service is natproof's own responder, which a host running its own image does not have; serve it from a host without `image`",
+      [...hostPath, 'services', udp, 'udp'],
+    );
+  }
   return raw.image;
 }
 
@@ -361,12 +369,26 @@ function resolveGateway(
 
 type RawService = NonNullable<RawHost['services']>[number];
 
-function resolveServices(source: ScenarioSource, path: Path, services: readonly RawService[]): HttpService[] {
-  const ports = services.map((service) => service.http);
-  const repeated = ports.findIndex((port, index) => ports.indexOf(port) !== index);
-  if (repeated >= 0) throw source.error(`port ${ports[repeated]} is listed twice`, [...path, repeated, 'http']);
-  return ports.map((port) => ({ kind: 'http', port }));
+function resolveServices(source: ScenarioSource, path: Path, services: readonly RawService[]): Service[] {
+  const resolved = services.map((service, index): Service => {
+    const kinds = SERVICE_KINDS.filter((kind) => service[kind] !== undefined);
+    const [kind, extra] = kinds;
+    // The schema's minProperties keeps a service from being empty; both keys is this check's.
+    if (kind === undefined || extra !== undefined) {
+      throw source.error(
+        `a service is one server, http or udp: write \`- http: ${service.http}\` and \`- udp: ${service.udp}\` as two list items`,
+        [...path, index],
+      );
+    }
+    return { kind, port: service[kind]! };
+  });
+  const repeated = resolved.findIndex((s, index) => resolved.findIndex((t) => t.kind === s.kind && t.port === s.port) !== index);
+  const twice = resolved[repeated];
+  if (twice) throw source.error(`${twice.kind} port ${twice.port} is listed twice`, [...path, repeated, twice.kind]);
+  return resolved;
 }
+
+const SERVICE_KINDS = ['http', 'udp'] as const;
 
 // --- Probes ----------------------------------------------------------------------------------
 
@@ -425,6 +447,23 @@ function checkExpectationFits(source: ScenarioSource, path: Path, raw: RawExpect
     throw source.error(
       `a tcp probe only makes a TCP connection: it gets no HTTP response and no server logs a request, so \`${httpOnly}\` cannot be checked; drop it, or make the probe \`kind: http\``,
       [...path, httpOnly],
+    );
+  }
+  if (kind === 'udp') checkUdpExpectation(source, path, raw);
+}
+
+/** A UDP probe is one datagram and its answer: no HTTP status, and no connection that could be reset. */
+function checkUdpExpectation(source: ScenarioSource, path: Path, raw: RawExpectation): void {
+  if (raw.status !== undefined) {
+    throw source.error(
+      'a udp probe sends one datagram and gets a datagram back, no HTTP response, so `status` cannot be checked; drop it, or make the probe `kind: http`',
+      [...path, 'status'],
+    );
+  }
+  if (raw.error === 'reset') {
+    throw source.error(
+      'UDP has no connection to reset: a udp probe fails with refused (an ICMP port unreachable), unreachable (another ICMP error), timeout or no-route',
+      [...path, 'error'],
     );
   }
 }

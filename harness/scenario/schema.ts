@@ -105,7 +105,9 @@ function sysctls(node: string) {
   );
 }
 
-const Port = Type.Integer({ minimum: 1, maximum: 65535, title: 'Port', description: 'TCP port, 1-65535.' });
+function port(description: string) {
+  return Type.Integer({ minimum: 1, maximum: 65535, title: 'Port', description });
+}
 
 function timeoutMs(options: SchemaOptions = {}) {
   return Type.Integer({
@@ -113,7 +115,7 @@ function timeoutMs(options: SchemaOptions = {}) {
     maximum: 60000,
     title: 'Probe timeout (ms)',
     description:
-      'How long a probe waits without progress (no connection yet, or no byte of the HTTP response since the last one), in milliseconds (at most one minute).',
+      'How long a probe waits without progress (no connection yet, or no byte of the HTTP response since the last one; for a UDP probe, no answer since its datagram was sent), in milliseconds (at most one minute).',
     ...options,
   });
 }
@@ -179,8 +181,22 @@ const Router = Type.Object(
 );
 
 const Service = Type.Object(
-  { http: Port },
-  { additionalProperties: false, title: 'Service', description: 'An HTTP server on this port that logs who it sees.' },
+  {
+    http: Type.Optional(port('An HTTP server on this TCP port, 1-65535, that logs the source address and port of each request.')),
+    udp: Type.Optional(
+      port(
+        "A DNS-like UDP responder on this port, 1-65535: it answers each query from the address the query was sent to (bound to the host's own address, as a name server bound per address is) and logs the source address and port of each datagram.",
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    title: 'Service',
+    description: 'One server on this host: `http: PORT` or `udp: PORT` (exactly one of them).',
+    // For editors only: TypeBox ignores oneOf here, so resolve.ts checks it with a clearer message.
+    oneOf: [{ required: ['http'] }, { required: ['udp'] }],
+  },
 );
 
 const Host = Type.Object(
@@ -215,20 +231,26 @@ const Expectation = Type.Object(
     ok: Type.Optional(
       Type.Boolean({
         title: 'OK',
-        description: 'The probe succeeded: the HTTP request completed with a response, or for a TCP probe the handshake completed.',
+        description:
+          'The probe succeeded: the HTTP request completed with a response, for a TCP probe the handshake completed, for a UDP probe the answer to its query arrived.',
       }),
     ),
     error: Type.Optional(
       oneOf(EXPECTABLE_ERRORS, {
         title: 'Error',
         description:
-          'How the probe fails, because "refused by the router" and "silently dropped" are different bugs: refused = a TCP reset answering the SYN; reset = a reset after the connection was made; timeout = silence; unreachable = an ICMP error; no-route = the client has no route. Implies the probe fails; not with `ok: true`.',
+          'How the probe fails, because "refused by the router" and "silently dropped" are different bugs: refused = a TCP reset answering the SYN, or for a UDP probe an ICMP port unreachable; reset = a reset after the connection was made (not for UDP, which has no connection); timeout = silence; unreachable = an ICMP error (other than port unreachable for UDP); no-route = the client has no route. Implies the probe fails; not with `ok: true`.',
       }),
     ),
     status: Type.Optional(
       Type.Integer({ minimum: 100, maximum: 599, title: 'Status', description: 'The HTTP status code received. HTTP probes only.' }),
     ),
-    server_sees: Type.Optional(address('Server sees', "The source address natproof's server logged for the request. HTTP probes only.")),
+    server_sees: Type.Optional(
+      address(
+        'Server sees',
+        "The source address natproof's server logged for the request (HTTP) or the datagram (UDP responder). Not for TCP probes, which send nothing a server logs.",
+      ),
+    ),
     reply_from: Type.Optional(address('Reply from', 'The source address of the replies that reached the client.')),
     rewrites: Type.Optional(
       Type.Array(oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }), {
@@ -252,7 +274,7 @@ const Probe = Type.Object(
       oneOf(PROBE_KINDS, {
         title: 'Kind',
         description:
-          'http: an HTTP GET, ok when the response arrives. tcp: a TCP connect without HTTP (ssh, databases, anything), ok when the handshake completes; natproof then closes the connection. A tcp probe has no HTTP status and no server log, so `status` and `server_sees` cannot be expected of it.',
+          'http: an HTTP GET, ok when the response arrives. tcp: a TCP connect without HTTP (ssh, databases, anything), ok when the handshake completes; natproof then closes the connection. udp: one datagram (a DNS-like query) from a connected UDP socket, as a resolver sends it, ok when its answer arrives; no retries. A tcp probe has no HTTP status and no server log, so `status` and `server_sees` cannot be expected of it; a udp probe has no HTTP status and no connection to reset, so `status` and `error: reset` cannot.',
         default: DEFAULTS.probeKind,
       }),
     ),
@@ -261,7 +283,11 @@ const Probe = Type.Object(
     timeout_ms: Type.Optional(timeoutMs()),
     expect: Expectation,
   },
-  { additionalProperties: false, title: 'Probe', description: 'One HTTP request or TCP connection and what correct rules make of it.' },
+  {
+    additionalProperties: false,
+    title: 'Probe',
+    description: 'One HTTP request, TCP connection or UDP query, and what correct rules make of it.',
+  },
 );
 
 const RuleText = (description: string) => Type.Optional(Type.String({ description }));

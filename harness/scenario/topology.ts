@@ -53,6 +53,17 @@ export interface HttpService {
   port: number;
 }
 
+/**
+ * A DNS-like UDP responder: it answers each query from the address the query was sent to (one
+ * socket per address, as a name server bound per address does) and logs who sent it.
+ */
+export interface UdpService {
+  kind: 'udp';
+  port: number;
+}
+
+export type Service = HttpService | UdpService;
+
 export interface Host {
   name: string;
   network: string;
@@ -66,7 +77,7 @@ export interface Host {
    * are needed, and reaches everything through its gateway.
    */
   remote: boolean;
-  services: HttpService[];
+  services: Service[];
   /**
    * A container image that serves the services instead of natproof's agent (docker backend
    * only). Such a host runs no agent: it cannot probe, and what its server saw comes from the
@@ -78,18 +89,21 @@ export interface Host {
 
 /**
  * How a probe can be expected to fail: each is a different bug. `refused` is a reset answering
- * the SYN, `reset` a reset after the connection was made, `timeout` silence, `unreachable` an
- * ICMP error, `no-route` the client's own routing.
+ * the SYN (for UDP an ICMP port unreachable), `reset` a reset after the connection was made,
+ * `timeout` silence, `unreachable` an ICMP error, `no-route` the client's own routing.
  */
 export const EXPECTABLE_ERRORS = ['refused', 'reset', 'timeout', 'unreachable', 'no-route'] as const;
 export type ExpectableError = (typeof EXPECTABLE_ERRORS)[number];
 
-/** What a probe does: an HTTP GET (the default), or only a TCP handshake (ssh, databases). */
-export const PROBE_KINDS = ['http', 'tcp'] as const;
+/**
+ * What a probe does: an HTTP GET (the default), only a TCP handshake (ssh, databases), or one
+ * UDP datagram (a DNS-like query) and its answer.
+ */
+export const PROBE_KINDS = ['http', 'tcp', 'udp'] as const;
 export type ProbeKind = (typeof PROBE_KINDS)[number];
 
 export interface Expectation {
-  /** The probe succeeded: an HTTP response, or for a TCP probe a completed handshake. */
+  /** The probe succeeded: an HTTP response, for a TCP probe a completed handshake, for a UDP probe the answer. */
   ok?: boolean;
   /** How the probe failed. */
   error?: ExpectableError;

@@ -5,12 +5,14 @@
  * A TCP connection keeps its sequence numbers through NAT, so the client's SYN is followed
  * across interfaces by its initial sequence number, and the answer (SYN-ACK or RST) by the
  * acknowledgement of it. Rewrites come from comparing the packet that entered the router with
- * the one that left it: never from the rule text.
+ * the one that left it: never from the rule text. A udp probe's datagram is followed by
+ * udp-flows.ts, into the same FlowObservation.
  */
 import type { NodeInterface, NodeRef } from '../backend/backend.js';
 import { formatPlace, type HopPlace } from '../result/result.js';
 import type { RewriteKind } from '../scenario/topology.js';
-import { formatEndpoint, type PcapPacket } from './pcap.js';
+import { hopLabel } from './hop-label.js';
+import type { PcapPacket } from './pcap.js';
 import { rewritesOf } from './rewrites.js';
 
 export interface CaptureTrace {
@@ -39,7 +41,7 @@ export interface ProbeFlowKey {
 }
 
 export interface FlowObservation {
-  /** The client's SYN was seen leaving it. */
+  /** The client's SYN (or datagram) was seen leaving it. */
   clientSent: boolean;
   request: Hop[];
   reply: Hop[];
@@ -50,7 +52,7 @@ export interface FlowObservation {
   bypassedRouter: boolean;
   /** Where the request was delivered, as the receiving host saw it on the wire. */
   deliveredTo: { host: string; src: string; dst: string } | null;
-  /** The client answered a reply with a reset (it did not recognise the sender). */
+  /** The client answered a reply with a reset, or for UDP an ICMP port unreachable (it did not recognise the sender). */
   clientRejectedReply: boolean;
 }
 
@@ -63,14 +65,15 @@ export interface Sighting {
 
 const SEQ_MOD = 2 ** 32;
 
-/** Label every TCP packet of every capture with where it was seen, in host terms. */
+/** Label every TCP and UDP packet (and ICMP error about one) of every capture with where it was seen, in host terms. */
 export function sightings(traces: CaptureTrace[]): Sighting[] {
   const all: Sighting[] = [];
   for (const trace of traces) {
     const byIndex = new Map(trace.interfaces.map((i) => [i.ifindex, i]));
     for (const packet of trace.packets) {
       const iface = packet.ifindex === undefined ? undefined : byIndex.get(packet.ifindex);
-      if (!packet.tcp || !iface || !packet.direction) continue;
+      const label = hopLabel(packet);
+      if (!label || !iface || !packet.direction) continue;
       const placed = place(trace.node, iface, packet.direction);
       if (!placed) continue;
       all.push({
@@ -79,9 +82,7 @@ export function sightings(traces: CaptureTrace[]): Sighting[] {
         hop: {
           place: placed.place,
           direction: placed.direction,
-          src: formatEndpoint(packet.src, packet.tcp.srcPort),
-          dst: formatEndpoint(packet.dst, packet.tcp.dstPort),
-          flags: packet.tcp.flagText,
+          ...label,
           timeNs: packet.timeNs,
         },
       });
@@ -176,7 +177,7 @@ function isAnswer(p: PcapPacket): boolean {
 }
 
 /** Retransmissions repeat a packet; keep the first sighting at each place and direction. */
-function firstPerPlace(list: Sighting[]): Sighting[] {
+export function firstPerPlace(list: Sighting[]): Sighting[] {
   const seen = new Set<string>();
   return list.filter((s) => {
     const key = `${formatPlace(s.hop.place)}|${s.hop.direction}`;
@@ -186,7 +187,7 @@ function firstPerPlace(list: Sighting[]): Sighting[] {
   });
 }
 
-function emptyObservation(): FlowObservation {
+export function emptyObservation(): FlowObservation {
   return {
     clientSent: false,
     request: [],

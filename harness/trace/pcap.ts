@@ -35,6 +35,12 @@ export interface TcpHeader {
 export interface UdpHeader {
   srcPort: number;
   dstPort: number;
+  /**
+   * The datagram's payload as captured (cut short by the snaplen, never longer than the UDP
+   * length says). NAT rewrites addresses and ports, never this: it is how a datagram is
+   * recognised on both sides of the router.
+   */
+  payload: Uint8Array;
 }
 
 /** The start of the datagram an ICMP error is about, as quoted inside the error. */
@@ -223,7 +229,7 @@ function decodeTransport(frame: DataView, ip: Ipv4Header, start: number): Transp
       return tcp && { ...NO_TRANSPORT, tcp };
     }
     case IpProtocol.UDP: {
-      const udp = decodePorts(frame, start);
+      const udp = decodeUdp(frame, start, ip.totalLength - ip.headerLength);
       return udp && { ...NO_TRANSPORT, udp };
     }
     case IpProtocol.ICMP: {
@@ -304,8 +310,18 @@ function decodeTcp(frame: DataView, start: number, segmentLength: number): TcpHe
   };
 }
 
+/** @param datagramLength UDP header plus payload, from the IP total length (Ethernet padding is not payload). */
+function decodeUdp(frame: DataView, start: number, datagramLength: number): UdpHeader | undefined {
+  const ports = decodePorts(frame, start);
+  if (!ports || frame.byteLength < start + 8) return undefined;
+  const length = Math.min(frame.getUint16(start + 4), datagramLength);
+  const end = Math.min(frame.byteLength, start + Math.max(8, length));
+  const payload = new Uint8Array(frame.buffer, frame.byteOffset + start + 8, end - start - 8);
+  return { ...ports, payload };
+}
+
 /** Source and destination ports, which TCP and UDP both keep in their first four bytes. */
-function decodePorts(frame: DataView, start: number): UdpHeader | undefined {
+function decodePorts(frame: DataView, start: number): Pick<UdpHeader, 'srcPort' | 'dstPort'> | undefined {
   if (frame.byteLength < start + 4) return undefined;
   return { srcPort: frame.getUint16(start), dstPort: frame.getUint16(start + 2) };
 }

@@ -32,6 +32,7 @@ import {
   type RuleStep,
 } from './chains.js';
 import { formatRoute, lookupRoute } from '../ipv4.js';
+import { isIcmpHop } from '../trace/hop-label.js';
 import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
 import {
@@ -148,6 +149,7 @@ function gather(input: DiagnosisInput): Facts {
       arrival && from
         ? {
             in: routerInterface(arrival),
+            protocol: result.kind === 'udp' ? 'udp' : 'tcp',
             src: from.address,
             dst: target.address,
             sport: from.port,
@@ -178,7 +180,9 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
     ]),
   ];
   if (f.flow.clientRejectedReply) {
-    evidence.push(`${f.client.name} answered it with a reset: it had sent to ${f.result.target} and never contacted ${serverAddress}`);
+    evidence.push(
+      `${f.client.name} answered it with ${isUdp(f) ? 'an ICMP port unreachable' : 'a reset'}: it had sent to ${f.result.target} and never contacted ${serverAddress}`,
+    );
   }
   evidence.push(...conntrackLines(f));
   if (f.exit && f.prerouting) {
@@ -323,17 +327,29 @@ function noDnatMatch(f: Facts): Diagnosis {
       ...traceLines(f),
       ...ruleLines,
     ],
-    suggestion: to ? command('nat', '-A', 'PREROUTING', `-d ${f.target.address} -p tcp --dport ${f.target.port} -j DNAT --to ${to}`) : null,
+    suggestion: to
+      ? command(
+          'nat',
+          '-A',
+          'PREROUTING',
+          `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j DNAT --to ${to}`,
+        )
+      : null,
   };
 }
 
 function serverRefused(f: Facts): Diagnosis | null {
   const { receiver, delivery, answer } = f;
-  if (!receiver || !delivery || !answer || f.answeredBy !== receiver.name || !answer.flags.includes('R')) return null;
+  if (!receiver || !delivery || !answer || f.answeredBy !== receiver.name || !isRefusal(answer)) return null;
   const asked = endpoint(delivery.dst);
   const host = hostEvidence(f, receiver);
-  const ports = host ? host.listening.map(listeningPort).filter((p): p is number => p !== null) : receiver.services.map((s) => s.port);
-  const listens = host ? host.listening.join(', ') || 'nothing' : null;
+  const udp = isUdp(f);
+  const sockets = host ? (udp ? (host.listeningUdp ?? []) : host.listening) : undefined;
+  const ports = sockets
+    ? sockets.map(listeningPort).filter((p): p is number => p !== null)
+    : receiver.services.filter((s) => (s.kind === 'udp') === udp).map((s) => s.port);
+  const listens = sockets ? sockets.join(', ') || 'nothing' : null;
+  const refusal = udp ? 'an ICMP port unreachable' : 'a reset';
   const dnat = dnatStep(f);
   const port = ports.includes(f.target.port) ? f.target.port : ports.length === 1 ? ports[0] : undefined;
   const fixed =
@@ -350,17 +366,17 @@ function serverRefused(f: Facts): Diagnosis | null {
     cause: 'server-refused',
     severity: 'failure',
     summary:
-      `The server refused the connection: the request reached ${receiver.name} as ${delivery.dst}, and nothing listens on port ${asked.port} there` +
-      `${listens ? ` (${receiver.name} listens on ${listens})` : ''}; it answered with a reset.` +
+      `The server refused the ${udp ? 'query' : 'connection'}: the request reached ${receiver.name} as ${delivery.dst}, and nothing listens on ${udp ? 'UDP ' : ''}port ${asked.port} there` +
+      `${listens ? ` (${receiver.name} listens on ${listens})` : ''}; it answered with ${refusal}.` +
       (port !== undefined ? ` Forward to port ${port}.` : ''),
     evidence: [
       ...hopLines([
         [f.arrival, 'the request entered the router'],
         [f.exit, f.exit ? `it left for ${f.exit.dst}` : ''],
         [delivery, `${receiver.name} received it`],
-        [answer, `${receiver.name} answered with a reset`],
+        [answer, `${receiver.name} answered with ${refusal}`],
       ]),
-      ...(listens !== null ? [`listening on ${receiver.name} (ss -ltn): ${listens}`] : []),
+      ...(listens !== null ? [`listening on ${receiver.name} (${udp ? 'ss -lun' : 'ss -ltn'}): ${listens}`] : []),
       ...(dnat ? [describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}`)] : []),
       ...conntrackLines(f),
     ],
@@ -538,7 +554,9 @@ function forwardDropped(f: Facts): Diagnosis | null {
   const opening = dnat
     ? `the router DNATed ${f.result.target} to ${dnatText(dnat)}, but ${what}. Accept DNATed connections in FORWARD.`
     : `${f.target.address} is not the router's own address and no DNAT took the request, so the router forwarded it as it was, and ${what}.`;
-  const accepted = dnat ? '-m conntrack --ctstate DNAT -j ACCEPT' : `-d ${request.dst} -p tcp --dport ${request.dport} -j ACCEPT`;
+  const accepted = dnat
+    ? '-m conntrack --ctstate DNAT -j ACCEPT'
+    : `-d ${request.dst} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${request.dport} -j ACCEPT`;
   const accept = dropper
     ? command('filter', '-I', dropper.rule.chain, accepted, dropper.rule.position)
     : command('filter', '-A', 'FORWARD', accepted);
@@ -695,7 +713,7 @@ function workedNotAsExpected(f: Facts): Diagnosis {
     cause: 'unknown',
     severity: 'failure',
     summary:
-      `The request worked (${result.status === null ? 'the TCP handshake completed' : `HTTP ${result.status}`}) but not as expected: ` +
+      `The request worked (${result.status !== null ? `HTTP ${result.status}` : isUdp(f) ? 'the answer arrived' : 'the TCP handshake completed'}) but not as expected: ` +
       `${result.failures.join('; ') || differs.join('; ') || 'see the evidence'}. ` +
       'Nothing was dropped or refused; the packets below show where the addresses were rewritten.',
     evidence: [
@@ -774,14 +792,24 @@ function routerAnswerText(f: Facts): string {
   if (!f.answer) return '';
   if (f.tracedDrop)
     return `the router rejected it: ${describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet).replace(/^nft trace \(the kernel\): /, '')}`;
-  return f.answer.flags.includes('R')
-    ? `the router's own TCP stack answered with a reset: nothing on the router listens on port ${f.target.port}`
-    : 'the router answered itself';
+  if (!isRefusal(f.answer)) return 'the router answered itself';
+  return isUdp(f)
+    ? `the router's own stack answered with an ICMP port unreachable: nothing on the router listens on UDP port ${f.target.port}`
+    : `the router's own TCP stack answered with a reset: nothing on the router listens on port ${f.target.port}`;
 }
 
 function routerAnswer(f: Facts): string {
   if (f.tracedDrop && f.answer) return ', where a rule rejected it';
-  return f.answer?.flags.includes('R') ? ', which refused it' : '';
+  return f.answer && isRefusal(f.answer) ? ', which refused it' : '';
+}
+
+/** How a closed port answers: a TCP reset, or for UDP an ICMP port unreachable. */
+function isRefusal(hop: Hop): boolean {
+  return hop.flags === 'icmp port-unreachable' || (!isIcmpHop(hop) && hop.flags.includes('R'));
+}
+
+function isUdp(f: Facts): boolean {
+  return f.result.kind === 'udp';
 }
 
 /** The trace's account of the request: the rule or policy that dropped it, else nothing. */
@@ -857,6 +885,7 @@ function nftOr(
 
 /** The one host serving the probe's port, when the rules do not say where it should go. */
 function serverFor(f: Facts): { address: string; port: number | null } | null {
-  const servers = f.topology.hosts.filter((h) => h.services.some((s) => s.port === f.target.port));
+  const kind = isUdp(f) ? 'udp' : 'http';
+  const servers = f.topology.hosts.filter((h) => h.services.some((s) => s.port === f.target.port && s.kind === kind));
   return servers.length === 1 && servers[0] ? { address: servers[0].address, port: null } : null;
 }

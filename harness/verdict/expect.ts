@@ -21,9 +21,15 @@ const ERROR_MEANING: Record<ExpectableError, string> = {
   'no-route': 'no route from the client',
 };
 
+/** UDP has no reset: a closed port answers with ICMP. */
+const UDP_MEANING: Partial<Record<ExpectableError, string>> = { refused: 'an ICMP port unreachable' };
+
+const WHAT: Record<ProbeKind, string> = { http: 'request', tcp: 'connection', udp: 'query' };
+
 export function checkExpectation(expect: Expectation, observed: Observed): string[] {
   const failures: string[] = [];
-  const what = observed.kind === 'tcp' ? 'connection' : 'request';
+  const what = WHAT[observed.kind];
+  const errorText = (error: string | null): string => describeError(error, observed.kind);
   if (expect.ok !== undefined && expect.ok !== observed.ok) {
     failures.push(
       expect.ok
@@ -42,7 +48,7 @@ export function checkExpectation(expect: Expectation, observed: Observed): strin
   }
   if (expect.serverSees !== undefined && expect.serverSees !== observed.serverSaw) {
     failures.push(
-      `expected the server to see ${expect.serverSees}, but ${observed.serverSaw ? `it saw ${observed.serverSaw}` : 'it logged no request'}`,
+      `expected the server to see ${expect.serverSees}, but ${observed.serverSaw ? `it saw ${observed.serverSaw}` : `it logged no ${observed.kind === 'udp' ? 'query' : 'request'}`}`,
     );
   }
   if (expect.replyFrom !== undefined && expect.replyFrom !== observed.replyFrom) {
@@ -64,13 +70,15 @@ export function checkExpectation(expect: Expectation, observed: Observed): strin
 }
 
 /** `timeout (silence)`; `error`, natproof's word for anything else, stands alone. */
-function errorText(error: string | null): string {
+function describeError(error: string | null, kind: ProbeKind): string {
   if (error === null) return 'no error';
-  const meaning = (ERROR_MEANING as Record<string, string | undefined>)[error];
+  const meanings: Record<string, string | undefined> = kind === 'udp' ? { ...ERROR_MEANING, ...UDP_MEANING } : ERROR_MEANING;
+  const meaning = meanings[error];
   return meaning ? `${error} (${meaning})` : error;
 }
 
 function succeeded(observed: Observed): string {
+  if (observed.kind === 'udp') return 'the answer arrived';
   return observed.kind === 'tcp' ? 'the handshake completed' : `it got HTTP ${observed.status}`;
 }
 

@@ -18,6 +18,8 @@ export interface HookPacket {
   in?: string;
   /** Interface it leaves by; absent before routing (PREROUTING). */
   out?: string;
+  /** The transport protocol; tcp when absent. */
+  protocol?: 'tcp' | 'udp';
   src: string;
   dst: string;
   sport: number;
@@ -105,6 +107,9 @@ function portMatches(spec: string, port: number): boolean {
   });
 }
 
+/** What `-p` may say for each protocol: its name, its number, or all. */
+const PROTOCOL_NAMES: Record<'tcp' | 'udp', readonly string[]> = { tcp: ['tcp', '6', 'all'], udp: ['udp', '17', 'all'] };
+
 type Check = { holds: boolean; says: string } | { unknown: string };
 
 /** One option against the packet: whether it holds, and in words what the packet has instead. */
@@ -128,7 +133,7 @@ function check(option: string, value: string, p: HookPacket): Check {
         : { holds: interfaceMatches(value, p.out), says: `it leaves by ${p.out}` };
     case '-p':
     case '--protocol':
-      return { holds: value === 'tcp' || value === 'all' || value === '6', says: 'it is tcp' };
+      return { holds: PROTOCOL_NAMES[p.protocol ?? 'tcp'].includes(value), says: `it is ${p.protocol ?? 'tcp'}` };
     case '-m':
     case '--match':
     case '--comment':

@@ -5,7 +5,9 @@
 import { formatPlace, type HopResult, type ProbeResult, type ServerLogLine } from '../result/result.js';
 import type { Probe, RuleSet, Topology } from '../scenario/topology.js';
 import { analyzeFlow, type FlowObservation, type Sighting } from '../trace/flows.js';
+import { analyzeUdpFlow } from '../trace/udp-flows.js';
 import { checkExpectation } from './expect.js';
+import { udpOutcome } from './udp-outcome.js';
 
 /** What the client itself reported. */
 export type ClientOutcome = Pick<ProbeResult, 'ok' | 'status' | 'error' | 'errorDetail' | 'durationMs'>;
@@ -24,9 +26,11 @@ export interface ProbeFacts {
 }
 
 export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagnosis'>; flow: FlowObservation } {
-  const { topology, ruleset, probe, clientPort, client: reply } = f;
+  const { topology, ruleset, probe, clientPort } = f;
   const client = topology.hosts.find((h) => h.name === probe.from)!;
-  const flow = analyzeFlow(f.seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
+  const analyze = probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow;
+  const flow = analyze(f.seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
+  const reply = probe.kind === 'udp' ? udpOutcome(f.client, flow, client.name) : f.client;
   const logged = f.serverLog.find((r) => r.path === f.path);
   const expected = ruleset.expect[probe.name] ?? probe.expect;
   // A TCP probe sends no request, so no server saw one: the capture's SYN is not a request.

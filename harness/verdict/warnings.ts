@@ -64,7 +64,8 @@ export function routerOriginatedCandidates(
 
 function closedPort(host: Host): number {
   let port = 9;
-  while (host.services.some((s) => s.port === port)) port++;
+  // The router's trial connection is TCP: only a TCP listener would answer it.
+  while (host.services.some((s) => s.kind === 'http' && s.port === port)) port++;
   return port;
 }
 

@@ -293,6 +293,27 @@ describe('diagnoseProbe', () => {
     expect(line(d, 'filter FORWARD policy DROP (kernel counter: 1 packet fell through to it)')).toBeDefined();
   });
 
+  it('no DNAT rule matched for a udp query: read as UDP, the router refused it with ICMP, the fix forwards UDP', () => {
+    const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p udp -m udp --dport 53 -j DNAT --to-destination 172.16.0.1';
+    const request = ['dmz@dmz-client out 172.16.0.2:20001 > 100.0.0.254:53 udp', 'router:eth2 in 172.16.0.2:20001 > 100.0.0.254:53 udp'];
+    // An ICMP error's name has a space, which hop() would split: its flags are set apart.
+    const icmp = { ...hop('router:eth2 out 100.0.0.254:53 > 172.16.0.2:20001 -'), flags: 'icmp port-unreachable' };
+    const f = { ...flow(request, []), reply: [icmp] };
+    const d = diagnose(
+      result(DMZ_CLIENT, { kind: 'udp', target: '100.0.0.254:53', error: 'refused' }),
+      f,
+      evidence(saved([rule], [], undefined, 'ACCEPT [1:60]')),
+    );
+    expect(d.cause).toBe('no-dnat-match');
+    expect(d.summary).toContain('so the request was delivered to the router itself, which refused it');
+    expect(
+      line(d, 'router:eth2 out', 'icmp port-unreachable', "the router's own stack answered with an ICMP port unreachable", 'UDP port 53'),
+    ).toBeDefined();
+    // `-p udp` holds for a UDP query: the one option that missed is the interface.
+    expect(line(d, "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2")).toBeDefined();
+    expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p udp --dport 53 -j DNAT --to 172.16.0.1');
+  });
+
   it('no DNAT rule matched, uncorroborated: without a counter where the reading sends the request, no rule is named as the one that missed', () => {
     const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
     const d = diagnose(result(DMZ_CLIENT, { error: 'refused' }), refusedByRouter(), evidence(saved([rule, HAIRPIN])));

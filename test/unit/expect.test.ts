@@ -1,6 +1,6 @@
 /**
- * Expectations against observations: an expected error kind and a TCP probe's success are
- * judged from what the client reported, one message per unmet expectation.
+ * Expectations against observations: an expected error kind, a TCP probe's success and a UDP
+ * probe's wording are judged from what the client reported, one message per unmet expectation.
  */
 import { describe, expect, it } from 'vitest';
 import { checkExpectation, type Observed } from '../../harness/verdict/expect.js';
@@ -69,6 +69,28 @@ describe('a TCP probe', () => {
     ]);
     expect(checkExpectation({ ok: true }, failedWith('refused', 'tcp'))).toEqual([
       'expected the connection to succeed, but it failed (refused)',
+    ]);
+  });
+});
+
+describe('a udp probe', () => {
+  const udpOk: Observed = { ...httpOk, kind: 'udp', status: null };
+
+  it('speaks of a query and its answer, and of ICMP rather than a reset', () => {
+    expect(checkExpectation({ error: 'refused' }, udpOk)).toEqual([
+      'expected the query to fail with refused (an ICMP port unreachable), but the answer arrived',
+    ]);
+    expect(checkExpectation({ error: 'refused' }, failedWith('timeout', 'udp'))).toEqual([
+      'expected the query to fail with refused (an ICMP port unreachable), but it failed with timeout (silence)',
+    ]);
+    expect(checkExpectation({ ok: true }, failedWith('unreachable', 'udp'))).toEqual([
+      'expected the query to succeed, but it failed (unreachable)',
+    ]);
+  });
+
+  it('names the query the responder did not log', () => {
+    expect(checkExpectation({ serverSees: '10.53.0.1' }, failedWith('timeout', 'udp'))).toEqual([
+      'expected the server to see 10.53.0.1, but it logged no query',
     ]);
   });
 });

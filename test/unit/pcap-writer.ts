@@ -156,13 +156,15 @@ function flagBit(letter: string): number {
   return bit;
 }
 
-export function udp(srcPort: number, dstPort: number, payloadLength = 0): Uint8Array {
+/** A UDP datagram carrying `payload` (or that many zero bytes). */
+export function udp(srcPort: number, dstPort: number, payload: number | Uint8Array = 0): Uint8Array {
+  const body = typeof payload === 'number' ? new Uint8Array(payload) : payload;
   const header = bytes(8, (v) => {
     v.setUint16(0, srcPort);
     v.setUint16(2, dstPort);
-    v.setUint16(4, 8 + payloadLength);
+    v.setUint16(4, 8 + body.length);
   });
-  return concat(header, new Uint8Array(payloadLength));
+  return concat(header, body);
 }
 
 /** `body` follows the 4 bytes after type, code and checksum: for errors, the quoted datagram. */

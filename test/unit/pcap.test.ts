@@ -148,6 +148,27 @@ describe('parsePcap on synthesized files', () => {
     expect(packet).toMatchObject({ protocol: IpProtocol.UDP, udp: { srcPort: 5353, dstPort: 53 }, tcp: undefined });
   });
 
+  it("reads a UDP datagram's payload, byte for byte", () => {
+    const payload = new Uint8Array([0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 7, 8, 9]);
+    const packet = only(single(LinkType.LINUX_SLL2, ipv4({ ...CLIENT, protocol: IpProtocol.UDP }, udp(20001, 53, payload))));
+    expect(packet.udp?.payload).toEqual(payload);
+  });
+
+  it("keeps Ethernet padding out of a short datagram's payload", () => {
+    // A 2-byte datagram makes a 46-byte minimum Ethernet payload: the rest is padding, not data.
+    const l3 = ipv4({ ...CLIENT, protocol: IpProtocol.UDP }, udp(20001, 53, new Uint8Array([1, 2])));
+    const packet = only(single(LinkType.ETHERNET, concat(l3, new Uint8Array(46 - l3.length))));
+    expect(packet.udp?.payload).toEqual(new Uint8Array([1, 2]));
+  });
+
+  it('keeps what the snaplen left of a payload, and drops a datagram whose UDP header was cut', () => {
+    const l3 = ipv4({ ...CLIENT, protocol: IpProtocol.UDP }, udp(20001, 53, new Uint8Array([1, 2, 3, 4, 5, 6])));
+    const cut = (caplen: number): PcapPacket[] =>
+      parsePcap(pcapFile({ linkType: LinkType.LINUX_SLL2 }, [{ timeNs: T0, frame: linkFrame(LinkType.LINUX_SLL2, l3), caplen }]));
+    expect(cut(20 + 20 + 8 + 2)[0]?.udp?.payload).toEqual(new Uint8Array([1, 2]));
+    expect(cut(20 + 20 + 6)).toEqual([]);
+  });
+
   it('reads the datagram an ICMP port unreachable quotes, ports included', () => {
     const quoted = ipv4({ src: '198.51.100.7', dst: '192.0.2.10', protocol: IpProtocol.UDP }, udp(5353, 9999));
     const packet = only(single(LinkType.LINUX_SLL2, ipv4({ ...CLIENT, protocol: IpProtocol.ICMP }, icmp(3, 3, quoted))));
@@ -290,6 +311,11 @@ describe('parsePcap on real captures of one TCP exchange over a veth', () => {
   it('sees the same IPv4 packets in both captures', () => {
     const summary = (p: PcapPacket): unknown => [p.src, p.dst, p.ipId, p.ttl, p.tcp, p.udp, p.icmp];
     expect(eth.map(summary)).toEqual(sll2.map(summary));
+  });
+
+  it("reads the UDP datagram's payload as node sent it", () => {
+    const datagram = sll2.find((p) => p.udp);
+    expect(Buffer.from(datagram!.udp!.payload).toString()).toBe('hi');
   });
 
   it('reads the quoted UDP datagram from the ICMP port unreachable', () => {

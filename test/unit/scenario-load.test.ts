@@ -234,6 +234,23 @@ describe('a valid scenario', () => {
     expect(topology.probes[0]?.expect).not.toHaveProperty('ok');
   });
 
+  it('resolves a udp service beside an http one, and a udp probe expecting what the server saw', () => {
+    const topology = parseScenario(
+      baseWith(
+        ['services: [{ http: 80 }]', 'services: [{ udp: 53 }, { http: 53 }]'],
+        ['    from: client ', '    kind: udp\n    from: client '],
+        ['expect: { ok: true, server_sees: 203.0.113.5 }', 'expect: { error: refused, server_sees: 203.0.113.5 }'],
+      ),
+      'test.yaml',
+    );
+
+    expect(topology.hosts[0]?.services).toEqual([
+      { kind: 'udp', port: 53 },
+      { kind: 'http', port: 53 },
+    ]);
+    expect(topology.probes[0]).toMatchObject({ kind: 'udp', expect: { error: 'refused', serverSees: '203.0.113.5' } });
+  });
+
   it('keeps maps in file order, even interface names a JS object would sort first', () => {
     const text = baseWith(['eth0:', '"10":'], ['eth1:', '"2":'], ['dev: eth0', 'dev: "10"']);
     const topology = parseScenario(text, 'test.yaml');
@@ -515,12 +532,78 @@ describe('malformed scenarios are refused at the offending place', () => {
     });
   });
 
-  it('a probe kind other than http or tcp, listing both', () => {
-    expectRejected(baseWith(['    from: client ', '    kind: udp\n    from: client ']), {
+  it('a probe kind other than http, tcp or udp, listing them', () => {
+    expectRejected(baseWith(['    from: client ', '    kind: icmp\n    from: client ']), {
       line: 19,
       column: 11,
       field: 'probes.forward.kind',
-      message: 'must be one of http, tcp; got "udp"',
+      message: 'must be one of http, tcp, udp; got "icmp"',
+    });
+  });
+
+  it('a udp probe expected to get an HTTP status, which only an HTTP request can', () => {
+    expectRejected(
+      baseWith(
+        ['    from: client ', '    kind: udp\n    from: client '],
+        ['expect: { ok: true, server_sees: 203.0.113.5 }', 'expect: { ok: true, status: 200 }'],
+      ),
+      {
+        line: 22,
+        column: 33,
+        field: 'probes.forward.expect.status',
+        message: 'a udp probe sends one datagram and gets a datagram back, no HTTP response, so `status` cannot be checked',
+      },
+    );
+  });
+
+  it('a udp probe expected to be reset, which UDP cannot be, listing what it can fail with', () => {
+    expectRejected(
+      baseWith(
+        ['    from: client ', '    kind: udp\n    from: client '],
+        ['expect: { ok: true, server_sees: 203.0.113.5 }', 'expect: { error: reset }'],
+      ),
+      {
+        line: 22,
+        column: 22,
+        field: 'probes.forward.expect.error',
+        message: 'UDP has no connection to reset: a udp probe fails with refused (an ICMP port unreachable), unreachable',
+      },
+    );
+  });
+
+  it('a service with both http and udp in one item, asking for two', () => {
+    expectRejected(baseWith(['services: [{ http: 80 }]', 'services: [{ http: 80, udp: 53 }]']), {
+      line: 15,
+      column: 16,
+      field: 'hosts.server.services[0]',
+      message: 'a service is one server, http or udp: write `- http: 80` and `- udp: 53` as two list items',
+    });
+  });
+
+  it('an empty service, naming the two kinds', () => {
+    expectRejected(baseWith(['services: [{ http: 80 }]', 'services: [{}]']), {
+      line: 15,
+      column: 16,
+      field: 'hosts.server.services[0]',
+      message: 'must not be empty; fields: http, udp',
+    });
+  });
+
+  it('the same udp port twice', () => {
+    expectRejected(baseWith(['services: [{ http: 80 }]', 'services: [{ udp: 53 }, { http: 53 }, { udp: 53 }]']), {
+      line: 15,
+      column: 50,
+      field: 'hosts.server.services[2].udp',
+      message: 'udp port 53 is listed twice',
+    });
+  });
+
+  it('a udp service on a host that runs its own image, which has no natproof responder', () => {
+    expectRejected(baseWith(['services: [{ http: 80 }]', 'services: [{ http: 80 }, { udp: 53 }]\n    image: nginx:1.25']), {
+      line: 15,
+      column: 37,
+      field: 'hosts.server.services[1].udp',
+      message: "a udp service is natproof's own responder, which a host running its own image does not have",
     });
   });
 

@@ -66,7 +66,11 @@ async function imageSource(role: ImageRole): Promise<ImageSource> {
     { path: 'node', from: process.execPath },
     // The agent is an ES module; this is all of natproof's package.json it needs.
     { path: 'natproof/package.json', content: `${JSON.stringify({ name: 'natproof-agent', private: true, type: 'module' })}\n` },
-    ...['main.js', 'protocol.js'].map((name) => ({ path: `natproof/dist/harness/agent/${name}`, from: join(agentDir, name) })),
+    // Every module the agent imports at run time (protocol.js only holds types, but is cheap).
+    ...['main.js', 'protocol.js', 'dns.js', 'udp.js'].map((name) => ({
+      path: `natproof/dist/harness/agent/${name}`,
+      from: join(agentDir, name),
+    })),
     ...(await listFiles(undiciDir)).map((from) => ({ path: `natproof/node_modules/undici/${relative(undiciDir, from)}`, from })),
   ];
   return { role, repository: 'natproof/host', files, base };
