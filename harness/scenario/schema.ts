@@ -155,6 +155,11 @@ const DefaultRoute = Type.Object(
   { additionalProperties: false, title: 'Default route', description: "The router's default route." },
 );
 
+const Service = Type.Object(
+  { http: Port },
+  { additionalProperties: false, title: 'Service', description: 'An HTTP server on this port that logs who it sees.' },
+);
+
 const Router = Type.Object(
   {
     forwarding: Type.Optional(
@@ -174,13 +179,15 @@ const Router = Type.Object(
     interfaces: nameMap(InterfaceName, RouterInterface, 'Interfaces', 'Router interfaces by name, at most one per network.'),
     default_route: Type.Optional(DefaultRoute),
     sysctls: sysctls('the router'),
+    services: Type.Optional(
+      Type.Array(Service, {
+        title: 'Services',
+        description:
+          "Servers on the router itself, run by natproof's agent in the router (an admin page on 80, a local proxy port for a REDIRECT): what a probe to one of the router's own addresses reaches when no rule forwards it elsewhere. Each logs the requests it serves, so `answered_by: router` can be checked.",
+      }),
+    ),
   },
   { additionalProperties: false, title: 'Router', description: `The one router under test, named "${ROUTER_NAME}".` },
-);
-
-const Service = Type.Object(
-  { http: Port },
-  { additionalProperties: false, title: 'Service', description: 'An HTTP server on this port that logs who it sees.' },
 );
 
 const Host = Type.Object(
@@ -231,15 +238,29 @@ const Expectation = Type.Object(
     server_sees: Type.Optional(address('Server sees', "The source address natproof's server logged for the request. HTTP probes only.")),
     reply_from: Type.Optional(address('Reply from', 'The source address of the replies that reached the client.')),
     rewrites: Type.Optional(
-      Type.Array(oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }), {
-        title: 'Rewrites',
-        description: "The router's rewrites in order; an exact match.",
-      }),
+      Type.Array(
+        oneOf(REWRITE_ORDER, {
+          title: 'Rewrite',
+          description:
+            "One address rewrite done by the router: DNAT and SNAT on the request, un-SNAT and un-DNAT on the reply; REDIRECT when the request's destination was rewritten to one of the router's own sockets (a REDIRECT rule, or a DNAT to a router address) and un-REDIRECT when that socket's answer got the original destination back as its source.",
+        }),
+        {
+          title: 'Rewrites',
+          description: "The router's rewrites in order; an exact match.",
+        },
+      ),
     ),
     bypassed_router: Type.Optional(
       Type.Boolean({
         title: 'Bypassed router',
         description: "The server's reply reached the client without passing the router.",
+      }),
+    ),
+    answered_by: Type.Optional(
+      Type.String({
+        pattern: '^[a-z][a-z0-9-]{0,31}$',
+        title: 'Answered by',
+        description: `The node that accepted the connection: a host's name, or "${ROUTER_NAME}" for a server on the router itself (router.services). Observed from the server log of whichever agent logged the request, else from the capture (where the SYN-ACK came from). E.g. a port forward that shadows the router's admin page makes the admin-page probe answered by the web server.`,
       }),
     ),
   },
@@ -256,7 +277,10 @@ const Probe = Type.Object(
         default: DEFAULTS.probeKind,
       }),
     ),
-    from: Type.String({ title: 'From', description: 'The client host.' }),
+    from: Type.String({
+      title: 'From',
+      description: `The client: a host's name, or "${ROUTER_NAME}" for a connection the router itself originates (it passes nat OUTPUT, not PREROUTING; natproof's agent runs in the router).`,
+    }),
     to: Type.String({ title: 'To', description: 'Target as IPv4:port, e.g. 100.0.0.254:80.' }),
     timeout_ms: Type.Optional(timeoutMs()),
     expect: Expectation,
