@@ -1,11 +1,12 @@
 /**
- * The agents of a run: one per host that runs natproof's agent, started together, closed
+ * The agents of a run: one per host that runs natproof's agent, and one in the router when it
+ * serves or probes, started together, closed
  * together. Disposable, so a run's `await using` closes them before the lab goes away.
  */
-import type { Lab } from '../backend/backend.js';
+import type { AgentNode, Lab } from '../backend/backend.js';
 import { NatproofError } from '../errors.js';
 import type { ServerLogLine } from '../result/result.js';
-import type { Topology } from '../scenario/topology.js';
+import type { Service, Topology } from '../scenario/topology.js';
 import { AgentClient } from './client.js';
 
 const START_TIMEOUT_MS = 10_000;
@@ -17,31 +18,53 @@ export class AgentGroup implements AsyncDisposable {
 
   /**
    * Start an agent in every host that has no image of its own (such a host serves with its own
-   * server), serve its services, and prepare the ones that send HTTP probes. Agents that started are
-   * closed by disposal even when another fails.
+   * server), and in the router when it serves or probes; serve each one's services, and prepare
+   * the ones that send HTTP probes. Agents that started are closed by disposal even when another
+   * fails.
    */
   async start(topology: Topology): Promise<void> {
-    await Promise.all(
-      topology.hosts
+    const { router } = topology;
+    const nodes: Array<{ name: string; ref: AgentNode; services: Service[]; addresses: string[] }> = [
+      ...topology.hosts
         .filter((host) => host.image === undefined)
-        .map(async (host) => {
-          const agent = new AgentClient(host.name, this.lab.startAgent(host.name));
-          this.agents.set(host.name, agent);
-          await agent.waitReady(START_TIMEOUT_MS);
-          for (const service of host.services) await agent.serve(service, [host.address]);
-          // Only HTTP probes use undici; a TCP probe is node's own connect.
-          if (topology.probes.some((p) => p.from === host.name && p.kind === 'http')) await agent.prepare();
-        }),
+        .map((host) => ({
+          name: host.name,
+          ref: { kind: 'host' as const, name: host.name },
+          services: host.services,
+          addresses: [host.address],
+        })),
+      ...(router.services.length > 0 || topology.probes.some((p) => p.from === router.name)
+        ? [
+            {
+              name: router.name,
+              ref: { kind: 'router' as const },
+              services: router.services,
+              addresses: router.interfaces.map((i) => i.address),
+            },
+          ]
+        : []),
+    ];
+    await Promise.all(
+      nodes.map(async (node) => {
+        const agent = new AgentClient(node.name, this.lab.startAgent(node.ref));
+        this.agents.set(node.name, agent);
+        await agent.waitReady(START_TIMEOUT_MS);
+        // A UDP responder binds each of the node's addresses, so it answers from the one asked.
+        for (const service of node.services) await agent.serve(service, node.addresses);
+        // Only HTTP probes use undici; a TCP probe is node's own connect.
+        if (topology.probes.some((p) => p.from === node.name && p.kind === 'http')) await agent.prepare();
+      }),
     );
   }
 
+  /** The agent of a host, or of the router by its name. */
   of(host: string): AgentClient {
     const agent = this.agents.get(host);
     if (!agent) throw new NatproofError(`no agent runs in host ${host}`);
     return agent;
   }
 
-  /** Every request the servers logged up to now, with the host that logged it. */
+  /** Every request the servers logged up to now, with the node (host or router) that logged it. */
   async drainRequests(): Promise<ServerLogLine[]> {
     const logs = await Promise.all(
       [...this.agents.values()].map(async (a) => (await a.drainRequests()).map((r) => ({ host: a.host, ...r }))),

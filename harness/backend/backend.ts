@@ -15,6 +15,9 @@ export type { BackendName } from '../result/result.js';
  */
 export type NodeRef = { kind: 'router' } | { kind: 'host'; name: string } | { kind: 'segment'; network: string };
 
+/** The nodes an agent runs in: a host, or the router (its own services, its own probes). */
+export type AgentNode = Exclude<NodeRef, { kind: 'segment' }>;
+
 /** One interface of a node, as a capture on that node reports it. */
 export type NodeInterface = CaptureInterface;
 
@@ -42,8 +45,8 @@ export interface Lab extends AsyncDisposable {
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** A long-lived process in a node; the lab stops any still running at teardown. */
   spawn(node: NodeRef, argv: readonly string[]): LongProcess;
-  /** Start natproof's agent (probes and HTTP server, ../agent/main.ts) in a host. */
-  startAgent(host: string): LongProcess;
+  /** Start natproof's agent (probes and HTTP server, ../agent/main.ts) in a host or in the router. */
+  startAgent(node: AgentNode): LongProcess;
   /** The interfaces a capture on `node` will see, keyed by ifindex. */
   interfaces(node: NodeRef): Promise<NodeInterface[]>;
   /** Remove everything the lab created. Safe to call more than once. */

@@ -93,7 +93,7 @@ function header(result: RunResult): string {
 /** The seed document's vocabulary, for readers who have not read it. */
 function legend(): string {
   return `<details open><summary>How to read this report</summary>
-<p>Everything below comes from packets captured on every router interface and network segment during the run, never from the rules.
+<p>Everything below comes from packets captured on every router interface and network segment during the run and from the router's conntrack records, never from the rules.
 Each probe is a real HTTP request or, for a tcp probe, a TCP connection, or for a udp probe one DNS-like query; the ladder follows its first packet (the client's SYN, or its datagram) and the answer to it (for UDP, the answering datagram or an ICMP error):</p>
 <ul>
 <li><b>Original</b>: the packet as the client sent it. <b>DNAT</b>: the router changed its destination (port forwarding).
@@ -101,6 +101,9 @@ Each probe is a real HTTP request or, for a tcp probe, a TCP connection, or for 
 <li><b>Reply</b>: the server's answer. <b>un-SNAT</b> and <b>un-DNAT</b>: the router undoes its rewrites, so the client gets
 an answer from the address it contacted. A reply that does not pass the router cannot be un-DNATed: it arrives from an address
 the client never contacted, and the client rejects it.</li>
+<li><b>REDIRECT</b> and <b>un-REDIRECT</b>: the router rewrote the destination to one of its own sockets, and gave its answer
+the address the client asked for. Where the captures cannot show both sides of a rewrite (a connection the router originated,
+one it answered itself, a request it never sent on) the rewrite is the kernel's own record of the connection (its conntrack entry).</li>
 <li>In the diagrams, each arrow is a captured packet; <span class="rw">underlined orange</span> marks a rewritten address,
 <span class="note">red</span> where a packet went astray. Verdicts are against each rule set's expectations: a rule set may
 record a known failure on purpose.</li>

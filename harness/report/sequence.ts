@@ -63,13 +63,16 @@ export type SequenceProbe = Pick<ProbeResult, 'kind' | 'hops' | 'client' | 'bypa
 
 export function sequence(probe: SequenceProbe, book: AddressBook): Diagram {
   const lanes = new LaneSet(book);
-  lanes.host(probe.client);
+  // A connection the router originated starts and ends at its interfaces: no client lane.
+  const fromRouter = probe.client === book.router.name;
+  if (!fromRouter) lanes.host(probe.client);
   // Router interfaces sit between the clients and the servers, in the order packets met them.
   for (const hop of probe.hops) if (placeOf(hop.where).kind === 'router') lanes.at(hop);
   for (const hop of probe.hops) lanes.at(hop);
 
   const { request, reply } = split(probe.hops);
-  const rows = [...packetRows('request', request, lanes), ...packetRows('reply', reply, lanes)];
+  const rows = [...packetRows('request', request, lanes), ...packetRows('reply', reply, lanes, fromRouter)];
+  if (fromRouter) return { lanes: lanes.list, rows };
   const clientLane = lanes.host(probe.client);
   if (probe.bypassedRouter) {
     for (const row of rows) {
@@ -120,7 +123,7 @@ class LaneSet {
 }
 
 /** One packet's sightings, in capture order, as rows of the diagram. */
-function packetRows(packet: 'request' | 'reply', hops: HopResult[], lanes: LaneSet): Row[] {
+function packetRows(packet: 'request' | 'reply', hops: HopResult[], lanes: LaneSet, toRouter = false): Row[] {
   const rows: Row[] = [];
   let enteredRouter: HopResult | undefined;
   hops.forEach((hop, i) => {
@@ -168,7 +171,8 @@ function packetRows(packet: 'request' | 'reply', hops: HopResult[], lanes: LaneS
     if (next?.direction === 'out' && placeOf(next.where).kind === 'router') {
       rows.push({ kind: 'router', from: lanes.at(hop), to: lanes.at(next), rewrites: rewriteTexts(packet, hop, next) });
     } else if (!next) {
-      rows.push({ kind: 'mark', lane: lanes.at(hop), text: 'stopped in the router' });
+      // The answer to the router's own connection ends at its socket.
+      rows.push({ kind: 'mark', lane: lanes.at(hop), text: toRouter ? "delivered to the router's own socket" : 'stopped in the router' });
     }
   });
   return rows;

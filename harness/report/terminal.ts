@@ -65,7 +65,10 @@ function describe(probe: ProbeResult): string {
   const parts = [probe.ok ? outcome(probe) : `failed (${probe.error})`];
   if (probe.serverSaw) parts.push(`server saw ${probe.serverSaw}`);
   if (probe.replyFrom) parts.push(`reply from ${probe.replyFrom}`);
-  parts.push(`rewrites ${formatRewrites(probe.rewrites)}`);
+  const fromKernel = (probe.rewriteSources ?? []).includes('conntrack');
+  parts.push(`rewrites ${formatRewrites(probe.rewrites)}${fromKernel ? ' (conntrack)' : ''}`);
+  if (probe.requestTransmitted === false && probe.rewrites.includes('DNAT')) parts.push('request never transmitted');
+  if (probe.answeredBy) parts.push(`answered by ${probe.answeredBy}`);
   if (probe.bypassedRouter) parts.push('reply bypassed the router');
   return parts.join(', ');
 }

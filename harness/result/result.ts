@@ -11,6 +11,12 @@ export type BackendName = 'netns' | 'docker';
 /** How a probe ended, in words a network engineer uses; `error` is anything else, never expected. */
 export type ProbeError = ExpectableError | 'error';
 
+/** Where a rewrite was seen: between two captured packets, or in the kernel's conntrack entry. */
+export type RewriteSource = 'capture' | 'conntrack';
+
+/** Where a probe's answerer was read: a server's log, the capture, or the router's conntrack entry. */
+export type AnsweredBySource = 'server-log' | 'capture' | 'conntrack';
+
 /** A capture point: an interface of the router, or a host's port on a segment. */
 export type HopPlace = { kind: 'router'; iface: string } | { kind: 'host'; network: string; host: string };
 
@@ -48,7 +54,12 @@ export interface HopResult {
 export interface ProbeResult {
   name: string;
   ruleset: string;
+  /** The client host's name, or `router` for a connection the router itself originated. */
   client: string;
+  /**
+   * The client's address. For the router, the source address its routing chose, read from the
+   * connection's conntrack entry (0.0.0.0 when the kernel recorded no entry).
+   */
   clientAddress: string;
   clientPort: number;
   target: string;
@@ -77,6 +88,26 @@ export interface ProbeResult {
   /** The source address of the answer that reached the client, from the capture. */
   replyFrom: string | null;
   rewrites: RewriteKind[];
+  /**
+   * Index by index with `rewrites`, where each was seen: `capture` (the packet that entered the
+   * router against the one that left it) or `conntrack` (the kernel's NAT record: the router
+   * originated the connection, answered it itself, or never sent the request on). Absent in
+   * results written before it existed.
+   */
+  rewriteSources?: RewriteSource[];
+  /**
+   * Whether the router sent the request on: false when the router kept it (delivered to itself,
+   * dropped, or never transmitted, as a DNAT to an address no one answers ARP for); null when it
+   * never reached the router. Absent in results written before it existed.
+   */
+  requestTransmitted?: boolean | null;
+  /**
+   * The node that accepted the connection: a host's name, `router`, or null (refused, or no
+   * answer). Absent in results written before it existed.
+   */
+  answeredBy?: string | null;
+  /** Where answeredBy comes from: the server log that has the request, the capture (the SYN-ACK's origin), or conntrack. */
+  answeredBySource?: AnsweredBySource | null;
   bypassedRouter: boolean;
   /**
    * The client rejected a reply from an address it never contacted: a TCP reset, or for UDP the

@@ -49,7 +49,9 @@ export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
   const probes = inFileOrder(source, ['probes'], raw.probes).map(([name, probe]) =>
     resolveProbe(source, name, probe, hosts, probeTimeoutMs),
   );
-  const rulesets = inFileOrder(source, ['rulesets'], raw.rulesets).map(([name, ruleset]) => resolveRuleSet(source, name, ruleset, probes));
+  const rulesets = inFileOrder(source, ['rulesets'], raw.rulesets).map(([name, ruleset]) =>
+    resolveRuleSet(source, name, ruleset, probes, hosts),
+  );
   return {
     name: raw.name,
     description: raw.description,
@@ -165,6 +167,7 @@ function resolveRouter(source: ScenarioSource, raw: RawScenario['router'], netwo
     forwardPolicy: raw.forward_policy ?? DEFAULTS.forwardPolicy,
     defaultRoute: raw.default_route && resolveDefaultRoute(source, raw.default_route, interfaces, networks),
     sysctls,
+    services: resolveServices(source, ['router', 'services'], raw.services ?? []),
   };
 }
 
@@ -396,9 +399,12 @@ type RawProbe = RawScenario['probes'][string];
 
 function resolveProbe(source: ScenarioSource, name: string, raw: RawProbe, hosts: readonly Host[], defaultTimeoutMs: number): Probe {
   const path = ['probes', name];
-  if (!hosts.some((host) => host.name === raw.from)) {
+  if (raw.from !== ROUTER_NAME && !hosts.some((host) => host.name === raw.from)) {
     const names = hosts.map((host) => host.name).join(', ');
-    throw source.error(`unknown host "${raw.from}"; hosts: ${names}`, [...path, 'from']);
+    throw source.error(`unknown host "${raw.from}"; hosts: ${names}, or ${ROUTER_NAME} (a connection the router originates)`, [
+      ...path,
+      'from',
+    ]);
   }
   const imageHost = hosts.find((host) => host.name === raw.from && host.image !== undefined);
   if (imageHost) {
@@ -418,7 +424,7 @@ function resolveProbe(source: ScenarioSource, name: string, raw: RawProbe, hosts
     from: raw.from,
     target: parseTarget(source, [...path, 'to'], raw.to),
     timeoutMs: raw.timeout_ms ?? defaultTimeoutMs,
-    expect: resolveExpectation(source, [...path, 'expect'], raw.expect, kind),
+    expect: resolveExpectation(source, [...path, 'expect'], raw.expect, kind, hosts),
   };
 }
 
@@ -468,7 +474,7 @@ function checkUdpExpectation(source: ScenarioSource, path: Path, raw: RawExpecta
   }
 }
 
-function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectation, kind: ProbeKind): Expectation {
+function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectation, kind: ProbeKind, hosts: readonly Host[]): Expectation {
   checkExpectationFits(source, path, raw, kind);
   // Only fields the file states: an expectation checks exactly what it names, and an explicit
   // `undefined` would read as a claim about that field.
@@ -484,7 +490,15 @@ function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectat
   }
   if (raw.rewrites !== undefined) expectation.rewrites = [...raw.rewrites];
   if (raw.bypassed_router !== undefined) expectation.bypassedRouter = raw.bypassed_router;
+  if (raw.answered_by !== undefined) expectation.answeredBy = resolveAnsweredBy(source, [...path, 'answered_by'], raw.answered_by, hosts);
   return expectation;
+}
+
+/** A node that can accept a connection: the router, or a host of the scenario. */
+function resolveAnsweredBy(source: ScenarioSource, path: Path, name: string, hosts: readonly Host[]): string {
+  if (name === ROUTER_NAME || hosts.some((host) => host.name === name)) return name;
+  const names = [ROUTER_NAME, ...hosts.map((host) => host.name)].join(', ');
+  throw source.error(`unknown node "${name}"; a connection can be answered by: ${names}`, path);
 }
 
 // --- Rule sets -------------------------------------------------------------------------------
@@ -494,13 +508,13 @@ type RawRuleSet = RawScenario['rulesets'][string];
 // Object.keys types its result as string[]; these are exactly RULE_FORMATS' keys.
 const RULE_KEYS = Object.keys(RULE_FORMATS) as RuleKey[];
 
-function resolveRuleSet(source: ScenarioSource, name: string, raw: RawRuleSet, probes: readonly Probe[]): RuleSet {
+function resolveRuleSet(source: ScenarioSource, name: string, raw: RawRuleSet, probes: readonly Probe[], hosts: readonly Host[]): RuleSet {
   const path = ['rulesets', name];
   return {
     name,
     description: raw.description,
     rules: resolveRules(source, path, raw),
-    expect: raw.expect ? resolveOverrides(source, [...path, 'expect'], raw.expect, probes) : {},
+    expect: raw.expect ? resolveOverrides(source, [...path, 'expect'], raw.expect, probes, hosts) : {},
   };
 }
 
@@ -562,6 +576,7 @@ function resolveOverrides(
   path: Path,
   raw: Record<string, RawExpectation>,
   probes: readonly Probe[],
+  hosts: readonly Host[],
 ): Record<string, Expectation> {
   const names = probes.map((probe) => probe.name);
   return Object.fromEntries(
@@ -570,7 +585,7 @@ function resolveOverrides(
       if (!probe) {
         throw source.error(`unknown probe "${name}"; probes: ${names.join(', ')}`, [...path, name], 'key');
       }
-      return [name, resolveExpectation(source, [...path, name], expectation, probe.kind)];
+      return [name, resolveExpectation(source, [...path, name], expectation, probe.kind, hosts)];
     }),
   );
 }

@@ -157,6 +157,25 @@ const DefaultRoute = Type.Object(
   { additionalProperties: false, title: 'Default route', description: "The router's default route." },
 );
 
+const Service = Type.Object(
+  {
+    http: Type.Optional(port('An HTTP server on this TCP port, 1-65535, that logs the source address and port of each request.')),
+    udp: Type.Optional(
+      port(
+        "A DNS-like UDP responder on this port, 1-65535: it answers each query from the address the query was sent to (bound to the host's own address, as a name server bound per address is) and logs the source address and port of each datagram.",
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    title: 'Service',
+    description: 'One server on this host: `http: PORT` or `udp: PORT` (exactly one of them).',
+    // For editors only: TypeBox ignores oneOf here, so resolve.ts checks it with a clearer message.
+    oneOf: [{ required: ['http'] }, { required: ['udp'] }],
+  },
+);
+
 const Router = Type.Object(
   {
     forwarding: Type.Optional(
@@ -176,27 +195,15 @@ const Router = Type.Object(
     interfaces: nameMap(InterfaceName, RouterInterface, 'Interfaces', 'Router interfaces by name, at most one per network.'),
     default_route: Type.Optional(DefaultRoute),
     sysctls: sysctls('the router'),
-  },
-  { additionalProperties: false, title: 'Router', description: `The one router under test, named "${ROUTER_NAME}".` },
-);
-
-const Service = Type.Object(
-  {
-    http: Type.Optional(port('An HTTP server on this TCP port, 1-65535, that logs the source address and port of each request.')),
-    udp: Type.Optional(
-      port(
-        "A DNS-like UDP responder on this port, 1-65535: it answers each query from the address the query was sent to (bound to the host's own address, as a name server bound per address is) and logs the source address and port of each datagram.",
-      ),
+    services: Type.Optional(
+      Type.Array(Service, {
+        title: 'Services',
+        description:
+          "Servers on the router itself, run by natproof's agent in the router (an admin page on 80, a local proxy port for a REDIRECT): what a probe to one of the router's own addresses reaches when no rule forwards it elsewhere. Each logs the requests it serves, so `answered_by: router` can be checked.",
+      }),
     ),
   },
-  {
-    additionalProperties: false,
-    minProperties: 1,
-    title: 'Service',
-    description: 'One server on this host: `http: PORT` or `udp: PORT` (exactly one of them).',
-    // For editors only: TypeBox ignores oneOf here, so resolve.ts checks it with a clearer message.
-    oneOf: [{ required: ['http'] }, { required: ['udp'] }],
-  },
+  { additionalProperties: false, title: 'Router', description: `The one router under test, named "${ROUTER_NAME}".` },
 );
 
 const Host = Type.Object(
@@ -253,15 +260,29 @@ const Expectation = Type.Object(
     ),
     reply_from: Type.Optional(address('Reply from', 'The source address of the replies that reached the client.')),
     rewrites: Type.Optional(
-      Type.Array(oneOf(REWRITE_ORDER, { title: 'Rewrite', description: 'One address rewrite done by the router.' }), {
-        title: 'Rewrites',
-        description: "The router's rewrites in order; an exact match.",
-      }),
+      Type.Array(
+        oneOf(REWRITE_ORDER, {
+          title: 'Rewrite',
+          description:
+            "One address rewrite done by the router: DNAT and SNAT on the request, un-SNAT and un-DNAT on the reply; REDIRECT when the request's destination was rewritten to one of the router's own sockets (a REDIRECT rule, or a DNAT to a router address) and un-REDIRECT when that socket's answer got the original destination back as its source.",
+        }),
+        {
+          title: 'Rewrites',
+          description: "The router's rewrites in order; an exact match.",
+        },
+      ),
     ),
     bypassed_router: Type.Optional(
       Type.Boolean({
         title: 'Bypassed router',
         description: "The server's reply reached the client without passing the router.",
+      }),
+    ),
+    answered_by: Type.Optional(
+      Type.String({
+        pattern: '^[a-z][a-z0-9-]{0,31}$',
+        title: 'Answered by',
+        description: `The node that accepted the connection: a host's name, or "${ROUTER_NAME}" for a server on the router itself (router.services). Observed from the server log of whichever agent logged the request, else from the capture (where the SYN-ACK came from). E.g. a port forward that shadows the router's admin page makes the admin-page probe answered by the web server.`,
       }),
     ),
   },
@@ -278,7 +299,10 @@ const Probe = Type.Object(
         default: DEFAULTS.probeKind,
       }),
     ),
-    from: Type.String({ title: 'From', description: 'The client host.' }),
+    from: Type.String({
+      title: 'From',
+      description: `The client: a host's name, or "${ROUTER_NAME}" for a connection the router itself originates (it passes nat OUTPUT, not PREROUTING; natproof's agent runs in the router).`,
+    }),
     to: Type.String({ title: 'To', description: 'Target as IPv4:port, e.g. 100.0.0.254:80.' }),
     timeout_ms: Type.Optional(timeoutMs()),
     expect: Expectation,

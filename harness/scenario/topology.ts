@@ -4,8 +4,14 @@
  */
 import type { SourcePosition } from '../errors.js';
 
-export type RewriteKind = 'DNAT' | 'SNAT' | 'un-SNAT' | 'un-DNAT';
-export const REWRITE_ORDER: readonly RewriteKind[] = ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'];
+/**
+ * The router's address rewrites, in the order netfilter applies them to a connection. REDIRECT is
+ * a destination rewrite that delivers the request to one of the router's own sockets (a REDIRECT
+ * rule, or a DNAT to one of its addresses), and un-REDIRECT restores the source of that socket's
+ * answer: told apart from DNAT because the router itself answers.
+ */
+export type RewriteKind = 'DNAT' | 'REDIRECT' | 'SNAT' | 'un-SNAT' | 'un-DNAT' | 'un-REDIRECT';
+export const REWRITE_ORDER: readonly RewriteKind[] = ['DNAT', 'REDIRECT', 'SNAT', 'un-SNAT', 'un-DNAT', 'un-REDIRECT'];
 
 /** An IPv4 subnet; `address` is the network address. */
 export interface Subnet {
@@ -37,6 +43,11 @@ export interface Router {
   /** The router's default route: out of an interface (on-link) and/or via a gateway. */
   defaultRoute: { dev: string; via?: string } | undefined;
   sysctls: Sysctls;
+  /**
+   * Servers natproof's agent runs on the router itself (an admin page, a local proxy): what a
+   * probe to the router's own address, or a REDIRECT, reaches.
+   */
+  services: Service[];
 }
 
 /**
@@ -116,12 +127,14 @@ export interface Expectation {
   rewrites?: RewriteKind[];
   /** The server's reply reached the client without passing the router. */
   bypassedRouter?: boolean;
+  /** The node that accepted the connection: a host's name, or ROUTER_NAME ('router'). */
+  answeredBy?: string;
 }
 
 export interface Probe {
   name: string;
   kind: ProbeKind;
-  /** Client host name. */
+  /** Client host name, or ROUTER_NAME ('router') for a connection the router itself originates. */
   from: string;
   target: { address: string; port: number };
   timeoutMs: number;

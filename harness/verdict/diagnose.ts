@@ -45,6 +45,7 @@ import {
   type TraceStep,
   type TracedPacket,
 } from '../trace/nft-trace.js';
+import { parseConntrackEvent } from '../trace/conntrack.js';
 
 export interface DiagnosisInput {
   topology: Topology;
@@ -59,7 +60,8 @@ interface Facts {
   result: DiagnosisInput['result'];
   flow: FlowObservation;
   evidence: KernelEvidence;
-  client: Host;
+  /** The client host, or the router for a connection it originated (its address from conntrack). */
+  client: Pick<Host, 'name' | 'address' | 'network'>;
   target: Endpoint;
   /** The request entering and leaving the router. */
   arrival: Hop | undefined;
@@ -89,6 +91,8 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   const f = gather(input);
   // The request worked: nothing was dropped or refused, so no rule-based cause applies.
   if (input.result.ok) return workedNotAsExpected(f);
+  // The router's own connection passes nat OUTPUT, which the causes below do not read: say what was seen.
+  if (input.result.client === input.topology.router.name) return unknown(f);
   const diagnosis = failureCause(f);
   // A probe whose own goal is to fail (a port that must stay closed) is explained, not fixed. A
   // rule set that records a known failure of a probe meant to work keeps its fix.
@@ -114,7 +118,10 @@ function failureCause(f: Facts): Diagnosis {
 
 function gather(input: DiagnosisInput): Facts {
   const { topology, result, flow, evidence } = input;
-  const client = hostNamed(topology, result.client);
+  const client =
+    result.client === topology.router.name
+      ? { name: result.client, address: result.clientAddress, network: '' }
+      : hostNamed(topology, result.client);
   const arrival = flow.request.find((h) => isRouter(h) && h.direction === 'in');
   const exit = flow.request.find((h) => isRouter(h) && h.direction === 'out');
   const receiver = flow.deliveredTo ? topology.hosts.find((h) => h.name === flow.deliveredTo?.host) : undefined;
@@ -608,7 +615,6 @@ function forwardDropped(f: Facts): Diagnosis | null {
   };
 }
 
-/** The router DNATs to an address no host in the scenario has: nobody answers its ARP. */
 /**
  * The router answered a request for an address that is not its own, without forwarding it. The
  * router's TCP stack never answers for another host's address: a reset (or ICMP error) sent in
@@ -640,30 +646,50 @@ function forwardRejected(f: Facts): Diagnosis {
   };
 }
 
+/**
+ * The router DNATs to an address no host in the scenario has: nobody answers its ARP, so the
+ * request is never transmitted. The kernel's conntrack entry says where the router sent it (the
+ * same DNAT the result's rewrites report); natproof's reading of the rules only adds which rule.
+ */
 function dnatToNobody(f: Facts): Diagnosis | null {
   const dnat = dnatStep(f);
-  const destination = dnat ? dnatDestination(dnat.parsed) : null;
-  if (!dnat || !destination || f.topology.hosts.some((h) => h.address === destination.address)) return null;
+  const kernel = conntrackDnat(f);
+  const destination = kernel ?? (dnat ? dnatDestination(dnat.parsed) : null);
+  if (!destination || f.topology.hosts.some((h) => h.address === destination.address)) return null;
+  const to = `${destination.address}${destination.port ? `:${destination.port}` : ''}`;
   const server = serverFor(f);
   return {
     cause: 'server-unreachable',
     severity: 'failure',
-    summary: `The server is not there: the router DNATs ${f.result.target} to ${destination.address}, but no host in the scenario has that address, so the request is never delivered.`,
+    summary: `The server is not there: the router DNATs ${f.result.target} to ${to}, but no host in the scenario has that address, so the request is never transmitted.`,
     evidence: [
       ...hopLines([[f.arrival, 'the request entered the router and was not seen leaving it']]),
-      describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}, an address no host in the scenario has`),
+      ...(kernel
+        ? [
+            `conntrack (the kernel): the connection was DNATed to ${to} and confirmed, but no packet of it left the router (requestTransmitted: false)`,
+          ]
+        : []),
+      ...(dnat ? [describeReading(dnat.rule, `DNATs this request to ${dnatText(dnat)}, an address no host in the scenario has`)] : []),
       ...conntrackLines(f),
     ],
-    suggestion: server
-      ? command(
-          'nat',
-          '-R',
-          dnat.rule.chain,
-          ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${server.address}`),
-          dnat.rule.position,
-        )
-      : null,
+    suggestion:
+      server && dnat
+        ? command(
+            'nat',
+            '-R',
+            dnat.rule.chain,
+            ruleSpec(dnat.rule).replace(/--to-destination \S+/, `--to-destination ${server.address}`),
+            dnat.rule.position,
+          )
+        : null,
   };
+}
+
+/** Where the kernel's conntrack entry sent a request the router never transmitted: the DNAT the rewrites report. */
+function conntrackDnat(f: Facts): { address: string; port: number } | null {
+  if (f.result.requestTransmitted !== false || !f.result.rewrites.includes('DNAT')) return null;
+  const entry = f.result.conntrack.map(parseConntrackEvent).find((e) => e !== null);
+  return entry ? { address: entry.reply.src, port: Number(entry.reply.sport) } : null;
 }
 
 function unknown(f: Facts): Diagnosis {
@@ -702,6 +728,11 @@ function workedNotAsExpected(f: Facts): Diagnosis {
   if (expected.serverSees !== undefined && result.serverSaw !== expected.serverSees) {
     differs.push(
       `the server saw the request from ${result.serverSaw ?? 'nowhere'} (${result.serverSawSource ?? 'not seen'}), expected ${expected.serverSees}`,
+    );
+  }
+  if (expected.answeredBy !== undefined && result.answeredBy !== expected.answeredBy) {
+    differs.push(
+      `${result.answeredBy ?? 'no node'} accepted the connection (${result.answeredBySource ?? 'not seen'}), expected ${expected.answeredBy}`,
     );
   }
   if (expected.replyFrom !== undefined && result.replyFrom !== expected.replyFrom) {

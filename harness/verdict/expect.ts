@@ -10,6 +10,8 @@ export interface Observed {
   replyFrom: string | null;
   rewrites: RewriteKind[];
   bypassedRouter: boolean;
+  /** The node that accepted the connection, or null. */
+  answeredBy: string | null;
 }
 
 /** What each expectable error means on the wire, for the failure message. */
@@ -64,6 +66,11 @@ export function checkExpectation(expect: Expectation, observed: Observed): strin
       expect.bypassedRouter
         ? 'expected the reply to bypass the router, but it did not'
         : 'the reply went from the server straight to the client, bypassing the router',
+    );
+  }
+  if (expect.answeredBy !== undefined && expect.answeredBy !== observed.answeredBy) {
+    failures.push(
+      `expected ${expect.answeredBy} to answer, but ${observed.answeredBy ? `${observed.answeredBy} did` : 'no node accepted the connection'}`,
     );
   }
   return failures;

@@ -4,9 +4,12 @@
  */
 import { formatPlace, type HopResult, type ProbeResult, type ServerLogLine } from '../result/result.js';
 import type { Probe, RuleSet, Topology } from '../scenario/topology.js';
-import { analyzeFlow, type FlowObservation, type Sighting } from '../trace/flows.js';
+import { parseConntrackEvent, type ConntrackEvent } from '../trace/conntrack.js';
+import { analyzeFlow, type FlowObservation, type ProbeFlowKey, type Sighting } from '../trace/flows.js';
 import { analyzeUdpFlow } from '../trace/udp-flows.js';
+import { answeredBy } from './answered.js';
 import { checkExpectation } from './expect.js';
+import { deriveRewrites, entryReplied } from './rewrites.js';
 import { udpOutcome } from './udp-outcome.js';
 
 /** What the client itself reported. */
@@ -27,23 +30,27 @@ export interface ProbeFacts {
 
 export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagnosis'>; flow: FlowObservation } {
   const { topology, ruleset, probe, clientPort } = f;
-  const client = topology.hosts.find((h) => h.name === probe.from)!;
-  const analyze = probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow;
-  const flow = analyze(f.seen, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
-  const reply = probe.kind === 'udp' ? udpOutcome(f.client, flow, client.name) : f.client;
+  const { router } = topology;
+  const routerAddresses = router.interfaces.map((i) => i.address);
+  const { origin, clientAddress, flow, conntrackLines, entry } = locate(f);
+  // A UDP socket is not told of every ICMP error that reached its host: the capture completes it.
+  const reply = probe.kind === 'udp' ? udpOutcome(f.client, flow, probe.from) : f.client;
   const logged = f.serverLog.find((r) => r.path === f.path);
   const expected = ruleset.expect[probe.name] ?? probe.expect;
   // A TCP probe sends no request, so no server saw one: the capture's SYN is not a request.
   const saw = probe.kind === 'tcp' ? NOT_SEEN : serverSaw(topology, logged, flow.deliveredTo, reply.ok);
+  const derived = deriveRewrites({ origin, flow, conntrack: entry, routerAddresses });
+  const answerer = answeredBy({ routerName: router.name, logged, flow, conntrack: entry, routerAddresses });
   const observed = {
     kind: probe.kind,
     ok: reply.ok,
     status: reply.status,
     error: reply.error,
     serverSaw: saw.address,
-    replyFrom: flow.replyFrom,
-    rewrites: flow.rewrites,
+    replyFrom: origin === 'router' ? routerReplyFrom(flow, entry) : flow.replyFrom,
+    rewrites: derived.rewrites,
     bypassedRouter: flow.bypassedRouter,
+    answeredBy: answerer.node,
   };
   const failures = checkExpectation(expected, observed);
   const hops: HopResult[] = [
@@ -67,23 +74,97 @@ export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagno
   const result = {
     name: probe.name,
     ruleset: ruleset.name,
-    client: client.name,
-    clientAddress: client.address,
+    client: probe.from,
+    clientAddress,
     clientPort,
     target: `${probe.target.address}:${probe.target.port}`,
     ...observed,
+    rewriteSources: derived.sources,
+    requestTransmitted: derived.requestTransmitted,
+    answeredBySource: answerer.source,
     serverSawSource: saw.source,
     errorDetail: reply.errorDetail,
     serverLog: logged ?? null,
     durationMs: reply.durationMs,
     clientRejectedReply: flow.clientRejectedReply,
     hops,
-    conntrack: f.conntrackEvents.filter((l) => l.includes(`src=${client.address} `) && l.includes(`sport=${clientPort} `)),
+    conntrack: conntrackLines,
     expected,
     expectationsMet: failures.length === 0,
     failures,
   };
   return { result, flow };
+}
+
+/** The router's source address when no conntrack entry recorded it. */
+const UNKNOWN_ADDRESS = '0.0.0.0';
+
+interface Located {
+  origin: 'host' | 'router';
+  clientAddress: string;
+  flow: FlowObservation;
+  /** The probe's conntrack event lines, and those that parse. */
+  conntrackLines: string[];
+  entry: ConntrackEvent[];
+}
+
+/**
+ * The probe's packets and conntrack events. A host's SYN is found by its own address and port. The
+ * router's own SYN is seen only leaving it, already rewritten: its conntrack entry (found by the
+ * source port natproof chose and the target) names the source the router chose, and its reply
+ * tuple the addresses the SYN left with.
+ */
+function locate(f: ProbeFacts): Located {
+  const { topology, probe, clientPort } = f;
+  if (probe.from !== topology.router.name) {
+    const client = topology.hosts.find((h) => h.name === probe.from)!;
+    const lines = f.conntrackEvents.filter((l) => l.includes(`src=${client.address} `) && l.includes(`sport=${clientPort} `));
+    const entry = parsed(lines).filter((e) => e.original.src === client.address && e.original.sport === String(clientPort));
+    const flow = follow(f, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
+    return { origin: 'host', clientAddress: client.address, flow, conntrackLines: lines, entry };
+  }
+  const mine = (e: ConntrackEvent): boolean =>
+    e.original.sport === String(clientPort) && e.original.dst === probe.target.address && e.original.dport === String(probe.target.port);
+  const lines = f.conntrackEvents.filter((l) => {
+    const e = parseConntrackEvent(l);
+    return e !== null && mine(e);
+  });
+  const entry = parsed(lines);
+  const first = entry[0];
+  const key = first
+    ? {
+        client: topology.router.name,
+        clientAddress: first.reply.dst,
+        clientPort: Number(first.reply.dport),
+        target: { address: first.reply.src, port: Number(first.reply.sport) },
+      }
+    : { client: topology.router.name, clientAddress: UNKNOWN_ADDRESS, clientPort, target: probe.target };
+  return {
+    origin: 'router',
+    clientAddress: first?.original.src ?? UNKNOWN_ADDRESS,
+    flow: follow(f, key),
+    conntrackLines: lines,
+    entry,
+  };
+}
+
+/** TCP is followed by its sequence numbers, UDP by the datagram's payload. */
+function follow(f: ProbeFacts, key: ProbeFlowKey): FlowObservation {
+  return (f.probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow)(f.seen, key);
+}
+
+function parsed(lines: readonly string[]): ConntrackEvent[] {
+  return lines.flatMap((l) => parseConntrackEvent(l) ?? []);
+}
+
+/**
+ * What the router's own socket saw the answer come from: the kernel un-NATs an answer that
+ * matches the entry, so once the answer reached the router it is the entry's original destination.
+ */
+function routerReplyFrom(flow: FlowObservation, entry: readonly ConntrackEvent[]): string | null {
+  const first = entry[0];
+  const reached = flow.reply.some((h) => h.place.kind === 'router' && h.direction === 'in') || entryReplied(entry);
+  return first && reached ? first.original.dst : flow.replyFrom;
 }
 
 const NOT_SEEN = { address: null, source: null } as const;

@@ -61,6 +61,9 @@ function verdicts(result: RunResult) {
     rewrites: p.rewrites,
     bypassedRouter: p.bypassedRouter,
     clientRejectedReply: p.clientRejectedReply,
+    answeredBy: p.answeredBy,
+    rewriteSources: p.rewriteSources,
+    requestTransmitted: p.requestTransmitted,
     expectationsMet: p.expectationsMet,
   }));
 }

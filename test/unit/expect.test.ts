@@ -14,6 +14,7 @@ const failedWith = (error: string, kind: Observed['kind'] = 'http'): Observed =>
   replyFrom: null,
   rewrites: [],
   bypassedRouter: false,
+  answeredBy: null,
 });
 
 const httpOk: Observed = {
@@ -25,6 +26,7 @@ const httpOk: Observed = {
   replyFrom: '100.0.0.1',
   rewrites: ['DNAT', 'un-DNAT'],
   bypassedRouter: false,
+  answeredBy: 'webserver',
 };
 
 const tcpOk: Observed = { ...httpOk, kind: 'tcp', status: null, serverSaw: null };
@@ -69,6 +71,14 @@ describe('a TCP probe', () => {
     ]);
     expect(checkExpectation({ ok: true }, failedWith('refused', 'tcp'))).toEqual([
       'expected the connection to succeed, but it failed (refused)',
+    ]);
+  });
+
+  it('answered_by names the node that accepted the connection, or says none did', () => {
+    expect(checkExpectation({ answeredBy: 'webserver' }, httpOk)).toEqual([]);
+    expect(checkExpectation({ answeredBy: 'router' }, httpOk)).toEqual(['expected router to answer, but webserver did']);
+    expect(checkExpectation({ answeredBy: 'router' }, failedWith('refused'))).toEqual([
+      'expected router to answer, but no node accepted the connection',
     ]);
   });
 });

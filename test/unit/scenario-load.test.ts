@@ -111,6 +111,7 @@ describe('the shipped scenarios', () => {
       forwardPolicy: 'ACCEPT',
       defaultRoute: { dev: 'eth1' },
       sysctls: {},
+      services: [],
     });
     expect(topology.hosts.map((host) => host.name)).toEqual(['webserver', 'internet-client', 'dmz-client', 'trusted-client']);
     expect(topology.hosts[0]).toEqual({
@@ -321,7 +322,7 @@ describe('malformed scenarios are refused at the offending place', () => {
       line: 21,
       column: 32,
       field: 'probes.forward.expect.rewrites[1]',
-      message: 'must be one of DNAT, SNAT, un-SNAT, un-DNAT; got "dnat"',
+      message: 'must be one of DNAT, REDIRECT, SNAT, un-SNAT, un-DNAT, un-REDIRECT; got "dnat"',
     });
   });
 

@@ -18,7 +18,7 @@ import type Docker from 'dockerode';
 import { HostError } from '../../errors.js';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import type { Topology } from '../../scenario/topology.js';
-import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
 import { listRuns, removeLab, removeRun, removeStaleAccepts, runIsAlive } from './cleanup.js';
 import { connectEngine, engineAddress, type DockerBackendOptions } from './connection.js';
@@ -168,8 +168,9 @@ export class DockerLab implements Lab {
     return this.processes.add(startInContainer(this.docker, this.containerOf(node), argv, observer.signal));
   }
 
-  startAgent(host: string): LongProcess {
-    return this.spawn({ kind: 'host', name: host }, [IMAGE_NODE, IMAGE_AGENT_SCRIPT]);
+  startAgent(node: AgentNode): LongProcess {
+    // The router image carries the agent as the host image does (images.ts).
+    return this.spawn(node, [IMAGE_NODE, IMAGE_AGENT_SCRIPT]);
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {

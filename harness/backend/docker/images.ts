@@ -3,8 +3,9 @@
  * everything that goes into them, so a changed Dockerfile (or agent, or node) builds a new
  * image and an unchanged one is reused.
  *
- * The host image carries the node binary that runs natproof and the compiled agent with its
- * one dependency (undici), copied into the build context. The context is sent to the engine,
+ * Both images carry the node binary that runs natproof and the compiled agent with its one
+ * dependency (undici), copied into the build context: hosts run the agent, and so does the
+ * router (its own services, its own probes). The context is sent to the engine,
  * so this works the same with a remote engine (DOCKER_HOST), as long as it runs the same CPU
  * architecture (checked in preflight).
  */
@@ -55,14 +56,21 @@ async function listFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
+/**
+ * Both images carry natproof's agent: a host runs it as client and server, the router for its
+ * own services and the connections it originates.
+ */
 async function imageSource(role: ImageRole): Promise<ImageSource> {
   const { file, base } = await dockerfile(role);
-  if (role === 'router') return { role, repository: 'natproof/router', files: [file], base };
+  return { role, repository: `natproof/${role}`, files: [file, ...(await agentFiles())], base };
+}
+
+/** The node binary that runs natproof and the compiled agent with undici, as build context files. */
+async function agentFiles(): Promise<ContextFile[]> {
   const agentDir = dirname(agentScriptPath());
   // undici is resolved the way the agent resolves it, from natproof's own node_modules.
   const undiciDir = dirname(createRequire(import.meta.url).resolve('undici/package.json'));
-  const files: ContextFile[] = [
-    file,
+  return [
     { path: 'node', from: process.execPath },
     // The agent is an ES module; this is all of natproof's package.json it needs.
     { path: 'natproof/package.json', content: `${JSON.stringify({ name: 'natproof-agent', private: true, type: 'module' })}\n` },
@@ -73,7 +81,6 @@ async function imageSource(role: ImageRole): Promise<ImageSource> {
     })),
     ...(await listFiles(undiciDir)).map((from) => ({ path: `natproof/node_modules/undici/${relative(undiciDir, from)}`, from })),
   ];
-  return { role, repository: 'natproof/host', files, base };
 }
 
 async function contentHash(files: ContextFile[]): Promise<string> {

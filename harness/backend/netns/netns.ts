@@ -8,7 +8,7 @@ import { agentScriptPath } from '../../agent/script.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { assignments } from '../common.js';
-import { nodeLabel, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
 import { cleanStaleRuns, forgetRun, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
@@ -121,9 +121,9 @@ export class NetnsLab implements Lab {
     return this.processes.add(startProcess(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv]));
   }
 
-  startAgent(host: string): LongProcess {
+  startAgent(node: AgentNode): LongProcess {
     // The same node binary that runs natproof, so hosts need nothing installed.
-    return this.spawn({ kind: 'host', name: host }, [process.execPath, agentScriptPath()]);
+    return this.spawn(node, [process.execPath, agentScriptPath()]);
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
