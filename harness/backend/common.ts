@@ -2,7 +2,7 @@
  * Planning both backends share: the sysctls every node gets, the hosts' interface name, and the
  * scenario's default routes as `ip -batch` lines. Pure.
  */
-import { HOST_INTERFACE, type Host, type Router, type Sysctls } from '../scenario/topology.js';
+import { HOST_INTERFACE, type Host, type Router, type RouterInterface, type Sysctls } from '../scenario/topology.js';
 
 export { HOST_INTERFACE };
 
@@ -89,6 +89,19 @@ export function nodeSysctls(base: Record<string, string>, interfaces: readonly s
 /** `key=value` arguments for sysctl -w. */
 export function assignments(sysctls: Record<string, string>): string[] {
   return Object.entries(sysctls).map(([key, value]) => `${key}=${value}`);
+}
+
+/**
+ * What `ip addr add` is given for each of a router interface's addresses, primary first: the
+ * kernel makes the first address in a subnet the primary and every later one a secondary.
+ */
+export function routerAddressSpecs(iface: Pick<RouterInterface, 'address' | 'prefix' | 'secondary'>): string[] {
+  return [iface.address, ...iface.secondary].map((address) => `${address}/${iface.prefix}`);
+}
+
+/** `ip -batch` lines giving `dev` its addresses, in order. */
+export function addressLines(dev: string, specs: readonly string[]): string[] {
+  return specs.map((spec) => `addr add ${spec} dev ${dev}`);
 }
 
 /** The router's default route, if the scenario gives it one: out of an interface and/or via a gateway. */

@@ -246,7 +246,15 @@ function resolveInterface(
   checkUsable(source, addressPath, raw.address, address);
   checkOnNetwork(source, addressPath, address, network);
   claim(source, context.owners, addressPath, address.toString(), `router interface ${name}`);
-  return { name, network: network.name, address: address.toString(), prefix: network.subnet.prefix };
+  const secondary = (raw.secondary ?? []).map((text, index) => {
+    const at = [...path, 'secondary', index];
+    const extra = parseAddress(source, at, text);
+    checkUsable(source, at, text, extra);
+    checkOnNetwork(source, at, extra, network);
+    claim(source, context.owners, at, extra.toString(), `router interface ${name}`);
+    return extra.toString();
+  });
+  return { name, network: network.name, address: address.toString(), prefix: network.subnet.prefix, secondary };
 }
 
 function resolveDefaultRoute(
@@ -265,7 +273,7 @@ function resolveDefaultRoute(
   const viaPath = [...path, 'via'];
   const via = parseAddress(source, viaPath, raw.via);
   checkOnNetwork(source, viaPath, via, findNetwork(source, viaPath, dev.network, networks));
-  if (via.toString() === dev.address) {
+  if (via.toString() === dev.address || dev.secondary.includes(via.toString())) {
     throw source.error(`${raw.via} is the router's own address on ${dev.name}; give the next hop's address`, viaPath);
   }
   return { dev: dev.name, via: via.toString() };

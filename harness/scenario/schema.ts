@@ -142,7 +142,24 @@ const Network = Type.Object(
 const RouterInterface = Type.Object(
   {
     network: Type.String({ title: 'Network', description: 'The network this interface is attached to.' }),
-    address: address('Address', "The router's address on that network, inside its subnet."),
+    address: address(
+      'Address',
+      "The router's primary address on that network, inside its subnet: the one the kernel picks as the source of what the router sends there, and the one MASQUERADE uses.",
+    ),
+    secondary: Type.Optional(
+      Type.Array(
+        address(
+          'Secondary address',
+          'One more address of the router on this interface, inside the same subnet (a secondary public address).',
+        ),
+        {
+          minItems: 1,
+          title: 'Secondary addresses',
+          description:
+            "More addresses on this interface, as a VPS or business line has extra public addresses: each is the router's own, a probe target, and a DNAT match; the primary `address` stays the primary (`ip addr` lists these as secondary).",
+        },
+      ),
+    ),
   },
   { additionalProperties: false, title: 'Router interface' },
 );

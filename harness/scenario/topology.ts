@@ -23,8 +23,17 @@ export interface RouterInterface {
   /** Interface name inside the router, the user's choice (eth1, br0, ppp0). */
   name: string;
   network: string;
+  /** The primary address: the kernel's source for what the router sends here, MASQUERADE's choice. */
   address: string;
   prefix: number;
+  /** More addresses on the interface, same prefix, added after the primary so the kernel marks them secondary. */
+  secondary: string[];
+}
+
+/** Every address the router holds, with the interface that holds it: primaries first, in file order. */
+export function routerAddresses(router: Pick<Router, 'interfaces'>): Array<{ iface: string; network: string; address: string }> {
+  const all = (iface: RouterInterface): string[] => [iface.address, ...iface.secondary];
+  return router.interfaces.flatMap((iface) => all(iface).map((address) => ({ iface: iface.name, network: iface.network, address })));
 }
 
 export interface Router {

@@ -15,7 +15,7 @@
  * Evidence lines say which facts are the kernel's (packets, counters, conntrack) and which are
  * natproof's reading of the rules.
  */
-import type { Host, Topology } from '../scenario/topology.js';
+import { routerAddresses, type Host, type Topology } from '../scenario/topology.js';
 import type { HostEvidence, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import {
@@ -115,7 +115,7 @@ function gather(input: DiagnosisInput): Facts {
             sport: from.port,
             dport: target.port,
             ctstate: ['NEW'],
-            local: topology.router.interfaces.map((i) => i.address),
+            local: routerAddresses(topology.router).map((a) => a.address),
             routes: evidence.router.routes,
           }
         : undefined,

@@ -35,7 +35,7 @@ describe('planDocker for the seed scenario', async () => {
     expect(plan.networks.map((n) => n.gateway)).toEqual(['100.0.0.253', '172.16.0.253', '192.168.0.253']);
     // 123.45.6.7 is outside 100.0.0.0/24: Docker gets the next spare address, the host its /32.
     expect(container('internet-client').interfaces).toEqual([
-      { network: 'internet', dockerAddress: '100.0.0.252', name: 'eth0', address: '123.45.6.7', prefix: 32 },
+      { network: 'internet', dockerAddress: '100.0.0.252', name: 'eth0', addresses: ['123.45.6.7/32'] },
     ]);
     expect(container('internet-client').routes).toEqual(['route add default via 100.0.0.254 dev eth0 onlink']);
     expect(container('webserver').routes).toEqual(['route add default via 172.16.0.254 dev eth0']);
@@ -117,6 +117,48 @@ describe('planDocker for the seed scenario', async () => {
 
   it('says which endpoint Docker did not create', () => {
     expect(() => interfaceBatch(container('webserver'), new Map())).toThrow(/no interface the address 172\.16\.0\.1 \(network dmz\)/);
+  });
+});
+
+describe('planDocker for a router interface with secondary addresses', async () => {
+  const plan = planDocker(await loadScenario('scenarios/vps-secondary-addresses.yaml'), 'abc123');
+  const router = plan.containers.find((c) => c.node === 'router')!;
+
+  it('attaches the router at its primary address and adds the secondary ones after it, inside the container', () => {
+    expect(router.interfaces[0]).toEqual({
+      network: 'wan',
+      dockerAddress: '198.18.20.1',
+      name: 'eth0',
+      addresses: ['198.18.20.1/24', '198.18.20.2/24', '198.18.20.3/24'],
+    });
+    const current = new Map([
+      ['198.18.20.1', 'eth0'],
+      ['10.20.0.1', 'eth1'],
+    ]);
+    expect(interfaceBatch(router, current).filter((line) => line.includes('eth0') && line.startsWith('addr'))).toEqual([
+      'addr flush dev eth0',
+      'addr add 198.18.20.1/24 dev eth0',
+      'addr add 198.18.20.2/24 dev eth0',
+      'addr add 198.18.20.3/24 dev eth0',
+    ]);
+  });
+
+  it("never hands a secondary address to Docker's gateway or a remote host", () => {
+    const wan = plan.networks.find((n) => n.network === 'wan')!;
+    const client = plan.containers.find((c) => c.node === 'client')!;
+    expect([wan.gateway, client.interfaces[0]?.dockerAddress]).toEqual(['198.18.20.254', '198.18.20.253']);
+    const tight = planDocker(
+      parseScenario(
+        readFileSync('scenarios/vps-secondary-addresses.yaml', 'utf8').replace(
+          'secondary: [198.18.20.2, 198.18.20.3]',
+          'secondary: [198.18.20.254, 198.18.20.253]',
+        ),
+        'tight.yaml',
+      ),
+      'abc123',
+    );
+    expect(tight.networks.find((n) => n.network === 'wan')?.gateway).toBe('198.18.20.252');
+    expect(tight.containers.find((c) => c.node === 'client')?.interfaces[0]?.dockerAddress).toBe('198.18.20.251');
   });
 });
 

@@ -129,3 +129,15 @@ describe('planNetns with scenario sysctls', () => {
     expect(webserver.sysctls.interfaces['net.ipv4.conf.eth0.rp_filter']).toBe('0');
   });
 });
+
+describe('planNetns for a router interface with secondary addresses', async () => {
+  const plan = planNetns(await loadScenario('scenarios/vps-secondary-addresses.yaml'), 'abc123');
+  const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
+
+  it('adds the primary first, so the kernel keeps it primary and marks the others secondary', () => {
+    const eth0 = router.batch.filter((line) => line.startsWith('addr add') && line.endsWith('dev eth0'));
+    expect(eth0).toEqual(['addr add 198.18.20.1/24 dev eth0', 'addr add 198.18.20.2/24 dev eth0', 'addr add 198.18.20.3/24 dev eth0']);
+    // Every address exists before the interface comes up and before the default route is added.
+    expect(router.batch.indexOf('addr add 198.18.20.3/24 dev eth0')).toBeLessThan(router.batch.indexOf('link set eth0 up'));
+  });
+});

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ScenarioError } from '../../harness/errors.js';
 import { scenarioJsonSchema } from '../../harness/scenario/json-schema.js';
 import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
-import type { RuleSet, Topology } from '../../harness/scenario/topology.js';
+import { routerAddresses, type RuleSet, type Topology } from '../../harness/scenario/topology.js';
 
 const repoFile = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const DMZ = repoFile('scenarios/dmz-three-network.yaml');
@@ -103,9 +103,9 @@ describe('the shipped scenarios', () => {
     expect(topology.router).toEqual({
       name: 'router',
       interfaces: [
-        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24 },
-        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24 },
-        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24 },
+        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24, secondary: [] },
+        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24, secondary: [] },
+        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24, secondary: [] },
       ],
       forwarding: true,
       forwardPolicy: 'ACCEPT',
@@ -666,6 +666,72 @@ describe('per-node sysctls', () => {
         'test.yaml',
       ),
     ).toThrow(/net\.ipv4\.conf\.all\.forwarding says the same as `forwarding: false`/);
+  });
+});
+
+describe('secondary addresses on a router interface', () => {
+  const withSecondary = (list: string): string =>
+    baseWith([
+      '    eth0: { network: wan, address: 100.0.0.1 }          # 7',
+      `    eth0: { network: wan, address: 100.0.0.1, secondary: ${list} }`,
+    ]);
+
+  it("keeps the primary first and the secondary ones in file order, each the router's own", () => {
+    const topology = parseScenario(withSecondary('[100.0.0.3, 100.0.0.2]'), 'test.yaml');
+    expect(topology.router.interfaces[0]).toEqual({
+      name: 'eth0',
+      network: 'wan',
+      address: '100.0.0.1',
+      prefix: 24,
+      secondary: ['100.0.0.3', '100.0.0.2'],
+    });
+    expect(routerAddresses(topology.router)).toEqual([
+      { iface: 'eth0', network: 'wan', address: '100.0.0.1' },
+      { iface: 'eth0', network: 'wan', address: '100.0.0.3' },
+      { iface: 'eth0', network: 'wan', address: '100.0.0.2' },
+      { iface: 'eth1', network: 'lan', address: '192.168.1.1' },
+    ]);
+  });
+
+  it('refuses one outside the subnet, pointing into the list', () => {
+    expectRejected(withSecondary('[100.0.0.2, 100.0.1.2]'), {
+      line: 7,
+      column: 70,
+      field: 'router.interfaces.eth0.secondary[1]',
+      message: '100.0.1.2 is outside network wan (100.0.0.0/24: 100.0.0.1 to 100.0.0.254)',
+    });
+  });
+
+  it("refuses the subnet's broadcast address", () => {
+    expect(() => parseScenario(withSecondary('[100.0.0.255]'), 'test.yaml')).toThrow(/100\.0\.0\.255 is the broadcast address of wan/);
+  });
+
+  it('refuses one that another node holds, or the interface itself already has', () => {
+    expectRejected(withSecondary('[100.0.0.1]'), {
+      line: 7,
+      column: 59,
+      field: 'router.interfaces.eth0.secondary[0]',
+      message: '100.0.0.1 is already the address of router interface eth0; router interface eth0 needs its own',
+    });
+    const taken = baseWith([
+      '    eth1: { network: lan, address: 192.168.1.1 }        # 8',
+      '    eth1: { network: lan, address: 192.168.1.1, secondary: [192.168.1.10] }',
+    ]);
+    expectRejected(taken, {
+      line: 13,
+      column: 14,
+      field: 'hosts.server.address',
+      message: '192.168.1.10 is already the address of router interface eth1; host server needs its own',
+    });
+  });
+
+  it('refuses a default route via one of its own secondary addresses', () => {
+    const text = withSecondary('[100.0.0.2]').replace('{ dev: eth0 }', '{ dev: eth0, via: 100.0.0.2 }');
+    expect(() => parseScenario(text, 'test.yaml')).toThrow(/100\.0\.0\.2 is the router's own address on eth0/);
+  });
+
+  it('refuses an empty list', () => {
+    expect(() => parseScenario(withSecondary('[]'), 'test.yaml')).toThrow(/router\.interfaces\.eth0\.secondary/);
   });
 });
 

@@ -10,9 +10,18 @@
  * as in the scenario (and as the netns backend does).
  */
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE, hostRouteLines, nodeSysctls, routerRouteLines, type NodeSysctls } from '../common.js';
+import {
+  addressLines,
+  baseSysctls,
+  HOST_INTERFACE,
+  hostRouteLines,
+  nodeSysctls,
+  routerAddressSpecs,
+  routerRouteLines,
+  type NodeSysctls,
+} from '../common.js';
 import { cidr, fromNumber, toNumber } from '../../ipv4.js';
-import type { Topology } from '../../scenario/topology.js';
+import { routerAddresses, type Topology } from '../../scenario/topology.js';
 import { HostError } from '../../errors.js';
 
 /** natproof's two images: the router (also the observer), and the host that runs the agent. */
@@ -41,9 +50,11 @@ export interface PlannedInterface {
   dockerAddress: string;
   /** The scenario's interface name. */
   name: string;
-  /** The scenario's address and prefix (a /32 outside the subnet for a remote host). */
-  address: string;
-  prefix: number;
+  /**
+   * The scenario's addresses as `ip addr add` takes them, primary first (a remote host's is a
+   * /32 outside the subnet).
+   */
+  addresses: string[];
 }
 
 export interface PlannedContainer {
@@ -96,13 +107,9 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
   );
 
   const { router } = topology;
-  const routerInterfaces = router.interfaces.map((i) => ({
-    network: i.network,
-    dockerAddress: i.address,
-    name: i.name,
-    address: i.address,
-    prefix: i.prefix,
-  }));
+  const routerInterfaces = router.interfaces.map(
+    (i): PlannedInterface => ({ network: i.network, dockerAddress: i.address, name: i.name, addresses: routerAddressSpecs(i) }),
+  );
   const routerContainer: PlannedContainer = {
     ref: { kind: 'router' },
     node: 'router',
@@ -135,8 +142,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
           // replaced by its own /32 once it runs.
           dockerAddress: host.remote ? reserved.take(host.network) : host.address,
           name: HOST_INTERFACE,
-          address: host.address,
-          prefix: host.prefix,
+          addresses: [`${host.address}/${host.prefix}`],
         },
       ],
       sysctls: nodeSysctls(baseSysctls(false), [HOST_INTERFACE], host.sysctls),
@@ -170,7 +176,7 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
     ...found.flatMap(({ iface }, index) => [
       `link set dev ${temporary(index)} name ${iface.name}`,
       `addr flush dev ${iface.name}`,
-      `addr add ${iface.address}/${iface.prefix} dev ${iface.name}`,
+      ...addressLines(iface.name, iface.addresses),
       `link set dev ${iface.name} up`,
     ]),
     ...container.routes,
@@ -183,7 +189,7 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
  */
 function reserveAddresses(topology: Topology): { take(network: string): string } {
   const used = new Set<string>([
-    ...topology.router.interfaces.map((i) => i.address),
+    ...routerAddresses(topology.router).map((a) => a.address),
     ...topology.hosts.filter((h) => !h.remote).map((h) => h.address),
   ]);
   const next = new Map<string, number>();

@@ -4,7 +4,16 @@
  * tested without root.
  */
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE, hostRouteLines, nodeSysctls, routerRouteLines, type NodeSysctls } from '../common.js';
+import {
+  addressLines,
+  baseSysctls,
+  HOST_INTERFACE,
+  hostRouteLines,
+  nodeSysctls,
+  routerAddressSpecs,
+  routerRouteLines,
+  type NodeSysctls,
+} from '../common.js';
 import type { Topology } from '../../scenario/topology.js';
 
 export interface PlannedNamespace {
@@ -99,7 +108,7 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
   };
   for (const iface of router.interfaces) {
     attach(iface.network, routerNs, iface.name, 'router');
-    routerPlan.batch.push(`addr add ${iface.address}/${iface.prefix} dev ${iface.name}`, `link set ${iface.name} up`);
+    routerPlan.batch.push(...addressLines(iface.name, routerAddressSpecs(iface)), `link set ${iface.name} up`);
     routerPlan.attached[iface.name] = iface.network;
   }
   routerPlan.batch.push(...routerRouteLines(router));
