@@ -95,7 +95,9 @@ export function assignments(sysctls: Record<string, string>): string[] {
  * What `ip addr add` is given for each of a router interface's addresses, primary first: the
  * kernel makes the first address in a subnet the primary and every later one a secondary.
  */
-export function routerAddressSpecs(iface: Pick<RouterInterface, 'address' | 'prefix' | 'secondary'>): string[] {
+export function routerAddressSpecs(iface: Pick<RouterInterface, 'address' | 'prefix' | 'secondary' | 'peer'>): string[] {
+  // A point-to-point address, as pppd gives it: a /32 whose kernel route is the peer, not a subnet.
+  if (iface.peer !== undefined) return [`${iface.address} peer ${iface.peer}/32`];
   return [iface.address, ...iface.secondary].map((address) => `${address}/${iface.prefix}`);
 }
 

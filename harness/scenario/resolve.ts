@@ -14,7 +14,7 @@ import {
   type Expectation,
   type Host,
   type HttpService,
-  type Network,
+  type Subnet,
   type Probe,
   type ProbeKind,
   type Router,
@@ -27,11 +27,21 @@ import {
 
 type IPv4 = ipaddr.IPv4;
 
-/** A network with its subnet parsed, for the address checks. */
-interface NetworkFacts extends Network {
+/** A subnet, parsed for the address checks. */
+interface SubnetFacts {
+  subnet: Subnet;
   base: IPv4;
   broadcast: IPv4;
 }
+
+/** A network with its subnet parsed; a point-to-point link has none. */
+interface NetworkFacts {
+  name: string;
+  range: SubnetFacts | undefined;
+}
+
+/** A network that has a subnet. */
+type SubnetNetwork = NetworkFacts & { range: SubnetFacts };
 
 type Networks = ReadonlyMap<string, NetworkFacts>;
 
@@ -54,7 +64,7 @@ export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
     name: raw.name,
     description: raw.description,
     file: source.file,
-    networks: [...networks.values()].map(({ name, subnet }) => ({ name, subnet })),
+    networks: [...networks.values()].map(({ name, range }) => ({ name, subnet: range?.subnet })),
     router,
     hosts,
     probes,
@@ -83,7 +93,7 @@ function checkUsable(source: ScenarioSource, path: Path, text: string, address: 
   }
 }
 
-function parseSubnet(source: ScenarioSource, path: Path, text: string): Omit<NetworkFacts, 'name'> {
+function parseSubnet(source: ScenarioSource, path: Path, text: string): SubnetFacts {
   const match = /^([^/]*)\/(\d{1,2})$/.exec(text);
   if (!match?.[1] || !match[2]) {
     const detail = ipaddr.IPv6.isValidCIDR(text) ? IPV4_ONLY : 'write it in CIDR form, e.g. 172.16.0.0/24';
@@ -104,23 +114,35 @@ function parseSubnet(source: ScenarioSource, path: Path, text: string): Omit<Net
 
 /** `dmz (172.16.0.0/24: 172.16.0.1 to 172.16.0.254)`, so the user sees what would fit. */
 function describeNetwork(network: NetworkFacts): string {
-  const first = fromNumber(toNumber(network.base) + 1);
-  const last = fromNumber(toNumber(network.broadcast) - 1);
-  return `${network.name} (${cidr(network.subnet)}: ${first} to ${last})`;
+  if (!network.range) return `${network.name} (point-to-point, no subnet)`;
+  const { subnet, base, broadcast } = network.range;
+  return `${network.name} (${cidr(subnet)}: ${fromNumber(toNumber(base) + 1)} to ${fromNumber(toNumber(broadcast) - 1)})`;
 }
 
 function inside(address: IPv4, network: NetworkFacts): boolean {
-  return address.match(network.base, network.subnet.prefix);
+  return network.range !== undefined && address.match(network.range.base, network.range.subnet.prefix);
 }
 
 /** An address a machine can hold on `network`: inside it, and not its network or broadcast address. */
-function checkOnNetwork(source: ScenarioSource, path: Path, address: IPv4, network: NetworkFacts): void {
+function checkOnNetwork(source: ScenarioSource, path: Path, address: IPv4, network: SubnetNetwork): void {
   const text = address.toString();
   if (!inside(address, network)) throw source.error(`${text} is outside network ${describeNetwork(network)}`, path);
-  if (text === network.subnet.address || text === network.broadcast.toString()) {
-    const which = text === network.subnet.address ? 'network' : 'broadcast';
+  if (text === network.range.subnet.address || text === network.range.broadcast.toString()) {
+    const which = text === network.range.subnet.address ? 'network' : 'broadcast';
     throw source.error(`${text} is the ${which} address of ${describeNetwork(network)}`, path);
   }
+}
+
+/** An address no declared subnet holds: a remote host's, or the ends of a point-to-point link. */
+function checkOutsideNetworks(source: ScenarioSource, path: Path, address: IPv4, what: string, networks: Networks): void {
+  const containing = [...networks.values()].find((network) => inside(address, network));
+  if (containing) {
+    throw source.error(`${what} must be outside the declared networks, but ${address} is inside ${describeNetwork(containing)}`, path);
+  }
+}
+
+function hasSubnet(network: NetworkFacts): network is SubnetNetwork {
+  return network.range !== undefined;
 }
 
 function claim(source: ScenarioSource, owners: Owners, path: Path, address: string, owner: string): void {
@@ -134,11 +156,25 @@ function claim(source: ScenarioSource, owners: Owners, path: Path, address: stri
 function resolveNetworks(source: ScenarioSource, raw: RawScenario['networks']): Networks {
   const networks = new Map<string, NetworkFacts>();
   for (const [name, network] of inFileOrder(source, ['networks'], raw)) {
+    if ((network.subnet === undefined) === (network.point_to_point === undefined)) {
+      const which = network.subnet === undefined ? 'neither' : 'both';
+      throw source.error(
+        `has ${which}: a network is either a \`subnet\` or \`point_to_point: true\` (a link with no subnet)`,
+        ['networks', name],
+        'key',
+      );
+    }
+    if (network.subnet === undefined) {
+      networks.set(name, { name, range: undefined });
+      continue;
+    }
     const path = ['networks', name, 'subnet'];
-    const facts = { name, ...parseSubnet(source, path, network.subnet) };
-    const overlapping = [...networks.values()].find((other) => inside(facts.base, other) || inside(other.base, facts));
-    if (overlapping) {
-      throw source.error(`${cidr(facts.subnet)} overlaps network ${overlapping.name} (${cidr(overlapping.subnet)})`, path);
+    const facts = { name, range: parseSubnet(source, path, network.subnet) };
+    const overlapping = [...networks.values()].find(
+      (other) => inside(facts.range.base, other) || (other.range && inside(other.range.base, facts)),
+    );
+    if (overlapping?.range) {
+      throw source.error(`${cidr(facts.range.subnet)} overlaps network ${overlapping.name} (${cidr(overlapping.range.subnet)})`, path);
     }
     networks.set(name, facts);
   }
@@ -241,6 +277,13 @@ function resolveInterface(
       [...path, 'network'],
     );
   }
+  if (!hasSubnet(network)) return resolvePointToPoint(source, name, raw, network, context);
+  if (raw.peer !== undefined) {
+    throw source.error(
+      `a peer is the other end of a point-to-point link, but network ${network.name} is a subnet (${cidr(network.range.subnet)}); drop \`peer\`, or make the network \`point_to_point: true\``,
+      [...path, 'peer'],
+    );
+  }
   const addressPath = [...path, 'address'];
   const address = parseAddress(source, addressPath, raw.address);
   checkUsable(source, addressPath, raw.address, address);
@@ -254,7 +297,47 @@ function resolveInterface(
     claim(source, context.owners, at, extra.toString(), `router interface ${name}`);
     return extra.toString();
   });
-  return { name, network: network.name, address: address.toString(), prefix: network.subnet.prefix, secondary };
+  return { name, network: network.name, address: address.toString(), prefix: network.range.subnet.prefix, secondary, peer: undefined };
+}
+
+/**
+ * A point-to-point interface, as pppd sets up ppp0: the router's address as a /32 and the
+ * peer's, both outside every declared subnet, and nothing else on the link.
+ */
+function resolvePointToPoint(
+  source: ScenarioSource,
+  name: string,
+  raw: RawInterface,
+  network: NetworkFacts,
+  context: { networks: Networks; owners: Owners },
+): RouterInterface {
+  const path = ['router', 'interfaces', name];
+  if (raw.secondary !== undefined) {
+    throw source.error(
+      `network ${network.name} is point-to-point: the interface has one address and its peer, so there is no subnet for secondary addresses`,
+      [...path, 'secondary'],
+    );
+  }
+  if (raw.peer === undefined) {
+    throw source.error(
+      `network ${network.name} is point-to-point: give the interface a \`peer\`, the address of the link's other end (the ISP side)`,
+      path,
+      'key',
+    );
+  }
+  const ends = [
+    { field: 'address', text: raw.address, what: `the address of point-to-point interface ${name}`, owner: `router interface ${name}` },
+    { field: 'peer', text: raw.peer, what: `the peer of point-to-point interface ${name}`, owner: `the peer of router interface ${name}` },
+  ].map(({ field, text, what, owner }) => {
+    const at = [...path, field];
+    const parsed = parseAddress(source, at, text);
+    checkUsable(source, at, text, parsed);
+    checkOutsideNetworks(source, at, parsed, what, context.networks);
+    claim(source, context.owners, at, parsed.toString(), owner);
+    return parsed.toString();
+  });
+  const [address, peer] = ends as [string, string];
+  return { name, network: network.name, address, prefix: 32, secondary: [], peer };
 }
 
 function resolveDefaultRoute(
@@ -271,8 +354,16 @@ function resolveDefaultRoute(
   }
   if (raw.via === undefined) return { dev: dev.name };
   const viaPath = [...path, 'via'];
+  const network = findNetwork(source, viaPath, dev.network, networks);
+  if (!hasSubnet(network)) {
+    // The peer is the link's other end, not a neighbour to look up: pppd routes `default dev ppp0`.
+    throw source.error(
+      `${dev.name} is a point-to-point link: what leaves it reaches the peer with no next hop to look up; write \`default_route: { dev: ${dev.name} }\`, as pppd does`,
+      viaPath,
+    );
+  }
   const via = parseAddress(source, viaPath, raw.via);
-  checkOnNetwork(source, viaPath, via, findNetwork(source, viaPath, dev.network, networks));
+  checkOnNetwork(source, viaPath, via, network);
   if (via.toString() === dev.address || dev.secondary.includes(via.toString())) {
     throw source.error(`${raw.via} is the router's own address on ${dev.name}; give the next hop's address`, viaPath);
   }
@@ -297,13 +388,19 @@ function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context
   checkUsable(source, addressPath, raw.address, address);
   const remote = raw.remote ?? DEFAULTS.remote;
   if (remote) checkRemoteAddress(source, addressPath, address, network, context.networks);
-  else checkOnNetwork(source, addressPath, address, network);
+  else if (hasSubnet(network)) checkOnNetwork(source, addressPath, address, network);
+  else {
+    throw source.error(
+      `network ${network.name} is point-to-point: it has no subnet for a host of its own; a host on it stands beyond the peer, on the Internet: give it \`remote: true\``,
+      addressPath,
+    );
+  }
   claim(source, context.owners, addressPath, address.toString(), `host ${name}`);
   return {
     name,
     network: network.name,
     address: address.toString(),
-    prefix: remote ? 32 : network.subnet.prefix,
+    prefix: hasSubnet(network) && !remote ? network.range.subnet.prefix : 32,
     gateway: resolveGateway(source, path, raw.gateway, remote, network, context.router),
     remote,
     services: resolveServices(source, [...path, 'services'], raw.services ?? []),

@@ -131,12 +131,27 @@ function oneOf<T extends string>(values: readonly T[], options: SchemaOptions) {
 
 const Network = Type.Object(
   {
-    subnet: Type.String({
-      title: 'Subnet',
-      description: 'The IPv4 subnet in CIDR form, written with its network address, e.g. 172.16.0.0/24.',
-    }),
+    subnet: Type.Optional(
+      Type.String({
+        title: 'Subnet',
+        description: 'The IPv4 subnet in CIDR form, written with its network address, e.g. 172.16.0.0/24.',
+      }),
+    ),
+    point_to_point: Type.Optional(
+      Type.Literal(true, {
+        title: 'Point-to-point',
+        description:
+          "A point-to-point link with no subnet, as a PPPoE WAN is: the router's interface on it has a /32 address and a `peer` (the ISP's end), and every host on it is `remote: true`, beyond the peer. Instead of `subnet`.",
+      }),
+    ),
   },
-  { additionalProperties: false, title: 'Network', description: 'One L2 segment.' },
+  {
+    additionalProperties: false,
+    title: 'Network',
+    description: 'One L2 segment: a subnet, or a point-to-point link.',
+    // For editors only: TypeBox ignores oneOf here, so resolve.ts checks it with a clearer message.
+    oneOf: [{ required: ['subnet'] }, { required: ['point_to_point'] }],
+  },
 );
 
 const RouterInterface = Type.Object(
@@ -144,7 +159,13 @@ const RouterInterface = Type.Object(
     network: Type.String({ title: 'Network', description: 'The network this interface is attached to.' }),
     address: address(
       'Address',
-      "The router's primary address on that network, inside its subnet: the one the kernel picks as the source of what the router sends there, and the one MASQUERADE uses.",
+      "The router's primary address on that network, inside its subnet: the one the kernel picks as the source of what the router sends there, and the one MASQUERADE uses. On a point-to-point network, the router's /32 (outside every subnet).",
+    ),
+    peer: Type.Optional(
+      address(
+        'Peer',
+        'The other end of a point-to-point link (the ISP side of a PPPoE WAN): the interface gets `address peer <peer>/32`, as pppd configures ppp0. Required on a point-to-point network, and only there.',
+      ),
     ),
     secondary: Type.Optional(
       Type.Array(

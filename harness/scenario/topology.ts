@@ -16,7 +16,8 @@ export interface Subnet {
 /** One L2 segment. */
 export interface Network {
   name: string;
-  subnet: Subnet;
+  /** Undefined for a point-to-point link, which has no subnet: only the router's /32 and its peer. */
+  subnet: Subnet | undefined;
 }
 
 export interface RouterInterface {
@@ -25,7 +26,10 @@ export interface RouterInterface {
   network: string;
   /** The primary address: the kernel's source for what the router sends here, MASQUERADE's choice. */
   address: string;
+  /** The subnet's prefix; 32 on a point-to-point link. */
   prefix: number;
+  /** A point-to-point link's other end (`ip addr add <address> peer <peer>/32`), else undefined. */
+  peer: string | undefined;
   /** More addresses on the interface, same prefix, added after the primary so the kernel marks them secondary. */
   secondary: string[];
 }

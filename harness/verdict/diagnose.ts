@@ -154,7 +154,7 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
     const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet);
     if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
   }
-  const cidr = network ? `${network.subnet.address}/${network.subnet.prefix}` : null;
+  const cidr = network?.subnet ? `${network.subnet.address}/${network.subnet.prefix}` : null;
   return {
     cause: 'reply-bypassed-router',
     severity: 'failure',

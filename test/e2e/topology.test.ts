@@ -41,10 +41,35 @@ interface IpAddrInfo {
   secondary?: boolean;
 }
 
+/** A route as `ip -j route show` reports it. */
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev: string;
+  scope?: string;
+  prefsrc?: string;
+}
+
+async function routerJson<T>(lab: Lab, argv: string[]): Promise<T> {
+  const result = await lab.exec({ kind: 'router' }, ['ip', '-j', ...argv], { timeoutMs: 10_000 });
+  return JSON.parse(result.stdout) as T;
+}
+
 async function routerAddresses(lab: Lab, dev: string): Promise<IpAddrInfo[]> {
-  const result = await lab.exec({ kind: 'router' }, ['ip', '-j', 'addr', 'show', 'dev', dev], { timeoutMs: 10_000 });
-  const links = JSON.parse(result.stdout) as Array<{ addr_info: IpAddrInfo[] }>;
+  const links = await routerJson<Array<{ addr_info: IpAddrInfo[] }>>(lab, ['addr', 'show', 'dev', dev]);
   return (links[0]?.addr_info ?? []).filter((a) => a.family === 'inet');
+}
+
+/** Build the scenario's lab on `backend`, read the router's kernel state with `read`, tear it down. */
+async function inspectRouter<T>(backend: BackendCase, file: string, runIds: string[], read: (lab: Lab) => Promise<T>): Promise<T> {
+  const runId = newRunId();
+  runIds.push(runId);
+  const lab = await backend.make().build(await loadScenario(file), { runId });
+  try {
+    return await read(lab);
+  } finally {
+    await lab.destroy();
+  }
 }
 
 function probe(result: RunResult, name: string): ProbeResult {
@@ -53,25 +78,18 @@ function probe(result: RunResult, name: string): ProbeResult {
   return found;
 }
 
-describe.each(backends)('topology features on $name', (backend) => {
-  describe.skipIf(backend.unavailable)(`secondary addresses${skipNote(backend.unavailable)}`, () => {
+describe.each(backends)('secondary addresses on $name', (backend) => {
+  describe.skipIf(backend.unavailable)(`the router's interface and probes${skipNote(backend.unavailable)}`, () => {
     const runIds: string[] = [];
     let addresses: IpAddrInfo[] = [];
     let result: RunResult;
 
     beforeAll(async () => {
-      const topology = await loadScenario('scenarios/vps-secondary-addresses.yaml');
-      const labId = newRunId();
-      runIds.push(labId);
-      const lab = await backend.make().build(topology, { runId: labId });
-      try {
-        addresses = await routerAddresses(lab, 'eth0');
-      } finally {
-        await lab.destroy();
-      }
+      const file = 'scenarios/vps-secondary-addresses.yaml';
+      addresses = await inspectRouter(backend, file, runIds, (lab) => routerAddresses(lab, 'eth0'));
       const runId = newRunId();
       runIds.push(runId);
-      result = await runScenario(topology, { backend: backend.make(), runId });
+      result = await runScenario(await loadScenario(file), { backend: backend.make(), runId });
     }, IMAGE_BUILD_MS);
 
     afterAll(async () => {
@@ -97,6 +115,62 @@ describe.each(backends)('topology features on $name', (backend) => {
     it("keeps the primary as MASQUERADE's source, and a secondary one only where a rule names it", () => {
       expect(probe(result, 'web-out')).toMatchObject({ ok: true, serverSaw: '198.18.20.1', rewrites: ['SNAT', 'un-SNAT'] });
       expect(probe(result, 'mail-out')).toMatchObject({ ok: true, serverSaw: '198.18.20.3', rewrites: ['SNAT', 'un-SNAT'] });
+      expect(result.passed).toBe(true);
+    });
+  });
+});
+
+describe.each(backends)('a point-to-point WAN on $name', (backend) => {
+  describe.skipIf(backend.unavailable)(`the router's link and probes${skipNote(backend.unavailable)}`, () => {
+    const runIds: string[] = [];
+    const file = 'scenarios/pppoe-wan.yaml';
+    let addresses: IpAddrInfo[] = [];
+    let routes: IpRoute[] = [];
+    let result: RunResult;
+
+    beforeAll(async () => {
+      [addresses, routes] = await inspectRouter(backend, file, runIds, (lab) =>
+        Promise.all([routerAddresses(lab, 'ppp0'), routerJson<IpRoute[]>(lab, ['route', 'show'])]),
+      );
+      const runId = newRunId();
+      runIds.push(runId);
+      result = await runScenario(await loadScenario(file), { backend: backend.make(), runId });
+    }, IMAGE_BUILD_MS);
+
+    afterAll(async () => {
+      for (const runId of runIds) expect(await backend.leftBehind(runId)).toEqual([]);
+    });
+
+    it('gives ppp0 a /32 with its peer and no subnet, and routes the default out of it on-link', () => {
+      expect(addresses.map((a) => [a.local, a.address, a.prefixlen])).toEqual([['100.64.30.2', '100.64.30.1', 32]]);
+      expect(routes.filter((r) => r.dev === 'ppp0').map((r) => [r.dst, r.gateway ?? null, r.scope])).toEqual([
+        ['default', null, 'link'],
+        ['100.64.30.1', null, 'link'],
+      ]);
+    });
+
+    it('forwards from the Internet through ppp0 and MASQUERADEs out of it with its only address', () => {
+      const forward = result.probes.find((p) => p.ruleset === 'ppp0' && p.name === 'forward')!;
+      expect(forward).toMatchObject({ ok: true, serverSaw: '203.0.113.30', replyFrom: '100.64.30.2', rewrites: ['DNAT', 'un-DNAT'] });
+      expect(forward.hops).toContainEqual(expect.objectContaining({ packet: 'request', where: 'router:ppp0', direction: 'in' }));
+      const browse = result.probes.find((p) => p.ruleset === 'ppp0' && p.name === 'browse')!;
+      expect(browse).toMatchObject({ ok: true, serverSaw: '100.64.30.2', rewrites: ['SNAT', 'un-SNAT'] });
+      expect(browse.hops).toContainEqual(
+        expect.objectContaining({
+          packet: 'request',
+          where: 'router:ppp0',
+          direction: 'out',
+          src: expect.stringMatching(/^100\.64\.30\.2:/),
+        }),
+      );
+    });
+
+    it('matches nothing with rules written for eth0', () => {
+      const leftover = result.probes.filter((p) => p.ruleset === 'eth0-leftover');
+      expect(leftover.map((p) => [p.name, p.ok, p.rewrites])).toEqual([
+        ['forward', false, []],
+        ['browse', true, []],
+      ]);
       expect(result.passed).toBe(true);
     });
   });

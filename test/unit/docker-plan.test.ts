@@ -162,6 +162,53 @@ describe('planDocker for a router interface with secondary addresses', async () 
   });
 });
 
+describe('planDocker for a point-to-point WAN', async () => {
+  const topology = await loadScenario('scenarios/pppoe-wan.yaml');
+  const plan = planDocker(topology, 'abc123');
+  const isp = plan.networks.find((n) => n.network === 'isp')!;
+
+  it('gives the link a stand-in subnet, from a place in the block that depends on the run', () => {
+    // 0xc123 % 256 = 0x23 = 35.
+    expect(isp).toMatchObject({ subnet: '10.254.35.0/24', standIn: true, gateway: '10.254.35.254' });
+    expect(plan.networks.find((n) => n.network === 'lan')).toMatchObject({ subnet: '192.168.30.0/24', standIn: false });
+    expect(planDocker(topology, 'abc124').networks.find((n) => n.network === 'isp')?.subnet).toBe('10.254.36.0/24');
+  });
+
+  it("attaches every container on the link at a spare stand-in address, then gives it the scenario's", () => {
+    const router = plan.containers.find((c) => c.node === 'router')!;
+    const internet = plan.containers.find((c) => c.node === 'internet')!;
+    expect(router.interfaces[0]).toEqual({
+      network: 'isp',
+      dockerAddress: '10.254.35.253',
+      name: 'ppp0',
+      addresses: ['100.64.30.2 peer 100.64.30.1/32'],
+    });
+    expect(internet.interfaces[0]).toMatchObject({ dockerAddress: '10.254.35.252', addresses: ['203.0.113.30/32'] });
+    const batch = interfaceBatch(
+      router,
+      new Map([
+        ['10.254.35.253', 'eth1'],
+        ['192.168.30.1', 'eth0'],
+      ]),
+    );
+    expect(batch).toContain('addr add 100.64.30.2 peer 100.64.30.1/32 dev ppp0');
+    expect(batch.at(-1)).toBe('route add default dev ppp0');
+  });
+
+  it("skips stand-ins that overlap the scenario's own subnets or addresses", () => {
+    const text = readFileSync('scenarios/pppoe-wan.yaml', 'utf8')
+      .replace('subnet: 192.168.30.0/24', 'subnet: 10.254.35.0/24')
+      .replaceAll('192.168.30.', '10.254.35.')
+      .replace('address: 203.0.113.30', 'address: 10.254.36.9')
+      .replace('to: 203.0.113.30:80', 'to: 10.254.36.9:80');
+    const crowded = planDocker(parseScenario(text, 'crowded.yaml'), 'abc123');
+    expect(crowded.networks.map((n) => [n.network, n.subnet])).toEqual([
+      ['isp', '10.254.37.0/24'],
+      ['lan', '10.254.35.0/24'],
+    ]);
+  });
+});
+
 describe('planDocker when a subnet is full', () => {
   it('explains that Docker needs a spare address', async () => {
     const { parseScenario } = await import('../../harness/scenario/load.js');

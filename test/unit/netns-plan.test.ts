@@ -141,3 +141,21 @@ describe('planNetns for a router interface with secondary addresses', async () =
     expect(router.batch.indexOf('addr add 198.18.20.3/24 dev eth0')).toBeLessThan(router.batch.indexOf('link set eth0 up'));
   });
 });
+
+describe('planNetns for a point-to-point WAN', async () => {
+  const plan = planNetns(await loadScenario('scenarios/pppoe-wan.yaml'), 'abc123');
+  const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
+  const internet = plan.namespaces.find((n) => n.ns === 'np-abc123-h-internet')!;
+
+  it('gives ppp0 a /32 with its peer, as pppd does, and routes the default out of it on-link', () => {
+    expect(router.batch).toContain('addr add 100.64.30.2 peer 100.64.30.1/32 dev ppp0');
+    expect(router.batch.at(-1)).toBe('route add default dev ppp0');
+  });
+
+  it("puts the Internet host on the link's segment, reaching the router's /32 on-link", () => {
+    expect(internet.batch).toEqual(
+      expect.arrayContaining(['addr add 203.0.113.30/32 dev eth0', 'route add default via 100.64.30.2 dev eth0 onlink']),
+    );
+    expect(plan.namespaces.find((n) => n.ns === 'np-abc123-s-isp')?.attached).toEqual({ seg: 'bridge', p1: 'router', p2: 'internet' });
+  });
+});

@@ -103,9 +103,9 @@ describe('the shipped scenarios', () => {
     expect(topology.router).toEqual({
       name: 'router',
       interfaces: [
-        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24, secondary: [] },
-        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24, secondary: [] },
-        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24, secondary: [] },
+        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24, secondary: [], peer: undefined },
+        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24, secondary: [], peer: undefined },
+        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24, secondary: [], peer: undefined },
       ],
       forwarding: true,
       forwardPolicy: 'ACCEPT',
@@ -684,6 +684,7 @@ describe('secondary addresses on a router interface', () => {
       address: '100.0.0.1',
       prefix: 24,
       secondary: ['100.0.0.3', '100.0.0.2'],
+      peer: undefined,
     });
     expect(routerAddresses(topology.router)).toEqual([
       { iface: 'eth0', network: 'wan', address: '100.0.0.1' },
@@ -732,6 +733,99 @@ describe('secondary addresses on a router interface', () => {
 
   it('refuses an empty list', () => {
     expect(() => parseScenario(withSecondary('[]'), 'test.yaml')).toThrow(/router\.interfaces\.eth0\.secondary/);
+  });
+});
+
+describe('point-to-point links', () => {
+  /** BASE with wan turned into a point-to-point link: eth0 a /32 with a peer, the client beyond it. */
+  const P2P = baseWith(
+    ['  wan: { subnet: 100.0.0.0/24 }                         # 4', '  wan: { point_to_point: true }'],
+    ['    eth0: { network: wan, address: 100.0.0.1 }          # 7', '    eth0: { network: wan, address: 100.64.0.2, peer: 100.64.0.1 }'],
+    ['remote: true, gateway: 100.0.0.1 }', 'remote: true, gateway: 100.64.0.2 }'],
+    ['    to: 100.0.0.1:80 ', '    to: 100.64.0.2:80 '],
+  );
+
+  it('resolves the network without a subnet and the interface as a /32 with its peer', () => {
+    const topology = parseScenario(P2P, 'test.yaml');
+    expect(topology.networks.find((n) => n.name === 'wan')).toEqual({ name: 'wan', subnet: undefined });
+    expect(topology.router.interfaces[0]).toEqual({
+      name: 'eth0',
+      network: 'wan',
+      address: '100.64.0.2',
+      prefix: 32,
+      secondary: [],
+      peer: '100.64.0.1',
+    });
+    expect(topology.router.interfaces[1]?.peer).toBeUndefined();
+    expect(topology.hosts.find((h) => h.name === 'client')).toMatchObject({ prefix: 32, remote: true, gateway: '100.64.0.2' });
+  });
+
+  it('refuses a network with both a subnet and point_to_point, or neither', () => {
+    expectRejected(P2P.replace('{ point_to_point: true }', '{ subnet: 100.0.0.0/24, point_to_point: true }'), {
+      line: 4,
+      column: 3,
+      field: 'networks.wan',
+      message: 'has both: a network is either a `subnet` or `point_to_point: true`',
+    });
+    expect(() => parseScenario(P2P.replace('{ point_to_point: true }', '{}'), 'test.yaml')).toThrow(/has neither/);
+  });
+
+  it('refuses an interface on a point-to-point network without a peer', () => {
+    expectRejected(P2P.replace(', peer: 100.64.0.1', ''), {
+      line: 7,
+      column: 5,
+      field: 'router.interfaces.eth0',
+      message: 'network wan is point-to-point: give the interface a `peer`',
+    });
+  });
+
+  it('refuses a peer on a network with a subnet', () => {
+    expectRejected(baseWith(['address: 192.168.1.1 }', 'address: 192.168.1.1, peer: 192.168.1.2 }']), {
+      line: 8,
+      column: 55,
+      field: 'router.interfaces.eth1.peer',
+      message: 'a peer is the other end of a point-to-point link, but network lan is a subnet (192.168.1.0/24)',
+    });
+  });
+
+  it('refuses link ends inside a declared subnet, or the peer held by a host', () => {
+    expectRejected(P2P.replace('peer: 100.64.0.1', 'peer: 192.168.1.77'), {
+      line: 7,
+      column: 54,
+      field: 'router.interfaces.eth0.peer',
+      message: 'the peer of point-to-point interface eth0 must be outside the declared networks, but 192.168.1.77 is inside lan',
+    });
+    expectRejected(P2P.replace('address: 203.0.113.5', 'address: 100.64.0.1'), {
+      line: 16,
+      column: 36,
+      field: 'hosts.client.address',
+      message: '100.64.0.1 is already the address of the peer of router interface eth0; host client needs its own',
+    });
+  });
+
+  it('refuses secondary addresses on a point-to-point interface', () => {
+    expect(() => parseScenario(P2P.replace('peer: 100.64.0.1', 'peer: 100.64.0.1, secondary: [100.64.0.3]'), 'test.yaml')).toThrow(
+      /router\.interfaces\.eth0\.secondary: network wan is point-to-point/,
+    );
+  });
+
+  it('refuses a host on the link that is not remote', () => {
+    expectRejected(P2P.replace('address: 203.0.113.5, remote: true', 'address: 203.0.113.5, remote: false'), {
+      line: 16,
+      column: 36,
+      field: 'hosts.client.address',
+      message: 'network wan is point-to-point: it has no subnet for a host of its own',
+    });
+  });
+
+  it('refuses a default route via the peer, which a point-to-point link does not look up', () => {
+    expectRejected(P2P.replace('{ dev: eth0 }', '{ dev: eth0, via: 100.64.0.1 }'), {
+      line: 9,
+      column: 36,
+      field: 'router.default_route.via',
+      message:
+        'eth0 is a point-to-point link: what leaves it reaches the peer with no next hop to look up; write `default_route: { dev: eth0 }`',
+    });
   });
 });
 

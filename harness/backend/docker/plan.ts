@@ -20,7 +20,8 @@ import {
   routerRouteLines,
   type NodeSysctls,
 } from '../common.js';
-import { cidr, fromNumber, toNumber } from '../../ipv4.js';
+import { cidr, fromNumber, inPrefix, toNumber } from '../../ipv4.js';
+import { dockerSubnets, type DockerSubnet } from './subnets.js';
 import { routerAddresses, type Topology } from '../../scenario/topology.js';
 import { HostError } from '../../errors.js';
 
@@ -34,8 +35,10 @@ export interface PlannedNetwork {
   name: string;
   /** The Linux bridge on the Docker host, named by natproof so host rules can name it. */
   bridge: string;
-  /** CIDR. */
+  /** CIDR: the scenario's subnet, or a stand-in (subnets.ts) where it has none to give. */
   subnet: string;
+  /** The subnet is a stand-in: no container keeps the address Docker gives it here. */
+  standIn: boolean;
   /**
    * Docker insists on a gateway address in the subnet. natproof gives it one no scenario node
    * uses and tells Docker not to put it on the bridge (inhibit_ipv4), so the Docker host never
@@ -94,21 +97,34 @@ export function containerPrefix(runId: string): string {
 
 export function planDocker(topology: Topology, runId: string): DockerPlan {
   const prefix = containerPrefix(runId);
-  const reserved = reserveAddresses(topology);
-  const networks = topology.networks.map(
-    (network, index): PlannedNetwork => ({
+  const subnets = dockerSubnets(topology, runId);
+  const reserved = reserveAddresses(topology, subnets);
+  const networks = topology.networks.map((network, index): PlannedNetwork => {
+    const { subnet, standIn } = subnets.get(network.name)!;
+    return {
       network: network.name,
       name: `${prefix}${network.name}`,
       // IFNAMSIZ: at most 15 characters; 'np-' + 6 + '-' + index fits.
       bridge: `${prefix}${index}`,
-      subnet: cidr(network.subnet),
+      subnet: cidr(subnet),
+      standIn,
       gateway: reserved.take(network.name),
-    }),
-  );
+    };
+  });
+  /** Where Docker attaches a node's address: there if Docker can hand it out, else at a spare one. */
+  const dockerAddress = (network: string, address: string | undefined): string => {
+    const { subnet, standIn } = subnets.get(network)!;
+    return address !== undefined && !standIn && inPrefix(address, cidr(subnet)) ? address : reserved.take(network);
+  };
 
   const { router } = topology;
   const routerInterfaces = router.interfaces.map(
-    (i): PlannedInterface => ({ network: i.network, dockerAddress: i.address, name: i.name, addresses: routerAddressSpecs(i) }),
+    (i): PlannedInterface => ({
+      network: i.network,
+      dockerAddress: dockerAddress(i.network, i.peer === undefined ? i.address : undefined),
+      name: i.name,
+      addresses: routerAddressSpecs(i),
+    }),
   );
   const routerContainer: PlannedContainer = {
     ref: { kind: 'router' },
@@ -138,9 +154,9 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
       interfaces: [
         {
           network: host.network,
-          // Docker only hands out addresses inside the subnet: a remote host gets a spare one,
+          // Docker only hands out addresses inside its subnet: a remote host gets a spare one,
           // replaced by its own /32 once it runs.
-          dockerAddress: host.remote ? reserved.take(host.network) : host.address,
+          dockerAddress: dockerAddress(host.network, host.remote ? undefined : host.address),
           name: HOST_INTERFACE,
           addresses: [`${host.address}/${host.prefix}`],
         },
@@ -187,7 +203,7 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
  * Addresses in each subnet that no scenario node uses, handed out from the top down (the
  * scenario's own nodes usually sit at the bottom and at .254).
  */
-function reserveAddresses(topology: Topology): { take(network: string): string } {
+function reserveAddresses(topology: Topology, subnets: ReadonlyMap<string, DockerSubnet>): { take(network: string): string } {
   const used = new Set<string>([
     ...routerAddresses(topology.router).map((a) => a.address),
     ...topology.hosts.filter((h) => !h.remote).map((h) => h.address),
@@ -195,10 +211,10 @@ function reserveAddresses(topology: Topology): { take(network: string): string }
   const next = new Map<string, number>();
   return {
     take(name: string): string {
-      const network = topology.networks.find((n) => n.name === name);
-      if (!network) throw new Error(`planDocker: unresolved network ${name}`);
-      const base = toNumber(network.subnet.address);
-      const broadcast = base + 2 ** (32 - network.subnet.prefix) - 1;
+      const subnet = subnets.get(name)?.subnet;
+      if (!subnet) throw new Error(`planDocker: unresolved network ${name}`);
+      const base = toNumber(subnet.address);
+      const broadcast = base + 2 ** (32 - subnet.prefix) - 1;
       for (let candidate = next.get(name) ?? broadcast - 1; candidate > base; candidate--) {
         const address = fromNumber(candidate).toString();
         if (used.has(address)) continue;
@@ -207,7 +223,7 @@ function reserveAddresses(topology: Topology): { take(network: string): string }
         return address;
       }
       throw new HostError(
-        `network ${name} (${cidr(network.subnet)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
+        `network ${name} (${cidr(subnet)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
       );
     },
   };
