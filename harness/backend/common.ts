@@ -101,6 +101,35 @@ export function routerAddressSpecs(iface: Pick<RouterInterface, 'address' | 'pre
   return [iface.address, ...iface.secondary].map((address) => `${address}/${iface.prefix}`);
 }
 
+/**
+ * The router's own sysctls beyond every node's: forwarding, and bridge netfilter pinned to the
+ * scenario's choice (a new namespace otherwise copies it on whenever br_netfilter is loaded).
+ * Set with -e on netns, where the net.bridge keys exist only with br_netfilter; `bridge_netfilter:
+ * true` without it is refused before the build (netns.ts).
+ */
+export function routerBaseSysctls(router: Pick<Router, 'forwarding' | 'bridgeNetfilter'>): Record<string, string> {
+  return {
+    ...baseSysctls(router.forwarding),
+    'net.bridge.bridge-nf-call-iptables': router.bridgeNetfilter ? '1' : '0',
+    'net.bridge.bridge-nf-call-ip6tables': '0',
+    'net.bridge.bridge-nf-call-arptables': '0',
+  };
+}
+
+/**
+ * The router's bridges, after their ports exist: each port enslaved and up without an address,
+ * the bridge addressed and up. The bridge's own nf_call_* options stay off, so the namespace's
+ * sysctl alone decides bridge netfilter; multicast snooping is off to keep IGMP out of captures.
+ */
+export function bridgeLines(router: Pick<Router, 'bridges'>): string[] {
+  return router.bridges.flatMap((bridge) => [
+    `link add name ${bridge.name} type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
+    ...bridge.ports.flatMap((port) => [`link set ${port.name} master ${bridge.name}`, `link set ${port.name} up`]),
+    ...addressLines(bridge.name, routerAddressSpecs({ ...bridge, peer: undefined })),
+    `link set ${bridge.name} up`,
+  ]);
+}
+
 /** `ip -batch` lines giving `dev` its addresses, in order. */
 export function addressLines(dev: string, specs: readonly string[]): string[] {
   return specs.map((spec) => `addr add ${spec} dev ${dev}`);

@@ -91,7 +91,13 @@ async function routerEvidence(
   scope: EvidenceScope,
 ): Promise<RouterEvidence> {
   const missing: string[] = [];
-  const sysctls = ['net.ipv4.ip_forward', rpFilterSysctl('all'), ...topology.router.interfaces.map((i) => rpFilterSysctl(i.name))];
+  const sysctls = [
+    'net.ipv4.ip_forward',
+    rpFilterSysctl('all'),
+    ...topology.router.interfaces.map((i) => rpFilterSysctl(i.name)),
+    // Whether bridged frames met the rules at all; the key exists only with br_netfilter.
+    ...(topology.router.bridges.length > 0 && topology.router.bridgeNetfilter ? ['net.bridge.bridge-nf-call-iptables'] : []),
+  ];
   const all = scope === 'all';
   const skip = Promise.resolve('');
   const [kernel, saved, routes, conntrack, nft] = await Promise.all([

@@ -34,15 +34,49 @@ export interface RouterInterface {
   secondary: string[];
 }
 
+/** One member port of a router bridge: an interface on a network, with no address of its own. */
+export interface BridgePort {
+  name: string;
+  network: string;
+}
+
+/** A bridge inside the router (br0): its ports' networks are one subnet, its address their gateway. */
+export interface RouterBridge {
+  name: string;
+  ports: BridgePort[];
+  address: string;
+  prefix: number;
+  secondary: string[];
+}
+
 /** Every address the router holds, with the interface that holds it: primaries first, in file order. */
-export function routerAddresses(router: Pick<Router, 'interfaces'>): Array<{ iface: string; network: string; address: string }> {
-  const all = (iface: RouterInterface): string[] => [iface.address, ...iface.secondary];
-  return router.interfaces.flatMap((iface) => all(iface).map((address) => ({ iface: iface.name, network: iface.network, address })));
+export function routerAddresses(
+  router: Pick<Router, 'interfaces' | 'bridges'>,
+): Array<{ iface: string; networks: string[]; address: string }> {
+  const all = (iface: { address: string; secondary: string[] }): string[] => [iface.address, ...iface.secondary];
+  return [
+    ...router.interfaces.map((iface) => ({ iface, networks: [iface.network] })),
+    ...router.bridges.map((iface) => ({ iface, networks: iface.ports.map((p) => p.network) })),
+  ].flatMap(({ iface, networks }) => all(iface).map((address) => ({ iface: iface.name, networks, address })));
+}
+
+/** The router's interface that serves `network` at the IP layer: its own interface there, or the bridge a port there belongs to. */
+export function routerOn(router: Pick<Router, 'interfaces' | 'bridges'>, network: string): { name: string; address: string } | undefined {
+  return router.interfaces.find((i) => i.network === network) ?? router.bridges.find((b) => b.ports.some((p) => p.network === network));
+}
+
+/** Every router interface plugged into a network: addressed interfaces and bridge ports alike. */
+export function routerLinks(router: Pick<Router, 'interfaces' | 'bridges'>): Array<{ name: string; network: string }> {
+  return [...router.interfaces, ...router.bridges.flatMap((b) => b.ports)];
 }
 
 export interface Router {
   name: string;
+  /** Interfaces with addresses, each plugged into one network; bridge ports are in `bridges`. */
   interfaces: RouterInterface[];
+  bridges: RouterBridge[];
+  /** net.bridge.bridge-nf-call-iptables in the router: bridged frames pass iptables and conntrack. */
+  bridgeNetfilter: boolean;
   /** net.ipv4.ip_forward in the router. */
   forwarding: boolean;
   /** Policy of the filter FORWARD chain before the candidate rules run. */

@@ -10,7 +10,7 @@ export function addressBook(topology: Topology): AddressBook {
     router: {
       name: topology.router.name,
       // One entry per address, secondary ones included: each names the interface that holds it.
-      interfaces: routerAddresses(topology.router).map((a) => ({ name: a.iface, network: a.network, address: a.address })),
+      interfaces: routerAddresses(topology.router).map((a) => ({ name: a.iface, network: a.networks.join(', '), address: a.address })),
     },
     hosts: topology.hosts.map((h) => ({ name: h.name, network: h.network, address: h.address })),
   };

@@ -15,7 +15,7 @@
  * Evidence lines say which facts are the kernel's (packets, counters, conntrack) and which are
  * natproof's reading of the rules.
  */
-import { routerAddresses, type Host, type Topology } from '../scenario/topology.js';
+import { routerAddresses, routerOn, type Host, type Topology } from '../scenario/topology.js';
 import type { HostEvidence, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import {
@@ -87,7 +87,8 @@ function gather(input: DiagnosisInput): Facts {
   const { topology, result, flow, evidence } = input;
   const client = hostNamed(topology, result.client);
   const arrival = flow.request.find((h) => isRouter(h) && h.direction === 'in');
-  const exit = flow.request.find((h) => isRouter(h) && h.direction === 'out');
+  // The last sighting leaving the router: with a bridge inside it, br0 sees the packet before the port it leaves by.
+  const exit = [...flow.request].reverse().find((h) => isRouter(h) && h.direction === 'out');
   const receiver = flow.deliveredTo ? topology.hosts.find((h) => h.name === flow.deliveredTo?.host) : undefined;
   const delivery = receiver ? flow.request.find((h) => hostOf(h) === receiver.name && h.direction === 'in') : undefined;
   const answer = flow.reply[0];
@@ -127,7 +128,7 @@ function gather(input: DiagnosisInput): Facts {
 function replyBypassedRouter(f: Facts): Diagnosis | null {
   if (!f.flow.bypassedRouter) return null;
   const network = f.topology.networks.find((n) => n.name === f.client.network);
-  const routerLeg = f.topology.router.interfaces.find((i) => i.network === f.client.network);
+  const routerLeg = routerOn(f.topology.router, f.client.network);
   const atClient = f.flow.reply.find((h) => hostOf(h) === f.client.name && h.direction === 'in');
   const server = f.receiver ?? (atClient ? hostAt(f.topology, endpoint(atClient.src).address) : undefined);
   const serverAddress = atClient ? endpoint(atClient.src).address : (server?.address ?? 'the server');
@@ -302,7 +303,7 @@ function serverUnreachable(f: Facts): Diagnosis | null {
   if (!host) return null;
   const seen = endpoint(delivery.src).address;
   const back = lookupRoute(host.routes, seen);
-  const gateway = f.topology.router.interfaces.find((i) => i.network === receiver.network)?.address;
+  const gateway = routerOn(f.topology.router, receiver.network)?.address;
   const lines = [
     ...hopLines([
       [f.arrival, 'the request entered the router'],

@@ -175,3 +175,109 @@ describe.each(backends)('a point-to-point WAN on $name', (backend) => {
     });
   });
 });
+
+/** bridge_netfilter on, for the backends' comparison below. */
+const bridgedOn = new Map<BackendName, RunResult>();
+
+describe.each(backends)('a bridge inside the router on $name', (backend) => {
+  describe.skipIf(backend.unavailable)(`ports, br0 and bridge netfilter${skipNote(backend.unavailable)}`, () => {
+    const runIds: string[] = [];
+    const file = 'scenarios/bridged-lan.yaml';
+    let ports: Array<{ ifname: string }> = [];
+    let addresses: IpAddrInfo[] = [];
+    let portAddresses: IpAddrInfo[] = [];
+    let netfilter = '';
+    let off: RunResult;
+    let on: RunResult;
+
+    beforeAll(async () => {
+      [ports, addresses, portAddresses, netfilter] = await inspectRouter(backend, file, runIds, (lab) =>
+        Promise.all([
+          routerJson<Array<{ ifname: string }>>(lab, ['link', 'show', 'master', 'br0']),
+          routerAddresses(lab, 'br0'),
+          routerAddresses(lab, 'eth1'),
+          lab
+            .exec({ kind: 'router' }, ['sysctl', '-n', 'net.bridge.bridge-nf-call-iptables'], { timeoutMs: 10_000 })
+            .then((r) => r.stdout.trim()),
+        ]),
+      );
+      const topology = await loadScenario(file);
+      const run = (bridgeNetfilter: boolean): Promise<RunResult> => {
+        const runId = newRunId();
+        runIds.push(runId);
+        return runScenario({ ...topology, router: { ...topology.router, bridgeNetfilter } }, { backend: backend.make(), runId });
+      };
+      off = await run(false);
+      on = await run(true);
+      bridgedOn.set(backend.name, on);
+    }, IMAGE_BUILD_MS);
+
+    afterAll(async () => {
+      for (const runId of runIds) expect(await backend.leftBehind(runId)).toEqual([]);
+    });
+
+    const find = (result: RunResult, ruleset: string, name: string): ProbeResult => {
+      const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
+      if (!found) throw new Error(`no probe ${ruleset}/${name}`);
+      return found;
+    };
+
+    it('enslaves the ports to br0, which holds the address while the ports hold none, with bridge netfilter off as asked', () => {
+      expect(ports.map((p) => p.ifname).sort()).toEqual(['eth1', 'eth2']);
+      expect(addresses.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['192.168.40.1/24']);
+      expect(portAddresses).toEqual([]);
+      expect(netfilter).toBe('0');
+    });
+
+    it('bridges LAN traffic between the ports, and routes what is addressed to the router through br0', () => {
+      const direct = find(off, 'loopback-snat', 'laptop-to-server');
+      expect(direct).toMatchObject({ ok: true, serverSaw: '192.168.40.20', rewrites: [] });
+      expect(
+        direct.hops.filter((h) => h.packet === 'request' && h.where.startsWith('router:')).map((h) => `${h.where} ${h.direction}`),
+      ).toEqual(['router:eth1 in', 'router:eth2 out']);
+      const loopback = find(off, 'loopback-snat', 'laptop-to-public');
+      expect(loopback).toMatchObject({ ok: true, serverSaw: '192.168.40.1', rewrites: ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'] });
+      expect(loopback.hops).toContainEqual(
+        expect.objectContaining({ packet: 'request', where: 'router:eth1', direction: 'in', dst: '198.18.40.1:80' }),
+      );
+      expect(loopback.hops).toContainEqual(
+        expect.objectContaining({ packet: 'request', where: 'router:eth2', direction: 'out', dst: '192.168.40.10:80' }),
+      );
+    });
+
+    it('with bridge netfilter off, the reply bridged back to the laptop is never un-DNATed', () => {
+      const p = find(off, 'forward-only', 'laptop-to-public');
+      expect(p).toMatchObject({ ok: false, replyFrom: '192.168.40.10', rewrites: ['DNAT'], clientRejectedReply: true });
+      // It crossed the router, port to port, untouched.
+      expect(p.hops).toContainEqual(
+        expect.objectContaining({ packet: 'reply', where: 'router:eth2', direction: 'in', src: '192.168.40.10:80' }),
+      );
+      expect(p.hops).toContainEqual(
+        expect.objectContaining({ packet: 'reply', where: 'router:eth1', direction: 'out', src: '192.168.40.10:80' }),
+      );
+      expect(off.passed).toBe(true);
+    });
+
+    it('with bridge netfilter on, conntrack un-DNATs the bridged reply and the loopback works without SNAT', () => {
+      // The kernel's own value, read after the probes (evidence is read in full where a probe failed).
+      expect(on.rulesets.find((r) => r.name === 'forward-only')?.evidence.router.sysctls['net.bridge.bridge-nf-call-iptables']).toBe('1');
+      const p = find(on, 'forward-only', 'laptop-to-public');
+      expect(p).toMatchObject({ ok: true, serverSaw: '192.168.40.20', replyFrom: '198.18.40.1', rewrites: ['DNAT', 'un-DNAT'] });
+      expect(p.hops).toContainEqual(
+        expect.objectContaining({ packet: 'reply', where: 'router:eth1', direction: 'out', src: '198.18.40.1:80' }),
+      );
+      // Everything else is as with it off.
+      expect(on.probes.filter((r) => !r.expectationsMet).map((r) => `${r.ruleset}/${r.name}`)).toEqual(['forward-only/laptop-to-public']);
+    });
+  });
+});
+
+const comparable = netnsUnavailable ?? dockerUnavailable;
+describe.skipIf(comparable)(`a bridge with bridge netfilter on: docker and netns agree${skipNote(comparable)}`, () => {
+  it('gives the same verdicts, rewrites, server-seen addresses and reply sources', () => {
+    const verdicts = (result: RunResult | undefined) =>
+      result?.probes.map((p) => [`${p.ruleset}/${p.name}`, p.ok, p.error, p.serverSaw, p.replyFrom, p.rewrites, p.bypassedRouter]);
+    expect(verdicts(bridgedOn.get('docker'))).toEqual(verdicts(bridgedOn.get('netns')));
+    expect(bridgedOn.size).toBe(2);
+  });
+});

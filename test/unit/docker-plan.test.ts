@@ -209,6 +209,52 @@ describe('planDocker for a point-to-point WAN', async () => {
   });
 });
 
+describe('planDocker for a router with a bridge', async () => {
+  const plan = planDocker(await loadScenario('scenarios/bridged-lan.yaml'), 'abc123');
+  const router = plan.containers.find((c) => c.node === 'router')!;
+
+  it("gives the second segment of the bridge's subnet a stand-in, since Docker takes each subnet once", () => {
+    expect(plan.networks.map((n) => [n.network, n.subnet, n.standIn])).toEqual([
+      ['wan', '198.18.40.0/24', false],
+      ['lan-port1', '192.168.40.0/24', false],
+      ['lan-port2', '10.254.35.0/24', true],
+    ]);
+    const server = plan.containers.find((c) => c.node === 'server')!;
+    expect(server.interfaces[0]).toMatchObject({ network: 'lan-port2', dockerAddress: '10.254.35.252', addresses: ['192.168.40.10/24'] });
+  });
+
+  it('attaches the ports at spare addresses, flushed and left without one, and bridges them after', () => {
+    expect(router.interfaces.map((i) => [i.name, i.dockerAddress, i.addresses])).toEqual([
+      ['eth0', '198.18.40.1', ['198.18.40.1/24']],
+      ['eth1', '192.168.40.253', []],
+      ['eth2', '10.254.35.253', []],
+    ]);
+    const batch = interfaceBatch(
+      router,
+      new Map([
+        ['198.18.40.1', 'eth0'],
+        ['192.168.40.253', 'eth1'],
+        ['10.254.35.253', 'eth2'],
+      ]),
+    );
+    expect(batch.slice(batch.indexOf('addr flush dev eth2'))).toEqual([
+      'addr flush dev eth2',
+      'link set dev eth2 up',
+      'link add name br0 type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
+      'link set eth1 master br0',
+      'link set eth1 up',
+      'link set eth2 master br0',
+      'link set eth2 up',
+      'addr add 192.168.40.1/24 dev br0',
+      'link set br0 up',
+      'route add default dev eth0',
+    ]);
+    expect(router.bridges).toEqual(['br0']);
+    expect(router.sysctls.base['net.bridge.bridge-nf-call-iptables']).toBe('0');
+    expect(router.sysctls.interfaces['net.ipv4.conf.br0.rp_filter']).toBe('0');
+  });
+});
+
 describe('planDocker when a subnet is full', () => {
   it('explains that Docker needs a spare address', async () => {
     const { parseScenario } = await import('../../harness/scenario/load.js');

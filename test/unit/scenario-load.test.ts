@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ScenarioError } from '../../harness/errors.js';
 import { scenarioJsonSchema } from '../../harness/scenario/json-schema.js';
 import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
-import { routerAddresses, type RuleSet, type Topology } from '../../harness/scenario/topology.js';
+import { routerAddresses, routerLinks, routerOn, type RuleSet, type Topology } from '../../harness/scenario/topology.js';
 
 const repoFile = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const DMZ = repoFile('scenarios/dmz-three-network.yaml');
@@ -107,6 +107,8 @@ describe('the shipped scenarios', () => {
         { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24, secondary: [], peer: undefined },
         { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24, secondary: [], peer: undefined },
       ],
+      bridges: [],
+      bridgeNetfilter: false,
       forwarding: true,
       forwardPolicy: 'ACCEPT',
       defaultRoute: { dev: 'eth1' },
@@ -430,7 +432,7 @@ describe('malformed scenarios are refused at the offending place', () => {
       line: 9,
       column: 25,
       field: 'router.default_route.dev',
-      message: 'unknown router interface "eth9"; interfaces: eth0, eth1',
+      message: 'unknown router interface "eth9"; interfaces with an address: eth0, eth1',
     });
   });
 
@@ -687,10 +689,10 @@ describe('secondary addresses on a router interface', () => {
       peer: undefined,
     });
     expect(routerAddresses(topology.router)).toEqual([
-      { iface: 'eth0', network: 'wan', address: '100.0.0.1' },
-      { iface: 'eth0', network: 'wan', address: '100.0.0.3' },
-      { iface: 'eth0', network: 'wan', address: '100.0.0.2' },
-      { iface: 'eth1', network: 'lan', address: '192.168.1.1' },
+      { iface: 'eth0', networks: ['wan'], address: '100.0.0.1' },
+      { iface: 'eth0', networks: ['wan'], address: '100.0.0.3' },
+      { iface: 'eth0', networks: ['wan'], address: '100.0.0.2' },
+      { iface: 'eth1', networks: ['lan'], address: '192.168.1.1' },
     ]);
   });
 
@@ -826,6 +828,148 @@ describe('point-to-point links', () => {
       message:
         'eth0 is a point-to-point link: what leaves it reaches the peer with no next hop to look up; write `default_route: { dev: eth0 }`',
     });
+  });
+});
+
+describe('bridges inside the router', () => {
+  /** BASE with a second LAN segment, lan2, and lan and lan2 bridged into br0 (line 9), the server behind lan2. */
+  const BRIDGED = baseWith(
+    ['  wan: { subnet: 100.0.0.0/24 }                         # 4', '  wan: { subnet: 100.0.0.0/24 }\n  lan2: { subnet: 192.168.1.0/24 }'],
+    ['    eth1: { network: lan, address: 192.168.1.1 }        # 8', '    eth1: { network: lan }\n    eth2: { network: lan2 }'],
+    [
+      '  default_route: { dev: eth0 }                          # 9',
+      '  bridges:\n    br0: { ports: [eth1, eth2], address: 192.168.1.1 }\n  default_route: { dev: eth0 }',
+    ],
+    ['    network: lan ', '    network: lan2 '],
+  );
+  // Line numbers in BRIDGED: lan2 is line 5, eth1 line 9, eth2 line 10, br0 line 12.
+
+  it('resolves the ports, the bridge and its address as the gateway of hosts behind either port', () => {
+    const topology = parseScenario(BRIDGED, 'test.yaml');
+    expect(topology.router.interfaces.map((i) => i.name)).toEqual(['eth0']);
+    expect(topology.router.bridges).toEqual([
+      {
+        name: 'br0',
+        ports: [
+          { name: 'eth1', network: 'lan' },
+          { name: 'eth2', network: 'lan2' },
+        ],
+        address: '192.168.1.1',
+        prefix: 24,
+        secondary: [],
+      },
+    ]);
+    expect(topology.router.bridgeNetfilter).toBe(false);
+    expect(topology.hosts[0]).toMatchObject({ name: 'server', network: 'lan2', gateway: '192.168.1.1' });
+    expect(routerOn(topology.router, 'lan')).toMatchObject({ name: 'br0', address: '192.168.1.1' });
+    expect(routerLinks(topology.router).map((l) => l.name)).toEqual(['eth0', 'eth1', 'eth2']);
+  });
+
+  it('takes bridge_netfilter, or the sysctl it stands for, but not both, and only with a bridge', () => {
+    const on = BRIDGED.replace('  default_route:', '  bridge_netfilter: true\n  default_route:');
+    expect(parseScenario(on, 'test.yaml').router.bridgeNetfilter).toBe(true);
+    const sysctl = BRIDGED.replace('  default_route:', '  sysctls: { net.bridge.bridge-nf-call-iptables: 1 }\n  default_route:');
+    expect(parseScenario(sysctl, 'test.yaml').router.bridgeNetfilter).toBe(true);
+    expect(() =>
+      parseScenario(on.replace('  default_route:', '  sysctls: { net.bridge.bridge-nf-call-iptables: 1 }\n  default_route:'), 'test.yaml'),
+    ).toThrow(/net\.bridge\.bridge-nf-call-iptables says the same as `bridge_netfilter: true` \(line 13\); keep one of them/);
+    expectRejected(BASE.replace('  default_route:', '  bridge_netfilter: false\n  default_route:'), {
+      line: 9,
+      column: 21,
+      field: 'router.bridge_netfilter',
+      message: 'bridge_netfilter says whether frames bridged between ports pass iptables, but the router has no bridge',
+    });
+  });
+
+  it('refuses a port that is not a router interface, listing them', () => {
+    expectRejected(BRIDGED.replace('[eth1, eth2]', '[eth1, eth3]'), {
+      line: 12,
+      column: 26,
+      field: 'router.bridges.br0.ports[1]',
+      message: 'unknown router interface "eth3"; a port is one of the router\'s interfaces: eth0, eth1, eth2',
+    });
+  });
+
+  it('refuses a port on two bridges', () => {
+    const text = BRIDGED.replace(
+      'address: 192.168.1.1 }\n  default_route',
+      'address: 192.168.1.1 }\n    br1: { ports: [eth2], address: 192.168.1.2 }\n  default_route',
+    );
+    expectRejected(text, {
+      line: 13,
+      column: 20,
+      field: 'router.bridges.br1.ports[0]',
+      message: 'eth2 is already a port of bridge br0; an interface joins one bridge',
+    });
+  });
+
+  it('refuses an address on a port, and an interface with no address that is no port', () => {
+    expectRejected(BRIDGED.replace('    eth2: { network: lan2 }', '    eth2: { network: lan2, address: 192.168.1.2 }'), {
+      line: 10,
+      column: 37,
+      field: 'router.interfaces.eth2.address',
+      message: 'eth2 is a port of bridge br0, which holds the addresses: a port has none of its own; move `address` to the bridge',
+    });
+    expectRejected(BRIDGED.replace('[eth1, eth2]', '[eth1]'), {
+      line: 10,
+      column: 5,
+      field: 'router.interfaces.eth2',
+      message: "eth2 has no address: only a bridge port goes without one (list it in a bridge's `ports`)",
+    });
+  });
+
+  it('refuses ports on different subnets, and a shared subnet that no bridge joins', () => {
+    expectRejected(
+      BRIDGED.replace('lan2: { subnet: 192.168.1.0/24 }', 'lan2: { subnet: 192.168.2.0/24 }')
+        .replace('address: 192.168.1.10', 'address: 192.168.2.10')
+        .replace('gateway: 192.168.1.1 ', 'gateway: 192.168.1.1 '),
+      {
+        line: 12,
+        column: 19,
+        field: 'router.bridges.br0.ports',
+        message: "its ports' networks are different subnets, lan (192.168.1.0/24: 192.168.1.1 to 192.168.1.254) and lan2 (192.168.2.0/24",
+      },
+    );
+    const unbridged = baseWith([
+      '  wan: { subnet: 100.0.0.0/24 }                         # 4',
+      '  wan: { subnet: 100.0.0.0/24 }\n  lan2: { subnet: 192.168.1.0/24 }',
+    ]);
+    expectRejected(unbridged, {
+      line: 5,
+      column: 19,
+      field: 'networks.lan2.subnet',
+      message: "192.168.1.0/24 is also network lan's subnet: two networks share a subnet only as segments behind one router bridge",
+    });
+  });
+
+  it("refuses a bridge named like an interface, and a bridge address outside its ports' subnet", () => {
+    expectRejected(BRIDGED.replace('    br0: { ports', '    eth0: { ports'), {
+      line: 12,
+      column: 5,
+      field: 'router.bridges.eth0',
+      message: '"eth0" is already a router interface; a bridge needs a name of its own',
+    });
+    expect(() =>
+      parseScenario(BRIDGED.replace('address: 192.168.1.1 }\n  default', 'address: 192.168.7.1 }\n  default'), 'test.yaml'),
+    ).toThrow(/router\.bridges\.br0\.address: 192\.168\.7\.1 is outside network lan/);
+  });
+
+  it('accepts sysctls naming the ports and the bridge, and a default route out of the bridge, but not out of a port', () => {
+    const text = BRIDGED.replace(
+      '  default_route:',
+      '  sysctls: { net.ipv4.conf.br0.rp_filter: 1, net.ipv4.conf.eth2.rp_filter: 1 }\n  default_route:',
+    );
+    expect(parseScenario(text, 'test.yaml').router.sysctls).toEqual({
+      'net.ipv4.conf.br0.rp_filter': '1',
+      'net.ipv4.conf.eth2.rp_filter': '1',
+    });
+    expect(parseScenario(BRIDGED.replace('{ dev: eth0 }', '{ dev: br0, via: 192.168.1.254 }'), 'test.yaml').router.defaultRoute).toEqual({
+      dev: 'br0',
+      via: '192.168.1.254',
+    });
+    expect(() => parseScenario(BRIDGED.replace('{ dev: eth0 }', '{ dev: eth1 }'), 'test.yaml')).toThrow(
+      /unknown router interface "eth1"; interfaces with an address: eth0, br0/,
+    );
   });
 });
 

@@ -13,6 +13,8 @@ import type { NodeRef } from '../backend.js';
 import {
   addressLines,
   baseSysctls,
+  bridgeLines,
+  routerBaseSysctls,
   HOST_INTERFACE,
   hostRouteLines,
   nodeSysctls,
@@ -22,7 +24,7 @@ import {
 } from '../common.js';
 import { cidr, fromNumber, inPrefix, toNumber } from '../../ipv4.js';
 import { dockerSubnets, type DockerSubnet } from './subnets.js';
-import { routerAddresses, type Topology } from '../../scenario/topology.js';
+import { routerAddresses, routerLinks, type Topology } from '../../scenario/topology.js';
 import { HostError } from '../../errors.js';
 
 /** natproof's two images: the router (also the observer), and the host that runs the agent. */
@@ -79,8 +81,10 @@ export interface PlannedContainer {
    * then the scenario's own are set once the interfaces have their final names.
    */
   sysctls: NodeSysctls;
-  /** `ip -batch` lines after the interfaces are set up: the scenario's default route. */
+  /** `ip -batch` lines after the interfaces are set up: the router's bridges, then the scenario's default route. */
   routes: string[];
+  /** Bridges the lines above create, waited for with the interfaces until they are up. */
+  bridges: string[];
 }
 
 export interface DockerPlan {
@@ -118,14 +122,18 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
   };
 
   const { router } = topology;
-  const routerInterfaces = router.interfaces.map(
-    (i): PlannedInterface => ({
-      network: i.network,
-      dockerAddress: dockerAddress(i.network, i.peer === undefined ? i.address : undefined),
-      name: i.name,
-      addresses: routerAddressSpecs(i),
-    }),
-  );
+  const routerInterfaces = routerLinks(router).map((link): PlannedInterface => {
+    const iface = router.interfaces.find((i) => i.name === link.name);
+    // A bridge port has no address: Docker's is flushed, and the bridge gets the scenario's.
+    if (!iface) return { network: link.network, dockerAddress: dockerAddress(link.network, undefined), name: link.name, addresses: [] };
+    return {
+      network: iface.network,
+      dockerAddress: dockerAddress(iface.network, iface.peer === undefined ? iface.address : undefined),
+      name: iface.name,
+      addresses: routerAddressSpecs(iface),
+    };
+  });
+  const bridgeNames = router.bridges.map((bridge) => bridge.name);
   const routerContainer: PlannedContainer = {
     ref: { kind: 'router' },
     node: 'router',
@@ -134,12 +142,9 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     listens: [],
     capabilities: ['NET_ADMIN', 'NET_RAW'],
     interfaces: routerInterfaces,
-    sysctls: nodeSysctls(
-      baseSysctls(router.forwarding),
-      routerInterfaces.map((i) => i.name),
-      router.sysctls,
-    ),
-    routes: routerRouteLines(router),
+    sysctls: nodeSysctls(routerBaseSysctls(router), [...routerInterfaces.map((i) => i.name), ...bridgeNames], router.sysctls),
+    routes: [...bridgeLines(router), ...routerRouteLines(router)],
+    bridges: bridgeNames,
   };
 
   const hosts = topology.hosts.map((host): PlannedContainer => {
@@ -163,6 +168,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
       ],
       sysctls: nodeSysctls(baseSysctls(false), [HOST_INTERFACE], host.sysctls),
       routes: hostRouteLines(host),
+      bridges: [],
     };
   });
 
