@@ -30,7 +30,7 @@ import {
   type ChainWalk,
   type RuleStep,
 } from './chains.js';
-import { formatRoute, lookupRoute } from '../ipv4.js';
+import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
 
@@ -75,6 +75,7 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   if (input.result.ok) return workedNotAsExpected(f);
   return (
     replyBypassedRouter(f) ??
+    replyBridgedPastNetfilter(f) ??
     (f.arrival && !f.exit && f.answeredBy === 'router' ? (ruleOrder(f) ?? noDnatMatch(f)) : null) ??
     serverRefused(f) ??
     serverUnreachable(f) ??
@@ -168,6 +169,49 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
       cidr && routerLeg
         ? command('nat', '-A', 'POSTROUTING', `-s ${cidr} -d ${cidr} -m conntrack --ctstate DNAT -j SNAT --to ${routerLeg.address}`)
         : null,
+  };
+}
+
+/**
+ * The hairpin of a router with a bridge: the server answered the client directly, and the
+ * router's bridge carried the reply from the server's port to the client's without its IP
+ * layer. With bridge netfilter off, conntrack never saw that reply, so it was never un-DNATed.
+ */
+function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
+  const bridge = f.topology.router.bridges.find((b) => b.ports.some((p) => p.network === f.client.network));
+  // The kernel's value, read after the probes; absent when the kernel has no br_netfilter at all.
+  const netfilter = f.evidence.router.sysctls['net.bridge.bridge-nf-call-iptables'];
+  if (!bridge || netfilter === '1' || !f.exit || !f.flow.rewrites.includes('DNAT')) return null;
+  const ports = bridge.ports.map((p) => p.name);
+  const replyIn = f.flow.reply.find((h) => isRouter(h) && h.direction === 'in');
+  const replyOut = [...f.flow.reply].reverse().find((h) => isRouter(h) && h.direction === 'out');
+  const bridged = (hop: Hop | undefined): boolean => ports.includes(routerInterface(hop) ?? '');
+  // Port to port, never on the bridge device itself (the router's IP layer), and never rewritten.
+  if (!bridged(replyIn) || !bridged(replyOut) || !replyIn || !replyOut || replyIn.src !== replyOut.src) return null;
+  if (f.flow.reply.some((h) => routerInterface(h) === bridge.name)) return null;
+  const server = endpoint(replyIn.src).address;
+  const subnet = `${fromNumber(subnetRange(`${bridge.address}/${bridge.prefix}`).first).toString()}/${bridge.prefix}`;
+  return {
+    cause: 'reply-bridged-past-netfilter',
+    severity: 'failure',
+    summary:
+      `The reply was bridged past netfilter: ${f.client.name} and the server (${server}) are both behind ${bridge.name}, so the server answered the client directly and ` +
+      `${bridge.name} carried the reply from ${routerInterface(replyIn)} to ${routerInterface(replyOut)} without the router's IP layer. With bridge netfilter off, ` +
+      `bridged frames skip iptables and conntrack, so the reply was never un-DNATed and reached ${f.client.name} from ${server}. ` +
+      `SNAT the DNATed requests from the LAN to ${bridge.name}'s address so the replies come back to the router (bridge_netfilter: true would un-DNAT them too).`,
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router'],
+        [f.exit, `it left DNATed to ${f.exit.dst}, still from the client's own address`],
+        [replyIn, `the server's answer came into port ${routerInterface(replyIn)} of ${bridge.name}`],
+        [replyOut, `and was bridged out of port ${routerInterface(replyOut)} unchanged; ${bridge.name} itself never saw it`],
+      ]),
+      netfilter === undefined
+        ? 'the router has no net.bridge.bridge-nf-call-iptables (no br_netfilter): bridged frames never pass iptables or conntrack'
+        : `net.bridge.bridge-nf-call-iptables = ${netfilter} in the router: bridged frames do not pass iptables or conntrack`,
+      ...conntrackLines(f),
+    ],
+    suggestion: command('nat', '-A', 'POSTROUTING', `-s ${subnet} -d ${subnet} -m conntrack --ctstate DNAT -j SNAT --to ${bridge.address}`),
   };
 }
 

@@ -248,6 +248,7 @@ describe.each(backends)('a bridge inside the router on $name', (backend) => {
     it('with bridge netfilter off, the reply bridged back to the laptop is never un-DNATed', () => {
       const p = find(off, 'forward-only', 'laptop-to-public');
       expect(p).toMatchObject({ ok: false, replyFrom: '192.168.40.10', rewrites: ['DNAT'], clientRejectedReply: true });
+      expect(p.diagnosis?.cause).toBe('reply-bridged-past-netfilter');
       // It crossed the router, port to port, untouched.
       expect(p.hops).toContainEqual(
         expect.objectContaining({ packet: 'reply', where: 'router:eth2', direction: 'in', src: '192.168.40.10:80' }),
