@@ -6,7 +6,7 @@
 import type { AgentNode, Lab } from '../backend/backend.js';
 import { NatproofError } from '../errors.js';
 import type { ServerLogLine } from '../result/result.js';
-import type { Service, Topology } from '../scenario/topology.js';
+import { routerAddresses, type Service, type Topology } from '../scenario/topology.js';
 import { AgentClient } from './client.js';
 
 const START_TIMEOUT_MS = 10_000;
@@ -39,7 +39,7 @@ export class AgentGroup implements AsyncDisposable {
               name: router.name,
               ref: { kind: 'router' as const },
               services: router.services,
-              addresses: router.interfaces.map((i) => i.address),
+              addresses: routerAddresses(router).map((a) => a.address),
             },
           ]
         : []),

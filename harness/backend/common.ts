@@ -2,7 +2,7 @@
  * Planning both backends share: the sysctls every node gets, the hosts' interface name, and the
  * scenario's default routes as `ip -batch` lines. Pure.
  */
-import { HOST_INTERFACE, type Host, type Router, type Sysctls } from '../scenario/topology.js';
+import { HOST_INTERFACE, type Host, type Router, type RouterInterface, type Sysctls } from '../scenario/topology.js';
 
 export { HOST_INTERFACE };
 
@@ -89,6 +89,50 @@ export function nodeSysctls(base: Record<string, string>, interfaces: readonly s
 /** `key=value` arguments for sysctl -w. */
 export function assignments(sysctls: Record<string, string>): string[] {
   return Object.entries(sysctls).map(([key, value]) => `${key}=${value}`);
+}
+
+/**
+ * What `ip addr add` is given for each of a router interface's addresses, primary first: the
+ * kernel makes the first address in a subnet the primary and every later one a secondary.
+ */
+export function routerAddressSpecs(iface: Pick<RouterInterface, 'address' | 'prefix' | 'secondary' | 'peer'>): string[] {
+  // A point-to-point address, as pppd gives it: a /32 whose kernel route is the peer, not a subnet.
+  if (iface.peer !== undefined) return [`${iface.address} peer ${iface.peer}/32`];
+  return [iface.address, ...iface.secondary].map((address) => `${address}/${iface.prefix}`);
+}
+
+/**
+ * The router's own sysctls beyond every node's: forwarding, and bridge netfilter pinned to the
+ * scenario's choice (a new namespace otherwise copies it on whenever br_netfilter is loaded).
+ * Set with -e on netns, where the net.bridge keys exist only with br_netfilter; `bridge_netfilter:
+ * true` without it is refused before the build (netns.ts).
+ */
+export function routerBaseSysctls(router: Pick<Router, 'forwarding' | 'bridgeNetfilter'>): Record<string, string> {
+  return {
+    ...baseSysctls(router.forwarding),
+    'net.bridge.bridge-nf-call-iptables': router.bridgeNetfilter ? '1' : '0',
+    'net.bridge.bridge-nf-call-ip6tables': '0',
+    'net.bridge.bridge-nf-call-arptables': '0',
+  };
+}
+
+/**
+ * The router's bridges, after their ports exist: each port enslaved and up without an address,
+ * the bridge addressed and up. The bridge's own nf_call_* options stay off, so the namespace's
+ * sysctl alone decides bridge netfilter; multicast snooping is off to keep IGMP out of captures.
+ */
+export function bridgeLines(router: Pick<Router, 'bridges'>): string[] {
+  return router.bridges.flatMap((bridge) => [
+    `link add name ${bridge.name} type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
+    ...bridge.ports.flatMap((port) => [`link set ${port.name} master ${bridge.name}`, `link set ${port.name} up`]),
+    ...addressLines(bridge.name, routerAddressSpecs({ ...bridge, peer: undefined })),
+    `link set ${bridge.name} up`,
+  ]);
+}
+
+/** `ip -batch` lines giving `dev` its addresses, in order. */
+export function addressLines(dev: string, specs: readonly string[]): string[] {
+  return specs.map((spec) => `addr add ${spec} dev ${dev}`);
 }
 
 /** The router's default route, if the scenario gives it one: out of an interface and/or via a gateway. */

@@ -83,6 +83,8 @@ export async function collectEvidence(
   return { kernel: { scope, router, hosts }, transcripts: reader.transcripts };
 }
 
+const BRIDGE_NETFILTER = 'net.bridge.bridge-nf-call-iptables';
+
 async function routerEvidence(
   reader: Reader,
   topology: Topology,
@@ -91,7 +93,13 @@ async function routerEvidence(
   scope: EvidenceScope,
 ): Promise<RouterEvidence> {
   const missing: string[] = [];
-  const sysctls = ['net.ipv4.ip_forward', rpFilterSysctl('all'), ...topology.router.interfaces.map((i) => rpFilterSysctl(i.name))];
+  const sysctls = [
+    'net.ipv4.ip_forward',
+    rpFilterSysctl('all'),
+    ...topology.router.interfaces.map((i) => rpFilterSysctl(i.name)),
+    // Whether bridged frames met the rules at all; the key exists only with br_netfilter.
+    ...(topology.router.bridges.length > 0 ? [BRIDGE_NETFILTER] : []),
+  ];
   const all = scope === 'all';
   const skip = Promise.resolve('');
   const [kernel, saved, routes, conntrack, nft] = await Promise.all([

@@ -128,6 +128,7 @@ export interface ProbeResult {
 /** Causes in the seed document's terms. */
 export type DiagnosisCause =
   | 'reply-bypassed-router'
+  | 'reply-bridged-past-netfilter'
   | 'no-dnat-match'
   | 'rule-order'
   | 'forwarding-disabled'

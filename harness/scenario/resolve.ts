@@ -13,25 +13,39 @@ import {
   HOST_INTERFACE,
   type Expectation,
   type Host,
-  type Network,
+  type Subnet,
   type Probe,
   type ProbeKind,
+  type BridgePort,
   type Router,
+  type RouterBridge,
   type RouterInterface,
   type RuleSet,
   type RuleSource,
   type Service,
   type Sysctls,
   type Topology,
+  routerLinks,
+  routerOn,
 } from './topology.js';
 
 type IPv4 = ipaddr.IPv4;
 
-/** A network with its subnet parsed, for the address checks. */
-interface NetworkFacts extends Network {
+/** A subnet, parsed for the address checks. */
+interface SubnetFacts {
+  subnet: Subnet;
   base: IPv4;
   broadcast: IPv4;
 }
+
+/** A network with its subnet parsed; a point-to-point link has none. */
+interface NetworkFacts {
+  name: string;
+  range: SubnetFacts | undefined;
+}
+
+/** A network that has a subnet. */
+type SubnetNetwork = NetworkFacts & { range: SubnetFacts };
 
 type Networks = ReadonlyMap<string, NetworkFacts>;
 
@@ -56,7 +70,7 @@ export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
     name: raw.name,
     description: raw.description,
     file: source.file,
-    networks: [...networks.values()].map(({ name, subnet }) => ({ name, subnet })),
+    networks: [...networks.values()].map(({ name, range }) => ({ name, subnet: range?.subnet })),
     router,
     hosts,
     probes,
@@ -85,7 +99,7 @@ function checkUsable(source: ScenarioSource, path: Path, text: string, address: 
   }
 }
 
-function parseSubnet(source: ScenarioSource, path: Path, text: string): Omit<NetworkFacts, 'name'> {
+function parseSubnet(source: ScenarioSource, path: Path, text: string): SubnetFacts {
   const match = /^([^/]*)\/(\d{1,2})$/.exec(text);
   if (!match?.[1] || !match[2]) {
     const detail = ipaddr.IPv6.isValidCIDR(text) ? IPV4_ONLY : 'write it in CIDR form, e.g. 172.16.0.0/24';
@@ -106,23 +120,35 @@ function parseSubnet(source: ScenarioSource, path: Path, text: string): Omit<Net
 
 /** `dmz (172.16.0.0/24: 172.16.0.1 to 172.16.0.254)`, so the user sees what would fit. */
 function describeNetwork(network: NetworkFacts): string {
-  const first = fromNumber(toNumber(network.base) + 1);
-  const last = fromNumber(toNumber(network.broadcast) - 1);
-  return `${network.name} (${cidr(network.subnet)}: ${first} to ${last})`;
+  if (!network.range) return `${network.name} (point-to-point, no subnet)`;
+  const { subnet, base, broadcast } = network.range;
+  return `${network.name} (${cidr(subnet)}: ${fromNumber(toNumber(base) + 1)} to ${fromNumber(toNumber(broadcast) - 1)})`;
 }
 
 function inside(address: IPv4, network: NetworkFacts): boolean {
-  return address.match(network.base, network.subnet.prefix);
+  return network.range !== undefined && address.match(network.range.base, network.range.subnet.prefix);
 }
 
 /** An address a machine can hold on `network`: inside it, and not its network or broadcast address. */
-function checkOnNetwork(source: ScenarioSource, path: Path, address: IPv4, network: NetworkFacts): void {
+function checkOnNetwork(source: ScenarioSource, path: Path, address: IPv4, network: SubnetNetwork): void {
   const text = address.toString();
   if (!inside(address, network)) throw source.error(`${text} is outside network ${describeNetwork(network)}`, path);
-  if (text === network.subnet.address || text === network.broadcast.toString()) {
-    const which = text === network.subnet.address ? 'network' : 'broadcast';
+  if (text === network.range.subnet.address || text === network.range.broadcast.toString()) {
+    const which = text === network.range.subnet.address ? 'network' : 'broadcast';
     throw source.error(`${text} is the ${which} address of ${describeNetwork(network)}`, path);
   }
+}
+
+/** An address no declared subnet holds: a remote host's, or the ends of a point-to-point link. */
+function checkOutsideNetworks(source: ScenarioSource, path: Path, address: IPv4, what: string, networks: Networks): void {
+  const containing = [...networks.values()].find((network) => inside(address, network));
+  if (containing) {
+    throw source.error(`${what} must be outside the declared networks, but ${address} is inside ${describeNetwork(containing)}`, path);
+  }
+}
+
+function hasSubnet(network: NetworkFacts): network is SubnetNetwork {
+  return network.range !== undefined;
 }
 
 function claim(source: ScenarioSource, owners: Owners, path: Path, address: string, owner: string): void {
@@ -136,11 +162,28 @@ function claim(source: ScenarioSource, owners: Owners, path: Path, address: stri
 function resolveNetworks(source: ScenarioSource, raw: RawScenario['networks']): Networks {
   const networks = new Map<string, NetworkFacts>();
   for (const [name, network] of inFileOrder(source, ['networks'], raw)) {
+    if ((network.subnet === undefined) === (network.point_to_point === undefined)) {
+      const which = network.subnet === undefined ? 'neither' : 'both';
+      throw source.error(
+        `has ${which}: a network is either a \`subnet\` or \`point_to_point: true\` (a link with no subnet)`,
+        ['networks', name],
+        'key',
+      );
+    }
+    if (network.subnet === undefined) {
+      networks.set(name, { name, range: undefined });
+      continue;
+    }
     const path = ['networks', name, 'subnet'];
-    const facts = { name, ...parseSubnet(source, path, network.subnet) };
-    const overlapping = [...networks.values()].find((other) => inside(facts.base, other) || inside(other.base, facts));
-    if (overlapping) {
-      throw source.error(`${cidr(facts.subnet)} overlaps network ${overlapping.name} (${cidr(overlapping.subnet)})`, path);
+    const facts = { name, range: parseSubnet(source, path, network.subnet) };
+    // The same subnet twice may be segments behind one router bridge: checked with the router.
+    const overlapping = [...networks.values()].find(
+      (other) =>
+        (inside(facts.range.base, other) || (other.range && inside(other.range.base, facts))) &&
+        cidr(facts.range.subnet) !== (other.range && cidr(other.range.subnet)),
+    );
+    if (overlapping?.range) {
+      throw source.error(`${cidr(facts.range.subnet)} overlaps network ${overlapping.name} (${cidr(overlapping.range.subnet)})`, path);
     }
     networks.set(name, facts);
   }
@@ -154,21 +197,180 @@ function findNetwork(source: ScenarioSource, path: Path, name: string, networks:
 }
 
 function resolveRouter(source: ScenarioSource, raw: RawScenario['router'], networks: Networks, owners: Owners): Router {
+  const portOf = bridgePorts(source, raw);
   const interfaces: RouterInterface[] = [];
+  const ports = new Map<string, BridgePort>();
+  const links: Array<{ name: string; network: string }> = [];
   for (const [name, iface] of inFileOrder(source, ['router', 'interfaces'], raw.interfaces)) {
-    interfaces.push(resolveInterface(source, name, iface, { networks, owners, interfaces }));
+    const network = findLinkNetwork(source, name, iface, networks, links);
+    links.push({ name, network: network.name });
+    if (portOf.has(name)) ports.set(name, resolvePort(source, name, iface, network, portOf.get(name)!));
+    else interfaces.push(resolveInterface(source, name, iface, network, { networks, owners }));
   }
-  const names = interfaces.map((iface) => iface.name);
+  const bridges = inFileOrder(source, ['router', 'bridges'], raw.bridges ?? {}).map(([name, bridge]) =>
+    resolveBridge(source, name, bridge, { ports, networks, owners, interfaces }),
+  );
+  checkSharedSubnets(source, networks, bridges);
+  const names = [...links.map((link) => link.name), ...bridges.map((bridge) => bridge.name)];
   const sysctls = resolveSysctls(source, ['router', 'sysctls'], raw.sysctls, { node: 'the router', interfaces: names });
   return {
     name: ROUTER_NAME,
     interfaces,
+    bridges,
+    bridgeNetfilter: resolveBridgeNetfilter(source, raw, bridges, sysctls),
     forwarding: resolveForwarding(source, raw, sysctls),
     forwardPolicy: raw.forward_policy ?? DEFAULTS.forwardPolicy,
-    defaultRoute: raw.default_route && resolveDefaultRoute(source, raw.default_route, interfaces, networks),
+    defaultRoute: raw.default_route && resolveDefaultRoute(source, raw.default_route, interfaces, bridges, networks),
     sysctls,
     services: resolveServices(source, ['router', 'services'], raw.services ?? []),
   };
+}
+
+/** The network an interface is plugged into; the router has one interface (port or not) per network. */
+function findLinkNetwork(
+  source: ScenarioSource,
+  name: string,
+  raw: RawInterface,
+  networks: Networks,
+  links: ReadonlyArray<{ name: string; network: string }>,
+): NetworkFacts {
+  const path = ['router', 'interfaces', name, 'network'];
+  const network = findNetwork(source, path, raw.network, networks);
+  const sibling = links.find((other) => other.network === network.name);
+  if (sibling) {
+    throw source.error(
+      `interfaces ${sibling.name} and ${name} are both on network ${network.name}; the router has one interface per network`,
+      path,
+    );
+  }
+  return network;
+}
+
+// --- Bridges ---------------------------------------------------------------------------------
+
+/** Each bridge port's bridge, by port name: a port must be a router interface, on one bridge only. */
+function bridgePorts(source: ScenarioSource, raw: RawScenario['router']): Map<string, string> {
+  const portOf = new Map<string, string>();
+  const interfaceNames = Object.keys(raw.interfaces);
+  for (const [bridge, spec] of inFileOrder(source, ['router', 'bridges'], raw.bridges ?? {})) {
+    if (interfaceNames.includes(bridge)) {
+      throw source.error(
+        `"${bridge}" is already a router interface; a bridge needs a name of its own`,
+        ['router', 'bridges', bridge],
+        'key',
+      );
+    }
+    spec.ports.forEach((port, index) => {
+      const path = ['router', 'bridges', bridge, 'ports', index];
+      if (!interfaceNames.includes(port)) {
+        throw source.error(
+          `unknown router interface "${port}"; a port is one of the router's interfaces: ${interfaceNames.join(', ')}`,
+          path,
+        );
+      }
+      const other = portOf.get(port);
+      if (other !== undefined) throw source.error(`${port} is already a port of bridge ${other}; an interface joins one bridge`, path);
+      portOf.set(port, bridge);
+    });
+  }
+  return portOf;
+}
+
+/** A bridge port: on a network with a subnet (a LAN segment), and no address of its own. */
+function resolvePort(source: ScenarioSource, name: string, raw: RawInterface, network: NetworkFacts, bridge: string): BridgePort {
+  const path = ['router', 'interfaces', name];
+  const own = (['address', 'secondary', 'peer'] as const).find((field) => raw[field] !== undefined);
+  if (own) {
+    throw source.error(
+      `${name} is a port of bridge ${bridge}, which holds the addresses: a port has none of its own; move \`${own}\` to the bridge`,
+      [...path, own],
+    );
+  }
+  if (!hasSubnet(network)) {
+    throw source.error(
+      `${name} is a port of bridge ${bridge}, but network ${network.name} is point-to-point; a bridge joins LAN segments`,
+      [...path, 'network'],
+    );
+  }
+  return { name, network: network.name };
+}
+
+type RawBridge = NonNullable<RawScenario['router']['bridges']>[string];
+
+function resolveBridge(
+  source: ScenarioSource,
+  name: string,
+  raw: RawBridge,
+  context: { ports: ReadonlyMap<string, BridgePort>; networks: Networks; owners: Owners; interfaces: readonly RouterInterface[] },
+): RouterBridge {
+  const path = ['router', 'bridges', name];
+  const ports = raw.ports.map((port) => context.ports.get(port)!);
+  const facts = ports.map((port) => context.networks.get(port.network)!).filter(hasSubnet);
+  const [first] = facts;
+  if (!first) throw new Error(`resolveBridge: bridge ${name} has no port`);
+  const stranger = facts.find((network) => cidr(network.range.subnet) !== cidr(first.range.subnet));
+  if (stranger) {
+    throw source.error(
+      `its ports' networks are different subnets, ${describeNetwork(first)} and ${describeNetwork(stranger)}: a bridge joins segments of one subnet, so give them the same \`subnet\``,
+      [...path, 'ports'],
+    );
+  }
+  const addresses = [raw.address, ...(raw.secondary ?? [])].map((text, index) => {
+    const at = index === 0 ? [...path, 'address'] : [...path, 'secondary', index - 1];
+    const parsed = parseAddress(source, at, text);
+    checkUsable(source, at, text, parsed);
+    checkOnNetwork(source, at, parsed, first);
+    claim(source, context.owners, at, parsed.toString(), `router bridge ${name}`);
+    return parsed.toString();
+  });
+  const [address, ...secondary] = addresses as [string, ...string[]];
+  return { name, ports, address, prefix: first.range.subnet.prefix, secondary };
+}
+
+/**
+ * Two networks share a subnet only as segments behind one router bridge: anywhere else the
+ * router could not tell which segment an address is on.
+ */
+function checkSharedSubnets(source: ScenarioSource, networks: Networks, bridges: readonly RouterBridge[]): void {
+  const bridgeOf = (network: string): RouterBridge | undefined => bridges.find((b) => b.ports.some((p) => p.network === network));
+  const seen: SubnetNetwork[] = [];
+  for (const network of [...networks.values()].filter(hasSubnet)) {
+    const twin = seen.find((other) => cidr(other.range.subnet) === cidr(network.range.subnet));
+    seen.push(network);
+    if (!twin) continue;
+    const bridge = bridgeOf(network.name);
+    if (bridge && bridge === bridgeOf(twin.name)) continue;
+    throw source.error(
+      `${cidr(network.range.subnet)} is also network ${twin.name}'s subnet: two networks share a subnet only as segments behind one router bridge (both ports of router.bridges.<name>.ports)`,
+      ['networks', network.name, 'subnet'],
+    );
+  }
+}
+
+/** The bridge netfilter switch: `bridge_netfilter` or the sysctl, never both, and only for a router with bridges. */
+function resolveBridgeNetfilter(
+  source: ScenarioSource,
+  raw: RawScenario['router'],
+  bridges: readonly RouterBridge[],
+  sysctls: Sysctls,
+): boolean {
+  const value = sysctls[BRIDGE_NETFILTER_SYSCTL];
+  if (raw.bridge_netfilter !== undefined && bridges.length === 0) {
+    throw source.error(
+      'bridge_netfilter says whether frames bridged between ports pass iptables, but the router has no bridge: add `bridges`, or drop it',
+      ['router', 'bridge_netfilter'],
+    );
+  }
+  if (value === undefined) return raw.bridge_netfilter ?? DEFAULTS.bridgeNetfilter;
+  if (raw.bridge_netfilter !== undefined) {
+    const line = source.position(source.offsetOf(['router', 'bridge_netfilter'], 'key')).line;
+    throw source.error(
+      `${BRIDGE_NETFILTER_SYSCTL} says the same as \`bridge_netfilter: ${raw.bridge_netfilter}\` (line ${line}); keep one of them`,
+      ['router', 'sysctls', BRIDGE_NETFILTER_SYSCTL],
+      'key',
+    );
+  }
+  return value !== '0';
 }
 
 /** The two names of the router's forwarding switch: writing either sets the other. */
@@ -229,19 +431,25 @@ function resolveSysctls(
 
 type RawInterface = RawScenario['router']['interfaces'][string];
 
+/** The sysctl `bridge_netfilter` stands for. */
+const BRIDGE_NETFILTER_SYSCTL = 'net.bridge.bridge-nf-call-iptables';
+
 function resolveInterface(
   source: ScenarioSource,
   name: string,
   raw: RawInterface,
-  context: { networks: Networks; owners: Owners; interfaces: readonly RouterInterface[] },
+  network: NetworkFacts,
+  context: { networks: Networks; owners: Owners },
 ): RouterInterface {
   const path = ['router', 'interfaces', name];
-  const network = findNetwork(source, [...path, 'network'], raw.network, context.networks);
-  const sibling = context.interfaces.find((other) => other.network === network.name);
-  if (sibling) {
+  if (raw.address === undefined) {
+    throw source.error(`${name} has no address: only a bridge port goes without one (list it in a bridge's \`ports\`)`, path, 'key');
+  }
+  if (!hasSubnet(network)) return resolvePointToPoint(source, name, { ...raw, address: raw.address }, network, context);
+  if (raw.peer !== undefined) {
     throw source.error(
-      `interfaces ${sibling.name} and ${name} are both on network ${network.name}; the router has one interface per network`,
-      [...path, 'network'],
+      `a peer is the other end of a point-to-point link, but network ${network.name} is a subnet (${cidr(network.range.subnet)}); drop \`peer\`, or make the network \`point_to_point: true\``,
+      [...path, 'peer'],
     );
   }
   const addressPath = [...path, 'address'];
@@ -249,26 +457,85 @@ function resolveInterface(
   checkUsable(source, addressPath, raw.address, address);
   checkOnNetwork(source, addressPath, address, network);
   claim(source, context.owners, addressPath, address.toString(), `router interface ${name}`);
-  return { name, network: network.name, address: address.toString(), prefix: network.subnet.prefix };
+  const secondary = (raw.secondary ?? []).map((text, index) => {
+    const at = [...path, 'secondary', index];
+    const extra = parseAddress(source, at, text);
+    checkUsable(source, at, text, extra);
+    checkOnNetwork(source, at, extra, network);
+    claim(source, context.owners, at, extra.toString(), `router interface ${name}`);
+    return extra.toString();
+  });
+  return { name, network: network.name, address: address.toString(), prefix: network.range.subnet.prefix, secondary, peer: undefined };
+}
+
+/**
+ * A point-to-point interface, as pppd sets up ppp0: the router's address as a /32 and the
+ * peer's, both outside every declared subnet, and nothing else on the link.
+ */
+function resolvePointToPoint(
+  source: ScenarioSource,
+  name: string,
+  raw: RawInterface & { address: string },
+  network: NetworkFacts,
+  context: { networks: Networks; owners: Owners },
+): RouterInterface {
+  const path = ['router', 'interfaces', name];
+  if (raw.secondary !== undefined) {
+    throw source.error(
+      `network ${network.name} is point-to-point: the interface has one address and its peer, so there is no subnet for secondary addresses`,
+      [...path, 'secondary'],
+    );
+  }
+  if (raw.peer === undefined) {
+    throw source.error(
+      `network ${network.name} is point-to-point: give the interface a \`peer\`, the address of the link's other end (the ISP side)`,
+      path,
+      'key',
+    );
+  }
+  const ends = [
+    { field: 'address', text: raw.address, what: `the address of point-to-point interface ${name}`, owner: `router interface ${name}` },
+    { field: 'peer', text: raw.peer, what: `the peer of point-to-point interface ${name}`, owner: `the peer of router interface ${name}` },
+  ].map(({ field, text, what, owner }) => {
+    const at = [...path, field];
+    const parsed = parseAddress(source, at, text);
+    checkUsable(source, at, text, parsed);
+    checkOutsideNetworks(source, at, parsed, what, context.networks);
+    claim(source, context.owners, at, parsed.toString(), owner);
+    return parsed.toString();
+  });
+  const [address, peer] = ends as [string, string];
+  return { name, network: network.name, address, prefix: 32, secondary: [], peer };
 }
 
 function resolveDefaultRoute(
   source: ScenarioSource,
   raw: NonNullable<RawScenario['router']['default_route']>,
   interfaces: readonly RouterInterface[],
+  bridges: readonly RouterBridge[],
   networks: Networks,
 ): Router['defaultRoute'] {
   const path = ['router', 'default_route'];
-  const dev = interfaces.find((iface) => iface.name === raw.dev);
+  // A route leaves by an interface with an address: a plain one, or a bridge (never one of its ports).
+  const candidates = [...interfaces, ...bridges.map((b) => ({ ...b, network: b.ports[0]!.network }))];
+  const dev = candidates.find((iface) => iface.name === raw.dev);
   if (!dev) {
-    const names = interfaces.map((iface) => iface.name).join(', ');
-    throw source.error(`unknown router interface "${raw.dev}"; interfaces: ${names}`, [...path, 'dev']);
+    const names = candidates.map((iface) => iface.name).join(', ');
+    throw source.error(`unknown router interface "${raw.dev}"; interfaces with an address: ${names}`, [...path, 'dev']);
   }
   if (raw.via === undefined) return { dev: dev.name };
   const viaPath = [...path, 'via'];
+  const network = findNetwork(source, viaPath, dev.network, networks);
+  if (!hasSubnet(network)) {
+    // The peer is the link's other end, not a neighbour to look up: pppd routes `default dev ppp0`.
+    throw source.error(
+      `${dev.name} is a point-to-point link: what leaves it reaches the peer with no next hop to look up; write \`default_route: { dev: ${dev.name} }\`, as pppd does`,
+      viaPath,
+    );
+  }
   const via = parseAddress(source, viaPath, raw.via);
-  checkOnNetwork(source, viaPath, via, findNetwork(source, viaPath, dev.network, networks));
-  if (via.toString() === dev.address) {
+  checkOnNetwork(source, viaPath, via, network);
+  if (via.toString() === dev.address || dev.secondary.includes(via.toString())) {
     throw source.error(`${raw.via} is the router's own address on ${dev.name}; give the next hop's address`, viaPath);
   }
   return { dev: dev.name, via: via.toString() };
@@ -292,13 +559,19 @@ function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context
   checkUsable(source, addressPath, raw.address, address);
   const remote = raw.remote ?? DEFAULTS.remote;
   if (remote) checkRemoteAddress(source, addressPath, address, network, context.networks);
-  else checkOnNetwork(source, addressPath, address, network);
+  else if (hasSubnet(network)) checkOnNetwork(source, addressPath, address, network);
+  else {
+    throw source.error(
+      `network ${network.name} is point-to-point: it has no subnet for a host of its own; a host on it stands beyond the peer, on the Internet: give it \`remote: true\``,
+      addressPath,
+    );
+  }
   claim(source, context.owners, addressPath, address.toString(), `host ${name}`);
   return {
     name,
     network: network.name,
     address: address.toString(),
-    prefix: remote ? 32 : network.subnet.prefix,
+    prefix: hasSubnet(network) && !remote ? network.range.subnet.prefix : 32,
     gateway: resolveGateway(source, path, raw.gateway, remote, network, context.router),
     remote,
     services: resolveServices(source, [...path, 'services'], raw.services ?? []),
@@ -354,8 +627,10 @@ function resolveGateway(
   router: Router,
 ): string | undefined {
   const path = [...hostPath, 'gateway'];
-  const candidate = router.interfaces.find((iface) => iface.network === network.name);
-  const routerNetworks = router.interfaces.map((iface) => iface.network).join(', ');
+  const candidate = routerOn(router, network.name);
+  const routerNetworks = routerLinks(router)
+    .map((link) => link.network)
+    .join(', ');
   const advice = candidate
     ? `use ${candidate.address}, the address of router interface ${candidate.name}`
     : `the router has no interface on network ${network.name}; it is on ${routerNetworks}`;

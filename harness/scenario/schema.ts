@@ -14,6 +14,7 @@ import { EXPECTABLE_ERRORS, PROBE_KINDS, REWRITE_ORDER, type RuleFormat } from '
 export const DEFAULTS = {
   forwarding: true,
   forwardPolicy: 'ACCEPT',
+  bridgeNetfilter: false,
   remote: false,
   probeTimeoutMs: 1500,
   probeKind: 'http',
@@ -133,20 +134,85 @@ function oneOf<T extends string>(values: readonly T[], options: SchemaOptions) {
 
 const Network = Type.Object(
   {
-    subnet: Type.String({
-      title: 'Subnet',
-      description: 'The IPv4 subnet in CIDR form, written with its network address, e.g. 172.16.0.0/24.',
-    }),
+    subnet: Type.Optional(
+      Type.String({
+        title: 'Subnet',
+        description: 'The IPv4 subnet in CIDR form, written with its network address, e.g. 172.16.0.0/24.',
+      }),
+    ),
+    point_to_point: Type.Optional(
+      Type.Literal(true, {
+        title: 'Point-to-point',
+        description:
+          "A point-to-point link with no subnet, as a PPPoE WAN is: the router's interface on it has a /32 address and a `peer` (the ISP's end), and every host on it is `remote: true`, beyond the peer. Instead of `subnet`.",
+      }),
+    ),
   },
-  { additionalProperties: false, title: 'Network', description: 'One L2 segment.' },
+  {
+    additionalProperties: false,
+    title: 'Network',
+    description: 'One L2 segment: a subnet, or a point-to-point link.',
+    // For editors only: TypeBox ignores oneOf here, so resolve.ts checks it with a clearer message.
+    oneOf: [{ required: ['subnet'] }, { required: ['point_to_point'] }],
+  },
 );
 
 const RouterInterface = Type.Object(
   {
     network: Type.String({ title: 'Network', description: 'The network this interface is attached to.' }),
-    address: address('Address', "The router's address on that network, inside its subnet."),
+    address: Type.Optional(
+      address(
+        'Address',
+        "The router's primary address on that network, inside its subnet: the one the kernel picks as the source of what the router sends there, and the one MASQUERADE uses. On a point-to-point network, the router's /32 (outside every subnet). Left out only on a bridge port, whose bridge holds the address.",
+      ),
+    ),
+    peer: Type.Optional(
+      address(
+        'Peer',
+        'The other end of a point-to-point link (the ISP side of a PPPoE WAN): the interface gets `address peer <peer>/32`, as pppd configures ppp0. Required on a point-to-point network, and only there.',
+      ),
+    ),
+    secondary: Type.Optional(
+      Type.Array(
+        address(
+          'Secondary address',
+          'One more address of the router on this interface, inside the same subnet (a secondary public address).',
+        ),
+        {
+          minItems: 1,
+          title: 'Secondary addresses',
+          description:
+            "More addresses on this interface, as a VPS or business line has extra public addresses: each is the router's own, a probe target, and a DNAT match; the primary `address` stays the primary (`ip addr` lists these as secondary).",
+        },
+      ),
+    ),
   },
   { additionalProperties: false, title: 'Router interface' },
+);
+
+const Bridge = Type.Object(
+  {
+    ports: Type.Array(InterfaceName, {
+      minItems: 1,
+      uniqueItems: true,
+      title: 'Ports',
+      description:
+        "Router interfaces enslaved to this bridge, each on its own network (a LAN segment) and without an address of its own. The ports' networks are one subnet: write the same `subnet` on each.",
+    }),
+    address: address('Address', "The bridge's address, inside the ports' subnet: the gateway of every host behind the ports."),
+    secondary: Type.Optional(
+      Type.Array(address('Secondary address', 'One more address of the bridge, inside the same subnet.'), {
+        minItems: 1,
+        title: 'Secondary addresses',
+        description: 'More addresses on the bridge; `address` stays the primary.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    title: 'Bridge',
+    description: 'A Linux bridge inside the router (br0, as home routers and Docker hosts have), joining LAN segments into one subnet.',
+  },
 );
 
 const DefaultRoute = Type.Object(
@@ -193,6 +259,17 @@ const Router = Type.Object(
       }),
     ),
     interfaces: nameMap(InterfaceName, RouterInterface, 'Interfaces', 'Router interfaces by name, at most one per network.'),
+    bridges: Type.Optional(
+      nameMap(InterfaceName, Bridge, 'Bridges', 'Bridges inside the router by name (br0), each with its member ports and its address.'),
+    ),
+    bridge_netfilter: Type.Optional(
+      Type.Boolean({
+        title: 'Bridge netfilter',
+        description:
+          "net.bridge.bridge-nf-call-iptables inside the router: whether frames the router's bridges forward between their ports (not only what the router routes) pass iptables and conntrack. It changes what the rules see, e.g. a server's reply bridged straight back to a LAN client is un-DNATed only when it is on. Needs the kernel's br_netfilter module; only with `bridges`. Or set the sysctl in `sysctls`, not both.",
+        default: DEFAULTS.bridgeNetfilter,
+      }),
+    ),
     default_route: Type.Optional(DefaultRoute),
     sysctls: sysctls('the router'),
     services: Type.Optional(

@@ -22,20 +22,67 @@ export interface Subnet {
 /** One L2 segment. */
 export interface Network {
   name: string;
-  subnet: Subnet;
+  /** Undefined for a point-to-point link, which has no subnet: only the router's /32 and its peer. */
+  subnet: Subnet | undefined;
 }
 
 export interface RouterInterface {
   /** Interface name inside the router, the user's choice (eth1, br0, ppp0). */
   name: string;
   network: string;
+  /** The primary address: the kernel's source for what the router sends here, MASQUERADE's choice. */
+  address: string;
+  /** The subnet's prefix; 32 on a point-to-point link. */
+  prefix: number;
+  /** A point-to-point link's other end (`ip addr add <address> peer <peer>/32`), else undefined. */
+  peer: string | undefined;
+  /** More addresses on the interface, same prefix, added after the primary so the kernel marks them secondary. */
+  secondary: string[];
+}
+
+/** One member port of a router bridge: an interface on a network, with no address of its own. */
+export interface BridgePort {
+  name: string;
+  network: string;
+}
+
+/** A bridge inside the router (br0): its ports' networks are one subnet, its address their gateway. */
+export interface RouterBridge {
+  name: string;
+  ports: BridgePort[];
   address: string;
   prefix: number;
+  secondary: string[];
+}
+
+/** Every address the router holds, with the interface that holds it: primaries first, in file order. */
+export function routerAddresses(
+  router: Pick<Router, 'interfaces' | 'bridges'>,
+): Array<{ iface: string; networks: string[]; address: string }> {
+  const all = (iface: { address: string; secondary: string[] }): string[] => [iface.address, ...iface.secondary];
+  return [
+    ...router.interfaces.map((iface) => ({ iface, networks: [iface.network] })),
+    ...router.bridges.map((iface) => ({ iface, networks: iface.ports.map((p) => p.network) })),
+  ].flatMap(({ iface, networks }) => all(iface).map((address) => ({ iface: iface.name, networks, address })));
+}
+
+/** The router's interface that serves `network` at the IP layer: its own interface there, or the bridge a port there belongs to. */
+export function routerOn(router: Pick<Router, 'interfaces' | 'bridges'>, network: string): { name: string; address: string } | undefined {
+  return router.interfaces.find((i) => i.network === network) ?? router.bridges.find((b) => b.ports.some((p) => p.network === network));
+}
+
+/** Every router interface plugged into a network: addressed interfaces and bridge ports alike. */
+export function routerLinks(router: Pick<Router, 'interfaces' | 'bridges'>): Array<{ name: string; network: string }> {
+  return [...router.interfaces, ...router.bridges.flatMap((b) => b.ports)];
 }
 
 export interface Router {
   name: string;
+  /** Interfaces with addresses, each plugged into one network; bridge ports are in `bridges`. */
   interfaces: RouterInterface[];
+  bridges: RouterBridge[];
+  /** net.bridge.bridge-nf-call-iptables in the router: bridged frames pass iptables and conntrack. */
+  bridgeNetfilter: boolean;
   /** net.ipv4.ip_forward in the router. */
   forwarding: boolean;
   /** Policy of the filter FORWARD chain before the candidate rules run. */

@@ -136,10 +136,13 @@ export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowOb
       )
     : [];
 
+  // What entered the router is its first sighting there, what left it the last: inside a router
+  // with a bridge a packet is also seen on the bridge device (br0) between the port it came in
+  // by and the port it leaves by, and bridge netfilter may rewrite it after br0 saw it.
   const routerRequestIn = request.find((s) => s.node === 'router' && s.hop.direction === 'in');
-  const routerRequestOut = request.find((s) => s.node === 'router' && s.hop.direction === 'out');
+  const routerRequestOut = [...request].reverse().find((s) => s.node === 'router' && s.hop.direction === 'out');
   const routerReplyIn = reply.find((s) => s.node === 'router' && s.hop.direction === 'in');
-  const routerReplyOut = reply.find((s) => s.node === 'router' && s.hop.direction === 'out');
+  const routerReplyOut = [...reply].reverse().find((s) => s.node === 'router' && s.hop.direction === 'out');
   const atClient = reply.find((s) => s.node === key.client && s.hop.direction === 'in');
   const delivered = [...request].reverse().find((s) => s.node !== 'router' && s.node !== key.client && s.hop.direction === 'in');
 

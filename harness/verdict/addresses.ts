@@ -2,14 +2,15 @@
  * Who owns each address: the scenario's hosts and the router's interfaces, kept in the result
  * so a report can put names beside the addresses it shows without reading the scenario again.
  */
-import type { Topology } from '../scenario/topology.js';
+import { routerAddresses, type Topology } from '../scenario/topology.js';
 import type { AddressBook } from '../result/result.js';
 
 export function addressBook(topology: Topology): AddressBook {
   return {
     router: {
       name: topology.router.name,
-      interfaces: topology.router.interfaces.map((i) => ({ name: i.name, network: i.network, address: i.address })),
+      // One entry per address, secondary ones included: each names the interface that holds it.
+      interfaces: routerAddresses(topology.router).map((a) => ({ name: a.iface, network: a.networks.join(', '), address: a.address })),
     },
     hosts: topology.hosts.map((h) => ({ name: h.name, network: h.network, address: h.address })),
   };

@@ -15,7 +15,7 @@
  * Evidence lines say which facts are the kernel's (packets, counters, conntrack) and which are
  * natproof's reading of the rules.
  */
-import type { Host, Topology } from '../scenario/topology.js';
+import { routerAddresses, routerOn, type Host, type Topology } from '../scenario/topology.js';
 import type { HostEvidence, IptablesRule, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import {
@@ -31,7 +31,7 @@ import {
   type ChainWalk,
   type RuleStep,
 } from './chains.js';
-import { formatRoute, lookupRoute } from '../ipv4.js';
+import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
 import { isIcmpHop } from '../trace/hop-label.js';
 import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
@@ -104,6 +104,7 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
 function failureCause(f: Facts): Diagnosis {
   return (
     replyBypassedRouter(f) ??
+    replyBridgedPastNetfilter(f) ??
     (f.arrival && !f.exit && f.answeredBy === 'router'
       ? isRouterAddress(f, f.target.address)
         ? (ruleOrder(f) ?? noDnatMatch(f))
@@ -123,7 +124,8 @@ function gather(input: DiagnosisInput): Facts {
       ? { name: result.client, address: result.clientAddress, network: '' }
       : hostNamed(topology, result.client);
   const arrival = flow.request.find((h) => isRouter(h) && h.direction === 'in');
-  const exit = flow.request.find((h) => isRouter(h) && h.direction === 'out');
+  // The last sighting leaving the router: with a bridge inside it, br0 sees the packet before the port it leaves by.
+  const exit = [...flow.request].reverse().find((h) => isRouter(h) && h.direction === 'out');
   const receiver = flow.deliveredTo ? topology.hosts.find((h) => h.name === flow.deliveredTo?.host) : undefined;
   const delivery = receiver ? flow.request.find((h) => hostOf(h) === receiver.name && h.direction === 'in') : undefined;
   const answer = flow.reply[0];
@@ -162,7 +164,7 @@ function gather(input: DiagnosisInput): Facts {
             sport: from.port,
             dport: target.port,
             ctstate: ['NEW'],
-            local: topology.router.interfaces.map((i) => i.address),
+            local: routerAddresses(topology.router).map((a) => a.address),
             routes: evidence.router.routes,
           }
         : undefined,
@@ -174,7 +176,7 @@ function gather(input: DiagnosisInput): Facts {
 function replyBypassedRouter(f: Facts): Diagnosis | null {
   if (!f.flow.bypassedRouter) return null;
   const network = f.topology.networks.find((n) => n.name === f.client.network);
-  const routerLeg = f.topology.router.interfaces.find((i) => i.network === f.client.network);
+  const routerLeg = routerOn(f.topology.router, f.client.network);
   const atClient = f.flow.reply.find((h) => hostOf(h) === f.client.name && h.direction === 'in');
   const server = f.receiver ?? (atClient ? hostAt(f.topology, endpoint(atClient.src).address) : undefined);
   const serverAddress = atClient ? endpoint(atClient.src).address : (server?.address ?? 'the server');
@@ -203,7 +205,7 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
     const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet);
     if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
   }
-  const cidr = network ? `${network.subnet.address}/${network.subnet.prefix}` : null;
+  const cidr = network?.subnet ? `${network.subnet.address}/${network.subnet.prefix}` : null;
   return {
     cause: 'reply-bypassed-router',
     severity: 'failure',
@@ -216,6 +218,49 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
       cidr && routerLeg
         ? command('nat', '-A', 'POSTROUTING', `-s ${cidr} -d ${cidr} -m conntrack --ctstate DNAT -j SNAT --to ${routerLeg.address}`)
         : null,
+  };
+}
+
+/**
+ * The hairpin of a router with a bridge: the server answered the client directly, and the
+ * router's bridge carried the reply from the server's port to the client's without its IP
+ * layer. With bridge netfilter off, conntrack never saw that reply, so it was never un-DNATed.
+ */
+function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
+  const bridge = f.topology.router.bridges.find((b) => b.ports.some((p) => p.network === f.client.network));
+  // The kernel's value, read after the probes; absent when the kernel has no br_netfilter at all.
+  const netfilter = f.evidence.router.sysctls['net.bridge.bridge-nf-call-iptables'];
+  if (!bridge || netfilter === '1' || !f.exit || !f.flow.rewrites.includes('DNAT')) return null;
+  const ports = bridge.ports.map((p) => p.name);
+  const replyIn = f.flow.reply.find((h) => isRouter(h) && h.direction === 'in');
+  const replyOut = [...f.flow.reply].reverse().find((h) => isRouter(h) && h.direction === 'out');
+  const bridged = (hop: Hop | undefined): boolean => ports.includes(routerInterface(hop) ?? '');
+  // Port to port, never on the bridge device itself (the router's IP layer), and never rewritten.
+  if (!bridged(replyIn) || !bridged(replyOut) || !replyIn || !replyOut || replyIn.src !== replyOut.src) return null;
+  if (f.flow.reply.some((h) => routerInterface(h) === bridge.name)) return null;
+  const server = endpoint(replyIn.src).address;
+  const subnet = `${fromNumber(subnetRange(`${bridge.address}/${bridge.prefix}`).first).toString()}/${bridge.prefix}`;
+  return {
+    cause: 'reply-bridged-past-netfilter',
+    severity: 'failure',
+    summary:
+      `The reply was bridged past netfilter: ${f.client.name} and the server (${server}) are both behind ${bridge.name}, so the server answered the client directly and ` +
+      `${bridge.name} carried the reply from ${routerInterface(replyIn)} to ${routerInterface(replyOut)} without the router's IP layer. With bridge netfilter off, ` +
+      `bridged frames skip iptables and conntrack, so the reply was never un-DNATed and reached ${f.client.name} from ${server}. ` +
+      `SNAT the DNATed requests from the LAN to ${bridge.name}'s address so the replies come back to the router (bridge_netfilter: true would un-DNAT them too).`,
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router'],
+        [f.exit, `it left DNATed to ${f.exit.dst}, still from the client's own address`],
+        [replyIn, `the server's answer came into port ${routerInterface(replyIn)} of ${bridge.name}`],
+        [replyOut, `and was bridged out of port ${routerInterface(replyOut)} unchanged; ${bridge.name} itself never saw it`],
+      ]),
+      netfilter === undefined
+        ? 'the router has no net.bridge.bridge-nf-call-iptables (no br_netfilter): bridged frames never pass iptables or conntrack'
+        : `net.bridge.bridge-nf-call-iptables = ${netfilter} in the router: bridged frames do not pass iptables or conntrack`,
+      ...conntrackLines(f),
+    ],
+    suggestion: command('nat', '-A', 'POSTROUTING', `-s ${subnet} -d ${subnet} -m conntrack --ctstate DNAT -j SNAT --to ${bridge.address}`),
   };
 }
 
@@ -400,7 +445,7 @@ function serverUnreachable(f: Facts): Diagnosis | null {
   if (!host) return null;
   const seen = endpoint(delivery.src).address;
   const back = lookupRoute(host.routes, seen);
-  const gateway = f.topology.router.interfaces.find((i) => i.network === receiver.network)?.address;
+  const gateway = routerOn(f.topology.router, receiver.network)?.address;
   const lines = [
     ...hopLines([
       [f.arrival, 'the request entered the router'],
@@ -781,7 +826,7 @@ function hostAt(topology: Topology, address: string): Host | undefined {
 }
 
 function isRouterAddress(f: Facts, address: string): boolean {
-  return f.topology.router.interfaces.some((i) => i.address === address);
+  return routerAddresses(f.topology.router).some((a) => a.address === address);
 }
 
 function isRouter(hop: Hop): boolean {

@@ -3,7 +3,7 @@
  * checked against its expectation. Pure: the run gathers the facts, this judges them.
  */
 import { formatPlace, type HopResult, type ProbeResult, type ServerLogLine } from '../result/result.js';
-import type { Probe, RuleSet, Topology } from '../scenario/topology.js';
+import { routerAddresses, type Probe, type RuleSet, type Topology } from '../scenario/topology.js';
 import { parseConntrackEvent, type ConntrackEvent } from '../trace/conntrack.js';
 import { analyzeFlow, type FlowObservation, type ProbeFlowKey, type Sighting } from '../trace/flows.js';
 import { analyzeUdpFlow } from '../trace/udp-flows.js';
@@ -31,7 +31,7 @@ export interface ProbeFacts {
 export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagnosis'>; flow: FlowObservation } {
   const { topology, ruleset, probe, clientPort } = f;
   const { router } = topology;
-  const routerAddresses = router.interfaces.map((i) => i.address);
+  const ownAddresses = routerAddresses(router).map((a) => a.address);
   const { origin, clientAddress, flow, conntrackLines, entry } = locate(f);
   // A UDP socket is not told of every ICMP error that reached its host: the capture completes it.
   const reply = probe.kind === 'udp' ? udpOutcome(f.client, flow, probe.from) : f.client;
@@ -39,8 +39,8 @@ export function observeProbe(f: ProbeFacts): { result: Omit<ProbeResult, 'diagno
   const expected = ruleset.expect[probe.name] ?? probe.expect;
   // A TCP probe sends no request, so no server saw one: the capture's SYN is not a request.
   const saw = probe.kind === 'tcp' ? NOT_SEEN : serverSaw(topology, logged, flow.deliveredTo, reply.ok);
-  const derived = deriveRewrites({ origin, flow, conntrack: entry, routerAddresses });
-  const answerer = answeredBy({ routerName: router.name, logged, flow, conntrack: entry, routerAddresses });
+  const derived = deriveRewrites({ origin, flow, conntrack: entry, routerAddresses: ownAddresses });
+  const answerer = answeredBy({ routerName: router.name, logged, flow, conntrack: entry, routerAddresses: ownAddresses });
   const observed = {
     kind: probe.kind,
     ok: reply.ok,

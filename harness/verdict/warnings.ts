@@ -8,7 +8,7 @@
  * (evidence/router-originated.ts) and the warning is given when the kernel counted it on the SNAT rule.
  * Where that observation could not be made, the warning is a rule check and says so. Pure.
  */
-import type { Host, RouterInterface, Topology } from '../scenario/topology.js';
+import { routerAddresses, type Host, type RouterInterface, type Topology } from '../scenario/topology.js';
 import type { KernelEvidence, RouterOriginatedObservation } from '../result/kernel.js';
 import type { IptablesRule } from '../result/kernel.js';
 import { chainRules, command, describeRule, plural, ruleSpec } from './chains.js';
@@ -36,7 +36,7 @@ export function routerOriginatedCandidates(
   topology: Topology,
   evidence: Pick<KernelEvidence['router'], 'rules' | 'routes'>,
 ): RouterOriginatedCandidate[] {
-  const local = topology.router.interfaces.map((i) => i.address);
+  const local = routerAddresses(topology.router).map((a) => a.address);
   return chainRules(evidence.rules, 'nat', 'POSTROUTING').flatMap((rule): RouterOriginatedCandidate[] => {
     const parsed = parseRule(rule.text);
     if (parsed.target !== 'SNAT' || limitedToDnat(parsed)) return [];

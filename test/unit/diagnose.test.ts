@@ -707,3 +707,60 @@ describe('renderDiagnosis', () => {
     ]);
   });
 });
+
+describe('diagnoseProbe for a router with a bridge', () => {
+  let bridged: Topology;
+  beforeAll(async () => {
+    bridged = await loadScenario('scenarios/bridged-lan.yaml');
+  });
+  const LAPTOP = { client: 'laptop', clientAddress: '192.168.40.20', clientPort: 20002 };
+  /** What a real run of bridged-lan's forward-only rule set recorded for the laptop's loopback. */
+  const request = [
+    'lan-port1@laptop out 192.168.40.20:20002 > 198.18.40.1:80 S',
+    'router:eth1 in 192.168.40.20:20002 > 198.18.40.1:80 S',
+    'router:br0 in 192.168.40.20:20002 > 198.18.40.1:80 S',
+    'router:br0 out 192.168.40.20:20002 > 192.168.40.10:80 S',
+    'router:eth2 out 192.168.40.20:20002 > 192.168.40.10:80 S',
+    'lan-port2@server in 192.168.40.20:20002 > 192.168.40.10:80 S',
+  ];
+  const bridgedReply = [
+    'lan-port2@server out 192.168.40.10:80 > 192.168.40.20:20002 S.',
+    'router:eth2 in 192.168.40.10:80 > 192.168.40.20:20002 S.',
+    'router:eth1 out 192.168.40.10:80 > 192.168.40.20:20002 S.',
+    'lan-port1@laptop in 192.168.40.10:80 > 192.168.40.20:20002 S.',
+  ];
+  const dnat = '[1:60] -A PREROUTING -d 198.18.40.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.40.10';
+  const loopback = (sysctls: Record<string, string>) => {
+    const f = flow(request, bridgedReply, {
+      rewrites: ['DNAT'],
+      replyFrom: '192.168.40.10',
+      clientRejectedReply: true,
+      deliveredTo: { host: 'server', src: '192.168.40.20', dst: '192.168.40.10' },
+    });
+    const r = result(LAPTOP, { target: '198.18.40.1:80', replyFrom: '192.168.40.10', rewrites: ['DNAT'], clientRejectedReply: true });
+    return diagnoseProbe({ topology: bridged, result: r, flow: f, evidence: evidence(saved([dnat]), { sysctls }) });
+  };
+
+  it('names the reply bridged port to port past netfilter, with the kernel value and the hairpin SNAT to br0', () => {
+    const d = loopback({ 'net.bridge.bridge-nf-call-iptables': '0' });
+    expect(d).toMatchObject({ cause: 'reply-bridged-past-netfilter', severity: 'failure' });
+    expect(d?.summary).toContain("br0 carried the reply from eth2 to eth1 without the router's IP layer");
+    expect(d?.evidence).toContain('net.bridge.bridge-nf-call-iptables = 0 in the router: bridged frames do not pass iptables or conntrack');
+    expect(d?.evidence).toContain(
+      'router:eth1 out: 192.168.40.10:80 → 192.168.40.20:20002 [S.]: and was bridged out of port eth1 unchanged; br0 itself never saw it',
+    );
+    expect(d?.suggestion).toBe(
+      'iptables -t nat -A POSTROUTING -s 192.168.40.0/24 -d 192.168.40.0/24 -m conntrack --ctstate DNAT -j SNAT --to 192.168.40.1',
+    );
+  });
+
+  it('says so when the kernel has no bridge netfilter at all', () => {
+    expect(loopback({})?.evidence).toContain(
+      'the router has no net.bridge.bridge-nf-call-iptables (no br_netfilter): bridged frames never pass iptables or conntrack',
+    );
+  });
+
+  it('is not the cause when the kernel says bridge netfilter was on', () => {
+    expect(loopback({ 'net.bridge.bridge-nf-call-iptables': '1' })?.cause).not.toBe('reply-bridged-past-netfilter');
+  });
+});

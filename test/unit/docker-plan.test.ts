@@ -35,7 +35,7 @@ describe('planDocker for the seed scenario', async () => {
     expect(plan.networks.map((n) => n.gateway)).toEqual(['100.0.0.253', '172.16.0.253', '192.168.0.253']);
     // 123.45.6.7 is outside 100.0.0.0/24: Docker gets the next spare address, the host its /32.
     expect(container('internet-client').interfaces).toEqual([
-      { network: 'internet', dockerAddress: '100.0.0.252', name: 'eth0', address: '123.45.6.7', prefix: 32 },
+      { network: 'internet', dockerAddress: '100.0.0.252', name: 'eth0', addresses: ['123.45.6.7/32'] },
     ]);
     expect(container('internet-client').routes).toEqual(['route add default via 100.0.0.254 dev eth0 onlink']);
     expect(container('webserver').routes).toEqual(['route add default via 172.16.0.254 dev eth0']);
@@ -117,6 +117,141 @@ describe('planDocker for the seed scenario', async () => {
 
   it('says which endpoint Docker did not create', () => {
     expect(() => interfaceBatch(container('webserver'), new Map())).toThrow(/no interface the address 172\.16\.0\.1 \(network dmz\)/);
+  });
+});
+
+describe('planDocker for a router interface with secondary addresses', async () => {
+  const plan = planDocker(await loadScenario('scenarios/vps-secondary-addresses.yaml'), 'abc123');
+  const router = plan.containers.find((c) => c.node === 'router')!;
+
+  it('attaches the router at its primary address and adds the secondary ones after it, inside the container', () => {
+    expect(router.interfaces[0]).toEqual({
+      network: 'wan',
+      dockerAddress: '198.18.20.1',
+      name: 'eth0',
+      addresses: ['198.18.20.1/24', '198.18.20.2/24', '198.18.20.3/24'],
+    });
+    const current = new Map([
+      ['198.18.20.1', 'eth0'],
+      ['10.20.0.1', 'eth1'],
+    ]);
+    expect(interfaceBatch(router, current).filter((line) => line.includes('eth0') && line.startsWith('addr'))).toEqual([
+      'addr flush dev eth0',
+      'addr add 198.18.20.1/24 dev eth0',
+      'addr add 198.18.20.2/24 dev eth0',
+      'addr add 198.18.20.3/24 dev eth0',
+    ]);
+  });
+
+  it("never hands a secondary address to Docker's gateway or a remote host", () => {
+    const wan = plan.networks.find((n) => n.network === 'wan')!;
+    const client = plan.containers.find((c) => c.node === 'client')!;
+    expect([wan.gateway, client.interfaces[0]?.dockerAddress]).toEqual(['198.18.20.254', '198.18.20.253']);
+    const tight = planDocker(
+      parseScenario(
+        readFileSync('scenarios/vps-secondary-addresses.yaml', 'utf8').replace(
+          'secondary: [198.18.20.2, 198.18.20.3]',
+          'secondary: [198.18.20.254, 198.18.20.253]',
+        ),
+        'tight.yaml',
+      ),
+      'abc123',
+    );
+    expect(tight.networks.find((n) => n.network === 'wan')?.gateway).toBe('198.18.20.252');
+    expect(tight.containers.find((c) => c.node === 'client')?.interfaces[0]?.dockerAddress).toBe('198.18.20.251');
+  });
+});
+
+describe('planDocker for a point-to-point WAN', async () => {
+  const topology = await loadScenario('scenarios/pppoe-wan.yaml');
+  const plan = planDocker(topology, 'abc123');
+  const isp = plan.networks.find((n) => n.network === 'isp')!;
+
+  it('gives the link a stand-in subnet, from a place in the block that depends on the run', () => {
+    // 0xc123 % 256 = 0x23 = 35.
+    expect(isp).toMatchObject({ subnet: '10.254.35.0/24', standIn: true, gateway: '10.254.35.254' });
+    expect(plan.networks.find((n) => n.network === 'lan')).toMatchObject({ subnet: '192.168.30.0/24', standIn: false });
+    expect(planDocker(topology, 'abc124').networks.find((n) => n.network === 'isp')?.subnet).toBe('10.254.36.0/24');
+  });
+
+  it("attaches every container on the link at a spare stand-in address, then gives it the scenario's", () => {
+    const router = plan.containers.find((c) => c.node === 'router')!;
+    const internet = plan.containers.find((c) => c.node === 'internet')!;
+    expect(router.interfaces[0]).toEqual({
+      network: 'isp',
+      dockerAddress: '10.254.35.253',
+      name: 'ppp0',
+      addresses: ['100.64.30.2 peer 100.64.30.1/32'],
+    });
+    expect(internet.interfaces[0]).toMatchObject({ dockerAddress: '10.254.35.252', addresses: ['203.0.113.30/32'] });
+    const batch = interfaceBatch(
+      router,
+      new Map([
+        ['10.254.35.253', 'eth1'],
+        ['192.168.30.1', 'eth0'],
+      ]),
+    );
+    expect(batch).toContain('addr add 100.64.30.2 peer 100.64.30.1/32 dev ppp0');
+    expect(batch.at(-1)).toBe('route add default dev ppp0');
+  });
+
+  it("skips stand-ins that overlap the scenario's own subnets or addresses", () => {
+    const text = readFileSync('scenarios/pppoe-wan.yaml', 'utf8')
+      .replace('subnet: 192.168.30.0/24', 'subnet: 10.254.35.0/24')
+      .replaceAll('192.168.30.', '10.254.35.')
+      .replace('address: 203.0.113.30', 'address: 10.254.36.9')
+      .replace('to: 203.0.113.30:80', 'to: 10.254.36.9:80');
+    const crowded = planDocker(parseScenario(text, 'crowded.yaml'), 'abc123');
+    expect(crowded.networks.map((n) => [n.network, n.subnet])).toEqual([
+      ['isp', '10.254.37.0/24'],
+      ['lan', '10.254.35.0/24'],
+    ]);
+  });
+});
+
+describe('planDocker for a router with a bridge', async () => {
+  const plan = planDocker(await loadScenario('scenarios/bridged-lan.yaml'), 'abc123');
+  const router = plan.containers.find((c) => c.node === 'router')!;
+
+  it("gives the second segment of the bridge's subnet a stand-in, since Docker takes each subnet once", () => {
+    expect(plan.networks.map((n) => [n.network, n.subnet, n.standIn])).toEqual([
+      ['wan', '198.18.40.0/24', false],
+      ['lan-port1', '192.168.40.0/24', false],
+      ['lan-port2', '10.254.35.0/24', true],
+    ]);
+    const server = plan.containers.find((c) => c.node === 'server')!;
+    expect(server.interfaces[0]).toMatchObject({ network: 'lan-port2', dockerAddress: '10.254.35.252', addresses: ['192.168.40.10/24'] });
+  });
+
+  it('attaches the ports at spare addresses, flushed and left without one, and bridges them after', () => {
+    expect(router.interfaces.map((i) => [i.name, i.dockerAddress, i.addresses])).toEqual([
+      ['eth0', '198.18.40.1', ['198.18.40.1/24']],
+      ['eth1', '192.168.40.253', []],
+      ['eth2', '10.254.35.253', []],
+    ]);
+    const batch = interfaceBatch(
+      router,
+      new Map([
+        ['198.18.40.1', 'eth0'],
+        ['192.168.40.253', 'eth1'],
+        ['10.254.35.253', 'eth2'],
+      ]),
+    );
+    expect(batch.slice(batch.indexOf('addr flush dev eth2'))).toEqual([
+      'addr flush dev eth2',
+      'link set dev eth2 up',
+      'link add name br0 type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
+      'link set eth1 master br0',
+      'link set eth1 up',
+      'link set eth2 master br0',
+      'link set eth2 up',
+      'addr add 192.168.40.1/24 dev br0',
+      'link set br0 up',
+      'route add default dev eth0',
+    ]);
+    expect(router.bridges).toEqual(['br0']);
+    expect(router.sysctls.base['net.bridge.bridge-nf-call-iptables']).toBe('0');
+    expect(router.sysctls.interfaces['net.ipv4.conf.br0.rp_filter']).toBe('0');
   });
 });
 

@@ -129,3 +129,72 @@ describe('planNetns with scenario sysctls', () => {
     expect(webserver.sysctls.interfaces['net.ipv4.conf.eth0.rp_filter']).toBe('0');
   });
 });
+
+describe('planNetns for a router interface with secondary addresses', async () => {
+  const plan = planNetns(await loadScenario('scenarios/vps-secondary-addresses.yaml'), 'abc123');
+  const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
+
+  it('adds the primary first, so the kernel keeps it primary and marks the others secondary', () => {
+    const eth0 = router.batch.filter((line) => line.startsWith('addr add') && line.endsWith('dev eth0'));
+    expect(eth0).toEqual(['addr add 198.18.20.1/24 dev eth0', 'addr add 198.18.20.2/24 dev eth0', 'addr add 198.18.20.3/24 dev eth0']);
+    // Every address exists before the interface comes up and before the default route is added.
+    expect(router.batch.indexOf('addr add 198.18.20.3/24 dev eth0')).toBeLessThan(router.batch.indexOf('link set eth0 up'));
+  });
+});
+
+describe('planNetns for a point-to-point WAN', async () => {
+  const plan = planNetns(await loadScenario('scenarios/pppoe-wan.yaml'), 'abc123');
+  const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
+  const internet = plan.namespaces.find((n) => n.ns === 'np-abc123-h-internet')!;
+
+  it('gives ppp0 a /32 with its peer, as pppd does, and routes the default out of it on-link', () => {
+    expect(router.batch).toContain('addr add 100.64.30.2 peer 100.64.30.1/32 dev ppp0');
+    expect(router.batch.at(-1)).toBe('route add default dev ppp0');
+  });
+
+  it("puts the Internet host on the link's segment, reaching the router's /32 on-link", () => {
+    expect(internet.batch).toEqual(
+      expect.arrayContaining(['addr add 203.0.113.30/32 dev eth0', 'route add default via 100.64.30.2 dev eth0 onlink']),
+    );
+    expect(plan.namespaces.find((n) => n.ns === 'np-abc123-s-isp')?.attached).toEqual({ seg: 'bridge', p1: 'router', p2: 'internet' });
+  });
+});
+
+describe('planNetns for a router with a bridge', async () => {
+  const topology = await loadScenario('scenarios/bridged-lan.yaml');
+  const plan = planNetns(topology, 'abc123');
+  const router = plan.namespaces.find((n) => n.ref.kind === 'router')!;
+
+  it('plugs each port into its own segment, then bridges them with the address on br0', () => {
+    expect(router.attached).toEqual({ eth0: 'wan', eth1: 'lan-port1', eth2: 'lan-port2' });
+    const from = router.batch.indexOf(
+      'link add name br0 type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
+    );
+    expect(router.batch.slice(from)).toEqual([
+      'link add name br0 type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
+      'link set eth1 master br0',
+      'link set eth1 up',
+      'link set eth2 master br0',
+      'link set eth2 up',
+      'addr add 192.168.40.1/24 dev br0',
+      'link set br0 up',
+      'route add default dev eth0',
+    ]);
+    // The ports carry no address of their own.
+    expect(router.batch.filter((line) => line.startsWith('addr add') && / dev eth[12]$/.test(line))).toEqual([]);
+    expect(router.bridges).toEqual(['br0']);
+  });
+
+  it("pins bridge netfilter in the router to the scenario's choice, and pins the ports' and the bridge's conf values", () => {
+    expect(router.sysctls.base['net.bridge.bridge-nf-call-iptables']).toBe('0');
+    const on = planNetns({ ...topology, router: { ...topology.router, bridgeNetfilter: true } }, 'abc123');
+    expect(on.namespaces.find((n) => n.ref.kind === 'router')?.sysctls.base['net.bridge.bridge-nf-call-iptables']).toBe('1');
+    for (const ifname of ['eth1', 'eth2', 'br0']) expect(router.sysctls.interfaces).toMatchObject(perInterface(ifname));
+  });
+
+  it("puts the hosts behind each port on that port's segment, with br0 as their gateway", () => {
+    const laptop = plan.namespaces.find((n) => n.ns === 'np-abc123-h-laptop')!;
+    expect(laptop.batch).toContain('route add default via 192.168.40.1 dev eth0');
+    expect(plan.namespaces.find((n) => n.ns === 'np-abc123-s-lan-port1')?.attached).toEqual({ seg: 'bridge', p1: 'router', p2: 'laptop' });
+  });
+});

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ScenarioError } from '../../harness/errors.js';
 import { scenarioJsonSchema } from '../../harness/scenario/json-schema.js';
 import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
-import type { RuleSet, Topology } from '../../harness/scenario/topology.js';
+import { routerAddresses, routerLinks, routerOn, type RuleSet, type Topology } from '../../harness/scenario/topology.js';
 
 const repoFile = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const DMZ = repoFile('scenarios/dmz-three-network.yaml');
@@ -103,10 +103,12 @@ describe('the shipped scenarios', () => {
     expect(topology.router).toEqual({
       name: 'router',
       interfaces: [
-        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24 },
-        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24 },
-        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24 },
+        { name: 'eth1', network: 'internet', address: '100.0.0.254', prefix: 24, secondary: [], peer: undefined },
+        { name: 'eth2', network: 'dmz', address: '172.16.0.254', prefix: 24, secondary: [], peer: undefined },
+        { name: 'eth3', network: 'trusted', address: '192.168.0.254', prefix: 24, secondary: [], peer: undefined },
       ],
+      bridges: [],
+      bridgeNetfilter: false,
       forwarding: true,
       forwardPolicy: 'ACCEPT',
       defaultRoute: { dev: 'eth1' },
@@ -448,7 +450,7 @@ describe('malformed scenarios are refused at the offending place', () => {
       line: 9,
       column: 25,
       field: 'router.default_route.dev',
-      message: 'unknown router interface "eth9"; interfaces: eth0, eth1',
+      message: 'unknown router interface "eth9"; interfaces with an address: eth0, eth1',
     });
   });
 
@@ -750,6 +752,308 @@ describe('per-node sysctls', () => {
         'test.yaml',
       ),
     ).toThrow(/net\.ipv4\.conf\.all\.forwarding says the same as `forwarding: false`/);
+  });
+});
+
+describe('secondary addresses on a router interface', () => {
+  const withSecondary = (list: string): string =>
+    baseWith([
+      '    eth0: { network: wan, address: 100.0.0.1 }          # 7',
+      `    eth0: { network: wan, address: 100.0.0.1, secondary: ${list} }`,
+    ]);
+
+  it("keeps the primary first and the secondary ones in file order, each the router's own", () => {
+    const topology = parseScenario(withSecondary('[100.0.0.3, 100.0.0.2]'), 'test.yaml');
+    expect(topology.router.interfaces[0]).toEqual({
+      name: 'eth0',
+      network: 'wan',
+      address: '100.0.0.1',
+      prefix: 24,
+      secondary: ['100.0.0.3', '100.0.0.2'],
+      peer: undefined,
+    });
+    expect(routerAddresses(topology.router)).toEqual([
+      { iface: 'eth0', networks: ['wan'], address: '100.0.0.1' },
+      { iface: 'eth0', networks: ['wan'], address: '100.0.0.3' },
+      { iface: 'eth0', networks: ['wan'], address: '100.0.0.2' },
+      { iface: 'eth1', networks: ['lan'], address: '192.168.1.1' },
+    ]);
+  });
+
+  it('refuses one outside the subnet, pointing into the list', () => {
+    expectRejected(withSecondary('[100.0.0.2, 100.0.1.2]'), {
+      line: 7,
+      column: 70,
+      field: 'router.interfaces.eth0.secondary[1]',
+      message: '100.0.1.2 is outside network wan (100.0.0.0/24: 100.0.0.1 to 100.0.0.254)',
+    });
+  });
+
+  it("refuses the subnet's broadcast address", () => {
+    expect(() => parseScenario(withSecondary('[100.0.0.255]'), 'test.yaml')).toThrow(/100\.0\.0\.255 is the broadcast address of wan/);
+  });
+
+  it('refuses one that another node holds, or the interface itself already has', () => {
+    expectRejected(withSecondary('[100.0.0.1]'), {
+      line: 7,
+      column: 59,
+      field: 'router.interfaces.eth0.secondary[0]',
+      message: '100.0.0.1 is already the address of router interface eth0; router interface eth0 needs its own',
+    });
+    const taken = baseWith([
+      '    eth1: { network: lan, address: 192.168.1.1 }        # 8',
+      '    eth1: { network: lan, address: 192.168.1.1, secondary: [192.168.1.10] }',
+    ]);
+    expectRejected(taken, {
+      line: 13,
+      column: 14,
+      field: 'hosts.server.address',
+      message: '192.168.1.10 is already the address of router interface eth1; host server needs its own',
+    });
+  });
+
+  it('refuses a default route via one of its own secondary addresses', () => {
+    const text = withSecondary('[100.0.0.2]').replace('{ dev: eth0 }', '{ dev: eth0, via: 100.0.0.2 }');
+    expect(() => parseScenario(text, 'test.yaml')).toThrow(/100\.0\.0\.2 is the router's own address on eth0/);
+  });
+
+  it('refuses an empty list', () => {
+    expect(() => parseScenario(withSecondary('[]'), 'test.yaml')).toThrow(/router\.interfaces\.eth0\.secondary/);
+  });
+});
+
+describe('point-to-point links', () => {
+  /** BASE with wan turned into a point-to-point link: eth0 a /32 with a peer, the client beyond it. */
+  const P2P = baseWith(
+    ['  wan: { subnet: 100.0.0.0/24 }                         # 4', '  wan: { point_to_point: true }'],
+    ['    eth0: { network: wan, address: 100.0.0.1 }          # 7', '    eth0: { network: wan, address: 100.64.0.2, peer: 100.64.0.1 }'],
+    ['remote: true, gateway: 100.0.0.1 }', 'remote: true, gateway: 100.64.0.2 }'],
+    ['    to: 100.0.0.1:80 ', '    to: 100.64.0.2:80 '],
+  );
+
+  it('resolves the network without a subnet and the interface as a /32 with its peer', () => {
+    const topology = parseScenario(P2P, 'test.yaml');
+    expect(topology.networks.find((n) => n.name === 'wan')).toEqual({ name: 'wan', subnet: undefined });
+    expect(topology.router.interfaces[0]).toEqual({
+      name: 'eth0',
+      network: 'wan',
+      address: '100.64.0.2',
+      prefix: 32,
+      secondary: [],
+      peer: '100.64.0.1',
+    });
+    expect(topology.router.interfaces[1]?.peer).toBeUndefined();
+    expect(topology.hosts.find((h) => h.name === 'client')).toMatchObject({ prefix: 32, remote: true, gateway: '100.64.0.2' });
+  });
+
+  it('refuses a network with both a subnet and point_to_point, or neither', () => {
+    expectRejected(P2P.replace('{ point_to_point: true }', '{ subnet: 100.0.0.0/24, point_to_point: true }'), {
+      line: 4,
+      column: 3,
+      field: 'networks.wan',
+      message: 'has both: a network is either a `subnet` or `point_to_point: true`',
+    });
+    expect(() => parseScenario(P2P.replace('{ point_to_point: true }', '{}'), 'test.yaml')).toThrow(/has neither/);
+  });
+
+  it('refuses an interface on a point-to-point network without a peer', () => {
+    expectRejected(P2P.replace(', peer: 100.64.0.1', ''), {
+      line: 7,
+      column: 5,
+      field: 'router.interfaces.eth0',
+      message: 'network wan is point-to-point: give the interface a `peer`',
+    });
+  });
+
+  it('refuses a peer on a network with a subnet', () => {
+    expectRejected(baseWith(['address: 192.168.1.1 }', 'address: 192.168.1.1, peer: 192.168.1.2 }']), {
+      line: 8,
+      column: 55,
+      field: 'router.interfaces.eth1.peer',
+      message: 'a peer is the other end of a point-to-point link, but network lan is a subnet (192.168.1.0/24)',
+    });
+  });
+
+  it('refuses link ends inside a declared subnet, or the peer held by a host', () => {
+    expectRejected(P2P.replace('peer: 100.64.0.1', 'peer: 192.168.1.77'), {
+      line: 7,
+      column: 54,
+      field: 'router.interfaces.eth0.peer',
+      message: 'the peer of point-to-point interface eth0 must be outside the declared networks, but 192.168.1.77 is inside lan',
+    });
+    expectRejected(P2P.replace('address: 203.0.113.5', 'address: 100.64.0.1'), {
+      line: 16,
+      column: 36,
+      field: 'hosts.client.address',
+      message: '100.64.0.1 is already the address of the peer of router interface eth0; host client needs its own',
+    });
+  });
+
+  it('refuses secondary addresses on a point-to-point interface', () => {
+    expect(() => parseScenario(P2P.replace('peer: 100.64.0.1', 'peer: 100.64.0.1, secondary: [100.64.0.3]'), 'test.yaml')).toThrow(
+      /router\.interfaces\.eth0\.secondary: network wan is point-to-point/,
+    );
+  });
+
+  it('refuses a host on the link that is not remote', () => {
+    expectRejected(P2P.replace('address: 203.0.113.5, remote: true', 'address: 203.0.113.5, remote: false'), {
+      line: 16,
+      column: 36,
+      field: 'hosts.client.address',
+      message: 'network wan is point-to-point: it has no subnet for a host of its own',
+    });
+  });
+
+  it('refuses a default route via the peer, which a point-to-point link does not look up', () => {
+    expectRejected(P2P.replace('{ dev: eth0 }', '{ dev: eth0, via: 100.64.0.1 }'), {
+      line: 9,
+      column: 36,
+      field: 'router.default_route.via',
+      message:
+        'eth0 is a point-to-point link: what leaves it reaches the peer with no next hop to look up; write `default_route: { dev: eth0 }`',
+    });
+  });
+});
+
+describe('bridges inside the router', () => {
+  /** BASE with a second LAN segment, lan2, and lan and lan2 bridged into br0 (line 9), the server behind lan2. */
+  const BRIDGED = baseWith(
+    ['  wan: { subnet: 100.0.0.0/24 }                         # 4', '  wan: { subnet: 100.0.0.0/24 }\n  lan2: { subnet: 192.168.1.0/24 }'],
+    ['    eth1: { network: lan, address: 192.168.1.1 }        # 8', '    eth1: { network: lan }\n    eth2: { network: lan2 }'],
+    [
+      '  default_route: { dev: eth0 }                          # 9',
+      '  bridges:\n    br0: { ports: [eth1, eth2], address: 192.168.1.1 }\n  default_route: { dev: eth0 }',
+    ],
+    ['    network: lan ', '    network: lan2 '],
+  );
+  // Line numbers in BRIDGED: lan2 is line 5, eth1 line 9, eth2 line 10, br0 line 12.
+
+  it('resolves the ports, the bridge and its address as the gateway of hosts behind either port', () => {
+    const topology = parseScenario(BRIDGED, 'test.yaml');
+    expect(topology.router.interfaces.map((i) => i.name)).toEqual(['eth0']);
+    expect(topology.router.bridges).toEqual([
+      {
+        name: 'br0',
+        ports: [
+          { name: 'eth1', network: 'lan' },
+          { name: 'eth2', network: 'lan2' },
+        ],
+        address: '192.168.1.1',
+        prefix: 24,
+        secondary: [],
+      },
+    ]);
+    expect(topology.router.bridgeNetfilter).toBe(false);
+    expect(topology.hosts[0]).toMatchObject({ name: 'server', network: 'lan2', gateway: '192.168.1.1' });
+    expect(routerOn(topology.router, 'lan')).toMatchObject({ name: 'br0', address: '192.168.1.1' });
+    expect(routerLinks(topology.router).map((l) => l.name)).toEqual(['eth0', 'eth1', 'eth2']);
+  });
+
+  it('takes bridge_netfilter, or the sysctl it stands for, but not both, and only with a bridge', () => {
+    const on = BRIDGED.replace('  default_route:', '  bridge_netfilter: true\n  default_route:');
+    expect(parseScenario(on, 'test.yaml').router.bridgeNetfilter).toBe(true);
+    const sysctl = BRIDGED.replace('  default_route:', '  sysctls: { net.bridge.bridge-nf-call-iptables: 1 }\n  default_route:');
+    expect(parseScenario(sysctl, 'test.yaml').router.bridgeNetfilter).toBe(true);
+    expect(() =>
+      parseScenario(on.replace('  default_route:', '  sysctls: { net.bridge.bridge-nf-call-iptables: 1 }\n  default_route:'), 'test.yaml'),
+    ).toThrow(/net\.bridge\.bridge-nf-call-iptables says the same as `bridge_netfilter: true` \(line 13\); keep one of them/);
+    expectRejected(BASE.replace('  default_route:', '  bridge_netfilter: false\n  default_route:'), {
+      line: 9,
+      column: 21,
+      field: 'router.bridge_netfilter',
+      message: 'bridge_netfilter says whether frames bridged between ports pass iptables, but the router has no bridge',
+    });
+  });
+
+  it('refuses a port that is not a router interface, listing them', () => {
+    expectRejected(BRIDGED.replace('[eth1, eth2]', '[eth1, eth3]'), {
+      line: 12,
+      column: 26,
+      field: 'router.bridges.br0.ports[1]',
+      message: 'unknown router interface "eth3"; a port is one of the router\'s interfaces: eth0, eth1, eth2',
+    });
+  });
+
+  it('refuses a port on two bridges', () => {
+    const text = BRIDGED.replace(
+      'address: 192.168.1.1 }\n  default_route',
+      'address: 192.168.1.1 }\n    br1: { ports: [eth2], address: 192.168.1.2 }\n  default_route',
+    );
+    expectRejected(text, {
+      line: 13,
+      column: 20,
+      field: 'router.bridges.br1.ports[0]',
+      message: 'eth2 is already a port of bridge br0; an interface joins one bridge',
+    });
+  });
+
+  it('refuses an address on a port, and an interface with no address that is no port', () => {
+    expectRejected(BRIDGED.replace('    eth2: { network: lan2 }', '    eth2: { network: lan2, address: 192.168.1.2 }'), {
+      line: 10,
+      column: 37,
+      field: 'router.interfaces.eth2.address',
+      message: 'eth2 is a port of bridge br0, which holds the addresses: a port has none of its own; move `address` to the bridge',
+    });
+    expectRejected(BRIDGED.replace('[eth1, eth2]', '[eth1]'), {
+      line: 10,
+      column: 5,
+      field: 'router.interfaces.eth2',
+      message: "eth2 has no address: only a bridge port goes without one (list it in a bridge's `ports`)",
+    });
+  });
+
+  it('refuses ports on different subnets, and a shared subnet that no bridge joins', () => {
+    expectRejected(
+      BRIDGED.replace('lan2: { subnet: 192.168.1.0/24 }', 'lan2: { subnet: 192.168.2.0/24 }')
+        .replace('address: 192.168.1.10', 'address: 192.168.2.10')
+        .replace('gateway: 192.168.1.1 ', 'gateway: 192.168.1.1 '),
+      {
+        line: 12,
+        column: 19,
+        field: 'router.bridges.br0.ports',
+        message: "its ports' networks are different subnets, lan (192.168.1.0/24: 192.168.1.1 to 192.168.1.254) and lan2 (192.168.2.0/24",
+      },
+    );
+    const unbridged = baseWith([
+      '  wan: { subnet: 100.0.0.0/24 }                         # 4',
+      '  wan: { subnet: 100.0.0.0/24 }\n  lan2: { subnet: 192.168.1.0/24 }',
+    ]);
+    expectRejected(unbridged, {
+      line: 5,
+      column: 19,
+      field: 'networks.lan2.subnet',
+      message: "192.168.1.0/24 is also network lan's subnet: two networks share a subnet only as segments behind one router bridge",
+    });
+  });
+
+  it("refuses a bridge named like an interface, and a bridge address outside its ports' subnet", () => {
+    expectRejected(BRIDGED.replace('    br0: { ports', '    eth0: { ports'), {
+      line: 12,
+      column: 5,
+      field: 'router.bridges.eth0',
+      message: '"eth0" is already a router interface; a bridge needs a name of its own',
+    });
+    expect(() =>
+      parseScenario(BRIDGED.replace('address: 192.168.1.1 }\n  default', 'address: 192.168.7.1 }\n  default'), 'test.yaml'),
+    ).toThrow(/router\.bridges\.br0\.address: 192\.168\.7\.1 is outside network lan/);
+  });
+
+  it('accepts sysctls naming the ports and the bridge, and a default route out of the bridge, but not out of a port', () => {
+    const text = BRIDGED.replace(
+      '  default_route:',
+      '  sysctls: { net.ipv4.conf.br0.rp_filter: 1, net.ipv4.conf.eth2.rp_filter: 1 }\n  default_route:',
+    );
+    expect(parseScenario(text, 'test.yaml').router.sysctls).toEqual({
+      'net.ipv4.conf.br0.rp_filter': '1',
+      'net.ipv4.conf.eth2.rp_filter': '1',
+    });
+    expect(parseScenario(BRIDGED.replace('{ dev: eth0 }', '{ dev: br0, via: 192.168.1.254 }'), 'test.yaml').router.defaultRoute).toEqual({
+      dev: 'br0',
+      via: '192.168.1.254',
+    });
+    expect(() => parseScenario(BRIDGED.replace('{ dev: eth0 }', '{ dev: eth1 }'), 'test.yaml')).toThrow(
+      /unknown router interface "eth1"; interfaces with an address: eth0, br0/,
+    );
   });
 });
 

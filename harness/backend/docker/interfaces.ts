@@ -119,10 +119,11 @@ async function waitLinksUp(observer: Observer, c: PlannedContainer, pid: number)
   const deadline = Date.now() + LINK_UP_TIMEOUT_MS;
   for (;;) {
     const links = await containerLinks(observer, pid);
-    const down = c.interfaces.filter((i) => links.find((l) => l.ifname === i.name)?.operstate !== 'UP');
+    const names = [...c.interfaces.map((i) => i.name), ...c.bridges];
+    const down = names.filter((name) => links.find((l) => l.ifname === name)?.operstate !== 'UP');
     if (down.length === 0) return links;
     if (Date.now() > deadline) {
-      throw new HostError(`${c.name}: ${down.map((i) => i.name).join(', ')} did not come up within ${LINK_UP_TIMEOUT_MS} ms`);
+      throw new HostError(`${c.name}: ${down.join(', ')} did not come up within ${LINK_UP_TIMEOUT_MS} ms`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }

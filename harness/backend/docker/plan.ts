@@ -10,9 +10,21 @@
  * as in the scenario (and as the netns backend does).
  */
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE, hostRouteLines, nodeSysctls, routerRouteLines, type NodeSysctls } from '../common.js';
-import { cidr, fromNumber, toNumber } from '../../ipv4.js';
-import type { Topology } from '../../scenario/topology.js';
+import {
+  addressLines,
+  baseSysctls,
+  bridgeLines,
+  routerBaseSysctls,
+  HOST_INTERFACE,
+  hostRouteLines,
+  nodeSysctls,
+  routerAddressSpecs,
+  routerRouteLines,
+  type NodeSysctls,
+} from '../common.js';
+import { cidr, fromNumber, inPrefix, toNumber } from '../../ipv4.js';
+import { dockerSubnets, type DockerSubnet } from './subnets.js';
+import { routerAddresses, routerLinks, type Topology } from '../../scenario/topology.js';
 import { HostError } from '../../errors.js';
 
 /** natproof's two images: the router (also the observer), and the host that runs the agent. */
@@ -25,8 +37,10 @@ export interface PlannedNetwork {
   name: string;
   /** The Linux bridge on the Docker host, named by natproof so host rules can name it. */
   bridge: string;
-  /** CIDR. */
+  /** CIDR: the scenario's subnet, or a stand-in (subnets.ts) where it has none to give. */
   subnet: string;
+  /** The subnet is a stand-in: no container keeps the address Docker gives it here. */
+  standIn: boolean;
   /**
    * Docker insists on a gateway address in the subnet. natproof gives it one no scenario node
    * uses and tells Docker not to put it on the bridge (inhibit_ipv4), so the Docker host never
@@ -41,9 +55,11 @@ export interface PlannedInterface {
   dockerAddress: string;
   /** The scenario's interface name. */
   name: string;
-  /** The scenario's address and prefix (a /32 outside the subnet for a remote host). */
-  address: string;
-  prefix: number;
+  /**
+   * The scenario's addresses as `ip addr add` takes them, primary first (a remote host's is a
+   * /32 outside the subnet).
+   */
+  addresses: string[];
 }
 
 export interface PlannedContainer {
@@ -65,8 +81,10 @@ export interface PlannedContainer {
    * then the scenario's own are set once the interfaces have their final names.
    */
   sysctls: NodeSysctls;
-  /** `ip -batch` lines after the interfaces are set up: the scenario's default route. */
+  /** `ip -batch` lines after the interfaces are set up: the router's bridges, then the scenario's default route. */
   routes: string[];
+  /** Bridges the lines above create, waited for with the interfaces until they are up. */
+  bridges: string[];
 }
 
 export interface DockerPlan {
@@ -83,26 +101,39 @@ export function containerPrefix(runId: string): string {
 
 export function planDocker(topology: Topology, runId: string): DockerPlan {
   const prefix = containerPrefix(runId);
-  const reserved = reserveAddresses(topology);
-  const networks = topology.networks.map(
-    (network, index): PlannedNetwork => ({
+  const subnets = dockerSubnets(topology, runId);
+  const reserved = reserveAddresses(topology, subnets);
+  const networks = topology.networks.map((network, index): PlannedNetwork => {
+    const { subnet, standIn } = subnets.get(network.name)!;
+    return {
       network: network.name,
       name: `${prefix}${network.name}`,
       // IFNAMSIZ: at most 15 characters; 'np-' + 6 + '-' + index fits.
       bridge: `${prefix}${index}`,
-      subnet: cidr(network.subnet),
+      subnet: cidr(subnet),
+      standIn,
       gateway: reserved.take(network.name),
-    }),
-  );
+    };
+  });
+  /** Where Docker attaches a node's address: there if Docker can hand it out, else at a spare one. */
+  const dockerAddress = (network: string, address: string | undefined): string => {
+    const { subnet, standIn } = subnets.get(network)!;
+    return address !== undefined && !standIn && inPrefix(address, cidr(subnet)) ? address : reserved.take(network);
+  };
 
   const { router } = topology;
-  const routerInterfaces = router.interfaces.map((i) => ({
-    network: i.network,
-    dockerAddress: i.address,
-    name: i.name,
-    address: i.address,
-    prefix: i.prefix,
-  }));
+  const routerInterfaces = routerLinks(router).map((link): PlannedInterface => {
+    const iface = router.interfaces.find((i) => i.name === link.name);
+    // A bridge port has no address: Docker's is flushed, and the bridge gets the scenario's.
+    if (!iface) return { network: link.network, dockerAddress: dockerAddress(link.network, undefined), name: link.name, addresses: [] };
+    return {
+      network: iface.network,
+      dockerAddress: dockerAddress(iface.network, iface.peer === undefined ? iface.address : undefined),
+      name: iface.name,
+      addresses: routerAddressSpecs(iface),
+    };
+  });
+  const bridgeNames = router.bridges.map((bridge) => bridge.name);
   const routerContainer: PlannedContainer = {
     ref: { kind: 'router' },
     node: 'router',
@@ -111,12 +142,9 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     listens: [],
     capabilities: ['NET_ADMIN', 'NET_RAW'],
     interfaces: routerInterfaces,
-    sysctls: nodeSysctls(
-      baseSysctls(router.forwarding),
-      routerInterfaces.map((i) => i.name),
-      router.sysctls,
-    ),
-    routes: routerRouteLines(router),
+    sysctls: nodeSysctls(routerBaseSysctls(router), [...routerInterfaces.map((i) => i.name), ...bridgeNames], router.sysctls),
+    routes: [...bridgeLines(router), ...routerRouteLines(router)],
+    bridges: bridgeNames,
   };
 
   const hosts = topology.hosts.map((host): PlannedContainer => {
@@ -131,16 +159,16 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
       interfaces: [
         {
           network: host.network,
-          // Docker only hands out addresses inside the subnet: a remote host gets a spare one,
+          // Docker only hands out addresses inside its subnet: a remote host gets a spare one,
           // replaced by its own /32 once it runs.
-          dockerAddress: host.remote ? reserved.take(host.network) : host.address,
+          dockerAddress: dockerAddress(host.network, host.remote ? undefined : host.address),
           name: HOST_INTERFACE,
-          address: host.address,
-          prefix: host.prefix,
+          addresses: [`${host.address}/${host.prefix}`],
         },
       ],
       sysctls: nodeSysctls(baseSysctls(false), [HOST_INTERFACE], host.sysctls),
       routes: hostRouteLines(host),
+      bridges: [],
     };
   });
 
@@ -170,7 +198,7 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
     ...found.flatMap(({ iface }, index) => [
       `link set dev ${temporary(index)} name ${iface.name}`,
       `addr flush dev ${iface.name}`,
-      `addr add ${iface.address}/${iface.prefix} dev ${iface.name}`,
+      ...addressLines(iface.name, iface.addresses),
       `link set dev ${iface.name} up`,
     ]),
     ...container.routes,
@@ -181,18 +209,18 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
  * Addresses in each subnet that no scenario node uses, handed out from the top down (the
  * scenario's own nodes usually sit at the bottom and at .254).
  */
-function reserveAddresses(topology: Topology): { take(network: string): string } {
+function reserveAddresses(topology: Topology, subnets: ReadonlyMap<string, DockerSubnet>): { take(network: string): string } {
   const used = new Set<string>([
-    ...topology.router.interfaces.map((i) => i.address),
+    ...routerAddresses(topology.router).map((a) => a.address),
     ...topology.hosts.filter((h) => !h.remote).map((h) => h.address),
   ]);
   const next = new Map<string, number>();
   return {
     take(name: string): string {
-      const network = topology.networks.find((n) => n.name === name);
-      if (!network) throw new Error(`planDocker: unresolved network ${name}`);
-      const base = toNumber(network.subnet.address);
-      const broadcast = base + 2 ** (32 - network.subnet.prefix) - 1;
+      const subnet = subnets.get(name)?.subnet;
+      if (!subnet) throw new Error(`planDocker: unresolved network ${name}`);
+      const base = toNumber(subnet.address);
+      const broadcast = base + 2 ** (32 - subnet.prefix) - 1;
       for (let candidate = next.get(name) ?? broadcast - 1; candidate > base; candidate--) {
         const address = fromNumber(candidate).toString();
         if (used.has(address)) continue;
@@ -201,7 +229,7 @@ function reserveAddresses(topology: Topology): { take(network: string): string }
         return address;
       }
       throw new HostError(
-        `network ${name} (${cidr(network.subnet)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
+        `network ${name} (${cidr(subnet)}) has no address left for Docker: it needs one the scenario does not use for its gateway, and one per remote host`,
       );
     },
   };

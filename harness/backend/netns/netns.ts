@@ -3,6 +3,7 @@
  * segment is a bridge in a private switch namespace. Nothing is attached to the host's root
  * namespace, so no test packet can reach the outside.
  */
+import { existsSync } from 'node:fs';
 import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { HostError, ScenarioError } from '../../errors.js';
@@ -71,6 +72,12 @@ export class NetnsBackend implements Backend {
         undefined,
       );
     }
+    if (topology.router.bridgeNetfilter && !existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) {
+      // Loading it would turn bridge netfilter on in every namespace, this machine's own included.
+      throw new HostError(
+        `${topology.file}: router.bridge_netfilter: true needs the kernel's br_netfilter module, which is not loaded: load it (modprobe br_netfilter) and run again; natproof does not load it, since it turns bridge netfilter on in every namespace, this machine's included`,
+      );
+    }
     const plan = planNetns(topology, options.runId);
     const lab = new NetnsLab(options.runId, plan, topology.file);
     try {
@@ -109,6 +116,7 @@ export class NetnsLab implements Lab {
     log(`wiring ${linkBatch.length} links`);
     await ipBatch([], linkBatch);
     await Promise.all(namespaces.map((n) => ipBatch(['-n', n.ns], n.batch)));
+    await Promise.all(namespaces.map((n) => waitBridgesUp(n)));
     await Promise.all(namespaces.map((n) => setSysctls(n.ns, n.sysctls.interfaces)));
     await Promise.all(namespaces.map((n) => setScenarioSysctls(this.file, n)));
   }
@@ -158,6 +166,23 @@ export class NetnsLab implements Lab {
     const found = this.plan.namespaces.find((n) => nodeLabel(n.ref) === label);
     if (!found) throw new Error(`no node ${label} in this lab`);
     return found;
+  }
+}
+
+const BRIDGE_UP_TIMEOUT_MS = 5_000;
+
+/** Until the kernel has processed a bridge's carrier (operstate UP), what the node sends through it is dropped. */
+async function waitBridgesUp(n: PlannedNamespace): Promise<void> {
+  if (n.bridges.length === 0) return;
+  const deadline = Date.now() + BRIDGE_UP_TIMEOUT_MS;
+  for (;;) {
+    const result = await execCommand(['ip', '-n', n.ns, '-j', 'link', 'show', 'type', 'bridge'], { timeoutMs: IP_TIMEOUT_MS });
+    const links = JSON.parse(result.stdout) as Array<{ ifname: string; operstate?: string }>;
+    const down = n.bridges.filter((name) => links.find((l) => l.ifname === name)?.operstate !== 'UP');
+    if (down.length === 0) return;
+    if (Date.now() > deadline)
+      throw new HostError(`${nodeLabel(n.ref)}: bridge ${down.join(', ')} did not come up within ${BRIDGE_UP_TIMEOUT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -4,8 +4,19 @@
  * tested without root.
  */
 import type { NodeRef } from '../backend.js';
-import { baseSysctls, HOST_INTERFACE, hostRouteLines, nodeSysctls, routerRouteLines, type NodeSysctls } from '../common.js';
-import type { Topology } from '../../scenario/topology.js';
+import {
+  addressLines,
+  baseSysctls,
+  bridgeLines,
+  routerBaseSysctls,
+  HOST_INTERFACE,
+  hostRouteLines,
+  nodeSysctls,
+  routerAddressSpecs,
+  routerRouteLines,
+  type NodeSysctls,
+} from '../common.js';
+import { routerLinks, type Topology } from '../../scenario/topology.js';
 
 export interface PlannedNamespace {
   ref: NodeRef;
@@ -19,6 +30,12 @@ export interface PlannedNamespace {
   batch: string[];
   /** For captures: interface name -> what is attached on the other end. */
   attached: Record<string, string>;
+  /**
+   * Bridges inside the node, waited for until the kernel has processed their carrier (operstate
+   * UP): a bridge's carrier change is not urgent to the kernel, and until it is processed the
+   * bridge drops what it sends.
+   */
+  bridges: string[];
 }
 
 export interface NetnsPlan {
@@ -68,6 +85,8 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
       sysctls: nodeSysctls(SWITCH_SYSCTLS, [], {}),
       batch: ['link set lo up', `link set ${SEGMENT_BRIDGE} up`],
       attached: { [SEGMENT_BRIDGE]: 'bridge' },
+      // Frames cross a switch between ports; nothing is sent from the bridge device itself.
+      bridges: [],
     });
   }
 
@@ -86,23 +105,23 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
   };
 
   const { router } = topology;
+  const bridgeNames = router.bridges.map((bridge) => bridge.name);
   const routerPlan: PlannedNamespace = {
     ref: { kind: 'router' },
     ns: routerNs,
-    sysctls: nodeSysctls(
-      baseSysctls(router.forwarding),
-      router.interfaces.map((iface) => iface.name),
-      router.sysctls,
-    ),
+    sysctls: nodeSysctls(routerBaseSysctls(router), [...routerLinks(router).map((link) => link.name), ...bridgeNames], router.sysctls),
     batch: ['link set lo up'],
     attached: {},
+    bridges: bridgeNames,
   };
-  for (const iface of router.interfaces) {
-    attach(iface.network, routerNs, iface.name, 'router');
-    routerPlan.batch.push(`addr add ${iface.address}/${iface.prefix} dev ${iface.name}`, `link set ${iface.name} up`);
-    routerPlan.attached[iface.name] = iface.network;
+  for (const link of routerLinks(router)) {
+    attach(link.network, routerNs, link.name, 'router');
+    routerPlan.attached[link.name] = link.network;
   }
-  routerPlan.batch.push(...routerRouteLines(router));
+  for (const iface of router.interfaces) {
+    routerPlan.batch.push(...addressLines(iface.name, routerAddressSpecs(iface)), `link set ${iface.name} up`);
+  }
+  routerPlan.batch.push(...bridgeLines(router), ...routerRouteLines(router));
 
   const hosts = topology.hosts.map((host): PlannedNamespace => {
     const ns = hostNs(host.name);
@@ -119,6 +138,7 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
       sysctls: nodeSysctls(baseSysctls(false), [HOST_INTERFACE], host.sysctls),
       batch,
       attached: { [HOST_INTERFACE]: host.network },
+      bridges: [],
     };
   });
 
