@@ -45,7 +45,12 @@ export interface RunningCapture extends AsyncDisposable {
   stop(): Promise<CaptureResult>;
 }
 
-const READY_TIMEOUT_MS = 5_000;
+/**
+ * How long a recorder may take to say it is running. A wait for a positive signal, never a
+ * verdict, so it is generous: on a loaded machine a docker exec alone can take seconds, and a
+ * recorder declared dead too early fails a run that would have worked.
+ */
+const READY_TIMEOUT_MS = 30_000;
 const SINK_CLOSE_MS = 2_000;
 /** How long a recorder may take to catch up with what the kernel handed it, before it is stopped anyway. */
 const DRAIN_TIMEOUT_MS = 10_000;
