@@ -56,11 +56,21 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
       notify?.();
     }
   });
+  // The trace only adds to the evidence: a command that fails or times out (a loaded machine)
+  // never fails the run, it leaves the trace out or incomplete, said so.
+  const tryExec = async (argv: string[], input?: string): Promise<boolean> => {
+    try {
+      const r = await lab.exec(ROUTER, argv, { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS, ...(input ? { input } : {}) });
+      return r.exitCode === 0;
+    } catch {
+      return false;
+    }
+  };
   const marked = async (deadline: number): Promise<boolean> => {
     const before = markers;
     while (markers === before && proc.running && Date.now() < deadline) {
-      await lab.exec(ROUTER, ['nft', 'add', 'table', 'inet', MARKER_TABLE], { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS });
-      await lab.exec(ROUTER, ['nft', 'delete', 'table', 'inet', MARKER_TABLE], { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS });
+      await tryExec(['nft', 'add', 'table', 'inet', MARKER_TABLE]);
+      await tryExec(['nft', 'delete', 'table', 'inet', MARKER_TABLE]);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 50);
         notify = () => {
@@ -72,16 +82,13 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
     }
     return markers > before;
   };
-  const removeTable = (): Promise<unknown> =>
-    lab.exec(ROUTER, ['nft', 'delete', 'table', 'inet', TRACE_TABLE], { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS });
+  const removeTable = (): Promise<boolean> => tryExec(['nft', 'delete', 'table', 'inet', TRACE_TABLE]);
   // The trace adds to the evidence; a kernel or nft that cannot trace leaves it out, said so.
   let missing: string | null = null;
   if (!(await marked(Date.now() + timeoutMs)))
     missing = `nft monitor did not start in the router: ${proc.stderr.trim() || 'no events seen'}`;
-  else {
-    const loaded = await lab.exec(ROUTER, ['nft', '-f', '-'], { input: TRACE_RULES, timeoutMs: EXEC_TIMEOUT_MS, allowFailure: true });
-    if (loaded.exitCode !== 0) missing = `the router cannot mark packets for tracing: ${loaded.stderr.trim()}`;
-  }
+  else if (!(await tryExec(['nft', '-f', '-'], TRACE_RULES)))
+    missing = 'the router could not load the table that marks packets for tracing';
   if (missing !== null) {
     await proc.stop('SIGKILL');
     await removeTable();
@@ -91,11 +98,17 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
   let stopped: Promise<string[]> | undefined;
   const stop = async (drain: boolean): Promise<string[]> => {
     await removeTable();
-    if (drain) await marked(Date.now() + timeoutMs);
+    if (drain && !(await marked(Date.now() + timeoutMs))) incomplete = true;
     await proc.stop('SIGINT');
     return lines;
   };
-  return { missing: null, stop: (drain) => (stopped ??= stop(drain)) };
+  let incomplete = false;
+  return {
+    get missing() {
+      return incomplete ? 'the nft trace may be incomplete: nft monitor did not catch up before it was stopped' : null;
+    },
+    stop: (drain) => (stopped ??= stop(drain)),
+  };
 }
 
 // --- Reading the trace -------------------------------------------------------------------------
