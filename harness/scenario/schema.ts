@@ -106,8 +106,8 @@ function sysctls(node: string) {
   );
 }
 
-function port(description: string) {
-  return Type.Integer({ minimum: 1, maximum: 65535, title: 'Port', description });
+function port(description: string, title: string) {
+  return Type.Integer({ minimum: 1, maximum: 65535, title, description });
 }
 
 function timeoutMs(options: SchemaOptions = {}) {
@@ -225,10 +225,13 @@ const DefaultRoute = Type.Object(
 
 const Service = Type.Object(
   {
-    http: Type.Optional(port('An HTTP server on this TCP port, 1-65535, that logs the source address and port of each request.')),
+    http: Type.Optional(
+      port('An HTTP server on this TCP port, 1-65535, that logs the source address and port of each request.', 'HTTP port'),
+    ),
     udp: Type.Optional(
       port(
         "A DNS-like UDP responder on this port, 1-65535: it answers each query from the address the query was sent to (bound to the host's own address, as a name server bound per address is) and logs the source address and port of each datagram.",
+        'UDP port',
       ),
     ),
   },
