@@ -52,8 +52,12 @@ export interface RunningCapture extends AsyncDisposable {
  */
 const READY_TIMEOUT_MS = 30_000;
 const SINK_CLOSE_MS = 2_000;
-/** How long a recorder may take to catch up with what the kernel handed it, before it is stopped anyway. */
-const DRAIN_TIMEOUT_MS = 10_000;
+/**
+ * How long a recorder may take to catch up with what the kernel handed it, before it is stopped
+ * anyway (and what it had not written counts as dropped). Also a wait for a positive signal:
+ * on docker each question to tcpdump is a `docker exec`, seconds each on a loaded machine.
+ */
+const DRAIN_TIMEOUT_MS = 30_000;
 /** Between two questions to a tcpdump that is still behind. */
 const DRAIN_POLL_MS = 10;
 /** A conntrack entry that exists only to prove the event stream is live (TEST-NET-1). */
