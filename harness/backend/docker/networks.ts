@@ -56,8 +56,10 @@ async function createNetwork(
       return;
     } catch (err) {
       const live = await runsToWaitFor(docker, n, err, deadline, signal);
-      if (!told) log(`waiting for natproof run ${live.map((h) => h.runId).join(', ')}, which uses ${n.subnet} on this engine`);
-      told = true;
+      if (!told && live.length > 0) {
+        log(`waiting for natproof run ${live.map((h) => h.runId).join(', ')}, which uses ${n.subnet} on this engine`);
+        told = true;
+      }
       await new Promise((r) => setTimeout(r, SUBNET_POLL_MS));
     }
   }
@@ -94,6 +96,8 @@ async function runsToWaitFor(
   const message = (err as Error).message;
   if (!/overlap/i.test(message)) throw err;
   const holders = await subnetHolders(docker, n.subnet);
+  // The holder went between the refused create and this listing (a run tearing down): try again.
+  if (holders.length === 0 && Date.now() <= deadline && !signal?.aborted) return [];
   const live = holders.filter((h) => h.alive);
   if (live.length > 0 && Date.now() <= deadline && !signal?.aborted) return live;
   const named = holders.map(
