@@ -103,8 +103,9 @@ interface Located {
   origin: 'host' | 'router';
   clientAddress: string;
   flow: FlowObservation;
-  /** The probe's conntrack event lines, and those that parse. */
+  /** The probe's conntrack event lines, as the result keeps them. */
   conntrackLines: string[];
+  /** The same events parsed: the connection's NAT record. */
   entry: ConntrackEvent[];
 }
 
