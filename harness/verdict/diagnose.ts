@@ -368,7 +368,7 @@ function noDnatMatch(f: Facts): Diagnosis {
     severity: 'failure',
     summary:
       `No DNAT rule matched: ${f.client.name} asked for ${f.result.target}${arrivedOn ? ` and its request came in on ${arrivedOn}` : ''}, ` +
-      `but no rule in nat PREROUTING covers that, so the request was delivered to the router itself${routerAnswer(f)}. ` +
+      `but ${f.evidence.router.nftRuleset ? 'no dnat rule of the nft rule set took it' : 'no rule in nat PREROUTING covers that'}, so the request was delivered to the router itself${routerAnswer(f)}. ` +
       `${f.result.target} is not forwarded for this client.`,
     evidence: [
       ...hopLines([
