@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
 import { compareProbes, diffExitCode, type DiffResult } from './diff/compare.js';
 import { renderDiffMarkdown, renderDiffTerminal, summaryLine } from './diff/render.js';
+import { explainResult, explainRulesets, renderExplanation } from './diff/explain.js';
 import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, UsageError } from './errors.js';
@@ -32,6 +33,7 @@ const USAGE = `usage:
   natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--backend netns|docker]
   natproof diff SCENARIO.yaml (--rules FILE | --ruleset NAME) (--rules FILE | --ruleset NAME) [--json] [--markdown FILE] [--fail-on-change] [--backend netns|docker]
   natproof diff SCENARIO.yaml --git REVISION --rules FILE [...]
+  natproof explain SCENARIO.yaml [--ruleset NAME | --rules FILE] [--json] [--backend netns|docker]
   natproof report RUN_DIR [--junit FILE]
   natproof validate SCENARIO.yaml...
   natproof clean [--backend netns|docker]
@@ -57,6 +59,9 @@ diff      run the probes under two rule sets on one topology and report what cha
   --json           print {probes: [{name, class, changed, before, after}], ...} on stdout
   --markdown FILE  write a compact Markdown table of the changed probes (a PR comment)
   --fail-on-change exit 1 when anything changed at all, not only when something regressed
+explain   run the rule set whole, then once without each rule, and say which probes need
+          which rule (fail, work or change without it); a rule no probe needs is dead (the
+          kernel counted packets on it) or untested (no probe packet reached it)
 report    print a kept run again and write RUN_DIR/report.html and RUN_DIR/report.md from
           RUN_DIR/result.json; exits 0 whatever the run's verdict was
   --junit FILE     also write JUnit XML
@@ -92,6 +97,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         return await reportCommand(rest, io);
       case 'diff':
         return await diffCommand(rest, io);
+      case 'explain':
+        return await explainCommand(rest, io);
       case 'validate':
         return await validateCommand(rest, io);
       case 'clean':
@@ -213,6 +220,46 @@ async function withInterrupts<T>(io: CliIO, work: (signal: AbortSignal) => Promi
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function explainCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      rules: { type: 'string' },
+      ruleset: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'netns' },
+    },
+  });
+  if (positionals.length !== 1 || (values.rules && values.ruleset)) {
+    io.stderr(`natproof explain: give one scenario file, and at most one of --ruleset NAME or --rules FILE\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const backend = selectBackend(values.backend);
+  const topology = await loadScenario(positionals[0]!);
+  const spec: SideSpec | undefined = values.rules
+    ? { kind: 'rules', file: values.rules }
+    : values.ruleset
+      ? { kind: 'ruleset', name: values.ruleset }
+      : topology.rulesets.length === 1 && topology.rulesets[0]
+        ? { kind: 'ruleset', name: topology.rulesets[0].name }
+        : undefined;
+  if (!spec) {
+    io.stderr(
+      `natproof explain: the scenario has several rule sets (${topology.rulesets.map((r) => r.name).join(', ')}); name one with --ruleset\n`,
+    );
+    return EXIT_USAGE;
+  }
+  const ruleset = await resolveSide(topology, spec);
+  const { units, rulesets } = explainRulesets(ruleset);
+  const result = await withInterrupts(io, (signal) =>
+    runScenario({ ...topology, rulesets }, { backend, log: values.json ? () => {} : (line) => io.stderr(`${line}\n`), signal }),
+  );
+  const explanation = explainResult(topology, ruleset.name, units, result);
+  io.stdout(values.json ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
+  return EXIT_PASSED;
 }
 
 async function readBaseline(file: string): Promise<RunResult> {
