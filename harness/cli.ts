@@ -9,6 +9,7 @@ import { DockerBackend } from './backend/docker/docker.js';
 import { compareProbes, diffExitCode, type DiffResult } from './diff/compare.js';
 import { renderDiffMarkdown, renderDiffTerminal, summaryLine } from './diff/render.js';
 import { explainResult, explainRulesets, renderExplanation } from './diff/explain.js';
+import { renderDiffHtml } from './diff/html.js';
 import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, UsageError } from './errors.js';
@@ -31,7 +32,7 @@ export const EXIT_INTERRUPTED = 130;
 
 const USAGE = `usage:
   natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--backend netns|docker]
-  natproof diff SCENARIO.yaml (--rules FILE | --ruleset NAME) (--rules FILE | --ruleset NAME) [--json] [--markdown FILE] [--fail-on-change] [--backend netns|docker]
+  natproof diff SCENARIO.yaml (--rules FILE | --ruleset NAME) (--rules FILE | --ruleset NAME) [--json] [--markdown FILE] [--html FILE] [--fail-on-change] [--backend netns|docker]
   natproof diff SCENARIO.yaml --git REVISION --rules FILE [...]
   natproof explain SCENARIO.yaml [--ruleset NAME | --rules FILE] [--json] [--backend netns|docker]
   natproof report RUN_DIR [--junit FILE]
@@ -58,6 +59,8 @@ diff      run the probes under two rule sets on one topology and report what cha
           with --git REVISION, before is --rules FILE as committed at REVISION (read with git)
   --json           print {probes: [{name, class, changed, before, after}], ...} on stdout
   --markdown FILE  write a compact Markdown table of the changed probes (a PR comment)
+  --html FILE      write the two rule sets side by side with the differences marked, and
+                   each changed probe's ladder before and after
   --fail-on-change exit 1 when anything changed at all, not only when something regressed
 explain   run the rule set whole, then once without each rule, and say which probes need
           which rule (fail, work or change without it); a rule no probe needs is dead (the
@@ -283,6 +286,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
       git: { type: 'string' },
       json: { type: 'boolean', default: false },
       markdown: { type: 'string' },
+      html: { type: 'string' },
       'fail-on-change': { type: 'boolean', default: false },
       backend: { type: 'string', default: 'netns' },
     },
@@ -327,9 +331,14 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
   });
   if (values.json) io.stdout(`${JSON.stringify({ ...diff, runId: result.runId, backend: result.backend }, null, 2)}\n`);
   else io.stdout(renderDiffTerminal(diff, result.addresses, { color: io.color }));
+  if (values.html) {
+    await mkdir(dirname(values.html), { recursive: true });
+    await writeFile(values.html, renderDiffHtml(diff, { before: before.rules.text, after: after.rules.text }, result.addresses));
+    if (!values.json) io.stderr(`wrote ${values.html}\n`);
+  }
   if (values.markdown) {
     await mkdir(dirname(values.markdown), { recursive: true });
-    await writeFile(values.markdown, renderDiffMarkdown(diff));
+    await writeFile(values.markdown, renderDiffMarkdown(diff, values.html));
     if (!values.json) io.stderr(`wrote ${values.markdown}\n`);
   }
   if (values.json) io.stderr(`${summaryLine(diff)}\n`);

@@ -57,6 +57,7 @@ describe.skipIf(netnsUnavailable)(`natproof diff on netns${netnsUnavailable ? ` 
   let backward: Ran;
   let fromGit: Ran;
   let markdown: string;
+  let html: string;
 
   beforeAll(async () => {
     const topology = await loadScenario(SCENARIO);
@@ -71,12 +72,14 @@ describe.skipIf(netnsUnavailable)(`natproof diff on netns${netnsUnavailable ? ` 
     inRepo('-c', 'user.name=natproof', '-c', 'user.email=natproof@example.invalid', 'commit', '-q', '-m', 'dnat only');
     writeFileSync(tracked, rules('hairpin'));
     const md = join(work, 'diff.md');
+    const page = join(work, 'diff.html');
     [forward, backward, fromGit] = await Promise.all([
-      natproof('diff', SCENARIO, '--rules', dnatOnly, '--rules', hairpin, '--json', '--markdown', md),
+      natproof('diff', SCENARIO, '--rules', dnatOnly, '--rules', hairpin, '--json', '--markdown', md, '--html', page),
       natproof('diff', SCENARIO, '--rules', hairpin, '--rules', dnatOnly, '--json'),
       natproof('diff', SCENARIO, '--git', 'HEAD', '--rules', tracked, '--json'),
     ]);
     markdown = readFileSync(md, 'utf8');
+    html = readFileSync(page, 'utf8');
   }, 240_000);
 
   it('the summary rules fix exactly the DMZ client probes, and nothing regressed: exit 0', () => {
@@ -111,6 +114,15 @@ describe.skipIf(netnsUnavailable)(`natproof diff on netns${netnsUnavailable ? ` 
   it('writes a Markdown table of the changed probes only, for a pull-request comment', () => {
     expect(markdown).toContain('| ✓ fixed | `dmz-to-public`');
     expect(markdown).not.toContain('`internet-to-public`');
+  });
+
+  it('writes an HTML page: the rules side by side with the added SNAT lines marked, and the fixed probes with their ladders', () => {
+    expect(html).toContain(
+      '<tr class="added"><td><code></code></td><td><code>iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 \\</code></td></tr>',
+    );
+    expect(html).toContain('<span class="mark">fixed</span> dmz-to-public');
+    expect(html).toContain('un-DNAT:  from 100.0.0.254:80 (router eth1)');
+    expect(markdown).toContain(`Full report: ${join(work, 'diff.html')}`);
   });
 
   it('a git revision that does not have the file is bad input: exit 2, saying why', async () => {

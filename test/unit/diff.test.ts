@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { compareProbes, diffExitCode } from '../../harness/diff/compare.js';
+import { lineDiff, renderDiffHtml } from '../../harness/diff/html.js';
 import { renderDiffMarkdown } from '../../harness/diff/render.js';
 import type { ProbeResult } from '../../harness/result/result.js';
 
@@ -88,5 +89,28 @@ describe('compareProbes', () => {
     expect(md).toContain('old -> new: 1 regressed, 1 fixed, 1 changed, 1 same');
     expect(md.split('\n').filter((l) => l.startsWith('| ✓') || l.startsWith('| ✗') || l.startsWith('| ~'))).toHaveLength(3);
     expect(md).not.toContain('`c`');
+  });
+});
+
+describe('the HTML diff', () => {
+  it('aligns the two rule texts line by line, marking what was removed and added', () => {
+    expect(lineDiff('a\nb\nc\n', 'a\nc\nd\n')).toEqual([
+      { op: 'same', before: 'a', after: 'a' },
+      { op: 'removed', before: 'b' },
+      { op: 'same', before: 'c', after: 'c' },
+      { op: 'added', after: 'd' },
+    ]);
+  });
+
+  it('shows the rules side by side and only the changed probes, escaped', () => {
+    const before = [probe('a', BROKEN), probe('same')];
+    const after = [probe('a'), probe('same')];
+    const diff = compareProbes('s', { before: { name: 'old', probes: before }, after: { name: 'new<', probes: after } });
+    const book = { router: { name: 'router', interfaces: [] }, hosts: [] };
+    const html = renderDiffHtml(diff, { before: 'iptables -A X\n', after: 'iptables -A X\niptables -A Y <z>\n' }, book);
+    expect(html).toContain('<tr class="added"><td><code></code></td><td><code>iptables -A Y &lt;z&gt;</code></td></tr>');
+    expect(html).toContain('<span class="mark">fixed</span> a:');
+    expect(html).not.toContain('> same:');
+    expect(html).toContain('after: new&lt;');
   });
 });
