@@ -151,7 +151,8 @@ function locate(f: ProbeFacts): Located {
 
 /** TCP is followed by its sequence numbers, UDP by the datagram's payload. */
 function follow(f: ProbeFacts, key: ProbeFlowKey): FlowObservation {
-  return (f.probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow)(f.seen, key);
+  const transit = f.topology.forwarders.map((forwarder) => forwarder.name);
+  return (f.probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow)(f.seen, { ...key, transit });
 }
 
 function parsed(lines: readonly string[]): ConntrackEvent[] {
