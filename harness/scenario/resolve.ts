@@ -763,7 +763,7 @@ function resolveGateway(
     ...context.forwarders.flatMap((forwarder) =>
       forwarder.interfaces
         .filter((iface) => iface.network === network.name)
-        .map((iface) => ({ address: iface.address, what: `interface ${iface.name} of ${forwarder.name}` })),
+        .map((iface) => ({ address: iface.address, what: `interface ${iface.name} of forwarder ${forwarder.name}` })),
     ),
   ];
   const routerNetworks = routerLinks(context.router)
