@@ -78,7 +78,7 @@ describe.each(backends)('double-nat on $name', (backend) => {
       const p = probe(result, 'port-forward', 'laptop-to-web');
       expect(p).toMatchObject({ ok: true, answeredBy: 'web', serverSaw: '100.64.0.2', replyFrom: '198.51.100.1' });
       expect(p.hops).toContainEqual(
-        expect.objectContaining({ packet: 'request', where: 'home@home-router', direction: 'in', src: '192.168.1.10:' + p.clientPort }),
+        expect.objectContaining({ packet: 'request', where: 'home@home-router', direction: 'in', src: `192.168.1.10:${p.clientPort}` }),
       );
       expect(p.hops).toContainEqual(
         expect.objectContaining({
@@ -91,6 +91,8 @@ describe.each(backends)('double-nat on $name', (backend) => {
       expect(p.hops).toContainEqual(expect.objectContaining({ packet: 'reply', where: 'home@home-router', direction: 'out' }));
       // The forwarder's SNAT is not the judged router's: only the port forward is listed.
       expect(p.rewrites).toEqual(['DNAT', 'un-DNAT']);
+      // The judged router's conntrack entry is found by the source the request entered it with.
+      expect(p.conntrack.join('\n')).toMatch(/src=100\.64\.0\.2 dst=198\.51\.100\.1 .*dport=8080 src=10\.20\.0\.10 dst=100\.64\.0\.2/);
     });
 
     it('a request dropped in the judged router was delivered to nobody, not to the forwarder it crossed', () => {

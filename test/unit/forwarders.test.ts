@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { planDocker } from '../../harness/backend/docker/plan.js';
 import { planNetns } from '../../harness/backend/netns/plan.js';
 import { ScenarioError } from '../../harness/errors.js';
+import { formatPlace, type HopPlace } from '../../harness/result/result.js';
+import { analyzeFlow, type Sighting } from '../../harness/trace/flows.js';
+import type { PcapPacket } from '../../harness/trace/pcap.js';
 import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
 
 const BASE = `name: test
@@ -219,5 +222,47 @@ describe('the backends plan a forwarder like the router, forwarding on', async (
     expect(forwarder?.sysctls.base['net.ipv4.ip_forward']).toBe('1');
     // Docker's gateway on a forwarder's network is an address no scenario node holds.
     expect(plan.networks.find((n) => n.network === 'home')?.gateway).not.toBe('192.168.1.1');
+  });
+});
+
+describe('a forwarder on the path is not where a request was delivered', () => {
+  const NOT = { syn: false, ack: false, fin: false, rst: false, psh: false };
+  /** The laptop's SYN, seen at `node` (a host or forwarder port on a segment, or the router). */
+  const syn = (node: string, where: HopPlace, direction: 'in' | 'out', src: string, timeNs: bigint): Sighting => {
+    const [address, port] = src.split(':') as [string, string];
+    const packet: PcapPacket = {
+      index: 0,
+      timeNs,
+      linkType: 276,
+      ifindex: 1,
+      direction,
+      src: address,
+      dst: '198.51.100.1',
+      protocol: 6,
+      ipId: 1,
+      ttl: 64,
+      tcp: { srcPort: Number(port), dstPort: 8080, seq: 1000, ack: 0, flags: { ...NOT, syn: true }, flagText: 'S', payloadLength: 0 },
+      udp: undefined,
+      icmp: undefined,
+    };
+    return { packet, node, hop: { place: where, direction, src, dst: '198.51.100.1:8080', flags: 'S', timeNs } };
+  };
+  // Dropped in the router: the last node the SYN entered is the forwarder it crossed on the way.
+  const seen = [
+    syn('laptop', { kind: 'host', network: 'home', host: 'laptop' }, 'out', '192.168.1.10:20000', 1n),
+    syn('home-router', { kind: 'host', network: 'home', host: 'home-router' }, 'in', '192.168.1.10:20000', 2n),
+    syn('home-router', { kind: 'host', network: 'cgnat', host: 'home-router' }, 'out', '100.64.0.2:20000', 3n),
+    syn('router', { kind: 'router', iface: 'eth1' }, 'in', '100.64.0.2:20000', 4n),
+  ];
+  const key = { client: 'laptop', clientAddress: '192.168.1.10', clientPort: 20000, target: { address: '198.51.100.1', port: 8080 } };
+
+  it('is skipped when it is named as transit', () => {
+    const flow = analyzeFlow(seen, { ...key, transit: ['home-router'] });
+    expect(flow.request.map((h) => formatPlace(h.place))).toEqual(['home@laptop', 'home@home-router', 'cgnat@home-router', 'router:eth1']);
+    expect(flow.deliveredTo).toBeNull();
+  });
+
+  it('would be taken for the receiver otherwise', () => {
+    expect(analyzeFlow(seen, key).deliveredTo).toMatchObject({ host: 'home-router' });
   });
 });
