@@ -17,7 +17,7 @@ import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
 import type { ProbeResult, RulesetResult, RunResult } from './result/result.js';
 import { RunDir } from './run-dir.js';
 import { teardownStep, withoutTeardownErrors } from './teardown.js';
-import { applyRules, requireNftablesIptables, resetRouter } from './rules/apply.js';
+import { applyForwarderRules, applyRules, requireNftablesIptables, resetRouter } from './rules/apply.js';
 import type { RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
 import { sightings, type CaptureTrace } from './trace/flows.js';
@@ -116,6 +116,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   const agents = new AgentGroup(lab);
   await using _agents = teardownStep(runId, agents);
   await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
+  await applyForwarderRules(lab, topology.forwarders);
   const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts: options.outDir !== undefined, log };
   const probeResults: ProbeResult[] = [];
   const rulesetResults: RulesetResult[] = [];

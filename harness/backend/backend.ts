@@ -10,13 +10,18 @@ import type { Topology } from '../scenario/topology.js';
 export type { BackendName } from '../result/result.js';
 
 /**
- * A place commands run: the router, a host, or an L2 segment (where a capture sees every
- * frame on the network, including replies that never pass the router).
+ * A place commands run: the router, a host, a forwarder (another router on the path, not
+ * judged), or an L2 segment (where a capture sees every frame on the network, including
+ * replies that never pass the router).
  */
-export type NodeRef = { kind: 'router' } | { kind: 'host'; name: string } | { kind: 'segment'; network: string };
+export type NodeRef =
+  | { kind: 'router' }
+  | { kind: 'host'; name: string }
+  | { kind: 'forwarder'; name: string }
+  | { kind: 'segment'; network: string };
 
 /** The nodes an agent runs in: a host, or the router (its own services, its own probes). */
-export type AgentNode = Exclude<NodeRef, { kind: 'segment' }>;
+export type AgentNode = Exclude<NodeRef, { kind: 'segment' } | { kind: 'forwarder' }>;
 
 /** One interface of a node, as a capture on that node reports it. */
 export type NodeInterface = CaptureInterface;
@@ -59,6 +64,8 @@ export function nodeLabel(node: NodeRef): string {
       return 'router';
     case 'host':
       return node.name;
+    case 'forwarder':
+      return `forwarder:${node.name}`;
     case 'segment':
       return `segment:${node.network}`;
   }

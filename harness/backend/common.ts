@@ -2,7 +2,8 @@
  * Planning both backends share: the sysctls every node gets, the hosts' interface name, and the
  * scenario's default routes as `ip -batch` lines. Pure.
  */
-import { HOST_INTERFACE, type Host, type Router, type RouterInterface, type Sysctls } from '../scenario/topology.js';
+import { cidr } from '../ipv4.js';
+import { HOST_INTERFACE, type Forwarder, type Host, type Router, type RouterInterface, type Sysctls } from '../scenario/topology.js';
 
 export { HOST_INTERFACE };
 
@@ -147,4 +148,9 @@ export function hostRouteLines(host: Pick<Host, 'gateway' | 'remote'>): string[]
   if (!host.gateway) return [];
   // A remote host's gateway is outside its /32: tell the kernel it is on the link anyway.
   return [`route add default via ${host.gateway} dev ${HOST_INTERFACE}${host.remote ? ' onlink' : ''}`];
+}
+
+/** A forwarder's static routes, then its default route. */
+export function forwarderRouteLines(forwarder: Pick<Forwarder, 'routes' | 'defaultRoute'>): string[] {
+  return [...forwarder.routes.map((route) => `route add ${cidr(route.to)} via ${route.via}`), ...routerRouteLines(forwarder)];
 }

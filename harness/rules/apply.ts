@@ -1,10 +1,11 @@
 /**
  * Puts a rule set into the router, and only the router: the lab runs the tools inside the
- * router's namespace or container, with the rules on stdin, never through a shell.
+ * router's namespace or container, with the rules on stdin, never through a shell. A
+ * forwarder's own rules go the same way into the forwarder, once, when the lab is built.
  */
 import type { Lab, NodeRef } from '../backend/backend.js';
 import { HostError } from '../errors.js';
-import type { Router, RuleSource } from '../scenario/topology.js';
+import type { Forwarder, Router, RuleSource } from '../scenario/topology.js';
 import { compileRules } from './compile.js';
 import { ruleErrorFromKernel } from './kernel-errors.js';
 
@@ -27,12 +28,12 @@ export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promi
 }
 
 /** Apply the candidate rules; a rule the kernel rejects throws a RuleError naming its line. */
-export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource): Promise<void> {
+export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource, node: NodeRef = ROUTER): Promise<void> {
   for (const step of compileRules(source)) {
     // --noflush: the reset already emptied the tables, and the scenario's FORWARD policy stays
     // unless the rules themselves set one.
     const argv = step.tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
-    const result = await lab.exec(ROUTER, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
+    const result = await lab.exec(node, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
     if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
   }
 }
@@ -45,5 +46,15 @@ export async function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<v
       `natproof needs iptables with the nf_tables backend, found: ${version.stdout.trim()}; ` +
         'select it with `update-alternatives --set iptables /usr/sbin/iptables-nft`',
     );
+  }
+}
+
+/**
+ * Each forwarder's own rules, inside that forwarder only, once for the whole run: they are part
+ * of the path, not what is judged, so no rule set resets them.
+ */
+export async function applyForwarderRules(lab: Pick<Lab, 'exec'>, forwarders: readonly Forwarder[]): Promise<void> {
+  for (const forwarder of forwarders) {
+    if (forwarder.rules) await applyRules(lab, forwarder.rules, { kind: 'forwarder', name: forwarder.name });
   }
 }

@@ -7,11 +7,12 @@ import ipaddr from 'ipaddr.js';
 import { Scalar, isScalar } from 'yaml';
 import type { SourcePosition } from '../errors.js';
 import { cidr, fromNumber, toNumber } from '../ipv4.js';
-import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawScenario, type RuleKey } from './schema.js';
+import { DEFAULTS, ROUTER_NAME, RULE_FORMATS, type RawExpectation, type RawForwarder, type RawScenario, type RuleKey } from './schema.js';
 import { inFileOrder, type Path, type ScenarioSource } from './source.js';
 import {
   HOST_INTERFACE,
   type Expectation,
+  type Forwarder,
   type Host,
   type Subnet,
   type Probe,
@@ -56,8 +57,11 @@ export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
   const networks = resolveNetworks(source, raw.networks);
   const owners: Owners = new Map();
   const router = resolveRouter(source, raw.router, networks, owners);
+  const forwarders = inFileOrder(source, ['routers'], raw.routers ?? {}).map(([name, forwarder]) =>
+    resolveForwarder(source, name, forwarder, { networks, owners, hostNames: Object.keys(raw.hosts) }),
+  );
   const hosts = inFileOrder(source, ['hosts'], raw.hosts).map(([name, host]) =>
-    resolveHost(source, name, host, { networks, router, owners }),
+    resolveHost(source, name, host, { networks, router, forwarders, owners }),
   );
   const probeTimeoutMs = raw.probe_timeout_ms ?? DEFAULTS.probeTimeoutMs;
   const probes = inFileOrder(source, ['probes'], raw.probes).map(([name, probe]) =>
@@ -72,6 +76,7 @@ export function resolve(raw: RawScenario, source: ScenarioSource): Topology {
     file: source.file,
     networks: [...networks.values()].map(({ name, range }) => ({ name, subnet: range?.subnet })),
     router,
+    forwarders,
     hosts,
     probes,
     rulesets,
@@ -541,6 +546,127 @@ function resolveDefaultRoute(
   return { dev: dev.name, via: via.toString() };
 }
 
+// --- Forwarders --------------------------------------------------------------------------------
+
+interface ForwarderContext {
+  networks: Networks;
+  owners: Owners;
+  hostNames: readonly string[];
+}
+
+/** Another router on the path: its interfaces, routes, sysctls and (optional) rules, checked like the router's. */
+function resolveForwarder(source: ScenarioSource, name: string, raw: RawForwarder, context: ForwarderContext): Forwarder {
+  const path = ['routers', name];
+  if (context.hostNames.includes(name)) {
+    throw source.error(`"${name}" is also a host's name; a forwarder needs a name of its own`, path, 'key');
+  }
+  const interfaces: RouterInterface[] = [];
+  for (const [ifname, iface] of inFileOrder(source, [...path, 'interfaces'], raw.interfaces)) {
+    interfaces.push(resolveForwarderInterface(source, [...path, 'interfaces', ifname], { name, ifname, raw: iface }, interfaces, context));
+  }
+  return {
+    name,
+    interfaces,
+    defaultRoute:
+      raw.default_route && resolveForwarderDefaultRoute(source, [...path, 'default_route'], raw.default_route, interfaces, context),
+    routes: (raw.routes ?? []).map((route, index) => resolveRoute(source, [...path, 'routes', index], route, interfaces, context.networks)),
+    sysctls: resolveSysctls(source, [...path, 'sysctls'], raw.sysctls, {
+      node: `forwarder ${name}`,
+      interfaces: interfaces.map((iface) => iface.name),
+    }),
+    rules: resolveForwarderRules(source, path, raw),
+  };
+}
+
+function resolveForwarderInterface(
+  source: ScenarioSource,
+  path: Path,
+  iface: { name: string; ifname: string; raw: RawForwarder['interfaces'][string] },
+  earlier: readonly RouterInterface[],
+  context: ForwarderContext,
+): RouterInterface {
+  const network = findNetwork(source, [...path, 'network'], iface.raw.network, context.networks);
+  const sibling = earlier.find((other) => other.network === network.name);
+  if (sibling) {
+    throw source.error(
+      `interfaces ${sibling.name} and ${iface.ifname} are both on network ${network.name}; a forwarder has one interface per network`,
+      [...path, 'network'],
+    );
+  }
+  if (!hasSubnet(network)) {
+    throw source.error(
+      `network ${network.name} is point-to-point, which only the judged router can be on; give the forwarder a network with a subnet`,
+      [...path, 'network'],
+    );
+  }
+  const owner = `interface ${iface.ifname} of forwarder ${iface.name}`;
+  const addresses = [iface.raw.address, ...(iface.raw.secondary ?? [])].map((text, index) => {
+    const at = index === 0 ? [...path, 'address'] : [...path, 'secondary', index - 1];
+    const parsed = parseAddress(source, at, text);
+    checkUsable(source, at, text, parsed);
+    checkOnNetwork(source, at, parsed, network);
+    claim(source, context.owners, at, parsed.toString(), owner);
+    return parsed.toString();
+  });
+  const [address, ...secondary] = addresses as [string, ...string[]];
+  return { name: iface.ifname, network: network.name, address, prefix: network.range.subnet.prefix, secondary, peer: undefined };
+}
+
+/** A next hop on one of the forwarder's subnets, and not one of its own addresses. */
+function checkNextHop(
+  source: ScenarioSource,
+  path: Path,
+  text: string,
+  candidates: readonly RouterInterface[],
+  networks: Networks,
+): string {
+  const via = parseAddress(source, path, text);
+  const on = candidates.find((iface) => inside(via, networks.get(iface.network)!));
+  if (!on) {
+    const where = candidates.map((iface) => describeNetwork(networks.get(iface.network)!)).join(', ');
+    throw source.error(`next hop ${via} is on none of the forwarder's networks there: ${where}`, path);
+  }
+  if ([on.address, ...on.secondary].includes(via.toString())) {
+    throw source.error(`${via} is the forwarder's own address on ${on.name}; give the next hop's address`, path);
+  }
+  return via.toString();
+}
+
+function resolveForwarderDefaultRoute(
+  source: ScenarioSource,
+  path: Path,
+  raw: NonNullable<RawForwarder['default_route']>,
+  interfaces: readonly RouterInterface[],
+  context: ForwarderContext,
+): Forwarder['defaultRoute'] {
+  const dev = interfaces.find((iface) => iface.name === raw.dev);
+  if (!dev) {
+    throw source.error(`unknown forwarder interface "${raw.dev}"; its interfaces: ${interfaces.map((i) => i.name).join(', ')}`, [
+      ...path,
+      'dev',
+    ]);
+  }
+  if (raw.via === undefined) return { dev: dev.name };
+  return { dev: dev.name, via: checkNextHop(source, [...path, 'via'], raw.via, [dev], context.networks) };
+}
+
+function resolveRoute(
+  source: ScenarioSource,
+  path: Path,
+  raw: NonNullable<RawForwarder['routes']>[number],
+  interfaces: readonly RouterInterface[],
+  networks: Networks,
+): Forwarder['routes'][number] {
+  const to = parseSubnet(source, [...path, 'to'], raw.to).subnet;
+  return { to, via: checkNextHop(source, [...path, 'via'], raw.via, interfaces, networks) };
+}
+
+/** A forwarder's rules are optional, in at most one format. */
+function resolveForwarderRules(source: ScenarioSource, path: Path, raw: RawForwarder): RuleSource | undefined {
+  if (RULE_KEYS.every((key) => raw[key] === undefined)) return undefined;
+  return resolveRules(source, path, raw);
+}
+
 // --- Hosts -----------------------------------------------------------------------------------
 
 type RawHost = RawScenario['hosts'][string];
@@ -548,6 +674,7 @@ type RawHost = RawScenario['hosts'][string];
 interface HostContext {
   networks: Networks;
   router: Router;
+  forwarders: readonly Forwarder[];
   owners: Owners;
 }
 
@@ -572,7 +699,7 @@ function resolveHost(source: ScenarioSource, name: string, raw: RawHost, context
     network: network.name,
     address: address.toString(),
     prefix: hasSubnet(network) && !remote ? network.range.subnet.prefix : 32,
-    gateway: resolveGateway(source, path, raw.gateway, remote, network, context.router),
+    gateway: resolveGateway(source, path, raw.gateway, remote, network, context),
     remote,
     services: resolveServices(source, [...path, 'services'], raw.services ?? []),
     image: resolveImage(source, path, raw),
@@ -617,29 +744,41 @@ function checkRemoteAddress(source: ScenarioSource, path: Path, address: IPv4, o
   );
 }
 
-/** A host's gateway is the router's address on the host's network; a remote host must have one. */
+/**
+ * A host's gateway is the router's address on the host's network, or a forwarder's there (a
+ * laptop behind a home router); a remote host must have one.
+ */
 function resolveGateway(
   source: ScenarioSource,
   hostPath: Path,
   text: string | undefined,
   remote: boolean,
   network: NetworkFacts,
-  router: Router,
+  context: Pick<HostContext, 'router' | 'forwarders'>,
 ): string | undefined {
   const path = [...hostPath, 'gateway'];
-  const candidate = routerOn(router, network.name);
-  const routerNetworks = routerLinks(router)
+  const onRouter = routerOn(context.router, network.name);
+  const candidates = [
+    ...(onRouter ? [{ address: onRouter.address, what: `router interface ${onRouter.name}` }] : []),
+    ...context.forwarders.flatMap((forwarder) =>
+      forwarder.interfaces
+        .filter((iface) => iface.network === network.name)
+        .map((iface) => ({ address: iface.address, what: `interface ${iface.name} of forwarder ${forwarder.name}` })),
+    ),
+  ];
+  const routerNetworks = routerLinks(context.router)
     .map((link) => link.network)
     .join(', ');
-  const advice = candidate
-    ? `use ${candidate.address}, the address of router interface ${candidate.name}`
-    : `the router has no interface on network ${network.name}; it is on ${routerNetworks}`;
+  const advice =
+    candidates.length > 0
+      ? `use ${candidates.map((c) => `${c.address}, the address of ${c.what}`).join('; or ')}`
+      : `neither the router nor a forwarder has an interface on network ${network.name}; the router is on ${routerNetworks}`;
   if (text === undefined) {
     if (remote) throw source.error(`a remote host needs a gateway: ${advice}`, path);
     return undefined;
   }
   const gateway = parseAddress(source, path, text).toString();
-  if (gateway !== candidate?.address) {
+  if (!candidates.some((c) => c.address === gateway)) {
     throw source.error(`gateway ${gateway} is not a router address on network ${network.name}: ${advice}`, path);
   }
   return gateway;
@@ -793,7 +932,7 @@ function resolveRuleSet(source: ScenarioSource, name: string, raw: RawRuleSet, p
   };
 }
 
-function resolveRules(source: ScenarioSource, path: Path, raw: RawRuleSet): RuleSource {
+function resolveRules(source: ScenarioSource, path: Path, raw: Pick<RawRuleSet, RuleKey>): RuleSource {
   const given = RULE_KEYS.flatMap((key) => {
     const text = raw[key];
     return text === undefined ? [] : [{ key, text }];

@@ -290,7 +290,9 @@ const Host = Type.Object(
   {
     network: Type.String({ title: 'Network', description: 'The network this host is attached to.' }),
     address: address('Address', "The host's address: inside its network's subnet, or outside it when remote."),
-    gateway: Type.Optional(address('Gateway', "The router's address on this host's network.")),
+    gateway: Type.Optional(
+      address('Gateway', "The router's address on this host's network, or the address of one of `routers` (a forwarder) there."),
+    ),
     remote: Type.Optional(
       Type.Boolean({
         title: 'Remote',
@@ -311,6 +313,69 @@ const Host = Type.Object(
     sysctls: sysctls('this host'),
   },
   { additionalProperties: false, title: 'Host' },
+);
+
+const RuleText = (description: string) => Type.Optional(Type.String({ description }));
+
+const ForwarderInterface = Type.Object(
+  {
+    network: Type.String({ title: 'Network', description: 'The network this interface is attached to (one with a subnet).' }),
+    address: address(
+      'Address',
+      "The forwarder's primary address on that network, inside its subnet: its source for what it sends there, and what its MASQUERADE uses.",
+    ),
+    secondary: Type.Optional(
+      Type.Array(address('Secondary address', 'One more address of the forwarder on this interface, inside the same subnet.'), {
+        minItems: 1,
+        title: 'Secondary addresses',
+        description: 'More addresses on this interface; `address` stays the primary.',
+      }),
+    ),
+  },
+  { additionalProperties: false, title: 'Forwarder interface' },
+);
+
+const Route = Type.Object(
+  {
+    to: Type.String({
+      title: 'To',
+      description: 'The destination subnet in CIDR form, written with its network address, e.g. 10.0.0.0/8.',
+    }),
+    via: address('Via', "The next hop, inside the subnet of one of this forwarder's interfaces."),
+  },
+  { additionalProperties: false, title: 'Route', description: 'A static route: `ip route add <to> via <via>`.' },
+);
+
+const Forwarder = Type.Object(
+  {
+    interfaces: nameMap(InterfaceName, ForwarderInterface, 'Interfaces', 'Forwarder interfaces by name, at most one per network.'),
+    default_route: Type.Optional(
+      Type.Object(
+        {
+          dev: Type.String({ title: 'Device', description: 'The forwarder interface the default route leaves by.' }),
+          via: Type.Optional(
+            address('Via', 'Next hop, inside the subnet of `dev` (e.g. the judged router). Leave out for an on-link route.'),
+          ),
+        },
+        { additionalProperties: false, title: 'Default route', description: "The forwarder's default route." },
+      ),
+    ),
+    routes: Type.Optional(Type.Array(Route, { minItems: 1, title: 'Routes', description: 'Static routes beyond the default route.' })),
+    sysctls: sysctls('this forwarder'),
+    iptables: RuleText(
+      "iptables command lines for this forwarder (a home router's MASQUERADE, say), applied once when the lab is built, inside the forwarder only. Write them as a `|` block.",
+    ),
+    iptables_save: RuleText(
+      'iptables-save output for this forwarder, as given to iptables-restore, applied once at build. Write it as a `|` block.',
+    ),
+    nft: RuleText('An nft script for this forwarder, as given to `nft -f`, applied once at build. Write it as a `|` block.'),
+  },
+  {
+    additionalProperties: false,
+    title: 'Forwarder',
+    description:
+      "Another router on the path, not judged: an ISP's router, a home router behind a CGNAT (double NAT). It forwards (ip_forward=1) between its interfaces with its own routes and, optionally, its own rules in at most one of iptables, iptables_save or nft. Traffic really crosses it; only `router` is judged.",
+  },
 );
 
 const Expectation = Type.Object(
@@ -394,8 +459,6 @@ const Probe = Type.Object(
   },
 );
 
-const RuleText = (description: string) => Type.Optional(Type.String({ description }));
-
 const RuleSet = Type.Object(
   {
     description: Type.Optional(Description),
@@ -427,6 +490,14 @@ export const Scenario = Type.Object(
     description: Type.Optional(Description),
     networks: nameMap(NetworkName, Network, 'Networks', 'The L2 segments, by name.'),
     router: Router,
+    routers: Type.Optional(
+      nameMap(
+        HostName,
+        Forwarder,
+        'Other routers',
+        'Forwarding nodes on the path that are not judged (an ISP router, a second NAT), by name; a name must not be a host\'s or "router".',
+      ),
+    ),
     hosts: nameMap(HostName, Host, 'Hosts', 'Clients and servers, each on one network.'),
     probe_timeout_ms: Type.Optional(timeoutMs({ title: 'Default probe timeout (ms)', default: DEFAULTS.probeTimeoutMs })),
     probes: nameMap(ProbeName, Probe, 'Probes', 'What correct rules must achieve, by probe name.'),
@@ -441,3 +512,4 @@ export const Scenario = Type.Object(
 
 export type RawScenario = Static<typeof Scenario>;
 export type RawExpectation = Static<typeof Expectation>;
+export type RawForwarder = NonNullable<RawScenario['routers']>[string];

@@ -205,6 +205,27 @@ export interface RuleSet {
   expect: Record<string, Expectation>;
 }
 
+/** A static route of a forwarder. */
+export interface ForwarderRoute {
+  to: Subnet;
+  via: string;
+}
+
+/**
+ * Another router on the path, not judged (an ISP router, a second NAT): it forwards between its
+ * interfaces with its own routes and its own rules, applied once when the lab is built.
+ */
+export interface Forwarder {
+  name: string;
+  /** Addressed interfaces, each on a network with a subnet; `peer` is always undefined. */
+  interfaces: RouterInterface[];
+  defaultRoute: { dev: string; via?: string } | undefined;
+  routes: ForwarderRoute[];
+  sysctls: Sysctls;
+  /** The forwarder's own rules, or undefined for plain forwarding. */
+  rules: RuleSource | undefined;
+}
+
 export interface Topology {
   name: string;
   description: string | undefined;
@@ -212,6 +233,8 @@ export interface Topology {
   file: string;
   networks: Network[];
   router: Router;
+  /** Forwarding nodes that are not judged, in file order. */
+  forwarders: Forwarder[];
   hosts: Host[];
   probes: Probe[];
   rulesets: RuleSet[];

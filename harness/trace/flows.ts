@@ -38,6 +38,8 @@ export interface ProbeFlowKey {
   clientAddress: string;
   clientPort: number;
   target: { address: string; port: number };
+  /** Forwarders on the path: they pass the packets on, so what they receive was not delivered. */
+  transit?: readonly string[];
 }
 
 export interface FlowObservation {
@@ -59,7 +61,7 @@ export interface FlowObservation {
 export interface Sighting {
   packet: PcapPacket;
   hop: Hop;
-  /** 'router', or the host attached to a segment port. */
+  /** 'router', or the host or forwarder attached to a segment port. */
   node: string;
 }
 
@@ -101,7 +103,8 @@ function place(
     return { node: 'router', place: { kind: 'router', iface: iface.name }, direction };
   }
   if (node.kind === 'segment') {
-    // The router's own port duplicates the router capture; the bridge device sees no forwarded frames.
+    // The router's own port duplicates the router capture; the bridge device sees no forwarded
+    // frames. A forwarder's port is kept: its hops show the traffic crossing it.
     if (iface.attached === 'router' || iface.attached === 'bridge' || iface.name === 'lo') return undefined;
     // A frame the switch port received was sent by the host: flip to the host's point of view.
     return {
@@ -144,7 +147,7 @@ export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowOb
   const routerReplyIn = reply.find((s) => s.node === 'router' && s.hop.direction === 'in');
   const routerReplyOut = [...reply].reverse().find((s) => s.node === 'router' && s.hop.direction === 'out');
   const atClient = reply.find((s) => s.node === key.client && s.hop.direction === 'in');
-  const delivered = [...request].reverse().find((s) => s.node !== 'router' && s.node !== key.client && s.hop.direction === 'in');
+  const delivered = [...request].reverse().find((s) => isEndpoint(s, key) && s.node !== key.client && s.hop.direction === 'in');
 
   return {
     clientSent: request.some((s) => s.node === key.client && s.hop.direction === 'out'),
@@ -168,6 +171,11 @@ export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowOb
         s.hop.timeNs >= atClient.hop.timeNs,
     ),
   };
+}
+
+/** A sighting at a node that can receive a probe: neither the router nor a forwarder on the path. */
+export function isEndpoint(s: Sighting, key: Pick<ProbeFlowKey, 'transit'>): boolean {
+  return s.node !== 'router' && !(key.transit ?? []).includes(s.node);
 }
 
 function isSyn(p: PcapPacket): boolean {

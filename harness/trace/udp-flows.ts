@@ -11,7 +11,7 @@
  * quoted header along with the ICMP packet's own). Neither needs conntrack or the rules.
  */
 import { answers } from '../agent/dns.js';
-import { emptyObservation, firstPerPlace, type FlowObservation, type ProbeFlowKey, type Sighting } from './flows.js';
+import { emptyObservation, firstPerPlace, isEndpoint, type FlowObservation, type ProbeFlowKey, type Sighting } from './flows.js';
 import { IpProtocol, type IcmpInner, type PcapPacket } from './pcap.js';
 import { rewritesOf } from './rewrites.js';
 
@@ -40,7 +40,7 @@ export function analyzeUdpFlow(all: readonly Sighting[], key: ProbeFlowKey): Flo
   const routerReplyIn = reply.find((s) => s.node === 'router' && s.hop.direction === 'in');
   const routerReplyOut = reply.find((s) => s.node === 'router' && s.hop.direction === 'out');
   const atClient = reply.find((s) => s.node === key.client && s.hop.direction === 'in');
-  const delivered = [...request].reverse().find((s) => s.node !== 'router' && s.node !== key.client && s.hop.direction === 'in');
+  const delivered = [...request].reverse().find((s) => isEndpoint(s, key) && s.node !== key.client && s.hop.direction === 'in');
 
   return {
     clientSent: request.some((s) => s.node === key.client && s.hop.direction === 'out'),

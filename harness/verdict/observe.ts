@@ -119,9 +119,10 @@ function locate(f: ProbeFacts): Located {
   const { topology, probe, clientPort } = f;
   if (probe.from !== topology.router.name) {
     const client = topology.hosts.find((h) => h.name === probe.from)!;
-    const lines = f.conntrackEvents.filter((l) => l.includes(`src=${client.address} `) && l.includes(`sport=${clientPort} `));
-    const entry = parsed(lines).filter((e) => e.original.src === client.address && e.original.sport === String(clientPort));
     const flow = follow(f, { client: client.name, clientAddress: client.address, clientPort, target: probe.target });
+    const { src, sport } = enteredRouterFrom(flow) ?? { src: client.address, sport: String(clientPort) };
+    const lines = f.conntrackEvents.filter((l) => l.includes(`src=${src} `) && l.includes(`sport=${sport} `));
+    const entry = parsed(lines).filter((e) => e.original.src === src && e.original.sport === sport);
     return { origin: 'host', clientAddress: client.address, flow, conntrackLines: lines, entry };
   }
   const mine = (e: ConntrackEvent): boolean =>
@@ -149,9 +150,21 @@ function locate(f: ProbeFacts): Located {
   };
 }
 
+/**
+ * The source the request had when it entered the router, from the capture: the client's own,
+ * or, behind a forwarder's NAT, the forwarder's. The router's conntrack entry is keyed by it.
+ */
+function enteredRouterFrom(flow: FlowObservation): { src: string; sport: string } | undefined {
+  const hop = flow.request.find((h) => h.place.kind === 'router' && h.direction === 'in');
+  const at = hop?.src.lastIndexOf(':') ?? -1;
+  if (!hop || at < 0) return undefined;
+  return { src: hop.src.slice(0, at), sport: hop.src.slice(at + 1) };
+}
+
 /** TCP is followed by its sequence numbers, UDP by the datagram's payload. */
 function follow(f: ProbeFacts, key: ProbeFlowKey): FlowObservation {
-  return (f.probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow)(f.seen, key);
+  const transit = f.topology.forwarders.map((forwarder) => forwarder.name);
+  return (f.probe.kind === 'udp' ? analyzeUdpFlow : analyzeFlow)(f.seen, { ...key, transit });
 }
 
 function parsed(lines: readonly string[]): ConntrackEvent[] {

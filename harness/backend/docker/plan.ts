@@ -14,6 +14,7 @@ import {
   addressLines,
   baseSysctls,
   bridgeLines,
+  forwarderRouteLines,
   routerBaseSysctls,
   HOST_INTERFACE,
   hostRouteLines,
@@ -64,7 +65,7 @@ export interface PlannedInterface {
 
 export interface PlannedContainer {
   ref: NodeRef;
-  /** 'router' or the host's name: what a segment port is attached to. */
+  /** 'router', a forwarder's or a host's name: what a segment port is attached to. */
   node: string;
   /** The container's name. */
   name: string;
@@ -72,7 +73,7 @@ export interface PlannedContainer {
   image: ImageRole | { custom: string };
   /** TCP ports a custom image's server must be listening on before probes start. */
   listens: number[];
-  /** Only the router changes its own network state (rules, conntrack, captures). */
+  /** Only the router and forwarders change their own network state (rules, conntrack, captures). */
   capabilities: string[];
   /** The first one is attached when the container is created, the rest before it starts. */
   interfaces: PlannedInterface[];
@@ -147,6 +148,31 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     bridges: bridgeNames,
   };
 
+  // A forwarder runs the router's image (ip, iptables, nft) and is set up like the router.
+  const forwarders = topology.forwarders.map(
+    (forwarder): PlannedContainer => ({
+      ref: { kind: 'forwarder', name: forwarder.name },
+      node: forwarder.name,
+      name: `${prefix}f-${forwarder.name}`,
+      image: 'router',
+      listens: [],
+      capabilities: ['NET_ADMIN', 'NET_RAW'],
+      interfaces: forwarder.interfaces.map((iface) => ({
+        network: iface.network,
+        dockerAddress: dockerAddress(iface.network, iface.address),
+        name: iface.name,
+        addresses: routerAddressSpecs(iface),
+      })),
+      sysctls: nodeSysctls(
+        baseSysctls(true),
+        forwarder.interfaces.map((iface) => iface.name),
+        forwarder.sysctls,
+      ),
+      routes: forwarderRouteLines(forwarder),
+      bridges: [],
+    }),
+  );
+
   const hosts = topology.hosts.map((host): PlannedContainer => {
     return {
       ref: { kind: 'host', name: host.name },
@@ -172,7 +198,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     };
   });
 
-  return { runId, networks, containers: [routerContainer, ...hosts], observer: `${prefix}observer` };
+  return { runId, networks, containers: [routerContainer, ...forwarders, ...hosts], observer: `${prefix}observer` };
 }
 
 /**
@@ -212,6 +238,7 @@ export function interfaceBatch(container: PlannedContainer, current: ReadonlyMap
 function reserveAddresses(topology: Topology, subnets: ReadonlyMap<string, DockerSubnet>): { take(network: string): string } {
   const used = new Set<string>([
     ...routerAddresses(topology.router).map((a) => a.address),
+    ...topology.forwarders.flatMap((f) => f.interfaces.flatMap((i) => [i.address, ...i.secondary])),
     ...topology.hosts.filter((h) => !h.remote).map((h) => h.address),
   ]);
   const next = new Map<string, number>();

@@ -206,7 +206,8 @@ async function setScenarioSysctls(file: string, n: PlannedNamespace): Promise<vo
   const result = await execCommand(argv, { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
   if (result.exitCode === 0) return;
   const label = nodeLabel(n.ref);
-  const field = n.ref.kind === 'host' ? `hosts.${n.ref.name}.sysctls` : 'router.sysctls';
+  const field =
+    n.ref.kind === 'host' ? `hosts.${n.ref.name}.sysctls` : n.ref.kind === 'forwarder' ? `routers.${n.ref.name}.sysctls` : 'router.sysctls';
   throw new ScenarioError(`${file}: ${field}: the kernel refused a sysctl in ${label}: ${result.stderr.trim()}`, undefined, field);
 }
 

@@ -8,6 +8,7 @@ import {
   addressLines,
   baseSysctls,
   bridgeLines,
+  forwarderRouteLines,
   routerBaseSysctls,
   HOST_INTERFACE,
   hostRouteLines,
@@ -123,6 +124,27 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
   }
   routerPlan.batch.push(...bridgeLines(router), ...routerRouteLines(router));
 
+  // Forwarders are wired like the router: one veth per interface into its segment's switch.
+  const forwarders = topology.forwarders.map((forwarder): PlannedNamespace => {
+    const ns = `${prefix}f-${forwarder.name}`;
+    const names = forwarder.interfaces.map((iface) => iface.name);
+    const planned: PlannedNamespace = {
+      ref: { kind: 'forwarder', name: forwarder.name },
+      ns,
+      sysctls: nodeSysctls(baseSysctls(true), names, forwarder.sysctls),
+      batch: ['link set lo up'],
+      attached: {},
+      bridges: [],
+    };
+    for (const iface of forwarder.interfaces) {
+      attach(iface.network, ns, iface.name, forwarder.name);
+      planned.attached[iface.name] = iface.network;
+      planned.batch.push(...addressLines(iface.name, routerAddressSpecs(iface)), `link set ${iface.name} up`);
+    }
+    planned.batch.push(...forwarderRouteLines(forwarder));
+    return planned;
+  });
+
   const hosts = topology.hosts.map((host): PlannedNamespace => {
     const ns = hostNs(host.name);
     attach(host.network, ns, HOST_INTERFACE, host.name);
@@ -143,5 +165,5 @@ export function planNetns(topology: Topology, runId: string): NetnsPlan {
   });
 
   for (const sw of switches.values()) sw.sysctls = nodeSysctls(SWITCH_SYSCTLS, Object.keys(sw.attached), {});
-  return { namespaces: [routerPlan, ...hosts, ...switches.values()], linkBatch };
+  return { namespaces: [routerPlan, ...forwarders, ...hosts, ...switches.values()], linkBatch };
 }
