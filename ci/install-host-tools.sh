@@ -3,7 +3,8 @@
 # The netns backend needs only these and Node.js >= 20.18.
 set -euo pipefail
 
-packages=(iproute2 iptables nftables conntrack tcpdump procps)
+# git: `natproof diff --git` reads a rules file as committed, and its tests make a repository.
+packages=(iproute2 iptables nftables conntrack tcpdump procps git)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
