@@ -5,7 +5,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
-import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { LineCounter, parseDocument, visit, type Alias, type YAMLError } from 'yaml';
 import { ScenarioError } from '../errors.js';
 import { Scenario, type RawScenario } from './schema.js';
 import { ScenarioSource, fieldName, type Path, type PathSegment } from './source.js';
@@ -54,7 +54,7 @@ function yamlError(source: ScenarioSource, error: YAMLError): ScenarioError {
 }
 
 function validate(source: ScenarioSource): RawScenario {
-  const data: unknown = source.doc.toJS();
+  const data = toData(source);
   if (Value.Check(Scenario, data)) return data;
   // TypeBox reports a missing required field twice: as missing, and as its absent value having
   // the wrong type. Only the first says what is wrong.
@@ -62,6 +62,38 @@ function validate(source: ScenarioSource): RawScenario {
     (error) => error.value !== undefined || error.type === ValueErrorType.ObjectRequiredProperty,
   );
   throw schemaError(source, data, errors);
+}
+
+/**
+ * The document as plain data. Aliases are YAML's own, so they are allowed, but one without its
+ * anchor, and expansions that multiply without bound (an alias bomb), are the file's mistakes.
+ */
+function toData(source: ScenarioSource): unknown {
+  const aliases: Alias[] = [];
+  visit(source.doc, {
+    Alias: (_key, node) => {
+      aliases.push(node);
+    },
+  });
+  const unresolved = aliases.find((alias) => alias.resolve(source.doc) === undefined);
+  if (unresolved) throw aliasError(source, unresolved, `alias *${unresolved.source} has no anchor &${unresolved.source} before it`);
+  try {
+    return source.doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
+  } catch (err) {
+    const first = aliases[0];
+    if (!(err instanceof ReferenceError) || !first) throw err;
+    const message = `aliases expand to more than ${MAX_ALIAS_EXPANSIONS} copies; a scenario never needs that many (is this an alias bomb?)`;
+    throw aliasError(source, first, message, err);
+  }
+}
+
+/** Far more than any real scenario repeats a block, far less than what exhausts memory. */
+const MAX_ALIAS_EXPANSIONS = 1000;
+
+function aliasError(source: ScenarioSource, alias: Alias, message: string, cause?: unknown): ScenarioError {
+  const offset = alias.range?.[0] ?? 0;
+  const path = source.pathAt(offset);
+  return new ScenarioError(message, source.position(offset), path.length > 0 ? fieldName(path) : undefined, cause ? { cause } : {});
 }
 
 /**

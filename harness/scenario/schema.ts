@@ -44,11 +44,15 @@ const NetworkName = name('Network');
 const ProbeName = name('Probe');
 const RuleSetName = name('Rule set');
 const HostName = name('Host', `^(?!${ROUTER_NAME}$)[a-z][a-z0-9-]{0,31}$`, `${NAME_RULE}; not "${ROUTER_NAME}", the router's own name`);
-/** Linux interface names are shorter than IFNAMSIZ (16); `.` and `..` are invalid, `lo` is the loopback. */
+/**
+ * Linux interface names are shorter than IFNAMSIZ (16); `.` and `..` are invalid, `lo` is the
+ * loopback, and `ip` reads the other reserved words as its own keywords wherever a name goes.
+ */
+const RESERVED_INTERFACE_NAMES = ['lo', 'up', 'down', 'all', 'default', 'dev', 'help', 'master', 'name', 'type'];
 const InterfaceName = name(
   'Interface',
-  '^(?!(\\.|\\.\\.|lo)$)[A-Za-z0-9_.-]{1,15}$',
-  "1-15 letters, digits, '_', '.' or '-' (the Linux limit); not '.', '..' or 'lo'",
+  `^(?!(\\.|\\.\\.|${RESERVED_INTERFACE_NAMES.join('|')})$)[A-Za-z0-9_.-]{1,15}$`,
+  `1-15 letters, digits, '_', '.' or '-' (the Linux limit); not '.', '..', 'lo' (the loopback) or a word \`ip\` reserves (${RESERVED_INTERFACE_NAMES.slice(1).join(', ')})`,
 );
 
 /**

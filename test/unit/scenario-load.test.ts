@@ -346,6 +346,43 @@ describe('malformed scenarios are refused at the offending place', () => {
     });
   });
 
+  it.each(['up', 'down', 'all', 'default', 'dev', 'help', 'master', 'name', 'type'])(
+    'an interface named "%s", a word `ip` reads as its own keyword',
+    (word) => {
+      expectRejected(baseWith(['eth1:', `${word}:`]), {
+        line: 8,
+        column: 5,
+        field: `router.interfaces.${word}`,
+        message: 'or a word `ip` reserves (up, down, all, default, dev, help, master, name, type)',
+      });
+    },
+  );
+
+  it('an alias without its anchor, at the alias', () => {
+    expectRejected(baseWith(['    gateway: 192.168.1.1 ', '    gateway: *gw']), {
+      line: 14,
+      column: 14,
+      field: 'hosts.server.gateway',
+      message: 'alias *gw has no anchor &gw before it',
+    });
+  });
+
+  it('aliases that expand without bound (an alias bomb), at the first alias, without expanding them', () => {
+    const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const bomb = levels
+      .map((level, i) => {
+        const items = i === 0 ? Array(10).fill('x') : Array(10).fill(`*${levels[i - 1]}`);
+        return `x-${level}: &${level} [${items.join(', ')}]`;
+      })
+      .join('\n');
+    expectRejected(`${bomb}\n${BASE}`, {
+      line: 2,
+      column: 10,
+      field: 'x-b[0]',
+      message: 'aliases expand to more than 1000 copies',
+    });
+  });
+
   it('a subnet that is not CIDR', () => {
     expectRejected(baseWith(['192.168.1.0/24', '192.168.1/24']), {
       line: 3,
