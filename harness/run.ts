@@ -17,7 +17,8 @@ import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
 import type { ProbeResult, RulesetResult, RunResult } from './result/result.js';
 import { RunDir } from './run-dir.js';
 import { teardownStep, withoutTeardownErrors } from './teardown.js';
-import { applyForwarderRules, applyRules, requireNftablesIptables, resetRouter } from './rules/apply.js';
+import { applyForwarderRules, applyRules, checkRulesInRouter, requireNftablesIptables, resetRouter } from './rules/apply.js';
+import { checkRules } from './scenario/load.js';
 import type { RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
 import { sightings, type CaptureTrace } from './trace/flows.js';
@@ -102,6 +103,8 @@ async function runDirectory(options: RunOptions, runId: string): Promise<RunDir 
 async function runUnguarded(topology: Topology, options: RunOptions, log: (line: string) => void): Promise<RunResult> {
   const started = Date.now();
   const rulesets = selectRulesets(topology, options);
+  // Rules from --rules, or a topology built in code, are checked here, before anything is built.
+  checkRules({ rulesets, forwarders: topology.forwarders });
   const runId = options.runId ?? newRunId();
   const checkAborted = (): void => {
     if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
@@ -117,6 +120,13 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   await using _agents = teardownStep(runId, agents);
   await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
   await applyForwarderRules(lab, topology.forwarders);
+  // One rule set is applied at once anyway; with more, a later one's mistake must not wait.
+  if (rulesets.length > 1)
+    await checkRulesInRouter(
+      lab,
+      topology.router,
+      rulesets.map((r) => r.rules),
+    );
   const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts: options.outDir !== undefined, log };
   const probeResults: ProbeResult[] = [];
   const rulesetResults: RulesetResult[] = [];

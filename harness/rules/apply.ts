@@ -38,6 +38,22 @@ export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource, nod
   }
 }
 
+/**
+ * Every rule set through the tools' own check mode (`iptables-restore --test`, `nft -c`) on the
+ * reset router, before the first one runs: a rule the tools refuse in the last rule set is
+ * reported at once, not after the earlier rule sets' probes. Nothing is committed.
+ */
+export async function checkRulesInRouter(lab: Pick<Lab, 'exec'>, router: Router, sources: readonly RuleSource[]): Promise<void> {
+  await resetRouter(lab, router);
+  for (const source of sources) {
+    for (const step of compileRules(source)) {
+      const argv = step.tool === 'nft' ? ['nft', '-c', '-f', '-'] : ['iptables-restore', '--test', '--noflush'];
+      const result = await lab.exec(ROUTER, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
+      if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
+    }
+  }
+}
+
 /** Refuse an iptables whose rules `nft flush ruleset` would not reset (the legacy flavour). */
 export async function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
   const version = await lab.exec(ROUTER, ['iptables-restore', '--version'], { timeoutMs: TIMEOUT_MS });

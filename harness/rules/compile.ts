@@ -7,12 +7,14 @@
  *
  * This module only chooses the path per format; the work is in words.ts (shell-word splitting),
  * iptables-command.ts (one command line), restore-input.ts (the iptables-restore input),
+ * pass-through-checks.ts (what iptables-save and nft text must not be),
  * format.ts (telling the format) and kernel-errors.ts (the tools' complaints).
  */
 import type { RuleSource } from '../scenario/topology.js';
 import { parseCommand } from './iptables-command.js';
 import { restoreStep } from './restore-input.js';
-import type { RuleStep } from './rule-step.js';
+import { checkNftText, checkSaveText } from './pass-through-checks.js';
+import type { RuleLineOrigin, RuleStep } from './rule-step.js';
 import { SourceText } from './source-text.js';
 import { ShellScanner } from './words.js';
 
@@ -24,15 +26,21 @@ export function compileRules(src: RuleSource): RuleStep[] {
   switch (src.format) {
     case 'iptables':
       return compileCommandLines(src);
-    case 'iptables-save':
-      return [passThrough('iptables-restore', src)];
-    case 'nft':
-      return [passThrough('nft', src)];
+    case 'iptables-save': {
+      const step = passThrough('iptables-restore', src);
+      checkSaveText(step.lines);
+      return [step];
+    }
+    case 'nft': {
+      const step = passThrough('nft', src);
+      checkNftText(step.lines);
+      return [step];
+    }
   }
 }
 
 /** iptables-save text and nft rulesets go to the tool unchanged; line i is the user's line i. */
-function passThrough(tool: RuleStep['tool'], src: RuleSource): RuleStep {
+function passThrough(tool: RuleStep['tool'], src: RuleSource): RuleStep & { lines: RuleLineOrigin[] } {
   const source = new SourceText(src);
   const rawLines = source.text.split('\n');
   // A final newline does not start another line anyone wrote.

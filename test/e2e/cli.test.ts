@@ -23,6 +23,20 @@ describe('natproof with bad input', () => {
     expect(r.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+: hosts\\.webserver\\.address`));
   });
 
+  it("validate compiles every rule set: a later rule set's shell syntax is refused at its line, nothing built", () => {
+    const file = join(work, 'bad-rules.yaml');
+    const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
+      '-m conntrack --ctstate DNAT -j SNAT --to 192.168.0.254',
+      '-m conntrack --ctstate DNAT -j SNAT --to $TRUSTED_ROUTER',
+    );
+    writeFileSync(file, text);
+    const line = text.split('\n').findIndex((l) => l.includes('$TRUSTED_ROUTER'));
+    const r = natproof('validate', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:${line + 1}:`);
+    expect(r.stderr).toContain('shell variables and substitutions are not expanded');
+  });
+
   it('exits 2 with usage for an unknown command', () => {
     const r = natproof('frobnicate');
     expect(r.code).toBe(2);
@@ -93,6 +107,26 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
     expect(failed.sort()).toEqual(['dmz-to-public', 'dmz-to-router-dmz']);
     const dmz = result.probes.find((p: { name: string }) => p.name === 'dmz-to-public');
     expect(dmz.failures).toContain('the reply went from the server straight to the client, bypassing the router');
+  });
+
+  it("refuses a later rule set's rule the kernel rejects before the first rule set runs", () => {
+    const file = join(work, 'kernel-rejects.yaml');
+    const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
+      '-d 192.168.0.0/24 \\\n          -m conntrack --ctstate DNAT -j SNAT --to 192.168.0.254',
+      '-d 192.168.0.0/24 \\\n          -m conntrack --ctstat DNAT -j SNAT --to 192.168.0.254',
+    );
+    expect(text).toContain('--ctstat DNAT');
+    writeFileSync(file, text);
+    const line = text.split('\n').findIndex((l) => l.includes('-d 192.168.0.0/24 \\')) + 1;
+    const r = natproof('run', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:${line}:`);
+    expect(r.stderr).toContain('ctstat');
+    // The first rule set (dnat-only) never got as far as applying its rules.
+    expect(r.stderr).not.toContain('rule set dnat-only: applying rules');
+    const runId = /\(run ([0-9a-f]+)\)/.exec(r.stderr)?.[1];
+    expect(runId).toBeDefined();
+    expect(leftBehind(runId!)).toEqual([]);
   });
 
   it('on Ctrl-C stops, removes everything the run created, and exits 130', async () => {
