@@ -2,7 +2,7 @@
  * The command line: `main(argv)` returns the exit code and does nothing on import.
  * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
@@ -13,6 +13,7 @@ import { renderDiffHtml } from './diff/html.js';
 import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, UsageError } from './errors.js';
+import { checkWritableFile, makeDirectory } from './output-paths.js';
 import { renderHtml } from './report/html.js';
 import { renderJunit } from './report/junit.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -169,6 +170,11 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   const backend = selectBackend(values.backend);
   const topology = await loadScenario(positionals[0]!);
   const rules = values.rules ? await loadRulesFile(values.rules) : undefined;
+  await checkOutputs({
+    '--junit': values.junit,
+    '--baseline': values['update-baseline'] ? values.baseline : undefined,
+  });
+  if (values.out) await makeDirectory(values.out, '--out');
 
   const result = await withInterrupts(io, (signal) =>
     runScenario(topology, {
@@ -187,7 +193,6 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     ...(values.junit ? [await writeJunit(result, values.junit)] : []),
   ];
   if (values['update-baseline'] && values.baseline) {
-    await mkdir(dirname(values.baseline), { recursive: true });
     await writeFile(values.baseline, `${JSON.stringify(result, null, 2)}\n`);
     written.push(values.baseline);
   }
@@ -206,8 +211,9 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 /**
- * Runs `work` with Ctrl-C and SIGTERM turned into an abort. The handlers stay installed until the
- * run has torn down: a second Ctrl-C must not kill natproof half-way through removing what it built.
+ * Runs `work` with Ctrl-C and SIGTERM turned into an abort, and throws RunAbortedError when
+ * either came, however late. The handlers stay installed until the run has torn down: a second
+ * Ctrl-C must not kill natproof half-way through removing what it built.
  */
 async function withInterrupts<T>(io: CliIO, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
@@ -218,7 +224,11 @@ async function withInterrupts<T>(io: CliIO, work: (signal: AbortSignal) => Promi
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await work(controller.signal);
+    const result = await work(controller.signal);
+    // An interrupt that came too late to stop the work still means the user did not want its
+    // verdict: no exit 0 and no result for a run that was interrupted.
+    if (controller.signal.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
+    return result;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -319,6 +329,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
   const backend = selectBackend(values.backend);
   const topology = await loadScenario(positionals[0]!);
   const [before, after] = distinctNames(await resolveSide(topology, sides[0]!), await resolveSide(topology, sides[1]!));
+  await checkOutputs({ '--html': values.html, '--markdown': values.markdown });
   const result = await withInterrupts(io, (signal) =>
     runScenario(
       { ...topology, rulesets: [before, after] },
@@ -332,12 +343,10 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
   if (values.json) io.stdout(`${JSON.stringify({ ...diff, runId: result.runId, backend: result.backend }, null, 2)}\n`);
   else io.stdout(renderDiffTerminal(diff, result.addresses, { color: io.color }));
   if (values.html) {
-    await mkdir(dirname(values.html), { recursive: true });
     await writeFile(values.html, renderDiffHtml(diff, { before: before.rules.text, after: after.rules.text }, result.addresses));
     if (!values.json) io.stderr(`wrote ${values.html}\n`);
   }
   if (values.markdown) {
-    await mkdir(dirname(values.markdown), { recursive: true });
     await writeFile(values.markdown, renderDiffMarkdown(diff, values.html));
     if (!values.json) io.stderr(`wrote ${values.markdown}\n`);
   }
@@ -367,7 +376,7 @@ async function writeReports(result: RunResult, dir: RunDir): Promise<string[]> {
 }
 
 async function writeJunit(result: RunResult, file: string): Promise<string> {
-  await mkdir(dirname(file), { recursive: true });
+  await makeDirectory(dirname(file), '--junit');
   await writeFile(file, renderJunit(result));
   return file;
 }
@@ -393,6 +402,11 @@ async function cleanCommand(args: string[], io: CliIO): Promise<number> {
   const removed = await backend.clean();
   io.stdout(removed.length === 0 ? 'nothing to clean\n' : `removed: ${removed.join(' ')}\n`);
   return EXIT_PASSED;
+}
+
+/** Every file the command will write, checked writable before anything is built. */
+async function checkOutputs(files: Record<string, string | undefined>): Promise<void> {
+  for (const [option, path] of Object.entries(files)) if (path !== undefined) await checkWritableFile(path, option);
 }
 
 function selectBackend(name: string | undefined): Backend {

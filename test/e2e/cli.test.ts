@@ -153,4 +153,46 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
     expect(runId).not.toBe('');
     expect(leftBehind(runId)).toEqual([]);
   });
+
+  it("treats a Ctrl-C during the last rule set's probes as an interrupt: exit 130, no result on stdout", async () => {
+    const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml', '--ruleset', 'hairpin'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    let runId = '';
+    let interrupted = false;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      runId ||= /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1] ?? '';
+      if (stderr.includes('rule set hairpin: 5 probes') && !interrupted) {
+        interrupted = true;
+        process.kill(-child.pid!, 'SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(interrupted).toBe(true);
+    expect(code).toBe(130);
+    expect(stderr).toContain('interrupted');
+    expect(stdout).not.toContain('dmz-to-public');
+    expect(leftBehind(runId)).toEqual([]);
+  });
+});
+
+describe('natproof with outputs it cannot write', () => {
+  it.each([
+    ['--out', ['--out', '/proc/natproof-test/out']],
+    ['--junit', ['--junit', '/proc/natproof-test/junit.xml']],
+    ['--junit on a directory', ['--junit', '/tmp']],
+  ])('%s: exits 2 naming the path, before anything is built', (_what, args) => {
+    const r = natproof('run', 'scenarios/dmz-three-network.yaml', ...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(args[1]!);
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.stderr).not.toContain('building');
+  });
 });
