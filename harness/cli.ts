@@ -14,6 +14,7 @@ import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, UsageError } from './errors.js';
 import { checkWritableFile, makeDirectory } from './output-paths.js';
+import { cleanScratchDirectories } from './scratch-dir.js';
 import { renderHtml } from './report/html.js';
 import { renderJunit } from './report/junit.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -399,7 +400,7 @@ async function cleanCommand(args: string[], io: CliIO): Promise<number> {
   const { values } = parseArgs({ args, options: { backend: { type: 'string', default: 'netns' } } });
   const backend = selectBackend(values.backend);
   await backend.preflight();
-  const removed = await backend.clean();
+  const removed = [...(await backend.clean()), ...(await cleanScratchDirectories())];
   io.stdout(removed.length === 0 ? 'nothing to clean\n' : `removed: ${removed.join(' ')}\n`);
   return EXIT_PASSED;
 }

@@ -3,14 +3,14 @@
  * teardown. The topology is built once and serves every rule set.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { AgentGroup } from './agent/group.js';
 import type { ProbeReply } from './agent/protocol.js';
 import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
 import { makeDirectory } from './output-paths.js';
+import { makeScratchDirectory } from './scratch-dir.js';
 import { collectEvidence, readCounterBaseline, type CounterBaseline } from './evidence/collect.js';
 import { formatTranscripts, Reader, type EvidenceTranscript } from './evidence/reader.js';
 import { observeRouterOriginated } from './evidence/router-originated.js';
@@ -91,7 +91,7 @@ export async function runScenario(topology: Topology, options: RunOptions): Prom
 /** The run's directory: the user's `--out`, or a temporary one removed at the end. */
 async function runDirectory(options: RunOptions, runId: string): Promise<RunDir & AsyncDisposable> {
   const kept = options.outDir !== undefined;
-  const path = kept ? resolve(options.outDir!) : await mkdtemp(join(tmpdir(), `natproof-${runId}-`));
+  const path = kept ? resolve(options.outDir!) : await makeScratchDirectory(runId);
   if (kept) await makeDirectory(path, '--out');
   return Object.assign(new RunDir(path), {
     async [Symbol.asyncDispose](): Promise<void> {

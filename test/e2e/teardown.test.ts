@@ -1,13 +1,35 @@
 /** Failures and interruptions: a run reports what went wrong and removes everything it made. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import { main } from '../../harness/cli.js';
 import { RuleError } from '../../harness/errors.js';
 import { newRunId, RunAbortedError, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
-import { leftBehind, netnsUnavailable } from './host.js';
+import { leftBehind, namespaces, netnsUnavailable } from './host.js';
+
+const RUN_RECORDS = '/run/natproof/netns';
+
+/** `natproof clean` as a user runs it, in this process. */
+async function clean(): Promise<{ code: number; output: string }> {
+  const out: string[] = [];
+  const code = await main(['clean'], { stdout: (t) => out.push(t), stderr: (t) => out.push(t), color: false });
+  return { code, output: out.join('') };
+}
+
+/** The scratch directories (captures of a run without --out) of this run. */
+function scratchOf(runId: string): string[] {
+  return readdirSync(tmpdir()).filter((name) => name.startsWith(`natproof-${runId}-`));
+}
+
+/** A pid no process has now: one that has just exited. */
+function deadPid(): number {
+  const done = spawnSync(process.execPath, ['-e', '0']);
+  return done.pid;
+}
 
 const work = mkdtempSync(join(tmpdir(), 'natproof-teardown-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -38,5 +60,56 @@ describe.skipIf(netnsUnavailable)(`teardown on netns${netnsUnavailable ? ` (skip
     });
     await expect(run).rejects.toBeInstanceOf(RunAbortedError);
     expect(leftBehind(runId)).toEqual([]);
+  });
+
+  it('`natproof clean` removes what a SIGKILLed run left (namespaces, processes, record, captures), also with two cleans at once', async () => {
+    const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const runId = await new Promise<string>((resolve, reject) => {
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        if (!stderr.includes(' probes')) return;
+        child.kill('SIGKILL');
+        const id = /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1];
+        if (id) resolve(id);
+        else reject(new Error(`no run id in: ${stderr}`));
+      });
+      child.once('close', () => reject(new Error(`natproof ended before its probes: ${stderr}`)));
+    });
+    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('close', resolve)));
+    expect(leftBehind(runId).length).toBeGreaterThan(0);
+    expect(scratchOf(runId)).toHaveLength(1);
+    expect(existsSync(join(RUN_RECORDS, `${runId}.json`))).toBe(true);
+
+    const [first, second] = await Promise.all([clean(), clean()]);
+    expect(first.code, first.output).toBe(0);
+    expect(second.code, second.output).toBe(0);
+    expect(first.output + second.output).toContain(`np-${runId}-router`);
+    expect(leftBehind(runId)).toEqual([]);
+    expect(scratchOf(runId)).toEqual([]);
+    expect(existsSync(join(RUN_RECORDS, `${runId}.json`))).toBe(false);
+  });
+
+  it("`natproof clean` leaves a namespace alone that looks like a run's but has no run record", async () => {
+    const stray = `np-${newRunId()}-stray`;
+    spawnSync('ip', ['netns', 'add', stray], { timeout: 5_000 });
+    try {
+      const { code } = await clean();
+      expect(code).toBe(0);
+      expect(namespaces()).toContain(stray);
+    } finally {
+      spawnSync('ip', ['netns', 'del', stray], { timeout: 5_000 });
+    }
+  });
+
+  it('`natproof clean` removes the record of a run killed before it made its namespaces', async () => {
+    const runId = newRunId();
+    mkdirSync(RUN_RECORDS, { recursive: true });
+    writeFileSync(join(RUN_RECORDS, `${runId}.json`), JSON.stringify({ pid: deadPid(), startedAt: new Date().toISOString() }));
+    const { code } = await clean();
+    expect(code).toBe(0);
+    expect(existsSync(join(RUN_RECORDS, `${runId}.json`))).toBe(false);
   });
 });

@@ -86,16 +86,25 @@ export function runIsAlive(run: Pick<RunResources, 'pid' | 'machine'>): boolean 
 
 /**
  * Remove the DOCKER-USER accepts of runs that are no longer alive: those whose run has
- * nothing left on the engine, or whose run is dead.
+ * nothing left on the engine, or whose run is dead. A run not known alive is looked up again
+ * after the rules are read: a lab built since the runs were listed has accepts of its own.
  */
-export async function removeStaleAccepts(observer: Observer, alive: ReadonlySet<string>): Promise<string[]> {
-  const stale = (await observer.listBridges()).filter((r) => !alive.has(r.runId));
+export async function removeStaleAccepts(docker: Docker, observer: Observer, alive: ReadonlySet<string>): Promise<string[]> {
+  const rules = await observer.listBridges();
+  const stale: typeof rules = [];
+  for (const rule of rules) {
+    if (alive.has(rule.runId)) continue;
+    const run = (await listRuns(docker, rule.runId)).get(rule.runId);
+    if (!run || !runIsAlive(run)) stale.push(rule);
+  }
   await observer.closeBridges(stale);
   return stale.map((r) => `DOCKER-USER accept for ${r.bridge} (run ${r.runId})`);
 }
 
 function ignoreMissing(err: unknown): void {
-  // Already removed (by Docker itself, or by a teardown running at the same time).
-  if ((err as { statusCode?: number }).statusCode === 404) return;
+  // Already removed (by Docker itself, or by a teardown or clean running at the same time).
+  const { statusCode, message } = err as { statusCode?: number; message?: string };
+  if (statusCode === 404) return;
+  if (statusCode === 409 && /already in progress/.test(message ?? '')) return;
   throw err;
 }

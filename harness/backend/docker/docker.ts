@@ -117,7 +117,7 @@ export class DockerBackend implements Backend {
     alive.add(runId);
     try {
       const observer = await Observer.start(this.docker, `np-clean-${runId}`, image, labels);
-      return await removeStaleAccepts(observer, alive);
+      return await removeStaleAccepts(this.docker, observer, alive);
     } finally {
       for (const run of (await listRuns(this.docker, runId)).values()) await removeRun(this.docker, run);
     }
