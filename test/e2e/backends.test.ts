@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, BackendName } from '../../harness/backend/backend.js';
+import type { BackendName } from '../../harness/backend/backend.js';
 import { DockerBackend } from '../../harness/backend/docker/docker.js';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { RuleError } from '../../harness/errors.js';
@@ -22,29 +22,16 @@ import { newRunId, RunAbortedError, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import { parsePcap } from '../../harness/trace/pcap.js';
 import type { RunResult } from '../../harness/result/result.js';
-import { addHostRule, dockerLeftBehind, dockerSkipReason } from './docker-host.js';
-import { leftBehind, netnsUnavailable } from './host.js';
+import { addHostRule, dockerLeftBehind } from './docker-host.js';
+import { netnsUnavailable } from './host.js';
+import { BACKENDS, IMAGE_BUILD_MS, skipNote } from './backend-cases.js';
 
 const scenarios = readdirSync('scenarios')
   .filter((f) => f.endsWith('.yaml'))
   .sort()
   .map((f) => join('scenarios', f));
 
-const dockerUnavailable = await dockerSkipReason();
-/** The first docker run builds natproof's images (about a minute on a new machine). */
-const IMAGE_BUILD_MS = 600_000;
-
-interface BackendCase {
-  name: BackendName;
-  unavailable: string | undefined;
-  make: () => Backend;
-  leftBehind: (runId: string) => Promise<string[]>;
-}
-
-const backends: BackendCase[] = [
-  { name: 'netns', unavailable: netnsUnavailable, make: () => new NetnsBackend(), leftBehind: async (id) => leftBehind(id) },
-  { name: 'docker', unavailable: dockerUnavailable, make: () => new DockerBackend(), leftBehind: dockerLeftBehind },
-];
+const dockerUnavailable = BACKENDS[1]!.unavailable;
 
 /** backend -> scenario file -> result, filled by the per-backend runs, read by the comparison. */
 const results = new Map<BackendName, Map<string, RunResult>>();
@@ -68,9 +55,7 @@ function verdicts(result: RunResult) {
   }));
 }
 
-const skipNote = (reason: string | undefined): string => (reason ? ` (skipped: ${reason})` : '');
-
-describe.each(backends)('shipped scenarios on $name', (backend) => {
+describe.each(BACKENDS)('shipped scenarios on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`every scenario${skipNote(backend.unavailable)}`, () => {
     const runIds = new Map<string, string>();
 

@@ -6,40 +6,18 @@
  * and both backends must give the same verdicts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, BackendName } from '../../harness/backend/backend.js';
-import { DockerBackend } from '../../harness/backend/docker/docker.js';
-import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import type { BackendName } from '../../harness/backend/backend.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
-import type { ProbeResult, RunResult } from '../../harness/result/result.js';
-import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
-import { leftBehind, netnsUnavailable } from './host.js';
+import type { RunResult } from '../../harness/result/result.js';
+import { netnsUnavailable } from './host.js';
+import { BACKENDS, IMAGE_BUILD_MS, probeOf, skipNote } from './backend-cases.js';
 
 const SCENARIO = 'scenarios/double-nat.yaml';
-/** The first docker run may build natproof's images. */
-const IMAGE_BUILD_MS = 600_000;
 
-const dockerUnavailable = await dockerSkipReason();
-
-interface BackendCase {
-  name: BackendName;
-  unavailable: string | undefined;
-  make: () => Backend;
-  leftBehind: (runId: string) => Promise<string[]>;
-}
-
-const backends: BackendCase[] = [
-  { name: 'netns', unavailable: netnsUnavailable, make: () => new NetnsBackend(), leftBehind: async (id) => leftBehind(id) },
-  { name: 'docker', unavailable: dockerUnavailable, make: () => new DockerBackend(), leftBehind: dockerLeftBehind },
-];
+const dockerUnavailable = BACKENDS[1]!.unavailable;
 
 const results = new Map<BackendName, RunResult>();
-
-function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
-  const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
-  if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
-  return found;
-}
 
 /** What must not depend on the backend, per probe. */
 function verdicts(result: RunResult) {
@@ -57,9 +35,7 @@ function verdicts(result: RunResult) {
   }));
 }
 
-const skipNote = (reason: string | undefined): string => (reason ? ` (skipped: ${reason})` : '');
-
-describe.each(backends)('double-nat on $name', (backend) => {
+describe.each(BACKENDS)('double-nat on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`a client behind a second NAT${skipNote(backend.unavailable)}`, () => {
     let result: RunResult;
     const runId = newRunId();
@@ -75,7 +51,7 @@ describe.each(backends)('double-nat on $name', (backend) => {
     });
 
     it('crosses the forwarder: in at its LAN port, out of its WAN port rewritten by its MASQUERADE, and back', () => {
-      const p = probe(result, 'port-forward', 'laptop-to-web');
+      const p = probeOf(result, 'port-forward', 'laptop-to-web');
       expect(p).toMatchObject({ ok: true, answeredBy: 'web', serverSaw: '100.64.0.2', replyFrom: '198.51.100.1' });
       expect(p.hops).toContainEqual(
         expect.objectContaining({ packet: 'request', where: 'home@home-router', direction: 'in', src: `192.168.1.10:${p.clientPort}` }),
@@ -96,15 +72,15 @@ describe.each(backends)('double-nat on $name', (backend) => {
     });
 
     it('a request dropped in the judged router was delivered to nobody, not to the forwarder it crossed', () => {
-      const p = probe(result, 'forward-missing', 'laptop-to-web');
+      const p = probeOf(result, 'forward-missing', 'laptop-to-web');
       expect(p).toMatchObject({ ok: false, error: 'timeout', answeredBy: null });
       expect(p.hops.some((h) => h.where === 'cgnat@home-router' && h.direction === 'out')).toBe(true);
       expect(p.diagnosis?.cause).toBe('forward-dropped');
     });
 
     it('a forward bound to the WAN interface leaves the CGNAT customer refused by the router itself', () => {
-      expect(probe(result, 'wan-only', 'laptop-to-web')).toMatchObject({ ok: false, error: 'refused', rewrites: [] });
-      expect(probe(result, 'wan-only', 'internet-to-web')).toMatchObject({ ok: true, answeredBy: 'web', serverSaw: '203.0.113.7' });
+      expect(probeOf(result, 'wan-only', 'laptop-to-web')).toMatchObject({ ok: false, error: 'refused', rewrites: [] });
+      expect(probeOf(result, 'wan-only', 'internet-to-web')).toMatchObject({ ok: true, answeredBy: 'web', serverSaw: '203.0.113.7' });
     });
 
     it('leaves nothing behind', async () => {

@@ -6,42 +6,20 @@
  * left the router. Both backends must give the same verdicts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, BackendName } from '../../harness/backend/backend.js';
-import { DockerBackend } from '../../harness/backend/docker/docker.js';
-import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import type { BackendName } from '../../harness/backend/backend.js';
 import { ladder } from '../../harness/report/ladder.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
-import type { ProbeResult, RunResult } from '../../harness/result/result.js';
-import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
-import { leftBehind, netnsUnavailable } from './host.js';
+import type { RunResult } from '../../harness/result/result.js';
+import { netnsUnavailable } from './host.js';
+import { BACKENDS, IMAGE_BUILD_MS, probeOf, skipNote } from './backend-cases.js';
 
 const SCENARIO = 'scenarios/router-services.yaml';
-/** The first docker run may build natproof's images. */
-const IMAGE_BUILD_MS = 600_000;
 
-const dockerUnavailable = await dockerSkipReason();
-
-interface BackendCase {
-  name: BackendName;
-  unavailable: string | undefined;
-  make: () => Backend;
-  leftBehind: (runId: string) => Promise<string[]>;
-}
-
-const backends: BackendCase[] = [
-  { name: 'netns', unavailable: netnsUnavailable, make: () => new NetnsBackend(), leftBehind: async (id) => leftBehind(id) },
-  { name: 'docker', unavailable: dockerUnavailable, make: () => new DockerBackend(), leftBehind: dockerLeftBehind },
-];
+const dockerUnavailable = BACKENDS[1]!.unavailable;
 
 const results = new Map<BackendName, RunResult>();
-
-function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
-  const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
-  if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
-  return found;
-}
 
 /**
  * The scenario plus a copy of its too-broad rule set held to the correct rule set's
@@ -71,9 +49,7 @@ function verdicts(result: RunResult) {
   }));
 }
 
-const skipNote = (reason: string | undefined): string => (reason ? ` (skipped: ${reason})` : '');
-
-describe.each(backends)('router-services on $name', (backend) => {
+describe.each(BACKENDS)('router-services on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`the router serves and connects${skipNote(backend.unavailable)}`, () => {
     let result: RunResult;
     const runId = newRunId();
@@ -91,20 +67,24 @@ describe.each(backends)('router-services on $name', (backend) => {
     });
 
     it("the router's own server answers the admin page, logged by the router's agent", () => {
-      const p = probe(result, 'correct', 'admin-page');
+      const p = probeOf(result, 'correct', 'admin-page');
       expect(p).toMatchObject({ ok: true, answeredBy: 'router', answeredBySource: 'server-log', rewrites: [] });
       expect(p.serverLog).toMatchObject({ host: 'router', port: 80, remoteAddress: '10.88.0.20' });
     });
 
     it('a DNAT for all of port 80 shadows the admin page: the web server answers, and an expectation of the router fails', () => {
-      expect(probe(result, 'too-broad', 'admin-page')).toMatchObject({ ok: true, answeredBy: 'webserver', rewrites: ['DNAT', 'un-DNAT'] });
-      const held = probe(result, 'shadow-held', 'admin-page');
+      expect(probeOf(result, 'too-broad', 'admin-page')).toMatchObject({
+        ok: true,
+        answeredBy: 'webserver',
+        rewrites: ['DNAT', 'un-DNAT'],
+      });
+      const held = probeOf(result, 'shadow-held', 'admin-page');
       expect(held.expectationsMet).toBe(false);
       expect(held.failures).toContain('expected router to answer, but webserver did');
     });
 
     it('the router reaches its own public address through nat OUTPUT: rewrites from conntrack, source from its routing', () => {
-      const p = probe(result, 'correct', 'router-to-public');
+      const p = probeOf(result, 'correct', 'router-to-public');
       expect(p).toMatchObject({
         client: 'router',
         clientAddress: '198.18.30.1',
@@ -127,13 +107,13 @@ describe.each(backends)('router-services on $name', (backend) => {
     });
 
     it('without an OUTPUT rule the router connects to itself: nothing on the wire, its own server answers', () => {
-      const p = probe(result, 'too-broad', 'router-to-public');
+      const p = probeOf(result, 'too-broad', 'router-to-public');
       expect(p).toMatchObject({ ok: true, answeredBy: 'router', rewrites: [], requestTransmitted: false });
       expect(p.hops).toEqual([]);
     });
 
     it("a REDIRECT to the router's proxy port is REDIRECT, not DNAT, and the router answers", () => {
-      const p = probe(result, 'redirect', 'browse');
+      const p = probeOf(result, 'redirect', 'browse');
       expect(p).toMatchObject({
         ok: true,
         answeredBy: 'router',
@@ -144,11 +124,11 @@ describe.each(backends)('router-services on $name', (backend) => {
       });
       expect(p.serverLog).toMatchObject({ host: 'router', port: 3128 });
       // Without the REDIRECT the same request crosses the router to the web site it asked for.
-      expect(probe(result, 'correct', 'browse')).toMatchObject({ answeredBy: 'internet-client', rewrites: [], requestTransmitted: true });
+      expect(probeOf(result, 'correct', 'browse')).toMatchObject({ answeredBy: 'internet-client', rewrites: [], requestTransmitted: true });
     });
 
     it('a DNAT to an address nobody has is a DNAT never transmitted, and the diagnosis agrees', () => {
-      const p = probe(result, 'correct', 'dnat-to-nobody');
+      const p = probeOf(result, 'correct', 'dnat-to-nobody');
       expect(p).toMatchObject({
         ok: false,
         // The router's ICMP host unreachable once its ARP went unanswered: not a packet of the request.

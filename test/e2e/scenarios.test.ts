@@ -6,14 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
-import type { ProbeResult, RunResult } from '../../harness/result/result.js';
+import type { RunResult } from '../../harness/result/result.js';
 import { leftBehind, netnsUnavailable } from './host.js';
-
-function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
-  const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
-  if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
-  return found;
-}
+import { probeOf } from './backend-cases.js';
 
 describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
   let result: RunResult;
@@ -36,7 +31,7 @@ describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable 
       ['trusted-to-public', '192.168.0.2', '100.0.0.254'],
       ['trusted-to-router-trusted', '192.168.0.2', '192.168.0.254'],
     ] as const) {
-      const p = probe(result, 'dnat-only', name);
+      const p = probeOf(result, 'dnat-only', name);
       expect(p, name).toMatchObject({
         ok: true,
         status: 200,
@@ -50,7 +45,7 @@ describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable 
 
   it('with DNAT alone, the DMZ client times out because the reply bypasses the router', () => {
     for (const name of ['dmz-to-public', 'dmz-to-router-dmz']) {
-      const p = probe(result, 'dnat-only', name);
+      const p = probeOf(result, 'dnat-only', name);
       expect(p, name).toMatchObject({
         ok: false,
         error: 'timeout',
@@ -78,7 +73,7 @@ describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable 
   });
 
   it('with the hairpin SNAT, the DMZ client is DNATed and SNATed, and the server sees the router', () => {
-    const p = probe(result, 'hairpin', 'dmz-to-public');
+    const p = probeOf(result, 'hairpin', 'dmz-to-public');
     expect(p).toMatchObject({ serverSaw: '172.16.0.254', rewrites: ['DNAT', 'SNAT', 'un-SNAT', 'un-DNAT'], bypassedRouter: false });
     // The packet-by-packet ladder of the seed document, as captured on the router's DMZ leg.
     const at = (packet: string, direction: string) =>
@@ -91,7 +86,7 @@ describe.skipIf(netnsUnavailable)(`dmz-three-network on netns${netnsUnavailable 
   });
 
   it('keeps conntrack evidence for each probe', () => {
-    const p = probe(result, 'hairpin', 'dmz-to-public');
+    const p = probeOf(result, 'hairpin', 'dmz-to-public');
     expect(p.conntrack.some((l) => l.includes('[NEW]') && l.includes('dst=100.0.0.254'))).toBe(true);
   });
 
@@ -114,7 +109,7 @@ describe.skipIf(netnsUnavailable)(`home-router-hairpin on netns${netnsUnavailabl
   });
 
   it('without the SNAT rule the LAN client fails: the server answers it directly', () => {
-    expect(probe(result, 'without-snat', 'lan-to-wan-address')).toMatchObject({
+    expect(probeOf(result, 'without-snat', 'lan-to-wan-address')).toMatchObject({
       ok: false,
       bypassedRouter: true,
       replyFrom: '192.168.2.250',
@@ -122,7 +117,7 @@ describe.skipIf(netnsUnavailable)(`home-router-hairpin on netns${netnsUnavailabl
   });
 
   it('with the SNAT rule the LAN client works and the server sees the router', () => {
-    expect(probe(result, 'with-snat', 'lan-to-wan-address')).toMatchObject({
+    expect(probeOf(result, 'with-snat', 'lan-to-wan-address')).toMatchObject({
       ok: true,
       serverSaw: '192.168.2.254',
       replyFrom: '45.72.234.196',
@@ -132,7 +127,7 @@ describe.skipIf(netnsUnavailable)(`home-router-hairpin on netns${netnsUnavailabl
 
   it('the Internet client keeps its real address at the server with either rule set', () => {
     for (const ruleset of ['without-snat', 'with-snat']) {
-      expect(probe(result, ruleset, 'internet-to-wan-address')).toMatchObject({
+      expect(probeOf(result, ruleset, 'internet-to-wan-address')).toMatchObject({
         ok: true,
         serverSaw: '198.51.100.7',
         rewrites: ['DNAT', 'un-DNAT'],

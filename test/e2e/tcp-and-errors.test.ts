@@ -9,16 +9,11 @@ import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
-import type { ProbeResult, RunResult } from '../../harness/result/result.js';
+import type { RunResult } from '../../harness/result/result.js';
 import { leftBehind, netnsUnavailable } from './host.js';
+import { probeOf } from './backend-cases.js';
 
 const SCENARIO = 'scenarios/tcp-and-errors.yaml';
-
-function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
-  const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
-  if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
-  return found;
-}
 
 /**
  * The scenario plus a copy of its `drop` rule set whose expectations swap the two failures:
@@ -51,7 +46,7 @@ describe.skipIf(netnsUnavailable)(`tcp-and-errors on netns${netnsUnavailable ? `
   });
 
   it('a TCP probe through DNAT to a port that serves HTTP connects, with no HTTP status and no server log', () => {
-    const p = probe(result, 'drop', 'ssh');
+    const p = probeOf(result, 'drop', 'ssh');
     expect(p).toMatchObject({
       kind: 'tcp',
       ok: true,
@@ -79,33 +74,33 @@ describe.skipIf(netnsUnavailable)(`tcp-and-errors on netns${netnsUnavailable ? `
   });
 
   it('an HTTP probe beside it is still an HTTP request the server logs', () => {
-    expect(probe(result, 'drop', 'web')).toMatchObject({ kind: 'http', ok: true, status: 200, serverSaw: '198.18.10.20' });
+    expect(probeOf(result, 'drop', 'web')).toMatchObject({ kind: 'http', ok: true, status: 200, serverSaw: '198.18.10.20' });
   });
 
   it('a forward to a port nothing listens on is refused: the reset answering the SYN', () => {
-    const p = probe(result, 'drop', 'telnet');
+    const p = probeOf(result, 'drop', 'telnet');
     expect(p).toMatchObject({ kind: 'tcp', ok: false, error: 'refused', replyFrom: '198.18.10.1', expectationsMet: true });
     expect(p.hops).toContainEqual(expect.objectContaining({ packet: 'reply', where: 'lan@server', flags: 'R.' }));
   });
 
   it('a dropped connection is a timeout, decided after the probe timeout counted from the SYN', () => {
-    const p = probe(result, 'drop', 'database');
+    const p = probeOf(result, 'drop', 'database');
     expect(p).toMatchObject({ kind: 'tcp', ok: false, error: 'timeout', replyFrom: null, expectationsMet: true });
     expect(p.durationMs).toBeGreaterThanOrEqual(700);
     expect(p.hops.filter((h) => h.packet === 'reply')).toEqual([]);
   });
 
   it('a connection rejected with an ICMP error is unreachable, not refused and not a timeout', () => {
-    expect(probe(result, 'reject', 'database')).toMatchObject({ ok: false, error: 'unreachable', expectationsMet: true });
+    expect(probeOf(result, 'reject', 'database')).toMatchObject({ ok: false, error: 'unreachable', expectationsMet: true });
   });
 
   it('an expectation naming the wrong error kind fails, saying what happened instead', () => {
-    expect(probe(result, 'misjudged', 'telnet')).toMatchObject({
+    expect(probeOf(result, 'misjudged', 'telnet')).toMatchObject({
       error: 'refused',
       expectationsMet: false,
       failures: ['expected the connection to fail with timeout (silence), but it failed with refused (a reset answering the SYN)'],
     });
-    expect(probe(result, 'misjudged', 'database')).toMatchObject({
+    expect(probeOf(result, 'misjudged', 'database')).toMatchObject({
       error: 'timeout',
       expectationsMet: false,
       failures: ['expected the connection to fail with refused (a reset answering the SYN), but it failed with timeout (silence)'],

@@ -2,35 +2,17 @@
  * Topology features of real routers, on every backend: what the router's kernel holds (its
  * addresses, routes and bridges, read with `ip -j` inside it) and what probes through it show.
  * The shipped scenarios themselves are held to their expectations, and the backends to each
- * other, by backends.test.ts; here each feature is checked where it lives, in the kernel.
+ * other, by BACKENDS.test.ts; here each feature is checked where it lives, in the kernel.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, BackendName, Lab } from '../../harness/backend/backend.js';
-import { DockerBackend } from '../../harness/backend/docker/docker.js';
-import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import type { BackendName, Lab } from '../../harness/backend/backend.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { ProbeResult, RunResult } from '../../harness/result/result.js';
-import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
-import { leftBehind, netnsUnavailable } from './host.js';
+import { netnsUnavailable } from './host.js';
+import { BACKENDS, IMAGE_BUILD_MS, skipNote, type BackendCase } from './backend-cases.js';
 
-const dockerUnavailable = await dockerSkipReason();
-/** The first docker run builds natproof's images (about a minute on a new machine). */
-const IMAGE_BUILD_MS = 600_000;
-
-interface BackendCase {
-  name: BackendName;
-  unavailable: string | undefined;
-  make: () => Backend;
-  leftBehind: (runId: string) => Promise<string[]>;
-}
-
-const backends: BackendCase[] = [
-  { name: 'netns', unavailable: netnsUnavailable, make: () => new NetnsBackend(), leftBehind: async (id) => leftBehind(id) },
-  { name: 'docker', unavailable: dockerUnavailable, make: () => new DockerBackend(), leftBehind: dockerLeftBehind },
-];
-
-const skipNote = (reason: string | undefined): string => (reason ? ` (skipped: ${reason})` : '');
+const dockerUnavailable = BACKENDS[1]!.unavailable;
 
 /** An address as `ip -j addr show` reports it. */
 interface IpAddrInfo {
@@ -78,7 +60,7 @@ function probe(result: RunResult, name: string): ProbeResult {
   return found;
 }
 
-describe.each(backends)('secondary addresses on $name', (backend) => {
+describe.each(BACKENDS)('secondary addresses on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`the router's interface and probes${skipNote(backend.unavailable)}`, () => {
     const runIds: string[] = [];
     let addresses: IpAddrInfo[] = [];
@@ -120,7 +102,7 @@ describe.each(backends)('secondary addresses on $name', (backend) => {
   });
 });
 
-describe.each(backends)('a point-to-point WAN on $name', (backend) => {
+describe.each(BACKENDS)('a point-to-point WAN on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`the router's link and probes${skipNote(backend.unavailable)}`, () => {
     const runIds: string[] = [];
     const file = 'scenarios/pppoe-wan.yaml';
@@ -179,7 +161,7 @@ describe.each(backends)('a point-to-point WAN on $name', (backend) => {
 /** bridge_netfilter on, for the backends' comparison below. */
 const bridgedOn = new Map<BackendName, RunResult>();
 
-describe.each(backends)('a bridge inside the router on $name', (backend) => {
+describe.each(BACKENDS)('a bridge inside the router on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`ports, br0 and bridge netfilter${skipNote(backend.unavailable)}`, () => {
     const runIds: string[] = [];
     const file = 'scenarios/bridged-lan.yaml';

@@ -11,12 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, BackendName } from '../../harness/backend/backend.js';
 import { DockerBackend } from '../../harness/backend/docker/docker.js';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
-import type { ProbeResult, RunResult } from '../../harness/result/result.js';
+import type { RunResult } from '../../harness/result/result.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
 import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
 import { leftBehind, netnsUnavailable } from './host.js';
+import { probeOf } from './backend-cases.js';
 
 const SCENARIO = 'scenarios/dns-behind-nat.yaml';
 /** The first docker run may build natproof's images, and may wait for another run's subnets. */
@@ -72,12 +73,6 @@ function withRejectingRuleset(topology: Topology): Topology {
   return { ...topology, rulesets: [...topology.rulesets, rejecting] };
 }
 
-function probe(result: RunResult, ruleset: string, name: string): ProbeResult {
-  const found = result.probes.find((p) => p.ruleset === ruleset && p.name === name);
-  if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
-  return found;
-}
-
 for (const backend of backends) {
   const skipped = backend.unavailable ? ` (skipped: ${backend.unavailable})` : '';
   describe.skipIf(backend.unavailable)(`dns-behind-nat on ${backend.name}${skipped}`, () => {
@@ -96,7 +91,7 @@ for (const backend of backends) {
     });
 
     it('answers a query from the Internet through DNAT, from the public address, and the responder logs it', () => {
-      const p = probe(result, 'dnat-only', 'internet-dns');
+      const p = probeOf(result, 'dnat-only', 'internet-dns');
       expect(p).toMatchObject({
         kind: 'udp',
         ok: true,
@@ -118,7 +113,7 @@ for (const backend of backends) {
     });
 
     it('without hairpin SNAT, the LAN client gets the answer from the private address, bypassing the router, and rejects it', () => {
-      const p = probe(result, 'dnat-only', 'lan-dns');
+      const p = probeOf(result, 'dnat-only', 'lan-dns');
       expect(p).toMatchObject({
         ok: false,
         error: 'timeout',
@@ -142,7 +137,7 @@ for (const backend of backends) {
     });
 
     it('with hairpin SNAT, the LAN client is answered through the router, which the server sees', () => {
-      expect(probe(result, 'hairpin', 'lan-dns')).toMatchObject({
+      expect(probeOf(result, 'hairpin', 'lan-dns')).toMatchObject({
         ok: true,
         serverSaw: '10.53.0.1',
         replyFrom: '198.18.53.1',
@@ -153,7 +148,7 @@ for (const backend of backends) {
     });
 
     it("a forward to a closed UDP port is refused: the server's ICMP port unreachable, un-DNATed", () => {
-      const p = probe(result, 'hairpin', 'closed-port');
+      const p = probeOf(result, 'hairpin', 'closed-port');
       expect(p).toMatchObject({ ok: false, error: 'refused', serverSaw: null, replyFrom: '198.18.53.1', rewrites: ['DNAT', 'un-DNAT'] });
       expect(p.hops).toContainEqual(
         expect.objectContaining({ packet: 'reply', where: 'lan@dns', direction: 'out', flags: 'icmp port-unreachable' }),
@@ -162,12 +157,12 @@ for (const backend of backends) {
     });
 
     it("ICMP errors from the router are unreachable, whether the client's socket is told or not", () => {
-      const soft = probe(result, 'rejecting', 'office-dns');
+      const soft = probeOf(result, 'rejecting', 'office-dns');
       // The router rejects the DNATed query, and un-DNATs its own error: it comes from the address asked.
       expect(soft).toMatchObject({ ok: false, error: 'unreachable', replyFrom: '198.18.53.1' });
       expect(soft.errorDetail).toContain('icmp host-unreachable');
       expect(soft.durationMs).toBeGreaterThanOrEqual(1000);
-      const hard = probe(result, 'rejecting', 'internet-dns');
+      const hard = probeOf(result, 'rejecting', 'internet-dns');
       expect(hard).toMatchObject({ ok: false, error: 'unreachable' });
       expect(hard.hops).toContainEqual(
         expect.objectContaining({ packet: 'reply', where: 'wan@internet-client', flags: 'icmp admin-prohibited' }),
