@@ -139,6 +139,29 @@ export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowOb
       )
     : [];
 
+  return observation(request, reply, key, (atClient) =>
+    all.some(
+      (s) =>
+        s.node === key.client &&
+        s.hop.direction === 'out' &&
+        s.packet.tcp?.flags.rst === true &&
+        s.packet.tcp.srcPort === key.clientPort &&
+        s.packet.src === key.clientAddress &&
+        s.hop.timeNs >= atClient.hop.timeNs,
+    ),
+  );
+}
+
+/**
+ * What a probe's request and reply sightings (first per place, in capture order) show, for
+ * TCP and UDP alike; `rejectedByClient` says whether the client refused the reply it received.
+ */
+export function observation(
+  request: readonly Sighting[],
+  reply: readonly Sighting[],
+  key: ProbeFlowKey,
+  rejectedByClient: (atClient: Sighting) => boolean,
+): FlowObservation {
   // What entered the router is its first sighting there, what left it the last: inside a router
   // with a bridge a packet is also seen on the bridge device (br0) between the port it came in
   // by and the port it leaves by, and bridge netfilter may rewrite it after br0 saw it.
@@ -160,16 +183,7 @@ export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowOb
     replyFrom: atClient?.packet.src ?? null,
     bypassedRouter: routerRequestIn !== undefined && atClient !== undefined && routerReplyOut === undefined,
     deliveredTo: delivered ? { host: delivered.node, src: delivered.packet.src, dst: delivered.packet.dst } : null,
-    clientRejectedReply: all.some(
-      (s) =>
-        s.node === key.client &&
-        s.hop.direction === 'out' &&
-        s.packet.tcp?.flags.rst === true &&
-        s.packet.tcp.srcPort === key.clientPort &&
-        s.packet.src === key.clientAddress &&
-        atClient !== undefined &&
-        s.hop.timeNs >= atClient.hop.timeNs,
-    ),
+    clientRejectedReply: atClient !== undefined && rejectedByClient(atClient),
   };
 }
 

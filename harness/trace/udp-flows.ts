@@ -11,9 +11,8 @@
  * quoted header along with the ICMP packet's own). Neither needs conntrack or the rules.
  */
 import { answers } from '../agent/dns.js';
-import { emptyObservation, firstPerPlace, isEndpoint, type FlowObservation, type ProbeFlowKey, type Sighting } from './flows.js';
+import { emptyObservation, firstPerPlace, observation, type FlowObservation, type ProbeFlowKey, type Sighting } from './flows.js';
 import { IpProtocol, type IcmpInner, type PcapPacket } from './pcap.js';
-import { rewritesOf } from './rewrites.js';
 
 const ICMP_UNREACHABLE = 3;
 const PORT_UNREACHABLE = 3;
@@ -35,26 +34,13 @@ export function analyzeUdpFlow(all: readonly Sighting[], key: ProbeFlowKey): Flo
     first?.packet.udp ? p.udp !== undefined : p.icmp?.type === first?.packet.icmp?.type && p.icmp?.code === first?.packet.icmp?.code;
   const reply = first ? firstPerPlace(all.filter((s) => isAnswer(s.packet) && sameKind(s.packet))) : [];
 
-  const routerRequestIn = request.find((s) => s.node === 'router' && s.hop.direction === 'in');
-  const routerRequestOut = request.find((s) => s.node === 'router' && s.hop.direction === 'out');
-  const routerReplyIn = reply.find((s) => s.node === 'router' && s.hop.direction === 'in');
-  const routerReplyOut = reply.find((s) => s.node === 'router' && s.hop.direction === 'out');
-  const atClient = reply.find((s) => s.node === key.client && s.hop.direction === 'in');
-  const delivered = [...request].reverse().find((s) => isEndpoint(s, key) && s.node !== key.client && s.hop.direction === 'in');
-
-  return {
-    clientSent: request.some((s) => s.node === key.client && s.hop.direction === 'out'),
-    request: request.map((s) => s.hop),
-    reply: reply.map((s) => s.hop),
-    rewrites: [
-      ...rewritesOf('request', routerRequestIn?.hop, routerRequestOut?.hop),
-      ...rewritesOf('reply', routerReplyIn?.hop, routerReplyOut?.hop),
-    ],
-    replyFrom: atClient?.packet.src ?? null,
-    bypassedRouter: routerRequestIn !== undefined && atClient !== undefined && routerReplyOut === undefined,
-    deliveredTo: delivered ? { host: delivered.node, src: delivered.packet.src, dst: delivered.packet.dst } : null,
-    clientRejectedReply: atClient?.packet.udp !== undefined && all.some((s) => rejects(s, atClient, key.client)),
-  };
+  // Only a datagram is refused by the client's socket; an ICMP error is the refusal itself.
+  return observation(
+    request,
+    reply,
+    key,
+    (atClient) => atClient.packet.udp !== undefined && all.some((s) => rejects(s, atClient, key.client)),
+  );
 }
 
 /**
