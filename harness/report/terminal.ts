@@ -3,7 +3,7 @@ import { formatRewrites } from '../verdict/expect.js';
 import type { AddressBook, ProbeResult, RunResult } from '../result/result.js';
 import { renderDiagnosis } from './diagnosis.js';
 import { ladder, ladderSpans, type Span } from './ladder.js';
-import { outcome, probeTarget } from './summary.js';
+import { outcome, probeTarget, verdictText } from './summary.js';
 
 export interface TerminalStyle {
   color: boolean;
@@ -22,8 +22,11 @@ export function renderRun(result: RunResult, style: TerminalStyle): string {
     }
     for (const warning of ruleset.warnings) lines.push(...renderDiagnosis(warning, '  ').map((l) => paint('yellow', l)));
     for (const probe of result.probes.filter((p) => p.ruleset === ruleset.name)) {
-      const mark = probe.expectationsMet ? paint('green', '✓') : paint('red', '✗');
-      lines.push(`  ${mark} ${probe.name}: ${probe.client} ${probe.clientAddress} → ${probeTarget(probe)}  ${describe(probe)}`);
+      lines.push(
+        `  ${mark(probe, paint)} ${probe.name}: ${probe.client} ${probe.clientAddress} → ${probeTarget(probe)}  ${describe(probe)}`,
+      );
+      // A known failure kept on purpose must never read as a working path.
+      if (expectedFailure(probe)) lines.push(paint('yellow', `      ${verdictText(probe)}`));
       lines.push(...ladderLines(probe, result.addresses, paint));
       for (const failure of probe.failures) lines.push(paint('red', `      ${failure}`));
       if (probe.diagnosis) lines.push(...renderDiagnosis(probe.diagnosis));
@@ -31,14 +34,26 @@ export function renderRun(result: RunResult, style: TerminalStyle): string {
   }
   const failed = result.probes.filter((p) => !p.expectationsMet).length;
   const total = result.probes.length;
+  const expectedFailures = result.probes.filter(expectedFailure).length;
+  const known = expectedFailures > 0 ? `; ${expectedFailures} of them fail, as their rule sets expect` : '';
   lines.push(
     '',
     result.passed
-      ? paint('green', `PASS: ${total} probes, every expectation met (${result.durationMs} ms)`)
+      ? paint('green', `PASS: ${total} probes, every expectation met${known} (${result.durationMs} ms)`)
       : paint('red', `FAIL: ${failed} of ${total} probes did not meet their expectations (${result.durationMs} ms)`),
   );
   if (result.artifacts) lines.push(paint('dim', `artifacts: ${result.artifacts}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** ✓ met, ✗ not met, and a yellow ✓ for a failure the rule set records on purpose. */
+function mark(probe: ProbeResult, paint: Paint): string {
+  if (!probe.expectationsMet) return paint('red', '✗');
+  return expectedFailure(probe) ? paint('yellow', '✓') : paint('green', '✓');
+}
+
+function expectedFailure(probe: ProbeResult): boolean {
+  return probe.expectationsMet && !probe.ok;
 }
 
 /** What happened on the wire, the seed's way; where the packet stopped is in [brackets]. */

@@ -388,7 +388,7 @@ describe('terminal', () => {
     const text = renderRun(result, { color: false });
     expect(text).not.toContain('\u001b[');
     expect(text).toContain('      Reply:    from 172.16.0.1:80 (webserver) to 172.16.0.2:');
-    expect(text).toMatch(/^PASS: 10 probes, every expectation met \(\d+ ms\)$/m);
+    expect(text).toMatch(/^PASS: 10 probes, every expectation met; 2 of them fail, as their rule sets expect \(\d+ ms\)$/m);
   });
 
   it('colours only when asked', () => {
@@ -433,6 +433,20 @@ describe('a TCP probe and an expected error kind', () => {
     const html = renderHtml(result);
     expect(html).toContain('→ tcp 100.0.0.254:80: <b class="pass">connected</b>');
     expect(html).toContain('expectations met: fails with timeout, as this rule set expects');
+  });
+
+  it('the terminal marks a failure the rule set expects apart from a working path, on its line and in the summary', () => {
+    const text = renderRun(result, { color: false });
+    const lines = text.split('\n');
+    const known = lines.findIndex((l) => l.includes('✓ dmz-to-public: dmz-client'));
+    expect(lines[known]).toContain('failed (timeout)');
+    expect(lines[known + 1]).toBe('      expectations met: fails with timeout, as this rule set expects');
+    const working = lines.findIndex((l) => l.includes('✓ internet-to-public:'));
+    expect(lines[working + 1]).not.toContain('as this rule set expects');
+    expect(text).toMatch(/PASS: \d+ probes, every expectation met; 2 of them fail, as their rule sets expect/);
+    const colored = renderRun(result, { color: true });
+    expect(colored).toContain('\u001b[33m✓\u001b[0m dmz-to-public');
+    expect(colored).toContain('\u001b[32m✓\u001b[0m internet-to-public');
   });
 
   it('JUnit describes the TCP probe by its kind', () => {
