@@ -14,6 +14,7 @@ import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, RuleError, UsageError } from './errors.js';
 import { checkWritableFile, makeDirectory } from './output-paths.js';
+import { commandHelp, isCommand, usage } from './cli-help.js';
 import { cleanScratchDirectories } from './scratch-dir.js';
 import { renderHtml } from './report/html.js';
 import { renderJunit } from './report/junit.js';
@@ -31,50 +32,6 @@ export const EXIT_PASSED = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
-
-const USAGE = `usage:
-  natproof run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--backend netns|docker]
-  natproof diff SCENARIO.yaml (--rules FILE | --ruleset NAME) (--rules FILE | --ruleset NAME) [--json] [--markdown FILE] [--html FILE] [--fail-on-change] [--backend netns|docker]
-  natproof diff SCENARIO.yaml --git REVISION --rules FILE [...]
-  natproof explain SCENARIO.yaml [--ruleset NAME | --rules FILE] [--json] [--backend netns|docker]
-  natproof report RUN_DIR [--junit FILE]
-  natproof validate SCENARIO.yaml...
-  natproof clean [--backend netns|docker]
-
-run       build the scenario's topology for real, apply each rule set, probe, and check the
-          expectations against captured packets
-  --rules FILE     candidate rules (iptables command lines, iptables-save, or nft) replacing
-                   the scenario's own; held to the probes' expectations, or to those of the
-                   rule sets named with --ruleset
-  --ruleset NAME   run only this rule set (repeatable)
-  --json           print the result as JSON on stdout
-  --out DIR        keep artifacts: pcaps, server logs, conntrack events, result.json
-  --report         also write DIR/report.html and DIR/report.md (needs --out)
-  --junit FILE     write the probes as JUnit XML test cases, for CI
-  --backend NAME   netns (default: namespaces on this machine) or docker (containers on the
-                   engine DOCKER_HOST names, else the local one)
-  --baseline FILE  compare with a kept result.json, probe by probe: exit 1 when a probe that met
-                   its expectations there no longer does
-  --update-baseline  write this run's result to the --baseline file (after review)
-diff      run the probes under two rule sets on one topology and report what changed: fixed,
-          regressed, changed, same. The first --rules/--ruleset is before, the second after;
-          with --git REVISION, before is --rules FILE as committed at REVISION (read with git)
-  --json           print {probes: [{name, class, changed, before, after}], ...} on stdout
-  --markdown FILE  write a compact Markdown table of the changed probes (a PR comment)
-  --html FILE      write the two rule sets side by side with the differences marked, and
-                   each changed probe's ladder before and after
-  --fail-on-change exit 1 when anything changed at all, not only when something regressed
-explain   run the rule set whole, then once without each rule, and say which probes need
-          which rule (fail, work or change without it); a rule no probe needs is dead (the
-          kernel counted packets on it) or untested (no probe packet reached it)
-report    print a kept run again and write RUN_DIR/report.html and RUN_DIR/report.md from
-          RUN_DIR/result.json; exits 0 whatever the run's verdict was
-  --junit FILE     also write JUnit XML
-validate  check scenario files without building anything
-clean     remove what crashed or killed runs left behind (never a run still going)
-
-exit codes: 0 every expectation holds (diff: nothing regressed), 1 some do not (diff: a probe
-regressed), 2 bad input or host problem`;
 
 export interface CliIO {
   stdout: (text: string) => void;
@@ -95,6 +52,10 @@ export function processIO(): CliIO {
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    if (command !== undefined && isCommand(command) && wantsHelp(rest)) {
+      io.stdout(`${commandHelp(command)}\n`);
+      return EXIT_PASSED;
+    }
     switch (command) {
       case 'run':
         return await runCommand(rest, io);
@@ -108,20 +69,29 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         return await validateCommand(rest, io);
       case 'clean':
         return await cleanCommand(rest, io);
+      case '--version':
+      case '-V':
+      case 'version':
+        io.stdout(`natproof ${await natproofVersion()}\n`);
+        return EXIT_PASSED;
       case undefined:
       case '-h':
       case '--help':
       case 'help':
-        io.stdout(`${USAGE}\n`);
+        io.stdout(`${usage()}\n`);
         return command === undefined ? EXIT_USAGE : EXIT_PASSED;
       default:
-        io.stderr(`natproof: unknown command "${command}"\n${USAGE}\n`);
+        io.stderr(`natproof: unknown command "${command}"\n${usage()}\n`);
         return EXIT_USAGE;
     }
   } catch (err) {
     if (err instanceof RunAbortedError) {
       io.stderr(`natproof: ${err.message}\n`);
       return EXIT_INTERRUPTED;
+    }
+    if (isUsageError(err) && command !== undefined && isCommand(command)) {
+      io.stderr(`natproof ${command}: ${parserComplaint(err as Error)}\n${commandHelp(command)}\n`);
+      return EXIT_USAGE;
     }
     if (err instanceof NatproofError || isUsageError(err)) {
       io.stderr(`natproof: ${(err as Error).message}\n`);
@@ -131,6 +101,31 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     io.stderr(`natproof: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return EXIT_USAGE;
   }
+}
+
+/** `--help` or `-h` among the command's arguments, before a `--` that ends the options. */
+function wantsHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+/** The version in natproof's own package.json, found from this module (source or dist). */
+async function natproofVersion(): Promise<string> {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(await readFile(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'natproof' && pkg.version) return pkg.version;
+    } catch {
+      // Not at this level: dist/harness/ sits one level deeper than harness/.
+    }
+  }
+  throw new NatproofError("natproof's package.json was not found next to its code");
+}
+
+/** node:util's parser explains `--` at length; an unknown option is all the user needs to hear. */
+function parserComplaint(err: Error): string {
+  const unknown = /Unknown option '([^']+)'/.exec(err.message)?.[1];
+  return unknown ? `unknown option ${unknown}` : err.message;
 }
 
 function isUsageError(err: unknown): boolean {
@@ -154,7 +149,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     },
   });
   if (positionals.length !== 1) {
-    io.stderr(`natproof run: give exactly one scenario file\n${USAGE}\n`);
+    io.stderr(`natproof run: give exactly one scenario file\n${commandHelp('run')}\n`);
     return EXIT_USAGE;
   }
   if (values['update-baseline'] && !values.baseline) {
@@ -248,7 +243,7 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
     },
   });
   if (positionals.length !== 1 || (values.rules && values.ruleset)) {
-    io.stderr(`natproof explain: give one scenario file, and at most one of --ruleset NAME or --rules FILE\n${USAGE}\n`);
+    io.stderr(`natproof explain: give one scenario file, and at most one of --ruleset NAME or --rules FILE\n${commandHelp('explain')}\n`);
     return EXIT_USAGE;
   }
   const backend = selectBackend(values.backend);
@@ -303,7 +298,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
     },
   });
   if (positionals.length !== 1) {
-    io.stderr(`natproof diff: give exactly one scenario file\n${USAGE}\n`);
+    io.stderr(`natproof diff: give exactly one scenario file\n${commandHelp('diff')}\n`);
     return EXIT_USAGE;
   }
   // The sides in the order given: the first is before, the second after.
@@ -358,7 +353,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
 async function reportCommand(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { junit: { type: 'string' } } });
   if (positionals.length !== 1) {
-    io.stderr(`natproof report: give exactly one run directory (a run's --out DIR)\n${USAGE}\n`);
+    io.stderr(`natproof report: give exactly one run directory (a run's --out DIR)\n${commandHelp('report')}\n`);
     return EXIT_USAGE;
   }
   const dir = new RunDir(positionals[0]!);

@@ -14,7 +14,7 @@ function natproof(...args: string[]): { code: number | null; stdout: string; std
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe('natproof with bad input', () => {
+describe('natproof before anything is built: usage, help, bad input', () => {
   it('exits 2 and names the file, line and field of a scenario error', () => {
     const file = join(work, 'bad.yaml');
     writeFileSync(file, readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace('address: 172.16.0.1\n', 'address: 172.17.0.1\n'));
@@ -35,6 +35,30 @@ describe('natproof with bad input', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:${line + 1}:`);
     expect(r.stderr).toContain('shell variables and substitutions are not expanded');
+  });
+
+  it.each(['run', 'diff', 'explain', 'report', 'validate', 'clean'])(
+    "`natproof %s --help` prints that command's usage and exits 0",
+    (command) => {
+      const r = natproof(command, '--help');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^usage:\n  natproof ${command} `));
+      expect(r.stdout).toContain('exit codes:');
+      expect(r.stderr).toBe('');
+    },
+  );
+
+  it('`natproof --version` prints the version in package.json', () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    const r = natproof('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`natproof ${version}\n`);
+  });
+
+  it("an unknown option is named, with the command's usage, exit 2", () => {
+    const r = natproof('run', '--bogus', 'scenarios/dmz-three-network.yaml');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^natproof run: unknown option --bogus\nusage:\n {2}natproof run SCENARIO\.yaml/);
   });
 
   it('exits 2 with usage for an unknown command', () => {

@@ -1,0 +1,103 @@
+/** What `natproof --help` and `natproof COMMAND --help` print: one entry per command. */
+
+export interface CommandHelp {
+  /** The synopsis lines, without `natproof `. */
+  synopsis: string[];
+  /** What the command does, and its options, as printed under the synopsis. */
+  text: string;
+}
+
+export const COMMAND_HELP = {
+  run: {
+    synopsis: [
+      'run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--baseline FILE [--update-baseline]] [--backend netns|docker]',
+    ],
+    text: `run       build the scenario's topology for real, apply each rule set, probe, and check the
+          expectations against captured packets
+  --rules FILE     candidate rules (iptables command lines, iptables-save, or nft) replacing
+                   the scenario's own; held to the probes' expectations, or to those of the
+                   rule sets named with --ruleset
+  --ruleset NAME   run only this rule set (repeatable)
+  --json           print the result as JSON on stdout
+  --out DIR        keep artifacts: pcaps, server logs, conntrack events, result.json
+  --report         also write DIR/report.html and DIR/report.md (needs --out)
+  --junit FILE     write the probes as JUnit XML test cases, for CI
+  --backend NAME   netns (default: namespaces on this machine) or docker (containers on the
+                   engine DOCKER_HOST names, else the local one)
+  --baseline FILE  compare with a kept result.json, probe by probe: exit 1 when a probe that met
+                   its expectations there no longer does
+  --update-baseline  write this run's result to the --baseline file (after review)`,
+  },
+  diff: {
+    synopsis: [
+      'diff SCENARIO.yaml (--rules FILE | --ruleset NAME) (--rules FILE | --ruleset NAME) [--json] [--markdown FILE] [--html FILE] [--fail-on-change] [--backend netns|docker]',
+      'diff SCENARIO.yaml --git REVISION --rules FILE [...]',
+    ],
+    text: `diff      run the probes under two rule sets on one topology and report what changed: fixed,
+          regressed, changed, same. The first --rules/--ruleset is before, the second after;
+          with --git REVISION, before is --rules FILE as committed at REVISION (read with git)
+  --json           print {probes: [{name, class, changed, before, after}], ...} on stdout
+  --markdown FILE  write a compact Markdown table of the changed probes (a PR comment)
+  --html FILE      write the two rule sets side by side with the differences marked, and
+                   each changed probe's ladder before and after
+  --fail-on-change exit 1 when anything changed at all, not only when something regressed
+  --backend NAME   netns (default) or docker`,
+  },
+  explain: {
+    synopsis: ['explain SCENARIO.yaml [--ruleset NAME | --rules FILE] [--json] [--backend netns|docker]'],
+    text: `explain   run the rule set whole, then once without each rule, and say which probes need
+          which rule (fail, work or change without it); a rule no probe needs is dead (the
+          kernel counted packets on it) or untested (no probe packet reached it)
+  --ruleset NAME   the scenario's rule set to explain (needed when it has several)
+  --rules FILE     explain these rules instead, held to the probes' own expectations
+  --json           print the explanation as JSON on stdout
+  --backend NAME   netns (default) or docker`,
+  },
+  report: {
+    synopsis: ['report RUN_DIR [--junit FILE]'],
+    text: `report    print a kept run again and write RUN_DIR/report.html and RUN_DIR/report.md from
+          RUN_DIR/result.json; exits 0 whatever the run's verdict was
+  --junit FILE     also write JUnit XML`,
+  },
+  validate: {
+    synopsis: ['validate SCENARIO.yaml...'],
+    text: `validate  check scenario files, their rules included, without building anything`,
+  },
+  clean: {
+    synopsis: ['clean [--backend netns|docker]'],
+    text: `clean     remove what crashed or killed runs left behind (never a run still going, and
+          nothing a run record does not prove natproof's)
+  --backend NAME   netns (default) or docker`,
+  },
+} satisfies Record<string, CommandHelp>;
+
+export type CommandName = keyof typeof COMMAND_HELP;
+
+const EXIT_CODES = `exit codes: 0 every expectation holds (diff: nothing regressed), 1 some do not (diff: a probe
+regressed), 2 bad input or host problem, 130 interrupted`;
+
+export function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMAND_HELP, name);
+}
+
+/** Every command: the synopses, then each command's text. */
+export function usage(): string {
+  const entries = Object.values(COMMAND_HELP) as CommandHelp[];
+  const synopses = entries.flatMap((c) => c.synopsis.map((s) => `  natproof ${s}`));
+  return [
+    'usage:',
+    ...synopses,
+    '  natproof COMMAND --help',
+    '  natproof --version',
+    '',
+    ...entries.map((c) => c.text),
+    '',
+    EXIT_CODES,
+  ].join('\n');
+}
+
+/** One command's synopsis and text. */
+export function commandHelp(name: CommandName): string {
+  const help: CommandHelp = COMMAND_HELP[name];
+  return ['usage:', ...help.synopsis.map((s) => `  natproof ${s}`), '', help.text, '', EXIT_CODES].join('\n');
+}
