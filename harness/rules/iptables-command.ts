@@ -110,10 +110,20 @@ function readOptions(options: Word[], fail: Fail): Options {
   return { table, command, args };
 }
 
+/** Where Debian and most distributions install iptables; a script may name it by its path. */
+const PROGRAM_DIRS = /^\/(usr\/(local\/)?)?s?bin\//;
+
 function checkProgram(program: Word, fail: Fail): void {
-  if (PROGRAMS.has(program.value)) return;
-  const hint = PROGRAM_HINTS[program.value];
+  const name = program.value.replace(PROGRAM_DIRS, '');
+  if (PROGRAMS.has(name)) return;
+  const hint = PROGRAM_HINTS[name];
   if (hint) fail(program, `\`${program.value}\`: ${hint}`);
+  if (name.startsWith('/')) {
+    fail(
+      program,
+      `\`${program.value}\`: natproof runs its own iptables inside the router; a path may name it only in /sbin, /bin, /usr/sbin, /usr/bin or /usr/local/sbin`,
+    );
+  }
   const what = program.value.includes('=') ? 'a shell variable assignment' : `\`${program.value}\``;
   fail(program, `expected a command starting with \`iptables\` or \`iptables-nft\`, not ${what}; ${ALLOWED_COMMANDS}`);
 }

@@ -2,16 +2,19 @@
  * Shell-word splitting of iptables command lines.
  *
  * iptables command lines are not run through a shell. They are tokenised like a shell would
- * (quotes, backslash escapes, `\` continuations, `#` comments) and everything a shell would do
- * beyond that (variables, pipes, `;`, redirections) is refused, so what is tested is exactly
- * the rules the user wrote.
+ * (quotes, backslash escapes, `\` continuations, `#` comments), with the variables of a
+ * firewall script: `NAME=value` lines, then `$NAME` and `${NAME}` replaced by that literal
+ * value (split into words outside double quotes, as sh does). Everything else a shell would do
+ * (command substitution, other expansions, pipes, `;`, redirections) is refused, so what is
+ * tested is exactly the rules the user wrote, and nothing is ever run to compute them.
  */
 import type { SourceText } from './source-text.js';
 
 /** What natproof accepts as command lines, the hint ending every refusal of one. */
 export const ALLOWED_COMMANDS =
   'each command must be a single `iptables` (or `iptables-nft`) invocation using -A, -I, -D, -R, -N, -P, -F or -X; ' +
-  'quotes, `\\` line continuations and `#` comments are understood';
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell variable syntax, as the user writes it.
+  'quotes, `\\` line continuations, `#` comments and `NAME=value` variables (used as `$NAME` or `${NAME}`) are understood';
 
 export interface Word {
   value: string;
@@ -30,16 +33,21 @@ const SHELL_OPERATORS: Record<string, string> = {
   '(': 'subshells are shell syntax',
   ')': 'subshells are shell syntax',
   '`': 'command substitution is shell syntax; write the value itself',
-  $: 'shell variables and substitutions are not expanded; write the value itself',
 };
 
-/** Splits the text into commands (lists of words) the way sh would, without expanding anything. */
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
+const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=/;
+
+/** Splits the text into commands (lists of words) the way sh would, expanding only variables set in it. */
 export class ShellScanner {
   private readonly text: string;
   private pos = 0;
   private readonly commands: Word[][] = [];
   private words: Word[] = [];
   private word: Word | undefined;
+  private readonly variables = new Map<string, string>();
+  /** Where each word of the current command began, as written: an assignment must be written as one. */
+  private literalStarts = new Set<number>();
 
   constructor(private readonly source: SourceText) {
     this.text = source.text;
@@ -67,12 +75,50 @@ export class ShellScanner {
       this.readSingleQuoted();
     } else if (c === '"') {
       this.readDoubleQuoted();
+    } else if (c === '$') {
+      this.readExpansion(false);
     } else if (c in SHELL_OPERATORS) {
       this.fail(this.pos, `\`${c}\`: ${SHELL_OPERATORS[c]}; ${ALLOWED_COMMANDS}`);
     } else {
+      if (!this.word) this.literalStarts.add(this.pos);
       this.append(this.pos, c);
       this.pos++;
     }
+  }
+
+  /**
+   * `$NAME` or `${NAME}` at `this.pos`: the value set earlier in the text. Unquoted, sh splits
+   * the value into words at blanks; inside double quotes it stays one.
+   */
+  private readExpansion(quoted: boolean): string {
+    const at = this.pos;
+    const braced = this.text[at + 1] === '{';
+    const rest = this.text.slice(at + (braced ? 2 : 1));
+    const name = NAME.exec(rest)?.[0];
+    const substitution = 'command substitution runs a command, and natproof runs none: write the value itself';
+    if (rest.startsWith('(')) this.fail(at, `\`$(\`: ${substitution}`);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell variable syntax, as the user writes it.
+    if (!name) this.fail(at, '`$` must start a variable, `$NAME` or `${NAME}`; write a literal `$` as `\\$` or in single quotes');
+    if (braced && rest[name!.length] !== '}') {
+      this.fail(at, `\`\${${name}\` followed by \`${rest[name!.length] ?? ''}\`: only \`\${NAME}\` is understood, no other expansion`);
+    }
+    const value = this.variables.get(name!);
+    if (value === undefined)
+      this.fail(at, `\`$${name}\` is not set: set it on a line of its own above (\`${name}=value\`); natproof reads no environment`);
+    this.pos = at + (braced ? 3 : 1) + name!.length;
+    // Neither in double quotes nor in an assignment's value does sh split the value into words.
+    const inAssignment = this.word !== undefined && this.literalStarts.has(this.word.start) && ASSIGNMENT.test(this.word.value);
+    if (quoted) return value!;
+    if (inAssignment) {
+      this.append(at, value!);
+      return '';
+    }
+    const fields = value!.split(/[ \t\n]+/);
+    fields.forEach((field, i) => {
+      if (i > 0) this.endWord();
+      if (field !== '') this.append(at, field);
+    });
+    return '';
   }
 
   private readBackslash(): void {
@@ -98,7 +144,13 @@ export class ShellScanner {
     let i = open + 1;
     for (; i < this.text.length && this.text[i] !== '"'; i++) {
       const c = this.text.charAt(i);
-      if (c === '$' || c === '`') this.fail(i, `\`${c}\` inside double quotes: ${SHELL_OPERATORS[c]}`);
+      if (c === '`') this.fail(i, `\`${c}\` inside double quotes: ${SHELL_OPERATORS[c]}`);
+      if (c === '$') {
+        this.pos = i;
+        value += this.readExpansion(true);
+        i = this.pos - 1;
+        continue;
+      }
       // Inside double quotes sh only treats a backslash before these as an escape.
       if (c === '\\' && '$`"\\\n'.includes(this.text.charAt(i + 1))) {
         i++;
@@ -136,7 +188,25 @@ export class ShellScanner {
 
   private endCommand(): void {
     this.endWord();
-    if (this.words.length > 0) this.commands.push(this.words);
+    const assignments = this.words.filter((w) => this.literalStarts.has(w.start) && ASSIGNMENT.test(w.value));
+    if (assignments.length === this.words.length) {
+      // `A=1 B=2` on a line of their own set variables for the lines below, as sh does.
+      for (const w of assignments) {
+        const name = ASSIGNMENT.exec(w.value)![1]!;
+        this.variables.set(name, w.value.slice(name.length + 1));
+      }
+    } else {
+      if (assignments[0] === this.words[0]) {
+        const first = this.words[0]!;
+        this.source.fail(
+          first.start,
+          `\`${first.value}\` before a command only sets that command's environment, which iptables does not read: put the assignment on a line of its own`,
+          this.source.upToEndOfLine(first.start, first.start),
+        );
+      }
+      this.commands.push(this.words);
+    }
     this.words = [];
+    this.literalStarts = new Set();
   }
 }

@@ -74,6 +74,24 @@ iptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 \\
     );
   });
 
+  it('loads a firewall script with paths and variables as the values it sets', async () => {
+    await apply(
+      source(`#!/bin/sh
+IPT=/usr/sbin/iptables
+WAN=eth1 PUBLIC=100.0.0.254 WEB=172.16.0.1
+NOTE="web server"
+$IPT -t nat -A PREROUTING -i $WAN -d \${PUBLIC} -p tcp --dport 80 -j DNAT --to $WEB
+/sbin/iptables -A FORWARD -d $WEB -m comment --comment "$NOTE" -j ACCEPT
+`),
+    );
+    expect(await saved('nat')).toContain(
+      '-A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1',
+    );
+    expect(await saved('filter')).toContain('-A FORWARD -d 172.16.0.1/32 -m comment --comment "web server" -j ACCEPT');
+    // The next test reads whole chains.
+    expect((await inNetns(['nft', 'flush', 'ruleset'])).exitCode).toBe(0);
+  });
+
   it('sets policies and chains, keeps quoted arguments, and replaces as -R would', async () => {
     await apply(
       source(`iptables -P FORWARD DROP

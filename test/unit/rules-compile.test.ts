@@ -239,10 +239,16 @@ describe('compileRules: iptables command lines', () => {
     ['ip6tables', 'ip6tables -A FORWARD -j ACCEPT', 79, 7, 'IPv6 rules are not supported'],
     ['iptables-legacy', 'iptables-legacy -A FORWARD -j ACCEPT', 79, 7, 'nf_tables backend'],
     ['another program', '# ok\nip route add default via 10.0.0.1', 80, 7, 'starting with `iptables` or `iptables-nft`, not `ip`'],
-    ['an assignment', 'WEB=10.0.0.1 iptables -A FORWARD -j ACCEPT', 79, 7, 'a shell variable assignment'],
-    ['a variable', 'iptables -A FORWARD -d $WEB -j ACCEPT', 79, 30, 'shell variables'],
+    ['an assignment before a command', 'WEB=10.0.0.1 iptables -A FORWARD -j ACCEPT', 79, 7, "only sets that command's environment"],
+    ['a variable never set', 'iptables -A FORWARD -d $WEB -j ACCEPT', 79, 30, '`$WEB` is not set'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax in rule text.
+    ['a variable set only below', 'iptables -A FORWARD -m comment --comment "${X}" -j ACCEPT\nX=1', 79, 49, '`$X` is not set'],
+    ['a command substitution with $(', 'iptables -A FORWARD -d $(cat ip) -j ACCEPT', 79, 30, 'command substitution runs a command'],
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax in rule text, which natproof must refuse.
-    ['a variable in double quotes', 'iptables -A FORWARD -m comment --comment "${X}" -j ACCEPT', 79, 49, 'shell variables'],
+    ['a default expansion', 'W=1\niptables -A FORWARD -d ${W:-10.0.0.1} -j ACCEPT', 80, 30, 'only `${NAME}` is understood'],
+    ['a positional parameter', 'iptables -A FORWARD -d $1 -j ACCEPT', 79, 30, '`$` must start a variable'],
+    ['an unknown path to iptables', '/opt/fw/iptables -A FORWARD -j ACCEPT', 79, 7, 'a path may name it only in /sbin'],
+    ['a script line that is not iptables', 'set -e\niptables -F', 79, 7, 'not `set`'],
     ['a command substitution', 'iptables -A FORWARD -d `cat ip` -j ACCEPT', 79, 30, 'command substitution'],
     ['a pipe', 'iptables -S | grep DNAT', 79, 19, 'pipes'],
     ['a semicolon', 'iptables -F; iptables -X', 79, 18, 'one command per line'],
@@ -293,6 +299,30 @@ describe('compileRules: iptables command lines', () => {
     const err = compileError(source('iptables -t nat -A PREROUTING \\\n    -d $PUBLIC_IP -j ACCEPT'));
     expect(err.position).toEqual({ file: FILE, line: 80, column: 14 });
     expect(err.ruleText).toBe('iptables -t nat -A PREROUTING -d $PUBLIC_IP -j ACCEPT');
+  });
+
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell variable syntax, as the user writes it.
+  it('reads a firewall script: paths to iptables, variables set on their own lines, $NAME and ${NAME}', () => {
+    const script = [
+      '#!/bin/sh',
+      'IPT=/usr/sbin/iptables',
+      'WAN=eth1 WEB=192.168.1.10',
+      'PORTS="80,443"',
+      'MATCH="-p tcp -m multiport"',
+      'NOTE="web server"',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell variable syntax, as the user writes it.
+      '$IPT -t nat -A PREROUTING -i $WAN $MATCH --dports ${PORTS} -j DNAT --to-destination ${WEB}',
+      '/sbin/iptables -A FORWARD -d $WEB -m comment --comment "$NOTE on $WAN" -j ACCEPT',
+    ].join('\n');
+    const step = compileOne(source(script));
+    expect(step.input).toContain('-A PREROUTING -i eth1 -p tcp -m multiport --dports 80,443 -j DNAT --to-destination 192.168.1.10\n');
+    expect(step.input).toContain('-A FORWARD -d 192.168.1.10 -m comment --comment "web server on eth1" -j ACCEPT\n');
+    // The user's line as written, variables and all, for messages.
+    expect(step.lines.find((l) => l?.text.includes('PREROUTING'))).toMatchObject({
+      position: { line: 85 },
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell variable syntax, as the user writes it.
+      text: '$IPT -t nat -A PREROUTING -i $WAN $MATCH --dports ${PORTS} -j DNAT --to-destination ${WEB}',
+    });
   });
 
   it('says what is allowed', () => {
@@ -386,13 +416,20 @@ describe('detectRuleFormat', () => {
     expect(detectRuleFormat(text, file)).toBe(format);
   });
 
-  it('names the accepted formats and the line it could not read', () => {
-    const text = '#!/bin/sh\nset -e\niptables -F\n';
+  it('names the accepted formats, and why the line it could not read matched none', () => {
+    const text = '#!/bin/sh\nset -e\necho no rules here\n';
     expect(() => detectRuleFormat(text, 'rules.sh')).toThrow(RuleError);
     expect(() => detectRuleFormat(text, 'rules.sh')).toThrow(
-      /^rules\.sh:2:1: cannot tell the rule format; accepted formats: iptables command lines .*iptables-save output .*nft ruleset/,
+      /^rules\.sh:2:1: cannot tell the rule format: the first rule line starts with `set`, which starts none of the formats; accepted formats: iptables command lines .*iptables-save output .*nft ruleset/,
     );
   });
+
+  it.each([['#!/bin/sh\nIPT=/usr/sbin/iptables\n$IPT -F\n'], ['/sbin/iptables -t nat -F\n'], ['#!/bin/sh\nset -e\niptables -F\n']])(
+    'takes a firewall script for iptables command lines: %j',
+    (text) => {
+      expect(detectRuleFormat(text, 'firewall.sh')).toBe('iptables');
+    },
+  );
 
   it('refuses a file without rules', () => {
     expect(() => detectRuleFormat('\n# nothing\n', 'empty.rules')).toThrow(/empty\.rules has no rules/);
