@@ -44,9 +44,20 @@ export function processIO(): CliIO {
   return {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
-    // NO_COLOR (no-color.org): any non-empty value turns colour off; so do pipes and dumb terminals.
-    color: Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'] && process.env['TERM'] !== 'dumb',
+    color: colorWanted(process.env, Boolean(process.stdout.isTTY)),
   };
+}
+
+/**
+ * NO_COLOR (no-color.org): any non-empty value turns colour off. FORCE_COLOR (any value but
+ * `0` or `false`) turns it on where there is no terminal, as in a CI log. Otherwise colour goes
+ * to terminals that are not dumb, never to pipes.
+ */
+export function colorWanted(env: Readonly<Record<string, string | undefined>>, isTTY: boolean): boolean {
+  if (env['NO_COLOR']) return false;
+  const force = env['FORCE_COLOR'];
+  if (force !== undefined && force !== '') return force !== '0' && force !== 'false';
+  return isTTY && env['TERM'] !== 'dumb';
 }
 
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
