@@ -222,6 +222,7 @@ async function runRuleset(
     summary: {
       name: ruleset.name,
       description: ruleset.description ?? null,
+      rules: { format: ruleset.rules.format, file: ruleset.rules.origin.file, line: ruleset.rules.origin.line, text: ruleset.rules.text },
       passed: probes.every((r) => r.expectationsMet),
       captureDrops: captured.points.reduce((n, p) => n + p.droppedByKernel, 0),
       captures: captured.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),

@@ -12,6 +12,8 @@ import { diagramTitle, sequence, sequenceSvg } from './sequence.js';
 import {
   artifactHref,
   captureName,
+  interfaceMap,
+  numberedRules,
   outcome,
   probeRows,
   probeTarget,
@@ -113,14 +115,20 @@ record a known failure on purpose.</li>
 function rulesetTable(result: RunResult): string {
   const rows = result.rulesets.map((r) => {
     const captures = sortedCaptures(r.captures)
-      .map((c) => `<a href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`)
-      .join(' ');
+      .map(
+        (c) =>
+          `<a href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a> <span class="muted">${esc(interfaceMap(c))}</span>`,
+      )
+      .join('<br>');
+    const rules = r.rules
+      ? `<details><summary>rules (${esc(r.rules.format)}, ${esc(r.rules.file)} line ${r.rules.line})</summary><pre>${esc(numberedRules(r.rules))}</pre></details>`
+      : '';
     const drops =
       r.captureDrops > 0 ? ` <span class="fail">(${r.captureDrops} packets dropped by tcpdump: evidence may be incomplete)</span>` : '';
     const warnings = r.warnings.map(diagnosisHtml).join('');
-    return `<tr><td><b>${esc(r.name)}</b></td><td>${r.passed ? '<span class="pass">✓ expectations met</span>' : '<span class="fail">✗ expectations not met</span>'}${drops}</td><td>${esc(r.description ?? '')}${warnings}</td><td class="mono">${captures}</td></tr>`;
+    return `<tr><td><b>${esc(r.name)}</b></td><td>${r.passed ? '<span class="pass">✓ expectations met</span>' : '<span class="fail">✗ expectations not met</span>'}${drops}</td><td>${esc(r.description ?? '')}${warnings}${rules}</td><td class="mono">${captures}</td></tr>`;
   });
-  return `<h2>Rule sets</h2>\n<table><tr><th>rule set</th><th>verdict</th><th>description</th><th>captures (pcap, open in Wireshark)</th></tr>\n${rows.join('\n')}\n</table>`;
+  return `<h2>Rule sets</h2>\n<table><tr><th>rule set</th><th>verdict</th><th>description</th><th>captures (pcap, open in Wireshark; interface numbers as Wireshark shows them)</th></tr>\n${rows.join('\n')}\n</table>`;
 }
 
 function probeCell(result: RunResult, probe: ProbeResult): string {
@@ -143,7 +151,7 @@ function probeCell(result: RunResult, probe: ProbeResult): string {
     `<dt>Server log</dt><dd><code>${esc(serverLogText(probe))}</code></dd>`,
     `<dt>conntrack on the router</dt><dd>${conntrackHtml(probe.conntrack)}</dd>`,
     `<dt>Captures</dt><dd>${sortedCaptures(captures)
-      .map((c) => `<a class="mono" href="${esc(artifactHref(result, c.file))}">${esc(captureName(c))}</a>`)
+      .map((c) => `<a class="mono" href="${esc(artifactHref(result, c.file))}" title="${esc(interfaceMap(c))}">${esc(captureName(c))}</a>`)
       .join(' ')}<br><span class="muted">Wireshark filter:</span> <code>${esc(wiresharkFilter(probe))}</code></dd>`,
     '</dl>',
     '</div>',

@@ -10,6 +10,8 @@ import { summarizeEntry } from './conntrack.js';
 import {
   artifactHref,
   captureName,
+  interfaceMap,
+  numberedRules,
   outcome,
   probeRows,
   probeTarget,
@@ -33,8 +35,20 @@ export function renderMarkdown(result: RunResult): string {
         `| **${cell(r.name)}** | ${r.passed ? '✅ expectations met' : '❌ expectations not met'}${r.captureDrops > 0 ? ` (${r.captureDrops} packets dropped by tcpdump)` : ''} | ${cell(r.description ?? '')}${r.warnings.map((w) => `<br>⚠️ ${diagnosisCell(w)}`).join('')} | ${sortedCaptures(
           r.captures,
         )
-          .map((c) => `[${cell(captureName(c))}](${artifactHref(result, c.file)})`)
-          .join(' ')} |`,
+          .map((c) => `[${cell(captureName(c))}](${artifactHref(result, c.file)}) <sub>${cell(interfaceMap(c))}</sub>`)
+          .join('<br>')} |`,
+    ),
+    ...result.rulesets.flatMap((r) =>
+      r.rules
+        ? [
+            '',
+            `<details><summary>rules of ${cell(r.name)} (${cell(r.rules.format)}, ${cell(r.rules.file)} line ${r.rules.line})</summary>`,
+            '',
+            markdownCodeBlock(numberedRules(r.rules)),
+            '',
+            '</details>',
+          ]
+        : [],
     ),
   ];
   const names = result.rulesets.map((r) => r.name);

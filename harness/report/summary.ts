@@ -1,6 +1,6 @@
 /** Facts about a run that every report format shows the same way. Pure. */
 import { basename, isAbsolute, relative } from 'node:path';
-import type { CaptureRecord, ProbeResult, RunResult } from '../result/result.js';
+import type { CaptureRecord, ProbeResult, RulesRecord, RunResult } from '../result/result.js';
 import { split } from './hops.js';
 
 /** `tcp 100.0.0.254:22`, `http 100.0.0.254:80`: what the probe did, to where. */
@@ -59,6 +59,21 @@ export function sortedCaptures(captures: readonly CaptureRecord[]): CaptureRecor
 /** `router`, `segment-dmz`: where a capture was taken (the rule set is already in the heading). */
 export function captureName(capture: Pick<CaptureRecord, 'node'>): string {
   return capture.node.replace(':', '-');
+}
+
+/** What tcpdump numbers each interface in a capture (Wireshark shows the number): `2 eth1 (dmz)`. */
+export function interfaceMap(capture: Pick<CaptureRecord, 'interfaces'>): string {
+  return [...capture.interfaces]
+    .sort((a, b) => a.ifindex - b.ifindex)
+    .map((i) => `${i.ifindex} ${i.name}${i.attached && i.attached !== i.name ? ` (${i.attached})` : ''}`)
+    .join(', ');
+}
+
+/** The rule text with the user's file line numbers, as the user wrote it. */
+export function numberedRules(rules: RulesRecord): string {
+  const lines = rules.text.replace(/\n$/, '').split('\n');
+  const width = String(rules.line + lines.length - 1).length;
+  return lines.map((l, i) => `${String(rules.line + i).padStart(width)}  ${l}`).join('\n');
 }
 
 export interface ProbeRow {

@@ -188,9 +188,20 @@ export interface CaptureRecord {
   interfaces: CaptureInterface[];
 }
 
+/** The rules a rule set ran, as the user gave them, and where: reports show what was tested. */
+export interface RulesRecord {
+  format: 'iptables' | 'iptables-save' | 'nft';
+  /** The file the rules are in (the scenario, or a --rules file) and the file line of their first line. */
+  file: string;
+  line: number;
+  text: string;
+}
+
 export interface RulesetResult {
   name: string;
   description: string | null;
+  /** Absent in results written before natproof kept them. */
+  rules?: RulesRecord;
   passed: boolean;
   /** Packets missing from the captures (dropped, or unread when tcpdump stopped): when non-zero the evidence may be incomplete. */
   captureDrops: number;

@@ -89,6 +89,15 @@ describe.skipIf(netnsUnavailable)(`reports of a real run${netnsUnavailable ? ` (
     expect(md).toContain('bypassed the router; client rejected it');
   });
 
+  it("shows the rules each rule set ran, numbered by their lines in the scenario, and each pcap's interface numbers", () => {
+    const md = readFileSync(join(RUN_DIR, 'report.md'), 'utf8');
+    const scenario = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').split('\n');
+    const snat = scenario.findIndex((l) => l.includes('-m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254')) + 1;
+    expect(md).toContain('rules of hairpin (iptables, scenarios/dmz-three-network.yaml line');
+    expect(md).toContain(`${snat}      -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254`);
+    expect(md).toMatch(/\[router\]\([^)]*\.pcap\) <sub>1 lo, \d+ eth1 \(internet\), \d+ eth2 \(dmz\), \d+ eth3 \(trusted\)<\/sub>/);
+  });
+
   it('renders the same reports again from the run directory with natproof report', () => {
     const before = readFileSync(join(RUN_DIR, 'report.html'), 'utf8');
     const again = natproof('report', RUN_DIR, '--junit', join(ARTIFACTS, 'junit-again.xml'));

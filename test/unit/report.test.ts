@@ -472,3 +472,36 @@ describe('reading result.json back', () => {
     expect(rows.every((r) => r.byRuleset.map((p) => p?.ruleset).join() === 'dnat-only,hairpin')).toBe(true);
   });
 });
+
+describe('reports show what was tested', () => {
+  function withRules(): RunResult {
+    const result = recorded();
+    const hairpin = result.rulesets.find((r) => r.name === 'hairpin')!;
+    hairpin.rules = {
+      format: 'iptables',
+      file: 'scenarios/dmz-three-network.yaml',
+      line: 79,
+      text: 'iptables -t nat -A PREROUTING -d 100.0.0.254 \\\n    -p tcp --dport 80 -j DNAT --to 172.16.0.1\n',
+    };
+    return result;
+  }
+
+  it('each rule set with its rules as given, numbered by the lines of the file they are in', () => {
+    const result = withRules();
+    const md = renderMarkdown(result);
+    expect(md).toContain('<summary>rules of hairpin (iptables, scenarios/dmz-three-network.yaml line 79)</summary>');
+    expect(md).toContain('79  iptables -t nat -A PREROUTING -d 100.0.0.254 \\\n80      -p tcp --dport 80 -j DNAT --to 172.16.0.1\n```');
+    const html = renderHtml(result);
+    expect(html).toContain('rules (iptables, scenarios/dmz-three-network.yaml line 79)');
+    expect(html).toContain('80      -p tcp --dport 80 -j DNAT --to 172.16.0.1');
+  });
+
+  it('each capture with the interface numbers Wireshark shows, by name and what they attach to', () => {
+    const result = recorded();
+    const router = result.rulesets[0]!.captures.find((c) => c.node === 'router')!;
+    const eth1 = router.interfaces.find((i) => i.name === 'eth1')!;
+    const md = renderMarkdown(result);
+    expect(md).toContain(`${eth1.ifindex} eth1 (${eth1.attached})`);
+    expect(renderHtml(result)).toContain(`${eth1.ifindex} eth1 (${eth1.attached})`);
+  });
+});
