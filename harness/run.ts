@@ -116,10 +116,14 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
   const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
   await using _lab = teardownStep(runId, lab);
+  // An interrupt kills the lab's processes, so no wait (a probe's timeout, a capture's drain)
+  // outlasts it; the error that ends becomes RunAbortedError in runScenario.
+  await using _interrupt = onAbort(options.signal, () => lab.interrupt());
   checkAborted();
   const agents = new AgentGroup(lab);
   await using _agents = teardownStep(runId, agents);
   await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
+  checkAborted();
   await applyForwarderRules(lab, topology.forwarders);
   // One rule set is applied at once anyway; with more, a later one's mistake must not wait.
   if (rulesets.length > 1)
@@ -154,6 +158,12 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   return result;
 }
 
+/** Calls `react` once if `signal` aborts while the returned handle is held. */
+function onAbort(signal: AbortSignal | undefined, react: () => void): AsyncDisposable {
+  signal?.addEventListener('abort', react, { once: true });
+  return { [Symbol.asyncDispose]: async () => signal?.removeEventListener('abort', react) };
+}
+
 interface RulesetContext {
   topology: Topology;
   lab: Lab;
@@ -183,6 +193,7 @@ async function runRuleset(
     probe.kind === 'udp' ? queryName(runId, ports[i]!, probe.name) : probePath(runId, ruleset.name, probe.name),
   );
   const { replies, captured } = await probeUnderCapture({ topology, lab, agents, dir, log }, ruleset, ports, paths);
+  checkAborted();
   const serverLog = await agents.drainRequests();
   const seen = sightings(await readTraces(captured));
   const observed = topology.probes.map((probe, i) =>
@@ -203,6 +214,7 @@ async function runRuleset(
   // warnings) suffice.
   const scope: EvidenceScope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
   const read = await readKernel(lab, topology, ruleset, baseline, scope);
+  checkAborted();
   const { candidates, transcripts } = read;
   const router = read.kernel.router;
   const missing = captured.nftTraceMissing ? [...router.missing, captured.nftTraceMissing] : router.missing;

@@ -54,6 +54,11 @@ export interface Lab extends AsyncDisposable {
   startAgent(node: AgentNode): LongProcess;
   /** The interfaces a capture on `node` will see, keyed by ifindex. */
   interfaces(node: NodeRef): Promise<NodeInterface[]>;
+  /**
+   * Kill every long-lived process now (agents, captures, event streams), so whatever waits on
+   * one ends at once: how an interrupted run stops waiting. Teardown still follows.
+   */
+  interrupt(): void;
   /** Remove everything the lab created. Safe to call more than once. */
   destroy(): Promise<void>;
 }

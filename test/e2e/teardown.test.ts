@@ -62,6 +62,28 @@ describe.skipIf(netnsUnavailable)(`teardown on netns${netnsUnavailable ? ` (skip
     expect(leftBehind(runId)).toEqual([]);
   });
 
+  it('stops at once when interrupted during a probe that would wait two minutes for its timeout', async () => {
+    const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+    const patient = {
+      ...topology,
+      rulesets: topology.rulesets.filter((r) => r.name === 'dnat-only'),
+      // The DMZ client's hairpin probe gets no answer: without the interrupt it would wait this long.
+      probes: topology.probes.map((p) => (p.name === 'dmz-to-public' ? { ...p, timeoutMs: 120_000 } : p)),
+    };
+    const runId = newRunId();
+    const controller = new AbortController();
+    const run = runScenario(patient, {
+      backend: new NetnsBackend(),
+      runId,
+      signal: controller.signal,
+      // Once the probes are under way; the quick ones are done well before this.
+      log: (line) => line.includes('probes') && setTimeout(() => controller.abort(), 2_000),
+    });
+    await expect(run).rejects.toBeInstanceOf(RunAbortedError);
+    expect(leftBehind(runId)).toEqual([]);
+    // Well under the probe's two minutes even on a loaded machine, where building takes seconds.
+  }, 90_000);
+
   it('`natproof clean` removes what a SIGKILLed run left (namespaces, processes, record, captures), also with two cleans at once', async () => {
     const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml'], {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -188,6 +188,11 @@ export class DockerLab implements Lab {
     }));
   }
 
+  interrupt(): void {
+    // Teardown stops them again and reports what would not stop.
+    this.processes.stopAll('SIGKILL', 0).catch(() => undefined);
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;

@@ -141,6 +141,11 @@ export class NetnsLab implements Lab {
     return links.map((l) => ({ ifindex: l.ifindex, name: l.ifname, attached: planned.attached[l.ifname] ?? l.ifname }));
   }
 
+  interrupt(): void {
+    // Teardown stops them again and reports what would not stop.
+    this.processes.stopAll('SIGKILL', 0).catch(() => undefined);
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
