@@ -22,6 +22,11 @@ export class ProcessGroup implements AsyncDisposable {
     await Promise.all([...this.running].map((p) => p.stop(signal, graceMs)));
   }
 
+  /** SIGKILL every process still running, without waiting: for a process that is exiting now. */
+  killAllNow(): void {
+    for (const p of this.running) p.signal('SIGKILL');
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stopAll();
   }

@@ -84,6 +84,24 @@ describe.skipIf(netnsUnavailable)(`teardown on netns${netnsUnavailable ? ` (skip
     // Well under the probe's two minutes even on a loaded machine, where building takes seconds.
   }, 90_000);
 
+  it('removes the lab when its caller gives up and exits in the middle of a run, without a signal', () => {
+    const runId = newRunId();
+    // A library caller (a test runner's worker, a script) that exits while the probes run.
+    const script = `
+      import { NetnsBackend } from './dist/harness/backend/netns/netns.js';
+      import { runScenario } from './dist/harness/run.js';
+      import { loadScenario } from './dist/harness/scenario/load.js';
+      const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+      const log = (line) => { if (line.includes('probes')) { console.log('exiting'); process.exit(0); } };
+      await runScenario(topology, { backend: new NetnsBackend(), runId: '${runId}', log });
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.stdout, child.stderr).toContain('exiting');
+    expect(child.status).toBe(0);
+    expect(leftBehind(runId)).toEqual([]);
+    expect(existsSync(join(RUN_RECORDS, `${runId}.json`))).toBe(false);
+  });
+
   it('`natproof clean` removes what a SIGKILLed run left (namespaces, processes, record, captures), also with two cleans at once', async () => {
     const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml'], {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -3,6 +3,7 @@
  * segment is a bridge in a private switch namespace. Nothing is attached to the host's root
  * namespace, so no test packet can reach the outside.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
 import { agentScriptPath } from '../../agent/script.js';
@@ -11,7 +12,7 @@ import type { Topology } from '../../scenario/topology.js';
 import { assignments } from '../common.js';
 import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { cleanStaleRuns, forgetRun, recordRun } from './runs.js';
+import { cleanStaleRuns, forgetRun, forgetRunNow, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
 const IP_TIMEOUT_MS = 15_000;
@@ -90,6 +91,19 @@ export class NetnsBackend implements Backend {
   }
 }
 
+/** Labs of this process that are built and not yet torn down. */
+const unfinished = new Set<NetnsLab>();
+
+function removeAtExit(lab: NetnsLab): void {
+  if (unfinished.size === 0) process.once('exit', destroyUnfinished);
+  unfinished.add(lab);
+}
+
+function destroyUnfinished(): void {
+  for (const lab of unfinished) lab.destroyNow();
+  unfinished.clear();
+}
+
 export class NetnsLab implements Lab {
   readonly backend = 'netns' as const;
   private readonly processes = new ProcessGroup();
@@ -107,6 +121,7 @@ export class NetnsLab implements Lab {
     const { namespaces, linkBatch } = this.plan;
     log(`creating ${namespaces.length} namespaces`);
     this.created = true;
+    removeAtExit(this);
     await recordRun(this.runId);
     await ipBatch(
       [],
@@ -149,6 +164,7 @@ export class NetnsLab implements Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    unfinished.delete(this);
     // Processes first: a namespace with a process still inside outlives `ip netns del`.
     await this.processes.stopAll('SIGTERM', 1_000);
     if (!this.created) return;
@@ -164,6 +180,19 @@ export class NetnsLab implements Lab {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.destroy();
+  }
+
+  /**
+   * Teardown when the process exits with the lab still built (a caller that gave up on the run
+   * and exited): only synchronous work is possible then.
+   */
+  destroyNow(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.processes.killAllNow();
+    const input = this.plan.namespaces.map((n) => `netns del ${n.ns}\n`).join('');
+    spawnSync('ip', ['-force', '-batch', '-'], { input, timeout: 10_000, stdio: ['pipe', 'ignore', 'ignore'] });
+    forgetRunNow(this.runId);
   }
 
   private namespace(node: NodeRef): PlannedNamespace {

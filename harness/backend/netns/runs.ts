@@ -3,6 +3,7 @@
  * run left behind without touching a run that is still going, or anything natproof did not
  * make: only a run record proves a namespace is natproof's.
  */
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execCommand } from '../../exec.js';
@@ -27,6 +28,11 @@ export async function recordRun(runId: string): Promise<void> {
 
 export async function forgetRun(runId: string): Promise<void> {
   await rm(join(RUNS_DIR, `${runId}.json`), { force: true });
+}
+
+/** forgetRun for a process that is exiting, when only synchronous calls run. */
+export function forgetRunNow(runId: string): void {
+  rmSync(join(RUNS_DIR, `${runId}.json`), { force: true });
 }
 
 /** Run ids with a record; a record being written (`.tmp`) is a live run's. */
