@@ -3,16 +3,16 @@
  * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
 import { compareProbes, diffExitCode, type DiffResult } from './diff/compare.js';
 import { renderDiffMarkdown, renderDiffTerminal, summaryLine } from './diff/render.js';
 import { explainResult, explainRulesets, renderExplanation } from './diff/explain.js';
 import { renderDiffHtml } from './diff/html.js';
-import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
+import { distinctNames, readRulesFile, resolveSide, type SideSpec } from './diff/sides.js';
 import { NetnsBackend } from './backend/netns/netns.js';
-import { NatproofError, RuleError, UsageError } from './errors.js';
+import { NatproofError, UsageError } from './errors.js';
 import { checkWritableFile, makeDirectory } from './output-paths.js';
 import { commandHelp, isCommand, usage } from './cli-help.js';
 import { cleanScratchDirectories } from './scratch-dir.js';
@@ -20,10 +20,8 @@ import { renderHtml } from './report/html.js';
 import { renderJunit } from './report/junit.js';
 import { renderMarkdown } from './report/markdown.js';
 import { renderRun } from './report/terminal.js';
-import { detectRuleFormat } from './rules/compile.js';
 import { RunAbortedError, runScenario } from './run.js';
 import { loadScenario } from './scenario/load.js';
-import type { RuleSource } from './scenario/topology.js';
 import type { Backend } from './backend/backend.js';
 import { parseRunResult, RunDir } from './run-dir.js';
 import type { RunResult } from './result/result.js';
@@ -176,7 +174,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   }
   const backend = selectBackend(values.backend);
   const topology = await loadScenario(positionals[0]!);
-  const rules = values.rules ? await loadRulesFile(values.rules) : undefined;
+  const rules = values.rules ? await readRulesFile(values.rules) : undefined;
   await checkOutputs({
     '--junit': values.junit,
     '--baseline': values['update-baseline'] ? values.baseline : undefined,
@@ -420,15 +418,4 @@ function selectBackend(name: string | undefined): Backend {
   if (name === 'netns') return new NetnsBackend();
   if (name === 'docker') return new DockerBackend();
   throw new UsageError(`unknown backend "${name}"; available: netns, docker`);
-}
-
-async function loadRulesFile(file: string): Promise<{ source: RuleSource; name: string }> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new RuleError(`cannot read rules file ${file}: ${(err as Error).message}`, undefined, undefined, { cause: err });
-  }
-  const format = detectRuleFormat(text, file);
-  return { name: basename(file).replace(/\.[^.]*$/, ''), source: { format, text, origin: { file, line: 1, column: 1 } } };
 }

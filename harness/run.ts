@@ -218,7 +218,7 @@ async function runRuleset(
   const { candidates, transcripts } = read;
   const router = read.kernel.router;
   const missing = captured.nftTraceMissing ? [...router.missing, captured.nftTraceMissing] : router.missing;
-  const kernel = { ...read.kernel, router: { ...router, nftTrace: captured.nftTrace, missing } };
+  const kernel = { ...read.kernel, router: { ...router, nftTrace: captured.nftTrace, nftChains: captured.nftChains, missing } };
   const probes = observed.map(({ result, flow }) => ({
     ...result,
     diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }),

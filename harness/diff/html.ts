@@ -6,10 +6,9 @@
 import type { AddressBook, ProbeResult } from '../result/result.js';
 import { escapeXml } from '../report/escape.js';
 import { ladder, ladderLine } from '../report/ladder.js';
-import { outcome, probeTarget } from '../report/summary.js';
-import { formatRewrites } from '../verdict/expect.js';
+import { probeTarget } from '../report/summary.js';
 import type { DiffResult } from './compare.js';
-import { summaryLine } from './render.js';
+import { facts, summaryLine } from './render.js';
 
 export type LineOp = { op: 'same'; before: string; after: string } | { op: 'removed'; before: string } | { op: 'added'; after: string };
 
@@ -36,17 +35,6 @@ export function lineDiff(before: string, after: string): LineOp[] {
 }
 
 const CLASS_TEXT = { fixed: 'fixed', regressed: 'regressed', changed: 'changed', same: 'same' } as const;
-
-function facts(p: ProbeResult): string {
-  const parts = [outcome({ ...p, errorDetail: null })];
-  if (p.serverSaw) parts.push(`server saw ${p.serverSaw}`);
-  if (p.replyFrom) parts.push(`reply from ${p.replyFrom}`);
-  parts.push(`rewrites ${formatRewrites(p.rewrites)}`);
-  if (p.bypassedRouter) parts.push('reply bypassed the router');
-  if (p.diagnosis?.severity === 'failure') parts.push(`cause ${p.diagnosis.cause}`);
-  parts.push(p.expectationsMet ? 'as expected' : 'NOT as expected');
-  return parts.join(', ');
-}
 
 function ladderBlock(p: ProbeResult, book: AddressBook): string {
   return `<pre>${escapeXml(

@@ -12,8 +12,8 @@ import type { DiffClass, DiffResult, ProbeDiff } from './compare.js';
 const MARK: Record<DiffClass, string> = { fixed: '✓ fixed', regressed: '✗ regressed', changed: '~ changed', same: '= same' };
 const COLOR: Record<DiffClass, number> = { fixed: 32, regressed: 31, changed: 33, same: 2 };
 
-/** One line: what was observed, short. */
-function facts(p: ProbeResult): string {
+/** One line: what was observed, short (the terminal, the Markdown table and the HTML page alike). */
+export function facts(p: ProbeResult): string {
   const parts = [outcome({ ...p, errorDetail: null })];
   if (p.serverSaw) parts.push(`server saw ${p.serverSaw}`);
   if (p.replyFrom) parts.push(`reply from ${p.replyFrom}`);

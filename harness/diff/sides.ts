@@ -8,7 +8,7 @@ import { basename, dirname } from 'node:path';
 import { RuleError, UsageError } from '../errors.js';
 import { execCommand } from '../exec.js';
 import { detectRuleFormat } from '../rules/compile.js';
-import type { RuleSet, Topology } from '../scenario/topology.js';
+import type { RuleSet, RuleSource, Topology } from '../scenario/topology.js';
 
 export type SideSpec =
   | { kind: 'rules'; file: string }
@@ -31,25 +31,41 @@ export async function resolveSide(topology: Topology, spec: SideSpec): Promise<R
       return { ...found, expect: {} };
     }
     case 'rules': {
-      let text: string;
-      try {
-        text = await readFile(spec.file, 'utf8');
-      } catch (err) {
-        throw new RuleError(`cannot read rules file ${spec.file}: ${(err as Error).message}`, undefined, undefined, { cause: err });
-      }
-      return fromText(spec.file, text, `rules from ${spec.file}`, stem(spec.file));
+      const { source, name } = await readRulesFile(spec.file);
+      return ruleSet(source, `rules from ${spec.file}`, name);
     }
     case 'git': {
       const text = await gitShow(spec.revision, spec.file);
-      return fromText(`${spec.revision}:${spec.file}`, text, `${spec.file} at ${spec.revision}`, `${stem(spec.file)}-at-${spec.revision}`);
+      return ruleSet(
+        sourceOf(`${spec.revision}:${spec.file}`, text),
+        `${spec.file} at ${spec.revision}`,
+        `${stem(spec.file)}-at-${spec.revision}`,
+      );
     }
   }
 }
 
+/**
+ * A rules file as every command reads it (`run --rules`, `diff`, `explain`): its text, its format
+ * as detected, and its name without the extension.
+ */
+export async function readRulesFile(file: string): Promise<{ source: RuleSource; name: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new RuleError(`cannot read rules file ${file}: ${(err as Error).message}`, undefined, undefined, { cause: err });
+  }
+  return { source: sourceOf(file, text), name: stem(file) };
+}
+
+function sourceOf(file: string, text: string): RuleSource {
+  return { format: detectRuleFormat(text, file), text, origin: { file, line: 1, column: 1 } };
+}
+
 /** Rules from a file are held to the probes' own expectations. */
-function fromText(file: string, text: string, description: string, name: string): RuleSet {
-  const format = detectRuleFormat(text, file);
-  return { name: slug(name), description, rules: { format, text, origin: { file, line: 1, column: 1 } }, expect: {} };
+function ruleSet(source: RuleSource, description: string, name: string): RuleSet {
+  return { name: slug(name), description, rules: source, expect: {} };
 }
 
 /** Rule set names become file names in the run's directory: letters, digits and '-' only. */

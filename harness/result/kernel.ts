@@ -59,10 +59,26 @@ export interface RouterEvidence extends NodeEvidence {
    */
   nftTrace?: string[];
   /**
+   * Every nf_tables chain on the router with its rules' handles in the chain's order, read when
+   * the trace stopped: a trace line names a rule by handle, and its place in this list is its
+   * position (for iptables-nft, the position `iptables -S` numbers). Absent in results written
+   * before it existed, or when it could not be read.
+   */
+  nftChains?: NftChainRules[];
+  /**
    * Connections the router itself opened after the probes, one per hairpin SNAT rule that may
    * take them; absent in results written before it existed.
    */
   routerOriginated?: RouterOriginatedObservation[];
+}
+
+/** One nf_tables chain's rules, by handle, in the order the kernel runs them. */
+export interface NftChainRules {
+  /** `ip`, `ip6`, `inet`, ... */
+  family: string;
+  table: string;
+  chain: string;
+  handles: number[];
 }
 
 /** One connection from the router to a closed port, and what the kernel counted for it. */

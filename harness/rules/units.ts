@@ -17,10 +17,22 @@ export interface RuleUnit {
   line: number;
   /** The rule as written, continuation lines joined. */
   text: string;
-  /** Where the kernel lists it, when natproof can tell: table, chain and position (or the policy). */
-  place: { table: string; chain: string; position: number | 'policy' } | null;
+  /**
+   * Where the kernel lists it, when natproof can tell: table, chain and position (or the policy).
+   * `family` is set for an nft rule (its table's family); an iptables rule is iptables-nft's, in
+   * the nf_tables family `ip`.
+   */
+  place: RulePlace | null;
   /** The rule set without this rule. */
   without: RuleSource;
+}
+
+export interface RulePlace {
+  family?: string;
+  table: string;
+  chain: string;
+  /** 1-based, in the order the kernel runs the chain's rules. */
+  position: number | 'policy';
 }
 
 export function ruleUnits(src: RuleSource): RuleUnit[] {
@@ -78,13 +90,10 @@ function commandUnits(src: RuleSource): RuleUnit[] {
   return units;
 }
 
-function lineUnits(
-  src: RuleSource,
-  pick: (line: string, state: { table: string; depth: number; inChain: boolean }) => RuleUnit['place'] | 'rule' | null,
-): RuleUnit[] {
+function lineUnits(src: RuleSource, pick: (line: string, state: LineState) => RuleUnit['place'] | null): RuleUnit[] {
   const text = src.text.replace(/\r\n/g, '\n');
   const units: RuleUnit[] = [];
-  const state = { table: '', depth: 0, inChain: false };
+  const state: LineState = { family: '', table: '', chain: null };
   let offset = 0;
   text.split('\n').forEach((raw, index) => {
     const picked = pick(raw, state);
@@ -92,13 +101,20 @@ function lineUnits(
       units.push({
         line: src.origin.line + index,
         text: joinContinuations(raw).trim(),
-        place: picked === 'rule' ? null : picked,
+        place: picked,
         without: blank(src, offset, offset + raw.length),
       });
     }
     offset += raw.length + 1;
   });
   return units;
+}
+
+/** Where a line-by-line reading is: the table (and, for nft, family and chain block) it is in. */
+interface LineState {
+  family: string;
+  table: string;
+  chain: string | null;
 }
 
 function saveUnits(src: RuleSource): RuleUnit[] {
@@ -115,20 +131,36 @@ function saveUnits(src: RuleSource): RuleUnit[] {
   });
 }
 
-/** Lines of an nft chain block that are rules: not its type, policy, comments or braces. */
+/**
+ * Lines of an nft chain block that are rules: not its type, policy, comments or braces. Each is
+ * placed in its table (`table [family] NAME {`, family `ip` when not written) and chain, in
+ * order: nft keeps a chain's rules in the order the file gives them, also when a later block of
+ * the same table adds to it.
+ */
 function nftUnits(src: RuleSource): RuleUnit[] {
+  const positions = new Map<string, number>();
   return lineUnits(src, (raw, state) => {
     const line = raw.replace(/#.*$/, '').trim();
-    if (/^chain\s+\S+\s*\{$/.test(line)) {
-      state.inChain = true;
+    const table = /^table\s+(?:(ip|ip6|inet|arp|bridge|netdev)\s+)?(\S+)\s*\{$/.exec(line);
+    if (table?.[2]) {
+      state.family = table[1] ?? 'ip';
+      state.table = table[2];
       return null;
     }
-    if (!state.inChain) return null;
+    const chain = /^chain\s+(\S+)\s*\{$/.exec(line);
+    if (chain?.[1]) {
+      state.chain = chain[1];
+      return null;
+    }
+    if (state.chain === null) return null;
     if (line === '}') {
-      state.inChain = false;
+      state.chain = null;
       return null;
     }
     if (line === '' || /^(type|policy)\s/.test(line)) return null;
-    return 'rule';
+    const key = `${state.family} ${state.table} ${state.chain}`;
+    const position = (positions.get(key) ?? 0) + 1;
+    positions.set(key, position);
+    return { family: state.family, table: state.table, chain: state.chain, position };
   });
 }

@@ -14,6 +14,7 @@ import type { Lab, NodeInterface, NodeRef } from '../backend/backend.js';
 import { nodeLabel } from '../backend/backend.js';
 import { HostError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
+import type { NftChainRules } from '../result/kernel.js';
 import type { Topology } from '../scenario/topology.js';
 import { startNftTrace, type RunningTrace } from './nft-trace.js';
 
@@ -36,6 +37,8 @@ export interface CaptureResult {
   conntrackEvents: string[];
   /** `nft monitor` trace lines from the router, in order. */
   nftTrace: string[];
+  /** The router's chains with their rules' handles, which the trace lines name. */
+  nftChains: NftChainRules[];
   /** Why there is no nft trace, or null. */
   nftTraceMissing: string | null;
 }
@@ -104,16 +107,14 @@ export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node
   const stop = async (drain: boolean): Promise<CaptureResult> => {
     // Everything the probes made is in the kernel's hands by now; wait until each recorder has
     // taken it, then stop them.
-    const [nftTrace] = await Promise.all([
-      traced.stop(drain),
-      ...(drain ? [...points.map(drainTcpdump), drainConntrack(lab, events)] : []),
-    ]);
+    const [trace] = await Promise.all([traced.stop(drain), ...(drain ? [...points.map(drainTcpdump), drainConntrack(lab, events)] : [])]);
     await stopAll();
     const result = await Promise.all(points.map(finishPoint));
     return {
       points: result,
       conntrackEvents: events.lines.filter((l) => !l.includes(`src=${MARKER.src} dst=${MARKER.dst}`)),
-      nftTrace,
+      nftTrace: trace.lines,
+      nftChains: trace.chains,
       nftTraceMissing: traced.missing,
     };
   };

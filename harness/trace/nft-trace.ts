@@ -11,6 +11,7 @@
  */
 import { createInterface } from 'node:readline';
 import type { Lab, NodeRef } from '../backend/backend.js';
+import type { NftChainRules } from '../result/kernel.js';
 
 const ROUTER: NodeRef = { kind: 'router' };
 /** natproof's own table; the user's rules never see it (it is added after them and removed before the evidence is read). */
@@ -32,10 +33,20 @@ const TRACE_RULES = `table inet ${TRACE_TABLE} {
 `;
 
 export interface RunningTrace {
-  /** Why there is no trace (the kernel or nft cannot trace here), or null. */
+  /** Why there is no trace, or part of it (the kernel or nft cannot trace here), or null. */
   missing: string | null;
-  /** Remove the marking table, wait (with `drain`) until every trace event up to now is read, stop. Once. */
-  stop(drain: boolean): Promise<string[]>;
+  /**
+   * Remove the marking table, wait (with `drain`) until every trace event up to now is read, stop.
+   * With `drain`, also read the router's chains (the handles the trace names, in order). Once.
+   */
+  stop(drain: boolean): Promise<TraceRecord>;
+}
+
+export interface TraceRecord {
+  /** `nft monitor` trace lines, in order. */
+  lines: string[];
+  /** The router's chains and their rules' handles, read once the marking table was gone. */
+  chains: NftChainRules[];
 }
 
 /**
@@ -45,7 +56,8 @@ export interface RunningTrace {
  * and that every earlier event has been read (at the end).
  */
 export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<RunningTrace> {
-  const proc = lab.spawn(ROUTER, ['nft', 'monitor']);
+  // -a: each rule line names the rule's handle, which ties it to the user's rule (see nftChains).
+  const proc = lab.spawn(ROUTER, ['nft', '-a', 'monitor']);
   const lines: string[] = [];
   let markers = 0;
   let notify: (() => void) | undefined;
@@ -58,14 +70,15 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
   });
   // The trace only adds to the evidence: a command that fails or times out (a loaded machine)
   // never fails the run, it leaves the trace out or incomplete, said so.
-  const tryExec = async (argv: string[], input?: string): Promise<boolean> => {
+  const tryRead = async (argv: string[], input?: string): Promise<string | null> => {
     try {
       const r = await lab.exec(ROUTER, argv, { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS, ...(input ? { input } : {}) });
-      return r.exitCode === 0;
+      return r.exitCode === 0 ? r.stdout : null;
     } catch {
-      return false;
+      return null;
     }
   };
+  const tryExec = async (argv: string[], input?: string): Promise<boolean> => (await tryRead(argv, input)) !== null;
   const marked = async (deadline: number): Promise<boolean> => {
     const before = markers;
     while (markers === before && proc.running && Date.now() < deadline) {
@@ -93,19 +106,26 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
     await proc.stop('SIGKILL');
     await removeTable();
     const reason = missing;
-    return { missing: reason, stop: async () => [] };
+    return { missing: reason, stop: async () => ({ lines: [], chains: [] }) };
   }
-  let stopped: Promise<string[]> | undefined;
-  const stop = async (drain: boolean): Promise<string[]> => {
+  let stopped: Promise<TraceRecord> | undefined;
+  const gaps: string[] = [];
+  const stop = async (drain: boolean): Promise<TraceRecord> => {
     await removeTable();
-    if (drain && !(await marked(Date.now() + timeoutMs))) incomplete = true;
+    if (!drain) {
+      await proc.stop('SIGINT');
+      return { lines, chains: [] };
+    }
+    const [caughtUp, listing] = await Promise.all([marked(Date.now() + timeoutMs), tryRead(['nft', '-j', 'list', 'ruleset'])]);
+    if (!caughtUp) gaps.push('the nft trace may be incomplete: nft monitor did not catch up before it was stopped');
+    const chains = listing === null ? null : parseNftChains(listing);
+    if (chains === null) gaps.push("the router's nf_tables chains could not be listed: the trace's rule lines are not tied to rules");
     await proc.stop('SIGINT');
-    return lines;
+    return { lines, chains: chains ?? [] };
   };
-  let incomplete = false;
   return {
     get missing() {
-      return incomplete ? 'the nft trace may be incomplete: nft monitor did not catch up before it was stopped' : null;
+      return gaps.length > 0 ? gaps.join('; ') : null;
     },
     stop: (drain) => (stopped ??= stop(drain)),
   };
@@ -123,6 +143,8 @@ export interface TraceStep {
   text: string;
   /** `accept`, `drop`, `jump CHAIN`, `continue`, ... ; null for a packet line. */
   verdict: string | null;
+  /** The rule's handle in its table (rule lines of `nft -a monitor`); null for other lines. */
+  handle: number | null;
 }
 
 export interface TracedPacket {
@@ -141,28 +163,76 @@ export interface TraceHeader {
   dport: number | null;
 }
 
-const LINE = /^trace id (\S+) (\S+) (\S+) (\S+) (packet|rule|policy|verdict):? ?(.*)$/;
+// A rule nft could not look up (not in its cache) is printed `unknown rule handle N`.
+const LINE = /^trace id (\S+) (\S+) (\S+) (\S+) (packet|rule|unknown rule|policy|verdict):? ?(.*)$/;
 
-/** Group `nft monitor` trace lines by packet (trace id), in order. */
+/**
+ * Group `nft monitor` trace lines by packet, in order. A trace id is the kernel's hash of the
+ * packet's buffer, which a later packet can reuse: a packet entering natproof's marking table
+ * (the first hook every traced packet passes) starts a new one, whatever its id.
+ */
 export function parseNftTrace(lines: readonly string[]): TracedPacket[] {
-  const packets = new Map<string, TracedPacket>();
+  const current = new Map<string, TracedPacket>();
+  const packets: TracedPacket[] = [];
   for (const line of lines) {
     const m = LINE.exec(line.trimEnd());
     if (!m) continue;
     const [, id = '', family = '', table = '', chain = '', kind = '', rest = ''] = m;
-    const packet = packets.get(id) ?? { id, steps: [] };
-    packets.set(id, packet);
-    const ruleVerdict = kind === 'rule' ? /^(.*) \(verdict ([^)]*)\)$/.exec(rest) : null;
+    let packet = current.get(id);
+    if (!packet || (kind === 'packet' && table === TRACE_TABLE)) {
+      packet = { id, steps: [] };
+      current.set(id, packet);
+      packets.push(packet);
+    }
+    const isRule = kind === 'rule' || kind === 'unknown rule';
+    const ruleVerdict = isRule ? /^(.*) \(verdict ([^)]*)\)$/.exec(rest) : null;
+    // `nft -a` ends a rule's text with `# handle N`.
+    const handled = kind === 'rule' && ruleVerdict?.[1] ? /^(.*?)\s*# handle (\d+)$/.exec(ruleVerdict[1]) : null;
+    const unknown = kind === 'unknown rule' && ruleVerdict?.[1] ? /^handle (\d+)$/.exec(ruleVerdict[1]) : null;
+    const handle = handled?.[2] ?? unknown?.[1];
     packet.steps.push({
       family,
       table,
       chain,
-      kind: kind as TraceStep['kind'],
-      text: ruleVerdict?.[1] ?? rest.trim(),
-      verdict: kind === 'packet' ? null : kind === 'rule' ? (ruleVerdict?.[2] ?? null) : rest.trim(),
+      kind: isRule ? 'rule' : (kind as TraceStep['kind']),
+      text: unknown ? `unknown rule ${unknown[0]}` : (handled?.[1] ?? ruleVerdict?.[1] ?? rest.trim()),
+      verdict: kind === 'packet' ? null : isRule ? (ruleVerdict?.[2] ?? null) : rest.trim(),
+      handle: handle === undefined ? null : Number(handle),
     });
   }
-  return [...packets.values()];
+  return packets;
+}
+
+/**
+ * `nft -j list ruleset` as the chains the trace's handles are looked up in: each chain's rules'
+ * handles in the order the chain lists (and the kernel runs) them. Null when it is not such a listing.
+ */
+export function parseNftChains(json: string): NftChainRules[] | null {
+  let items: unknown;
+  try {
+    items = (JSON.parse(json) as { nftables?: unknown }).nftables;
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(items)) return null;
+  const chains = new Map<string, NftChainRules>();
+  const key = (o: { family: string; table: string; name: string }): string => `${o.family} ${o.table} ${o.name}`;
+  for (const item of items as Array<Record<string, unknown>>) {
+    const chain = item.chain as { family?: unknown; table?: unknown; name?: unknown } | undefined;
+    if (chain && typeof chain.family === 'string' && typeof chain.table === 'string' && typeof chain.name === 'string') {
+      const c = { family: chain.family, table: chain.table, name: chain.name };
+      chains.set(key(c), { family: c.family, table: c.table, chain: c.name, handles: [] });
+    }
+    const rule = item.rule as { family?: unknown; table?: unknown; chain?: unknown; handle?: unknown } | undefined;
+    if (rule && typeof rule.family === 'string' && typeof rule.table === 'string' && typeof rule.chain === 'string') {
+      // A rule is listed after its chain; a listing that says otherwise is read as it comes.
+      const k = key({ family: rule.family, table: rule.table, name: rule.chain });
+      const listed = chains.get(k) ?? { family: rule.family, table: rule.table, chain: rule.chain, handles: [] };
+      chains.set(k, listed);
+      if (typeof rule.handle === 'number') listed.handles.push(rule.handle);
+    }
+  }
+  return [...chains.values()];
 }
 
 export function traceHeader(step: TraceStep): TraceHeader {

@@ -47,7 +47,7 @@ describe('ruleUnits', () => {
     ]);
   });
 
-  it('nft: the rule lines of chain blocks, not their type, policy, comments or structure', () => {
+  it('nft: the rule lines of chain blocks, not their type, policy, comments or structure, placed in family, table and chain', () => {
     const text = [
       'table inet t {',
       '  define x = { 1 }',
@@ -57,13 +57,38 @@ describe('ruleUnits', () => {
       '    ct state vmap { established : accept }',
       '    tcp dport 80 dnat ip to 10.0.0.1',
       '  }',
+      '  chain srcnat {',
+      '    type nat hook postrouting priority srcnat;',
+      '    masquerade',
+      '  }',
+      '}',
+      'table nat {',
+      '  chain x {',
+      '    accept',
+      '  }',
+      '}',
+      'table inet t {',
+      '  chain dstnat {',
+      '    tcp dport 81 dnat ip to 10.0.0.2',
+      '  }',
       '}',
     ].join('\n');
     const units = ruleUnits(source('nft', text));
     expect(units.map((u) => [u.line, u.text])).toEqual([
       [15, 'ct state vmap { established : accept }'],
       [16, 'tcp dport 80 dnat ip to 10.0.0.1'],
+      [20, 'masquerade'],
+      [25, 'accept'],
+      [30, 'tcp dport 81 dnat ip to 10.0.0.2'],
     ]);
-    expect(units[1]?.place).toBeNull();
+    // A later block of the same table adds to the chain: its rule comes after the earlier ones.
+    // A table written without a family is nft's default, ip.
+    expect(units.map((u) => u.place)).toEqual([
+      { family: 'inet', table: 't', chain: 'dstnat', position: 1 },
+      { family: 'inet', table: 't', chain: 'dstnat', position: 2 },
+      { family: 'inet', table: 't', chain: 'srcnat', position: 1 },
+      { family: 'ip', table: 'nat', chain: 'x', position: 1 },
+      { family: 'inet', table: 't', chain: 'dstnat', position: 3 },
+    ]);
   });
 });
