@@ -6,6 +6,9 @@
 export { runScenario, newRunId, RunAbortedError, type RunOptions } from './run.js';
 export { TeardownError } from './teardown.js';
 export { loadScenario, parseScenario } from './scenario/load.js';
+export { defineScenario, type ScenarioDefinition } from './api/scenario.js';
+export { loadRules, rulesFromText, type CandidateRules, type RulesTextOptions } from './api/rules.js';
+export { probeResult, type RunProbe } from './api/lookup.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';
 export { DockerBackend, type DockerBackendOptions } from './backend/docker/docker.js';
