@@ -74,6 +74,8 @@ interface Facts {
   answeredBy: string | undefined;
   /** The client's SYN as nat PREROUTING saw it. */
   prerouting: HookPacket | undefined;
+  /** natproof's reading of nat PREROUTING for that SYN, walked once: every cause below reads this one walk. */
+  preroutingWalk: ChainWalk | undefined;
   /** The nftables trace of the client's request packets (the SYN and its retransmissions). */
   traced: TracedPacket[];
   /** The trace's rule or policy that dropped (or rejected) the request, if one did. */
@@ -135,6 +137,20 @@ function gather(input: DiagnosisInput): Facts {
     const h = firstHeader(p);
     return h?.saddr === result.clientAddress && h.sport === result.clientPort && h.daddr === target.address && h.dport === target.port;
   });
+  const prerouting: HookPacket | undefined =
+    arrival && from
+      ? {
+          in: routerInterface(arrival),
+          protocol: result.kind === 'udp' ? 'udp' : 'tcp',
+          src: from.address,
+          dst: target.address,
+          sport: from.port,
+          dport: target.port,
+          ctstate: ['NEW'],
+          local: routerAddresses(topology.router).map((a) => a.address),
+          routes: evidence.router.routes,
+        }
+      : undefined;
   const dropped = traced.flatMap((packet) => {
     const step = dropStep(packet);
     return step ? [{ packet, step }] : [];
@@ -154,20 +170,8 @@ function gather(input: DiagnosisInput): Facts {
     receiver,
     answer,
     answeredBy: answer ? (isRouter(answer) ? 'router' : hostOf(answer)) : undefined,
-    prerouting:
-      arrival && from
-        ? {
-            in: routerInterface(arrival),
-            protocol: result.kind === 'udp' ? 'udp' : 'tcp',
-            src: from.address,
-            dst: target.address,
-            sport: from.port,
-            dport: target.port,
-            ctstate: ['NEW'],
-            local: routerAddresses(topology.router).map((a) => a.address),
-            routes: evidence.router.routes,
-          }
-        : undefined,
+    prerouting,
+    preroutingWalk: prerouting ? walkChain(evidence.router.rules, evidence.router.policies, 'nat', 'PREROUTING', prerouting) : undefined,
   };
 }
 
@@ -264,7 +268,6 @@ function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
   };
 }
 
-/** An earlier ACCEPT or RETURN in nat PREROUTING takes the packet before a DNAT rule that matches it. */
 /**
  * A rule that takes the request before a DNAT can: an ACCEPT (or a RETURN in a built-in chain)
  * that decides nat PREROUTING, or a RETURN that leaves a user chain (Docker's DOCKER, a
@@ -272,9 +275,9 @@ function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
  * natproof's reading of the rules without it reaches a DNAT for this request.
  */
 function ruleOrder(f: Facts): Diagnosis | null {
-  if (!f.prerouting) return null;
+  const walk = f.preroutingWalk;
+  if (!f.prerouting || !walk) return null;
   const { rules, policies } = f.evidence.router;
-  const walk = walkChain(rules, policies, 'nat', 'PREROUTING', f.prerouting);
   const decided = walk.decidedBy && ['ACCEPT', 'RETURN'].includes(walk.decidedBy.parsed.target ?? '') ? [walk.decidedBy] : [];
   for (const shadow of [...walk.returnedBy, ...decided]) {
     if (!counted(shadow.rule)) continue;
@@ -329,7 +332,7 @@ function jumpTarget(rule: IptablesRule): string {
 }
 
 function noDnatMatch(f: Facts): Diagnosis {
-  const walk = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting) : undefined;
+  const walk = f.preroutingWalk;
   // DNAT and REDIRECT rules wherever the walk reaches them, user chains included.
   const dnats = walk?.steps.filter(isDnat) ?? [];
   // Which rule missed and why is said only when the kernel corroborates that no DNAT rule took
@@ -928,8 +931,7 @@ function counterLines(node: { node: string; counters: Record<string, number> }, 
  * reaches, and only when the kernel counted packets on it during the probes.
  */
 function dnatStep(f: Facts): RuleStep | null {
-  if (!f.prerouting) return null;
-  const decided = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting).decidedBy;
+  const decided = f.preroutingWalk?.decidedBy;
   return decided?.parsed.target === 'DNAT' && counted(decided.rule) ? decided : null;
 }
 
