@@ -30,10 +30,16 @@ export class Reader {
   }
 
   /** The command's result, or null and an explanation in `missing` when it could not run. */
-  async run(node: NodeRef, name: string, argv: readonly string[], missing: string[]): Promise<ExecResult | null> {
+  async run(
+    node: NodeRef,
+    name: string,
+    argv: readonly string[],
+    missing: string[],
+    timeoutMs = READ_TIMEOUT_MS,
+  ): Promise<ExecResult | null> {
     let result: ExecResult;
     try {
-      result = await this.lab.exec(node, argv, { timeoutMs: READ_TIMEOUT_MS, allowFailure: true });
+      result = await this.lab.exec(node, argv, { timeoutMs, allowFailure: true });
     } catch (err) {
       missing.push(`${argv.join(' ')}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
       return null;
