@@ -168,6 +168,11 @@ export const EXPECTABLE_CAUSES = [
   'server-refused',
   'server-unreachable',
   'reverse-path-filter',
+  'input-rejected',
+  'input-dropped',
+  'output-rejected',
+  'output-dropped',
+  'no-route',
 ] as const;
 export type ExpectableCause = (typeof EXPECTABLE_CAUSES)[number];
 

@@ -45,7 +45,8 @@ export interface RunningTrace {
  * and that every earlier event has been read (at the end).
  */
 export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<RunningTrace> {
-  const proc = lab.spawn(ROUTER, ['nft', 'monitor']);
+  // -a: every rule line carries its handle, so a diagnosis can name the rule as `nft -a list ruleset` shows it.
+  const proc = lab.spawn(ROUTER, ['nft', '-a', 'monitor']);
   const lines: string[] = [];
   let markers = 0;
   let notify: (() => void) | undefined;
@@ -123,6 +124,8 @@ export interface TraceStep {
   text: string;
   /** `accept`, `drop`, `jump CHAIN`, `continue`, ... ; null for a packet line. */
   verdict: string | null;
+  /** The rule's handle in its table (from `nft -a monitor`), or null. */
+  handle: number | null;
 }
 
 export interface TracedPacket {
@@ -152,14 +155,15 @@ export function parseNftTrace(lines: readonly string[]): TracedPacket[] {
     const [, id = '', family = '', table = '', chain = '', kind = '', rest = ''] = m;
     const packet = packets.get(id) ?? { id, steps: [] };
     packets.set(id, packet);
-    const ruleVerdict = kind === 'rule' ? /^(.*) \(verdict ([^)]*)\)$/.exec(rest) : null;
+    const ruleVerdict = kind === 'rule' ? /^(.*?)(?: # handle (\d+))? \(verdict ([^)]*)\)$/.exec(rest) : null;
     packet.steps.push({
       family,
       table,
       chain,
       kind: kind as TraceStep['kind'],
       text: ruleVerdict?.[1] ?? rest.trim(),
-      verdict: kind === 'packet' ? null : kind === 'rule' ? (ruleVerdict?.[2] ?? null) : rest.trim(),
+      verdict: kind === 'packet' ? null : kind === 'rule' ? (ruleVerdict?.[3] ?? null) : rest.trim(),
+      handle: ruleVerdict?.[2] === undefined ? null : Number(ruleVerdict[2]),
     });
   }
   return [...packets.values()];
@@ -235,6 +239,7 @@ export function chainPath(packet: TracedPacket, step: TraceStep): string[] {
 /** How a trace line is quoted in a diagnosis, with the chains that led to it. */
 export function describeTraceStep(step: TraceStep, packet?: TracedPacket): string {
   const path = packet ? chainPath(packet, step).join(' -> ') : step.chain;
-  const what = step.kind === 'policy' ? `policy ${step.text}` : `rule ${step.text} (verdict ${step.verdict})`;
+  const handle = step.handle === null ? '' : ` # handle ${step.handle}`;
+  const what = step.kind === 'policy' ? `policy ${step.text}` : `rule ${step.text}${handle} (verdict ${step.verdict})`;
   return `nft trace (the kernel): ${step.family} ${step.table} ${path}: ${what}`;
 }

@@ -35,8 +35,10 @@ import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
 import { isIcmpHop } from '../trace/hop-label.js';
 import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
+import { chainPlace, isNftDnat, mayMatchDestination, parseNftRuleset, ruleStatement, type NftRule } from './nft-rules.js';
 import {
   baseChainOf,
+  chainPath,
   describeTraceStep,
   dropStep,
   firstHeader,
@@ -46,6 +48,9 @@ import {
   type TracedPacket,
 } from '../trace/nft-trace.js';
 import { parseConntrackEvent } from '../trace/conntrack.js';
+
+/** observe.ts's source address for the router's own connection when conntrack recorded none. */
+const UNKNOWN_ADDRESS = '0.0.0.0';
 
 export interface DiagnosisInput {
   topology: Topology;
@@ -93,9 +98,7 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   const f = gather(input);
   // The request worked: nothing was dropped or refused, so no rule-based cause applies.
   if (input.result.ok) return workedNotAsExpected(f);
-  // The router's own connection passes nat OUTPUT, which the causes below do not read: say what was seen.
-  if (input.result.client === input.topology.router.name) return unknown(f);
-  const diagnosis = failureCause(f);
+  const diagnosis = input.result.client === input.topology.router.name ? routerProbeCause(f) : failureCause(f);
   // A probe whose own goal is to fail (a port that must stay closed) is explained, not fixed. A
   // rule set that records a known failure of a probe meant to work keeps its fix.
   const goal = f.topology.probes.find((p) => p.name === input.result.name)?.expect;
@@ -109,14 +112,29 @@ function failureCause(f: Facts): Diagnosis {
     replyBridgedPastNetfilter(f) ??
     (f.arrival && !f.exit && f.answeredBy === 'router'
       ? isRouterAddress(f, f.target.address)
-        ? (ruleOrder(f) ?? noDnatMatch(f))
+        ? (ruleOrder(f) ?? nftRuleOrder(f) ?? (dnatMeantFor(f) ? null : ownChainRefused(f, 'INPUT')) ?? noDnatMatch(f))
         : forwardRejected(f)
       : null) ??
     serverRefused(f) ??
     serverUnreachable(f) ??
-    (f.arrival && !f.exit && !f.answer ? (reversePathFilter(f) ?? forwardingDisabled(f) ?? forwardDropped(f) ?? dnatToNobody(f)) : null) ??
+    (f.arrival && !f.exit && !f.answer
+      ? (reversePathFilter(f) ??
+        (isRouterAddress(f, f.target.address) && !f.result.rewrites.includes('DNAT') ? ownChainRefused(f, 'INPUT') : null) ??
+        forwardingDisabled(f) ??
+        forwardDropped(f) ??
+        dnatToNobody(f))
+      : null) ??
     unknown(f)
   );
+}
+
+/**
+ * A connection the router itself opened: its own OUTPUT chain stopped it, it had no route, or
+ * the host it reached refused or could not answer it. (Its nat rules are nat OUTPUT's, which no
+ * cause here reads.)
+ */
+function routerProbeCause(f: Facts): Diagnosis {
+  return ownChainRefused(f, 'OUTPUT') ?? routerNoRoute(f) ?? serverRefused(f) ?? serverUnreachable(f) ?? unknown(f);
 }
 
 function gather(input: DiagnosisInput): Facts {
@@ -135,7 +153,14 @@ function gather(input: DiagnosisInput): Facts {
   const from = arrival ? endpoint(arrival.src) : undefined;
   const traced = parseNftTrace(evidence.router.nftTrace ?? []).filter((p) => {
     const h = firstHeader(p);
-    return h?.saddr === result.clientAddress && h.sport === result.clientPort && h.daddr === target.address && h.dport === target.port;
+    // The router's own source address is unknown when no conntrack entry recorded it (an OUTPUT drop comes before one).
+    const fromRouter = result.client === topology.router.name && result.clientAddress === UNKNOWN_ADDRESS;
+    return (
+      (fromRouter || h?.saddr === result.clientAddress) &&
+      h?.sport === result.clientPort &&
+      h.daddr === target.address &&
+      h.dport === target.port
+    );
   });
   const prerouting: HookPacket | undefined =
     arrival && from
@@ -207,7 +232,10 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
       ctstate: ['NEW', 'DNAT'],
     };
     const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet);
-    if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
+    // An nft rule set's own nat chains are not iptables': quote its snat rules, never call them absent.
+    if (f.evidence.router.nftRuleset)
+      evidence.push(...nftOr(f, '', /\b(snat|masquerade)\b/, 'the rule set has no snat or masquerade rule'));
+    else if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
   }
   const cidr = network?.subnet ? `${network.subnet.address}/${network.subnet.prefix}` : null;
   return {
@@ -312,6 +340,61 @@ function ruleOrder(f: Facts): Diagnosis | null {
       ],
       suggestion: command('nat', '-I', shadow.rule.chain, spec, shadow.rule.position),
     };
+  }
+  return null;
+}
+
+/**
+ * Rule order in an nft rule set: the kernel's trace shows a rule of a nat prerouting chain
+ * accepting the request (or returning it from the chain), and the rule set has a dnat (or
+ * redirect) rule for this destination after it in that chain, which the request so never met.
+ * The trace is the kernel's corroboration; that the dnat would have matched is natproof's
+ * reading of its text (destination address and port only).
+ */
+function nftRuleOrder(f: Facts): Diagnosis | null {
+  const text = f.evidence.router.nftRuleset;
+  if (!text) return null;
+  const chains = parseNftRuleset(text);
+  const isNatPrerouting = (family: string, table: string, name: string): boolean =>
+    chains.some((c) => c.family === family && c.table === table && c.name === name && c.type === 'nat' && c.hook === 'prerouting');
+  for (const packet of f.traced) {
+    for (const step of packet.steps) {
+      if (step.kind !== 'rule' || (step.verdict !== 'accept' && step.verdict !== 'return')) continue;
+      const path = chainPath(packet, step);
+      if (!path[0] || !isNatPrerouting(step.family, step.table, path[0])) continue;
+      const chain = chains.find((c) => c.family === step.family && c.table === step.table && c.name === step.chain);
+      const at = chain?.rules.findIndex((r) => (step.handle !== null ? r.handle === step.handle : r.text === step.text)) ?? -1;
+      if (!chain || at < 0) continue;
+      const shadow = chain.rules[at];
+      const dnat = chain.rules.slice(at + 1).find((r) => isNftDnat(r) && mayMatchDestination(r, f.target.address, f.target.port));
+      if (!shadow || !dnat) continue;
+      const place = chainPlace(chain);
+      const name = (r: NftRule): string => `"${r.text}"${r.handle !== null ? ` (handle ${r.handle})` : ''}`;
+      return {
+        cause: 'rule-order',
+        severity: 'failure',
+        summary:
+          `Rule order: in ${place}, the rule ${name(shadow)} ${step.verdict === 'accept' ? 'accepts' : 'returns'} ${f.client.name}'s request for ${f.result.target} ` +
+          `before the rule ${name(dnat)} can rewrite it, so the request reached the router's own stack${routerAnswer(f)}. Move the dnat rule before it, in ${place}.`,
+        evidence: [
+          ...hopLines([
+            [f.arrival, 'the request entered the router and was not seen leaving it'],
+            [f.answer, routerAnswerText(f)],
+          ]),
+          ...conntrackLines(f),
+          ...(conntrackUntranslated(f)
+            ? [`conntrack (the kernel): the reply is expected from ${f.target.address} itself, so no dnat rule took this connection`]
+            : []),
+          describeTraceStep(step, packet),
+          `nft -a list ruleset: ${place}: ${dnat.text}${dnat.handle !== null ? ` # handle ${dnat.handle}` : ''}; natproof's reading of the rule text: ` +
+            `it ${dnat.text.includes('dport') || dnat.text.includes('daddr') ? `covers ${f.result.target}` : 'names no destination'}, but comes after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request`,
+        ],
+        suggestion:
+          shadow.handle !== null
+            ? `nft insert rule ${place} position ${shadow.handle} ${ruleStatement(dnat)}`
+            : `nft insert rule ${place} ${ruleStatement(dnat)}`,
+      };
+    }
   }
   return null;
 }
@@ -423,7 +506,7 @@ function serverRefused(f: Facts): Diagnosis | null {
     summary:
       `The server refused the ${udp ? 'query' : 'connection'}: the request reached ${receiver.name} as ${delivery.dst}, and nothing listens on ${udp ? 'UDP ' : ''}port ${asked.port} there` +
       `${listens ? ` (${receiver.name} listens on ${listens})` : ''}; it answered with ${refusal}.` +
-      (port !== undefined ? ` Forward to port ${port}.` : ''),
+      (port !== undefined && dnat ? ` Forward to port ${port}.` : ''),
     evidence: [
       ...hopLines([
         [f.arrival, 'the request entered the router'],
@@ -692,6 +775,150 @@ function forwardRejected(f: Facts): Diagnosis {
     ],
     suggestion: null,
   };
+}
+
+/**
+ * The router's own INPUT chain (for a request to one of its addresses) or OUTPUT chain (for a
+ * connection it opened) rejected or dropped the request. Named from the kernel: the counter of
+ * the rule (or DROP policy) natproof's reading of the chain points at, or the nft trace's drop in
+ * a base chain on that hook (an nft rule set's, or iptables-nft's own INPUT/OUTPUT).
+ */
+function ownChainRefused(f: Facts, hook: 'INPUT' | 'OUTPUT'): Diagnosis | null {
+  const packet = hook === 'INPUT' ? (f.prerouting ? { ...f.prerouting } : undefined) : outputPacket(f);
+  if (!packet) return null;
+  const router = f.evidence.router;
+  const walk = walkChain(router.rules, router.policies, 'filter', hook, packet);
+  const decided = walk.decidedBy;
+  const dropper = decided && ['DROP', 'REJECT'].includes(decided.parsed.target ?? '') && counted(decided.rule) ? decided : null;
+  const byPolicy = !decided && !walk.undecidable && walk.policy?.policy === 'DROP' && counted(walk.policy) ? walk.policy : null;
+  const traced = f.tracedDrop && tracedHook(f, f.tracedDrop.packet, f.tracedDrop.step) === hook ? f.tracedDrop : null;
+  if (!dropper && !byPolicy && !traced) return null;
+  const rejected = dropper ? dropper.parsed.target === 'REJECT' : !byPolicy && !!traced && /\breject\b/.test(traced.step.text);
+  const verb = rejected ? 'rejected' : 'dropped';
+  const what = dropper
+    ? `${ruleName(dropper)} (${dropper.parsed.target})`
+    : byPolicy
+      ? `the ${hook} policy DROP`
+      : traced?.step.kind === 'policy'
+        ? `the policy of ${traced.step.family} ${traced.step.table} ${traced.step.chain}`
+        : `the nft rule in ${traced?.step.family} ${traced?.step.table} ${traced?.step.chain}${traced?.step.handle != null ? ` (handle ${traced.step.handle})` : ''}`;
+  const answer =
+    rejected && f.answer ? `; the router answered with ${isRefusal(f.answer) ? 'a refusal' : f.answer.flags} in its place` : '';
+  const whose =
+    hook === 'INPUT'
+      ? `${f.client.name}'s request for ${f.result.target}, one of the router's own addresses, came in on ${routerInterface(f.arrival) ?? '?'} and ${what} ${verb} it before any socket on the router saw it${answer}`
+      : `the router's own connection to ${f.result.target} was ${verb} by ${what} before it left the router${f.result.error ? ` (the connect failed: ${f.result.errorDetail ?? f.result.error})` : ''}`;
+  const accept = `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j ACCEPT`;
+  return {
+    cause: `${hook === 'INPUT' ? 'input' : 'output'}-${verb}` as const,
+    severity: 'failure',
+    summary: `The router's ${hook} chain ${verb} it: ${whose}.${dropper || byPolicy ? ` Accept it in ${dropper?.rule.chain ?? hook} before that.` : ''}`,
+    evidence: [
+      ...hopLines([
+        [f.arrival, 'the request entered the router'],
+        [f.answer, rejected ? 'the answer the rejecting rule sent, from the router' : ''],
+      ]),
+      ...(hook === 'OUTPUT' && f.flow.request.length === 0
+        ? ['no packet of this connection was captured on any interface: it never left the router']
+        : []),
+      ...(dropper
+        ? [
+            ...dropper.via.map((jump) => describeReading(jump, `jumps to ${jumpTarget(jump)}; this request takes the jump`)),
+            describeReading(dropper.rule, `${rejected ? 'rejects' : 'drops'} this request; first rule of filter ${hook} to take it`),
+          ]
+        : []),
+      ...(byPolicy ? [`${describePolicy(byPolicy)}; natproof's reading of the rule text: this request fell through to it`] : []),
+      ...(traced ? [describeTraceStep(traced.step, traced.packet)] : []),
+      ...conntrackLines(f),
+    ],
+    suggestion: dropper
+      ? command('filter', '-I', dropper.rule.chain, accept, dropper.rule.position)
+      : byPolicy
+        ? command('filter', '-A', hook, accept)
+        : null,
+  };
+}
+
+/** The router's own SYN at filter OUTPUT: leaving by the route to the target, from its address there. */
+function outputPacket(f: Facts): HookPacket | undefined {
+  const router = f.evidence.router;
+  const route = lookupRoute(router.routes, f.target.address);
+  const leg = route?.dev ? routerAddresses(f.topology.router).find((a) => a.iface === route.dev) : undefined;
+  const src = f.result.clientAddress !== UNKNOWN_ADDRESS ? f.result.clientAddress : leg?.address;
+  if (!src) return undefined;
+  return {
+    ...(route?.dev ? { out: route.dev } : {}),
+    protocol: isUdp(f) ? 'udp' : 'tcp',
+    src,
+    dst: f.target.address,
+    sport: f.result.clientPort,
+    dport: f.target.port,
+    ctstate: ['NEW'],
+    local: routerAddresses(f.topology.router).map((a) => a.address),
+    routes: router.routes,
+  };
+}
+
+/** The hook of the base chain a traced step was reached from: by the nft rule set's own chain types, or iptables-nft's chain names. */
+function tracedHook(f: Facts, packet: TracedPacket, step: TraceStep): string | null {
+  const base = baseChainOf(packet, step);
+  if (!base) return null;
+  const nft = f.evidence.router.nftRuleset;
+  const chain = nft
+    ? parseNftRuleset(nft).find((c) => c.family === base.family && c.table === base.table && c.name === base.chain)
+    : undefined;
+  if (chain?.hook) return chain.hook.toUpperCase();
+  return base.table === 'filter' && ['INPUT', 'OUTPUT', 'FORWARD'].includes(base.chain) ? base.chain : null;
+}
+
+/** The router had no route for its own connection: the kernel refused the connect (ENETUNREACH) and its routes show why. */
+function routerNoRoute(f: Facts): Diagnosis | null {
+  const router = f.evidence.router;
+  if (f.result.error !== 'no-route' || lookupRoute(router.routes, f.target.address)) return null;
+  return {
+    cause: 'no-route',
+    severity: 'failure',
+    summary: `The router has no route to ${f.target.address}: its own connection to ${f.result.target} failed before a packet was sent.`,
+    evidence: [
+      `routes on the router (ip route): ${router.routes.map(formatRoute).join('; ') || 'none'}`,
+      ...counterLines(router, { IpOutNoRoutes: 'packets it had no route for' }),
+      `the connect failed: ${f.result.errorDetail ?? f.result.error}`,
+    ],
+    suggestion: null,
+  };
+}
+
+/**
+ * Is there a DNAT (or REDIRECT) rule for the probe's destination port anywhere in the rule set?
+ * Then a request that reached the router's own stack was meant to be forwarded, and what failed
+ * is the DNAT, not the router's INPUT chain.
+ */
+function dnatMeantFor(f: Facts): boolean {
+  const { port } = f.target;
+  const iptables = (f.preroutingWalk?.steps ?? []).some((s) => isDnat(s) && portsCover(s.rule.text, port));
+  const nft = f.evidence.router.nftRuleset;
+  return (
+    iptables ||
+    (!!nft &&
+      parseNftRuleset(nft).some(
+        (c) =>
+          c.type === 'nat' &&
+          c.hook === 'prerouting' &&
+          c.rules.some((r) => isNftDnat(r) && /\bdport\b/.test(r.text) && mayMatchDestination(r, f.target.address, port)),
+      ))
+  );
+}
+
+/** Does an iptables rule's --dport/--dports name this port? */
+function portsCover(text: string, port: number): boolean {
+  const m = /--dports? (\S+)/.exec(text);
+  return (
+    !!m?.[1] &&
+    m[1].split(',').some((p) => {
+      const [lo, hi] = p.split(':').map(Number);
+      return lo !== undefined && (hi === undefined ? lo === port : lo <= port && port <= hi);
+    })
+  );
 }
 
 /**
