@@ -15,16 +15,14 @@
  * Evidence lines say which facts are the kernel's (packets, counters, conntrack) and which are
  * natproof's reading of the rules.
  */
-import { routerAddresses, routerOn, type Host, type Topology } from '../scenario/topology.js';
-import type { HostEvidence, IptablesRule, KernelEvidence } from '../result/kernel.js';
-import type { FlowObservation, Hop } from '../trace/flows.js';
+import { routerOn } from '../scenario/topology.js';
+import type { Hop } from '../trace/flows.js';
 import {
   command,
   counted,
   describePolicy,
   describeReading,
   describeRule,
-  plural,
   ruleSpec,
   specThrough,
   walkChain,
@@ -32,65 +30,44 @@ import {
   type RuleStep,
 } from './chains.js';
 import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
-import { isIcmpHop } from '../trace/hop-label.js';
-import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
-import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
-import { chainPlace, isNftDnat, mayMatchDestination, parseNftRuleset, ruleStatement, type NftRule } from './nft-rules.js';
-import {
-  baseChainOf,
-  chainPath,
-  describeTraceStep,
-  dropStep,
-  firstHeader,
-  parseNftTrace,
-  traceHeader,
-  type TraceStep,
-  type TracedPacket,
-} from '../trace/nft-trace.js';
+import { dnatDestination, type HookPacket } from './netfilter-match.js';
+import type { Diagnosis } from '../result/result.js';
 import { parseConntrackEvent } from '../trace/conntrack.js';
-
-/** observe.ts's source address for the router's own connection when conntrack recorded none. */
-const UNKNOWN_ADDRESS = '0.0.0.0';
-
-export interface DiagnosisInput {
-  topology: Topology;
-  result: Omit<ProbeResult, 'diagnosis'>;
-  flow: FlowObservation;
-  evidence: KernelEvidence;
-}
-
-/** What the packets say about one probe, with names resolved. */
-interface Facts {
-  topology: Topology;
-  result: DiagnosisInput['result'];
-  flow: FlowObservation;
-  evidence: KernelEvidence;
-  /** The client host, or the router for a connection it originated (its address from conntrack). */
-  client: Pick<Host, 'name' | 'address' | 'network'>;
-  target: Endpoint;
-  /** The request entering and leaving the router. */
-  arrival: Hop | undefined;
-  exit: Hop | undefined;
-  /** The request arriving at the host it was delivered to. */
-  delivery: Hop | undefined;
-  receiver: Host | undefined;
-  /** The first sighting of the answer (SYN-ACK or reset), and whose it was. */
-  answer: Hop | undefined;
-  answeredBy: string | undefined;
-  /** The client's SYN as nat PREROUTING saw it. */
-  prerouting: HookPacket | undefined;
-  /** natproof's reading of nat PREROUTING for that SYN, walked once: every cause below reads this one walk. */
-  preroutingWalk: ChainWalk | undefined;
-  /** The nftables trace of the client's request packets (the SYN and its retransmissions). */
-  traced: TracedPacket[];
-  /** The trace's rule or policy that dropped (or rejected) the request, if one did. */
-  tracedDrop: { packet: TracedPacket; step: TraceStep } | null;
-}
-
-interface Endpoint {
-  address: string;
-  port: number;
-}
+import {
+  type DiagnosisInput,
+  type Facts,
+  gather,
+  isDnat,
+  ruleName,
+  jumpTarget,
+  countedRules,
+  hostAt,
+  isRouterAddress,
+  isRouter,
+  routerInterface,
+  hostOf,
+  endpoint,
+  listeningPort,
+  hostEvidence,
+  hopText,
+  hopLines,
+  routerAnswerText,
+  routerAnswer,
+  isRefusal,
+  isUdp,
+  traceLines,
+  tracedForwardDrop,
+  conntrackLines,
+  conntrackUntranslated,
+  counterLines,
+  dnatStep,
+  dnatText,
+  noRuleTook,
+  nftOr,
+  serverFor,
+} from './diagnosis-facts.js';
+import { dnatMeantFor, ownChainRefused, routerNoRoute } from './own-chains.js';
+import { nftRuleOrder } from './nft-rule-order.js';
 
 /** A diagnosis for every probe that failed or missed its expectations; null otherwise. */
 export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
@@ -136,71 +113,6 @@ function failureCause(f: Facts): Diagnosis {
 function routerProbeCause(f: Facts): Diagnosis {
   return ownChainRefused(f, 'OUTPUT') ?? routerNoRoute(f) ?? serverRefused(f) ?? serverUnreachable(f) ?? unknown(f);
 }
-
-function gather(input: DiagnosisInput): Facts {
-  const { topology, result, flow, evidence } = input;
-  const client =
-    result.client === topology.router.name
-      ? { name: result.client, address: result.clientAddress, network: '' }
-      : hostNamed(topology, result.client);
-  const arrival = flow.request.find((h) => isRouter(h) && h.direction === 'in');
-  // The last sighting leaving the router: with a bridge inside it, br0 sees the packet before the port it leaves by.
-  const exit = [...flow.request].reverse().find((h) => isRouter(h) && h.direction === 'out');
-  const receiver = flow.deliveredTo ? topology.hosts.find((h) => h.name === flow.deliveredTo?.host) : undefined;
-  const delivery = receiver ? flow.request.find((h) => hostOf(h) === receiver.name && h.direction === 'in') : undefined;
-  const answer = flow.reply[0];
-  const target = endpoint(result.target);
-  const from = arrival ? endpoint(arrival.src) : undefined;
-  const traced = parseNftTrace(evidence.router.nftTrace ?? []).filter((p) => {
-    const h = firstHeader(p);
-    // The router's own source address is unknown when no conntrack entry recorded it (an OUTPUT drop comes before one).
-    const fromRouter = result.client === topology.router.name && result.clientAddress === UNKNOWN_ADDRESS;
-    return (
-      (fromRouter || h?.saddr === result.clientAddress) &&
-      h?.sport === result.clientPort &&
-      h.daddr === target.address &&
-      h.dport === target.port
-    );
-  });
-  const prerouting: HookPacket | undefined =
-    arrival && from
-      ? {
-          in: routerInterface(arrival),
-          protocol: result.kind === 'udp' ? 'udp' : 'tcp',
-          src: from.address,
-          dst: target.address,
-          sport: from.port,
-          dport: target.port,
-          ctstate: ['NEW'],
-          local: routerAddresses(topology.router).map((a) => a.address),
-          routes: evidence.router.routes,
-        }
-      : undefined;
-  const dropped = traced.flatMap((packet) => {
-    const step = dropStep(packet);
-    return step ? [{ packet, step }] : [];
-  });
-  return {
-    traced,
-    tracedDrop: dropped[0] ?? null,
-    topology,
-    result,
-    flow,
-    evidence,
-    client,
-    target,
-    arrival,
-    exit,
-    delivery,
-    receiver,
-    answer,
-    answeredBy: answer ? (isRouter(answer) ? 'router' : hostOf(answer)) : undefined,
-    prerouting,
-    preroutingWalk: prerouting ? walkChain(evidence.router.rules, evidence.router.policies, 'nat', 'PREROUTING', prerouting) : undefined,
-  };
-}
-
-// --- Causes -------------------------------------------------------------------------------------
 
 function replyBypassedRouter(f: Facts): Diagnosis | null {
   if (!f.flow.bypassedRouter) return null;
@@ -342,76 +254,6 @@ function ruleOrder(f: Facts): Diagnosis | null {
     };
   }
   return null;
-}
-
-/**
- * Rule order in an nft rule set: the kernel's trace shows a rule of a nat prerouting chain
- * accepting the request (or returning it from the chain), and the rule set has a dnat (or
- * redirect) rule for this destination after it in that chain, which the request so never met.
- * The trace is the kernel's corroboration; that the dnat would have matched is natproof's
- * reading of its text (destination address and port only).
- */
-function nftRuleOrder(f: Facts): Diagnosis | null {
-  const text = f.evidence.router.nftRuleset;
-  if (!text) return null;
-  const chains = parseNftRuleset(text);
-  const isNatPrerouting = (family: string, table: string, name: string): boolean =>
-    chains.some((c) => c.family === family && c.table === table && c.name === name && c.type === 'nat' && c.hook === 'prerouting');
-  for (const packet of f.traced) {
-    for (const step of packet.steps) {
-      if (step.kind !== 'rule' || (step.verdict !== 'accept' && step.verdict !== 'return')) continue;
-      const path = chainPath(packet, step);
-      if (!path[0] || !isNatPrerouting(step.family, step.table, path[0])) continue;
-      const chain = chains.find((c) => c.family === step.family && c.table === step.table && c.name === step.chain);
-      const at = chain?.rules.findIndex((r) => (step.handle !== null ? r.handle === step.handle : r.text === step.text)) ?? -1;
-      if (!chain || at < 0) continue;
-      const shadow = chain.rules[at];
-      const dnat = chain.rules.slice(at + 1).find((r) => isNftDnat(r) && mayMatchDestination(r, f.target.address, f.target.port));
-      if (!shadow || !dnat) continue;
-      const place = chainPlace(chain);
-      const name = (r: NftRule): string => `"${r.text}"${r.handle !== null ? ` (handle ${r.handle})` : ''}`;
-      return {
-        cause: 'rule-order',
-        severity: 'failure',
-        summary:
-          `Rule order: in ${place}, the rule ${name(shadow)} ${step.verdict === 'accept' ? 'accepts' : 'returns'} ${f.client.name}'s request for ${f.result.target} ` +
-          `before the rule ${name(dnat)} can rewrite it, so the request reached the router's own stack${routerAnswer(f)}. Move the dnat rule before it, in ${place}.`,
-        evidence: [
-          ...hopLines([
-            [f.arrival, 'the request entered the router and was not seen leaving it'],
-            [f.answer, routerAnswerText(f)],
-          ]),
-          ...conntrackLines(f),
-          ...(conntrackUntranslated(f)
-            ? [`conntrack (the kernel): the reply is expected from ${f.target.address} itself, so no dnat rule took this connection`]
-            : []),
-          describeTraceStep(step, packet),
-          `nft -a list ruleset: ${place}: ${dnat.text}${dnat.handle !== null ? ` # handle ${dnat.handle}` : ''}; natproof's reading of the rule text: ` +
-            `it ${dnat.text.includes('dport') || dnat.text.includes('daddr') ? `covers ${f.result.target}` : 'names no destination'}, but comes after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request`,
-        ],
-        suggestion:
-          shadow.handle !== null
-            ? `nft insert rule ${place} position ${shadow.handle} ${ruleStatement(dnat)}`
-            : `nft insert rule ${place} ${ruleStatement(dnat)}`,
-      };
-    }
-  }
-  return null;
-}
-
-function isDnat(step: RuleStep): boolean {
-  return step.parsed.target === 'DNAT' || step.parsed.target === 'REDIRECT';
-}
-
-/** `nat DOCKER rule 2 (reached from PREROUTING rule 1)`, or `nat PREROUTING rule 3`. */
-function ruleName(step: RuleStep): string {
-  const name = `${step.rule.table} ${step.rule.chain} rule ${step.rule.position}`;
-  const first = step.via[0];
-  return first ? `${name} (reached from ${first.chain} rule ${first.position})` : name;
-}
-
-function jumpTarget(rule: IptablesRule): string {
-  return parseRule(rule.text).target ?? '?';
 }
 
 function noDnatMatch(f: Facts): Diagnosis {
@@ -778,150 +620,6 @@ function forwardRejected(f: Facts): Diagnosis {
 }
 
 /**
- * The router's own INPUT chain (for a request to one of its addresses) or OUTPUT chain (for a
- * connection it opened) rejected or dropped the request. Named from the kernel: the counter of
- * the rule (or DROP policy) natproof's reading of the chain points at, or the nft trace's drop in
- * a base chain on that hook (an nft rule set's, or iptables-nft's own INPUT/OUTPUT).
- */
-function ownChainRefused(f: Facts, hook: 'INPUT' | 'OUTPUT'): Diagnosis | null {
-  const packet = hook === 'INPUT' ? (f.prerouting ? { ...f.prerouting } : undefined) : outputPacket(f);
-  if (!packet) return null;
-  const router = f.evidence.router;
-  const walk = walkChain(router.rules, router.policies, 'filter', hook, packet);
-  const decided = walk.decidedBy;
-  const dropper = decided && ['DROP', 'REJECT'].includes(decided.parsed.target ?? '') && counted(decided.rule) ? decided : null;
-  const byPolicy = !decided && !walk.undecidable && walk.policy?.policy === 'DROP' && counted(walk.policy) ? walk.policy : null;
-  const traced = f.tracedDrop && tracedHook(f, f.tracedDrop.packet, f.tracedDrop.step) === hook ? f.tracedDrop : null;
-  if (!dropper && !byPolicy && !traced) return null;
-  const rejected = dropper ? dropper.parsed.target === 'REJECT' : !byPolicy && !!traced && /\breject\b/.test(traced.step.text);
-  const verb = rejected ? 'rejected' : 'dropped';
-  const what = dropper
-    ? `${ruleName(dropper)} (${dropper.parsed.target})`
-    : byPolicy
-      ? `the ${hook} policy DROP`
-      : traced?.step.kind === 'policy'
-        ? `the policy of ${traced.step.family} ${traced.step.table} ${traced.step.chain}`
-        : `the nft rule in ${traced?.step.family} ${traced?.step.table} ${traced?.step.chain}${traced?.step.handle != null ? ` (handle ${traced.step.handle})` : ''}`;
-  const answer =
-    rejected && f.answer ? `; the router answered with ${isRefusal(f.answer) ? 'a refusal' : f.answer.flags} in its place` : '';
-  const whose =
-    hook === 'INPUT'
-      ? `${f.client.name}'s request for ${f.result.target}, one of the router's own addresses, came in on ${routerInterface(f.arrival) ?? '?'} and ${what} ${verb} it before any socket on the router saw it${answer}`
-      : `the router's own connection to ${f.result.target} was ${verb} by ${what} before it left the router${f.result.error ? ` (the connect failed: ${f.result.errorDetail ?? f.result.error})` : ''}`;
-  const accept = `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j ACCEPT`;
-  return {
-    cause: `${hook === 'INPUT' ? 'input' : 'output'}-${verb}` as const,
-    severity: 'failure',
-    summary: `The router's ${hook} chain ${verb} it: ${whose}.${dropper || byPolicy ? ` Accept it in ${dropper?.rule.chain ?? hook} before that.` : ''}`,
-    evidence: [
-      ...hopLines([
-        [f.arrival, 'the request entered the router'],
-        [f.answer, rejected ? 'the answer the rejecting rule sent, from the router' : ''],
-      ]),
-      ...(hook === 'OUTPUT' && f.flow.request.length === 0
-        ? ['no packet of this connection was captured on any interface: it never left the router']
-        : []),
-      ...(dropper
-        ? [
-            ...dropper.via.map((jump) => describeReading(jump, `jumps to ${jumpTarget(jump)}; this request takes the jump`)),
-            describeReading(dropper.rule, `${rejected ? 'rejects' : 'drops'} this request; first rule of filter ${hook} to take it`),
-          ]
-        : []),
-      ...(byPolicy ? [`${describePolicy(byPolicy)}; natproof's reading of the rule text: this request fell through to it`] : []),
-      ...(traced ? [describeTraceStep(traced.step, traced.packet)] : []),
-      ...conntrackLines(f),
-    ],
-    suggestion: dropper
-      ? command('filter', '-I', dropper.rule.chain, accept, dropper.rule.position)
-      : byPolicy
-        ? command('filter', '-A', hook, accept)
-        : null,
-  };
-}
-
-/** The router's own SYN at filter OUTPUT: leaving by the route to the target, from its address there. */
-function outputPacket(f: Facts): HookPacket | undefined {
-  const router = f.evidence.router;
-  const route = lookupRoute(router.routes, f.target.address);
-  const leg = route?.dev ? routerAddresses(f.topology.router).find((a) => a.iface === route.dev) : undefined;
-  const src = f.result.clientAddress !== UNKNOWN_ADDRESS ? f.result.clientAddress : leg?.address;
-  if (!src) return undefined;
-  return {
-    ...(route?.dev ? { out: route.dev } : {}),
-    protocol: isUdp(f) ? 'udp' : 'tcp',
-    src,
-    dst: f.target.address,
-    sport: f.result.clientPort,
-    dport: f.target.port,
-    ctstate: ['NEW'],
-    local: routerAddresses(f.topology.router).map((a) => a.address),
-    routes: router.routes,
-  };
-}
-
-/** The hook of the base chain a traced step was reached from: by the nft rule set's own chain types, or iptables-nft's chain names. */
-function tracedHook(f: Facts, packet: TracedPacket, step: TraceStep): string | null {
-  const base = baseChainOf(packet, step);
-  if (!base) return null;
-  const nft = f.evidence.router.nftRuleset;
-  const chain = nft
-    ? parseNftRuleset(nft).find((c) => c.family === base.family && c.table === base.table && c.name === base.chain)
-    : undefined;
-  if (chain?.hook) return chain.hook.toUpperCase();
-  return base.table === 'filter' && ['INPUT', 'OUTPUT', 'FORWARD'].includes(base.chain) ? base.chain : null;
-}
-
-/** The router had no route for its own connection: the kernel refused the connect (ENETUNREACH) and its routes show why. */
-function routerNoRoute(f: Facts): Diagnosis | null {
-  const router = f.evidence.router;
-  if (f.result.error !== 'no-route' || lookupRoute(router.routes, f.target.address)) return null;
-  return {
-    cause: 'no-route',
-    severity: 'failure',
-    summary: `The router has no route to ${f.target.address}: its own connection to ${f.result.target} failed before a packet was sent.`,
-    evidence: [
-      `routes on the router (ip route): ${router.routes.map(formatRoute).join('; ') || 'none'}`,
-      ...counterLines(router, { IpOutNoRoutes: 'packets it had no route for' }),
-      `the connect failed: ${f.result.errorDetail ?? f.result.error}`,
-    ],
-    suggestion: null,
-  };
-}
-
-/**
- * Is there a DNAT (or REDIRECT) rule for the probe's destination port anywhere in the rule set?
- * Then a request that reached the router's own stack was meant to be forwarded, and what failed
- * is the DNAT, not the router's INPUT chain.
- */
-function dnatMeantFor(f: Facts): boolean {
-  const { port } = f.target;
-  const iptables = (f.preroutingWalk?.steps ?? []).some((s) => isDnat(s) && portsCover(s.rule.text, port));
-  const nft = f.evidence.router.nftRuleset;
-  return (
-    iptables ||
-    (!!nft &&
-      parseNftRuleset(nft).some(
-        (c) =>
-          c.type === 'nat' &&
-          c.hook === 'prerouting' &&
-          c.rules.some((r) => isNftDnat(r) && /\bdport\b/.test(r.text) && mayMatchDestination(r, f.target.address, port)),
-      ))
-  );
-}
-
-/** Does an iptables rule's --dport/--dports name this port? */
-function portsCover(text: string, port: number): boolean {
-  const m = /--dports? (\S+)/.exec(text);
-  return (
-    !!m?.[1] &&
-    m[1].split(',').some((p) => {
-      const [lo, hi] = p.split(':').map(Number);
-      return lo !== undefined && (hi === undefined ? lo === port : lo <= port && port <= hi);
-    })
-  );
-}
-
-/**
  * The router DNATs to an address no host in the scenario has: nobody answers its ARP, so the
  * request is never transmitted. The kernel's conntrack entry says where the router sent it (the
  * same DNAT the result's rewrites report); natproof's reading of the rules only adds which rule.
@@ -1032,165 +730,4 @@ function workedNotAsExpected(f: Facts): Diagnosis {
     ],
     suggestion: null,
   };
-}
-
-/** Every nat and filter rule and policy the kernel counted packets on during the probes. */
-function countedRules(f: Facts): string[] {
-  const router = f.evidence.router;
-  return [
-    ...router.rules.filter((r) => counted(r)).map(describeRule),
-    ...router.policies.filter((p) => counted(p) && p.policy !== 'ACCEPT').map(describePolicy),
-  ];
-}
-
-// --- Helpers ------------------------------------------------------------------------------------
-
-function hostNamed(topology: Topology, name: string): Host {
-  const host = topology.hosts.find((h) => h.name === name);
-  if (!host) throw new Error(`diagnose: no host ${name} in the topology`);
-  return host;
-}
-
-function hostAt(topology: Topology, address: string): Host | undefined {
-  return topology.hosts.find((h) => h.address === address);
-}
-
-function isRouterAddress(f: Facts, address: string): boolean {
-  return routerAddresses(f.topology.router).some((a) => a.address === address);
-}
-
-function isRouter(hop: Hop): boolean {
-  return hop.place.kind === 'router';
-}
-
-function routerInterface(hop: Hop | undefined): string | undefined {
-  return hop?.place.kind === 'router' ? hop.place.iface : undefined;
-}
-
-function hostOf(hop: Hop): string | undefined {
-  return hop.place.kind === 'host' ? hop.place.host : undefined;
-}
-
-function endpoint(text: string): Endpoint {
-  const colon = text.lastIndexOf(':');
-  return { address: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
-
-function listeningPort(local: string): number | null {
-  const port = Number(local.slice(local.lastIndexOf(':') + 1));
-  return Number.isInteger(port) && port > 0 ? port : null;
-}
-
-function hostEvidence(f: Facts, host: Host): HostEvidence | undefined {
-  return f.evidence.hosts.find((h) => h.node === host.name);
-}
-
-/** `router:eth2 in: 172.16.0.2:20001 → 100.0.0.254:80 [S]`. */
-function hopText(hop: Hop): string {
-  return `${formatPlace(hop.place)} ${hop.direction}: ${hop.src} → ${hop.dst} [${hop.flags}]`;
-}
-
-function hopLines(hops: Array<[Hop | undefined, string]>): string[] {
-  return hops.flatMap(([hop, note]) => (hop ? [`${hopText(hop)}${note ? `: ${note}` : ''}`] : []));
-}
-
-function routerAnswerText(f: Facts): string {
-  if (!f.answer) return '';
-  if (f.tracedDrop)
-    return `the router rejected it: ${describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet).replace(/^nft trace \(the kernel\): /, '')}`;
-  if (!isRefusal(f.answer)) return 'the router answered itself';
-  return isUdp(f)
-    ? `the router's own stack answered with an ICMP port unreachable: nothing on the router listens on UDP port ${f.target.port}`
-    : `the router's own TCP stack answered with a reset: nothing on the router listens on port ${f.target.port}`;
-}
-
-function routerAnswer(f: Facts): string {
-  if (f.tracedDrop && f.answer) return ', where a rule rejected it';
-  return f.answer && isRefusal(f.answer) ? ', which refused it' : '';
-}
-
-/** How a closed port answers: a TCP reset, or for UDP an ICMP port unreachable. */
-function isRefusal(hop: Hop): boolean {
-  return hop.flags === 'icmp port-unreachable' || (!isIcmpHop(hop) && hop.flags.includes('R'));
-}
-
-function isUdp(f: Facts): boolean {
-  return f.result.kind === 'udp';
-}
-
-/** The trace's account of the request: the rule or policy that dropped it, else nothing. */
-function traceLines(f: Facts): string[] {
-  return f.tracedDrop ? [describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet)] : [];
-}
-
-/** Did the trace see the request dropped on the forwarding path (a base chain with both interfaces)? */
-function tracedForwardDrop(f: Facts): TraceStep | null {
-  if (!f.tracedDrop) return null;
-  const base = baseChainOf(f.tracedDrop.packet, f.tracedDrop.step);
-  const header = base ? traceHeader(base) : null;
-  return header?.iif && header.oif ? f.tracedDrop.step : null;
-}
-
-function conntrackLines(f: Facts): string[] {
-  const mine = (line: string): boolean => line.includes(`src=${f.result.clientAddress} `) && line.includes(`sport=${f.result.clientPort} `);
-  const entry = f.evidence.router.conntrack.find(mine);
-  if (entry) return [`conntrack -L: ${entry.trim()}`];
-  const event = f.result.conntrack.find(mine);
-  return event ? [`conntrack -E: ${event.replace(/^\[[\d.]+\]\s*/, '').trim()}`] : [];
-}
-
-/** The probe's conntrack entry (table or event) expects the reply from the address asked for. */
-function conntrackUntranslated(f: Facts): boolean {
-  const entry = conntrackLines(f)[0];
-  const reply = entry ? [...entry.matchAll(/src=(\S+)/g)][1]?.[1] : undefined;
-  return reply === f.target.address;
-}
-
-function counterLines(node: { node: string; counters: Record<string, number> }, meaning: Record<string, string>): string[] {
-  return Object.entries(meaning).flatMap(([name, what]) => {
-    const n = node.counters[name];
-    return n ? [`${node.node}: ${name} +${n} during the probes (${what})`] : [];
-  });
-}
-
-/**
- * The nat PREROUTING rule that DNATs the probe's request: the one natproof's reading of the rules
- * reaches, and only when the kernel counted packets on it during the probes.
- */
-function dnatStep(f: Facts): RuleStep | null {
-  const decided = f.preroutingWalk?.decidedBy;
-  return decided?.parsed.target === 'DNAT' && counted(decided.rule) ? decided : null;
-}
-
-function dnatText(step: RuleStep): string {
-  const d = dnatDestination(step.parsed);
-  return d ? `${d.address}${d.port ? `:${d.port}` : ''}` : '?';
-}
-
-function noRuleTook(walk: ChainWalk, chain: string, what: string): string {
-  if (walk.steps.length === 0) return `${chain} is empty: no rule ${what}`;
-  return `natproof's reading of the rule text: no rule in ${chain} ${what}: ${walk.steps.map((s) => `rule ${s.rule.position} (${plural(s.rule.packets, 'packet')}) ${s.rule.text}`).join('; ')}`;
-}
-
-/** An nft rule set's own lines about NAT, when the rules were not iptables. */
-function nftOr(
-  f: Facts,
-  otherwise: string,
-  relevant = /\b(dnat|snat|masquerade|policy)\b/,
-  none = 'the rule set has no dnat rule',
-): string[] {
-  const nft = f.evidence.router.nftRuleset;
-  if (!nft) return [otherwise];
-  const lines = nft
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => relevant.test(l));
-  return lines.length > 0 ? lines.map((l) => `nft: ${l}`) : [`nft: ${none}`];
-}
-
-/** The one host serving the probe's port, when the rules do not say where it should go. */
-function serverFor(f: Facts): { address: string; port: number | null } | null {
-  const kind = isUdp(f) ? 'udp' : 'http';
-  const servers = f.topology.hosts.filter((h) => h.services.some((s) => s.port === f.target.port && s.kind === kind));
-  return servers.length === 1 && servers[0] ? { address: servers[0].address, port: null } : null;
 }
