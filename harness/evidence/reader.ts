@@ -13,7 +13,12 @@ export interface EvidenceTranscript {
   output: string;
 }
 
-const READ_TIMEOUT_MS = 3_000;
+/**
+ * Each read takes milliseconds; the bound only keeps a hung tool from hanging the run. At 3 s,
+ * process starts on a loaded machine (load 15-20 on 2 cores) ran past it, and the diagnosis lost
+ * the counters and sysctls it names causes from.
+ */
+const READ_TIMEOUT_MS = 15_000;
 
 export class Reader {
   readonly transcripts: EvidenceTranscript[] = [];
