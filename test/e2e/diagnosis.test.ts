@@ -224,7 +224,8 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
           "natproof's reading of the rule text: does not match: --ctstate RELATED,ESTABLISHED: the connection is NEW,DNAT",
         ),
       ).toBeDefined();
-      expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 2 packets)', 'DNAT')).toBeDefined();
+      // Each SYN dropped in FORWARD is unconfirmed, so a retransmission is counted again: at least one per probe.
+      expect(countIn(line(d, 'nat PREROUTING rule 1 (', 'DNAT'))).toBeGreaterThanOrEqual(2);
       expect(line(d, 'never confirmed')).toBeDefined();
       expect(d.suggestion).toBe('iptables -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT');
     }
@@ -264,7 +265,9 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     expect(line(d, 'router:eth1 in: 123.45.6.7:', 'not seen leaving it')).toBeDefined();
     expect(line(d, 'router: net.ipv4.ip_forward = 0')).toBeDefined();
     expect(line(d, 'router: IpInAddrErrors +')).toBeDefined();
-    expect(line(d, 'nat PREROUTING rule 1 (kernel counter: 1 packet)', 'DNAT')).toBeDefined();
+    // A SYN dropped after nat PREROUTING is never confirmed, so its retransmission (a probe
+    // outliving 1 s on a loaded machine) is counted by the nat rule again: at least one.
+    expect(countIn(line(d, 'nat PREROUTING rule 1 (', 'DNAT'))).toBeGreaterThanOrEqual(1);
     expect(d.suggestion).toBe('sysctl -w net.ipv4.ip_forward=1');
   });
 
@@ -383,7 +386,8 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   it('keeps the kernel evidence in the result and what the tools printed in the artifacts', () => {
     const evidence = forwarding.rulesets[0]?.evidence;
     expect(evidence?.router.sysctls['net.ipv4.ip_forward']).toBe('0');
-    expect(evidence?.router.rules[0]).toMatchObject({ table: 'nat', chain: 'PREROUTING', position: 1, packets: 1 });
+    expect(evidence?.router.rules[0]).toMatchObject({ table: 'nat', chain: 'PREROUTING', position: 1 });
+    expect(evidence?.router.rules[0]?.packets).toBeGreaterThanOrEqual(1);
     expect(evidence?.hosts.map((h) => h.node)).toEqual(['webserver']);
     const transcript = readFileSync(join(out, 'forwarding', 'forwarding-disabled-kernel.txt'), 'utf8');
     for (const tool of ['iptables-save -c', 'conntrack -L', 'ip -j route show', 'ss -ltnH']) expect(transcript).toContain(tool);
