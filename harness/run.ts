@@ -26,6 +26,7 @@ import { sightings, type CaptureTrace } from './trace/flows.js';
 import { parsePcap } from './trace/pcap.js';
 import { addressBook } from './verdict/addresses.js';
 import { diagnoseProbe } from './verdict/diagnose.js';
+import { withDiagnosis } from './verdict/expect.js';
 import { observeProbe } from './verdict/observe.js';
 import { routerOriginatedCandidates, ruleWarnings, type RouterOriginatedCandidate } from './verdict/warnings.js';
 
@@ -219,10 +220,7 @@ async function runRuleset(
   const router = read.kernel.router;
   const missing = captured.nftTraceMissing ? [...router.missing, captured.nftTraceMissing] : router.missing;
   const kernel = { ...read.kernel, router: { ...router, nftTrace: captured.nftTrace, nftChains: captured.nftChains, missing } };
-  const probes = observed.map(({ result, flow }) => ({
-    ...result,
-    diagnosis: diagnoseProbe({ topology, result, flow, evidence: kernel }),
-  }));
+  const probes = observed.map(({ result, flow }) => withDiagnosis(result, diagnoseProbe({ topology, result, flow, evidence: kernel })));
   if (keepArtifacts) {
     await writeFile(dir.serverLog(ruleset.name), `${JSON.stringify(serverLog, null, 2)}\n`);
     await writeFile(dir.conntrackEvents(ruleset.name), captured.conntrackEvents.map((l) => `${l}\n`).join(''));

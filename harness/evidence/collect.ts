@@ -107,7 +107,7 @@ async function routerEvidence(
     reader.read(ROUTER, 'router', ['iptables-save', '-c'], missing),
     all ? reader.read(ROUTER, 'router', ['ip', '-j', 'route', 'show'], missing) : skip,
     all ? reader.read(ROUTER, 'router', ['conntrack', '-L'], missing) : skip,
-    ruleset.rules.format === 'nft' ? reader.read(ROUTER, 'router', ['nft', 'list', 'ruleset'], missing) : Promise.resolve(null),
+    ruleset.rules.format === 'nft' ? reader.read(ROUTER, 'router', ['nft', '-a', 'list', 'ruleset'], missing) : Promise.resolve(null),
   ]);
   const files = splitGrepOutput(kernel);
   return {

@@ -13,7 +13,12 @@ export interface EvidenceTranscript {
   output: string;
 }
 
-const READ_TIMEOUT_MS = 3_000;
+/**
+ * Each read takes milliseconds; the bound only keeps a hung tool from hanging the run. At 3 s,
+ * process starts on a loaded machine (load 15-20 on 2 cores) ran past it, and the diagnosis lost
+ * the counters and sysctls it names causes from.
+ */
+const READ_TIMEOUT_MS = 15_000;
 
 export class Reader {
   readonly transcripts: EvidenceTranscript[] = [];
@@ -30,10 +35,16 @@ export class Reader {
   }
 
   /** The command's result, or null and an explanation in `missing` when it could not run. */
-  async run(node: NodeRef, name: string, argv: readonly string[], missing: string[]): Promise<ExecResult | null> {
+  async run(
+    node: NodeRef,
+    name: string,
+    argv: readonly string[],
+    missing: string[],
+    timeoutMs = READ_TIMEOUT_MS,
+  ): Promise<ExecResult | null> {
     let result: ExecResult;
     try {
-      result = await this.lab.exec(node, argv, { timeoutMs: READ_TIMEOUT_MS, allowFailure: true });
+      result = await this.lab.exec(node, argv, { timeoutMs, allowFailure: true });
     } catch (err) {
       missing.push(`${argv.join(' ')}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
       return null;

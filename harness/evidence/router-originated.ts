@@ -9,8 +9,12 @@ import type { IptablesRule, RouterEvidence, RouterOriginatedObservation } from '
 import { parseIptablesSave } from './kernel-text.js';
 import type { Reader } from './reader.js';
 
-/** The router's own connection goes to a closed port: a reset comes back within milliseconds. */
-const CONNECT_TIMEOUT_S = 2;
+/**
+ * The router's own connection goes to a closed port: a reset comes back within milliseconds. The
+ * bound also covers starting bash in the router, which on a loaded machine (load 15-20 on 2 cores
+ * was seen) took more than 2 s: the SYN was never sent, so the rule's counter could not grow.
+ */
+const CONNECT_TIMEOUT_S = 10;
 const ROUTER: NodeRef = { kind: 'router' };
 
 /** One connection to try: from a router leg to a closed port of a host, watching one nat POSTROUTING rule. */
@@ -36,7 +40,8 @@ export async function observeRouterOriginated(
   const observations: RouterOriginatedObservation[] = [];
   for (const { rule, leg, host, closedPort } of trials) {
     const connect = ['timeout', String(CONNECT_TIMEOUT_S), 'bash', '-c', 'exec 3<>"/dev/tcp/$0/$1"', host.address, String(closedPort)];
-    const done = await reader.run(ROUTER, 'router', connect, router.missing);
+    // The exec's own bound is past `timeout`'s, so `timeout` decides and says so (exit 124).
+    const done = await reader.run(ROUTER, 'router', connect, router.missing, (CONNECT_TIMEOUT_S + 5) * 1000);
     if (!done) continue;
     const after = parseIptablesSave(await reader.read(ROUTER, 'router', ['iptables-save', '-c', '-t', 'nat'], router.missing)).rules.find(
       (r) => r.table === 'nat' && r.chain === 'POSTROUTING' && r.position === rule.position && r.text === rule.text,

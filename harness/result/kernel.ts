@@ -48,7 +48,7 @@ export interface RouterEvidence extends NodeEvidence {
   /** Every iptables(-nft) rule with its packet and byte counters. */
   rules: IptablesRule[];
   policies: ChainPolicy[];
-  /** `nft list ruleset` for an nft rule set, whose native rules iptables-save cannot show. */
+  /** `nft -a list ruleset` (rules with their handles) for an nft rule set, whose native rules iptables-save cannot show. */
   nftRuleset: string | null;
   /** `conntrack -L` after the probes. */
   conntrack: string[];

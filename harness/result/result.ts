@@ -3,7 +3,7 @@
  * evidence (hops, server log, conntrack events) beside it. Data only: everything above (the run,
  * the verdict, the reports) speaks it, and it depends on nothing but the scenario's types.
  */
-import type { ExpectableError, Expectation, ProbeKind, RewriteKind } from '../scenario/topology.js';
+import type { ExpectableCause, ExpectableError, Expectation, ProbeKind, RewriteKind } from '../scenario/topology.js';
 import type { KernelEvidence } from './kernel.js';
 
 export type BackendName = 'netns' | 'docker';
@@ -125,19 +125,11 @@ export interface ProbeResult {
   diagnosis: Diagnosis | null;
 }
 
-/** Causes in the seed document's terms. */
-export type DiagnosisCause =
-  | 'reply-bypassed-router'
-  | 'reply-bridged-past-netfilter'
-  | 'no-dnat-match'
-  | 'rule-order'
-  | 'forwarding-disabled'
-  | 'forward-dropped'
-  | 'server-refused'
-  | 'server-unreachable'
-  | 'reverse-path-filter'
-  | 'snat-router-originated'
-  | 'unknown';
+/**
+ * Causes in the seed document's terms: the ones a scenario can expect, the warning about a
+ * hairpin SNAT that also rewrites the router's own traffic, and `unknown`.
+ */
+export type DiagnosisCause = ExpectableCause | 'snat-router-originated' | 'unknown';
 
 export interface Diagnosis {
   cause: DiagnosisCause;

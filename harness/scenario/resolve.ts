@@ -862,6 +862,12 @@ function checkExpectationFits(source: ScenarioSource, path: Path, raw: RawExpect
       'error',
     ]);
   }
+  if (raw.cause !== undefined && raw.ok === true) {
+    throw source.error(`\`cause: ${raw.cause}\` is why the probe fails, but \`ok: true\` says it succeeds; drop one of them`, [
+      ...path,
+      'cause',
+    ]);
+  }
   const httpOnly = kind === 'tcp' ? HTTP_ONLY.find((field) => raw[field] !== undefined) : undefined;
   if (httpOnly) {
     throw source.error(
@@ -904,6 +910,7 @@ function resolveExpectation(source: ScenarioSource, path: Path, raw: RawExpectat
   }
   if (raw.rewrites !== undefined) expectation.rewrites = [...raw.rewrites];
   if (raw.bypassed_router !== undefined) expectation.bypassedRouter = raw.bypassed_router;
+  if (raw.cause !== undefined) expectation.cause = raw.cause;
   if (raw.answered_by !== undefined) expectation.answeredBy = resolveAnsweredBy(source, [...path, 'answered_by'], raw.answered_by, hosts);
   return expectation;
 }

@@ -8,7 +8,7 @@
  * are checked when resolve.ts turns the raw scenario into a Topology.
  */
 import { Type, type SchemaOptions, type Static, type TSchema, type TString } from '@sinclair/typebox';
-import { EXPECTABLE_ERRORS, PROBE_KINDS, REWRITE_ORDER, type RuleFormat } from './topology.js';
+import { EXPECTABLE_CAUSES, EXPECTABLE_ERRORS, PROBE_KINDS, REWRITE_ORDER, type RuleFormat } from './topology.js';
 
 /** Values used when a scenario leaves a field out; the schema shows them to editors. */
 export const DEFAULTS = {
@@ -432,6 +432,13 @@ const Expectation = Type.Object(
         pattern: '^[a-z][a-z0-9-]{0,31}$',
         title: 'Answered by',
         description: `The node that accepted the connection: a host's name, or "${ROUTER_NAME}" for a server on the router itself (router.services). Observed from the server log of whichever agent logged the request, else from the capture (where the SYN-ACK came from). E.g. a port forward that shadows the router's admin page makes the admin-page probe answered by the web server.`,
+      }),
+    ),
+    cause: Type.Optional(
+      oneOf(EXPECTABLE_CAUSES, {
+        title: 'Cause',
+        description:
+          "The cause natproof's diagnosis must name for the probe's failure, from the kernel's evidence: a known failure recorded with its reason, so the same failure for another reason does not pass. E.g. `{ ok: false, error: refused, cause: rule-order }`. Implies the probe fails; not with `ok: true`. The causes are described in the README (Diagnosis).",
       }),
     ),
   },

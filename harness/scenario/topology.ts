@@ -154,6 +154,29 @@ export const EXPECTABLE_ERRORS = ['refused', 'reset', 'timeout', 'unreachable', 
 export type ExpectableError = (typeof EXPECTABLE_ERRORS)[number];
 
 /**
+ * The causes a diagnosis names for a failed probe (verdict/diagnose.ts), which a scenario can
+ * record as the expected one: a known failure is pinned to its reason, so a rule set that fails
+ * the same way for another reason does not pass. `unknown` is not a cause and cannot be expected.
+ */
+export const EXPECTABLE_CAUSES = [
+  'reply-bypassed-router',
+  'reply-bridged-past-netfilter',
+  'no-dnat-match',
+  'rule-order',
+  'forwarding-disabled',
+  'forward-dropped',
+  'server-refused',
+  'server-unreachable',
+  'reverse-path-filter',
+  'input-rejected',
+  'input-dropped',
+  'output-rejected',
+  'output-dropped',
+  'no-route',
+] as const;
+export type ExpectableCause = (typeof EXPECTABLE_CAUSES)[number];
+
+/**
  * What a probe does: an HTTP GET (the default), only a TCP handshake (ssh, databases), or one
  * UDP datagram (a DNS-like query) and its answer.
  */
@@ -176,6 +199,8 @@ export interface Expectation {
   bypassedRouter?: boolean;
   /** The node that accepted the connection: a host's name, or ROUTER_NAME ('router'). */
   answeredBy?: string;
+  /** The cause the diagnosis must name for the failure. */
+  cause?: ExpectableCause;
 }
 
 export interface Probe {

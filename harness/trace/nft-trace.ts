@@ -305,6 +305,7 @@ export function chainPath(packet: TracedPacket, step: TraceStep): string[] {
 /** How a trace line is quoted in a diagnosis, with the chains that led to it. */
 export function describeTraceStep(step: TraceStep, packet?: TracedPacket): string {
   const path = packet ? chainPath(packet, step).join(' -> ') : step.chain;
-  const what = step.kind === 'policy' ? `policy ${step.text}` : `rule ${step.text} (verdict ${step.verdict})`;
+  const handle = step.handle === null ? '' : ` # handle ${step.handle}`;
+  const what = step.kind === 'policy' ? `policy ${step.text}` : `rule ${step.text}${handle} (verdict ${step.verdict})`;
   return `nft trace (the kernel): ${step.family} ${step.table} ${path}: ${what}`;
 }

@@ -15,16 +15,14 @@
  * Evidence lines say which facts are the kernel's (packets, counters, conntrack) and which are
  * natproof's reading of the rules.
  */
-import { routerAddresses, routerOn, type Host, type Topology } from '../scenario/topology.js';
-import type { HostEvidence, IptablesRule, KernelEvidence } from '../result/kernel.js';
-import type { FlowObservation, Hop } from '../trace/flows.js';
+import { routerOn } from '../scenario/topology.js';
+import type { Hop } from '../trace/flows.js';
 import {
   command,
   counted,
   describePolicy,
   describeReading,
   describeRule,
-  plural,
   ruleSpec,
   specThrough,
   walkChain,
@@ -32,58 +30,44 @@ import {
   type RuleStep,
 } from './chains.js';
 import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
-import { isIcmpHop } from '../trace/hop-label.js';
-import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
-import { formatPlace, type Diagnosis, type ProbeResult } from '../result/result.js';
-import {
-  baseChainOf,
-  describeTraceStep,
-  dropStep,
-  firstHeader,
-  parseNftTrace,
-  traceHeader,
-  type TraceStep,
-  type TracedPacket,
-} from '../trace/nft-trace.js';
+import { dnatDestination, type HookPacket } from './netfilter-match.js';
+import type { Diagnosis } from '../result/result.js';
 import { parseConntrackEvent } from '../trace/conntrack.js';
-
-export interface DiagnosisInput {
-  topology: Topology;
-  result: Omit<ProbeResult, 'diagnosis'>;
-  flow: FlowObservation;
-  evidence: KernelEvidence;
-}
-
-/** What the packets say about one probe, with names resolved. */
-interface Facts {
-  topology: Topology;
-  result: DiagnosisInput['result'];
-  flow: FlowObservation;
-  evidence: KernelEvidence;
-  /** The client host, or the router for a connection it originated (its address from conntrack). */
-  client: Pick<Host, 'name' | 'address' | 'network'>;
-  target: Endpoint;
-  /** The request entering and leaving the router. */
-  arrival: Hop | undefined;
-  exit: Hop | undefined;
-  /** The request arriving at the host it was delivered to. */
-  delivery: Hop | undefined;
-  receiver: Host | undefined;
-  /** The first sighting of the answer (SYN-ACK or reset), and whose it was. */
-  answer: Hop | undefined;
-  answeredBy: string | undefined;
-  /** The client's SYN as nat PREROUTING saw it. */
-  prerouting: HookPacket | undefined;
-  /** The nftables trace of the client's request packets (the SYN and its retransmissions). */
-  traced: TracedPacket[];
-  /** The trace's rule or policy that dropped (or rejected) the request, if one did. */
-  tracedDrop: { packet: TracedPacket; step: TraceStep } | null;
-}
-
-interface Endpoint {
-  address: string;
-  port: number;
-}
+import {
+  type DiagnosisInput,
+  type Facts,
+  gather,
+  isDnat,
+  ruleName,
+  jumpTarget,
+  countedRules,
+  hostAt,
+  isRouterAddress,
+  isRouter,
+  routerInterface,
+  hostOf,
+  endpoint,
+  listeningPort,
+  hostEvidence,
+  hopText,
+  hopLines,
+  routerAnswerText,
+  routerAnswer,
+  isRefusal,
+  isUdp,
+  traceLines,
+  tracedForwardDrop,
+  conntrackLines,
+  conntrackUntranslated,
+  counterLines,
+  dnatStep,
+  dnatText,
+  noRuleTook,
+  nftOr,
+  serverFor,
+} from './diagnosis-facts.js';
+import { dnatMeantFor, ownChainRefused, routerNoRoute } from './own-chains.js';
+import { nftRuleOrder } from './nft-rule-order.js';
 
 /** A diagnosis for every probe that failed or missed its expectations; null otherwise. */
 export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
@@ -91,9 +75,7 @@ export function diagnoseProbe(input: DiagnosisInput): Diagnosis | null {
   const f = gather(input);
   // The request worked: nothing was dropped or refused, so no rule-based cause applies.
   if (input.result.ok) return workedNotAsExpected(f);
-  // The router's own connection passes nat OUTPUT, which the causes below do not read: say what was seen.
-  if (input.result.client === input.topology.router.name) return unknown(f);
-  const diagnosis = failureCause(f);
+  const diagnosis = input.result.client === input.topology.router.name ? routerProbeCause(f) : failureCause(f);
   // A probe whose own goal is to fail (a port that must stay closed) is explained, not fixed. A
   // rule set that records a known failure of a probe meant to work keeps its fix.
   const goal = f.topology.probes.find((p) => p.name === input.result.name)?.expect;
@@ -107,71 +89,30 @@ function failureCause(f: Facts): Diagnosis {
     replyBridgedPastNetfilter(f) ??
     (f.arrival && !f.exit && f.answeredBy === 'router'
       ? isRouterAddress(f, f.target.address)
-        ? (ruleOrder(f) ?? noDnatMatch(f))
+        ? (ruleOrder(f) ?? nftRuleOrder(f) ?? (dnatMeantFor(f) ? null : ownChainRefused(f, 'INPUT')) ?? noDnatMatch(f))
         : forwardRejected(f)
       : null) ??
     serverRefused(f) ??
     serverUnreachable(f) ??
-    (f.arrival && !f.exit && !f.answer ? (reversePathFilter(f) ?? forwardingDisabled(f) ?? forwardDropped(f) ?? dnatToNobody(f)) : null) ??
+    (f.arrival && !f.exit && !f.answer
+      ? (reversePathFilter(f) ??
+        (isRouterAddress(f, f.target.address) && !f.result.rewrites.includes('DNAT') ? ownChainRefused(f, 'INPUT') : null) ??
+        forwardingDisabled(f) ??
+        forwardDropped(f) ??
+        dnatToNobody(f))
+      : null) ??
     unknown(f)
   );
 }
 
-function gather(input: DiagnosisInput): Facts {
-  const { topology, result, flow, evidence } = input;
-  const client =
-    result.client === topology.router.name
-      ? { name: result.client, address: result.clientAddress, network: '' }
-      : hostNamed(topology, result.client);
-  const arrival = flow.request.find((h) => isRouter(h) && h.direction === 'in');
-  // The last sighting leaving the router: with a bridge inside it, br0 sees the packet before the port it leaves by.
-  const exit = [...flow.request].reverse().find((h) => isRouter(h) && h.direction === 'out');
-  const receiver = flow.deliveredTo ? topology.hosts.find((h) => h.name === flow.deliveredTo?.host) : undefined;
-  const delivery = receiver ? flow.request.find((h) => hostOf(h) === receiver.name && h.direction === 'in') : undefined;
-  const answer = flow.reply[0];
-  const target = endpoint(result.target);
-  const from = arrival ? endpoint(arrival.src) : undefined;
-  const traced = parseNftTrace(evidence.router.nftTrace ?? []).filter((p) => {
-    const h = firstHeader(p);
-    return h?.saddr === result.clientAddress && h.sport === result.clientPort && h.daddr === target.address && h.dport === target.port;
-  });
-  const dropped = traced.flatMap((packet) => {
-    const step = dropStep(packet);
-    return step ? [{ packet, step }] : [];
-  });
-  return {
-    traced,
-    tracedDrop: dropped[0] ?? null,
-    topology,
-    result,
-    flow,
-    evidence,
-    client,
-    target,
-    arrival,
-    exit,
-    delivery,
-    receiver,
-    answer,
-    answeredBy: answer ? (isRouter(answer) ? 'router' : hostOf(answer)) : undefined,
-    prerouting:
-      arrival && from
-        ? {
-            in: routerInterface(arrival),
-            protocol: result.kind === 'udp' ? 'udp' : 'tcp',
-            src: from.address,
-            dst: target.address,
-            sport: from.port,
-            dport: target.port,
-            ctstate: ['NEW'],
-            local: routerAddresses(topology.router).map((a) => a.address),
-            routes: evidence.router.routes,
-          }
-        : undefined,
-  };
+/**
+ * A connection the router itself opened: its own OUTPUT chain stopped it, it had no route, or
+ * the host it reached refused or could not answer it. (Its nat rules are nat OUTPUT's, which no
+ * cause here reads.)
+ */
+function routerProbeCause(f: Facts): Diagnosis {
+  return ownChainRefused(f, 'OUTPUT') ?? routerNoRoute(f) ?? serverRefused(f) ?? serverUnreachable(f) ?? unknown(f);
 }
-
-// --- Causes -------------------------------------------------------------------------------------
 
 function replyBypassedRouter(f: Facts): Diagnosis | null {
   if (!f.flow.bypassedRouter) return null;
@@ -203,7 +144,10 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
       ctstate: ['NEW', 'DNAT'],
     };
     const walk = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet);
-    if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
+    // An nft rule set's own nat chains are not iptables': quote its snat rules, never call them absent.
+    if (f.evidence.router.nftRuleset)
+      evidence.push(...nftOr(f, '', /\b(snat|masquerade)\b/, 'the rule set has no snat or masquerade rule'));
+    else if (!walk.decidedBy) evidence.push(noRuleTook(walk, 'nat POSTROUTING', 'SNATs the DNATed request'));
   }
   const cidr = network?.subnet ? `${network.subnet.address}/${network.subnet.prefix}` : null;
   return {
@@ -264,7 +208,6 @@ function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
   };
 }
 
-/** An earlier ACCEPT or RETURN in nat PREROUTING takes the packet before a DNAT rule that matches it. */
 /**
  * A rule that takes the request before a DNAT can: an ACCEPT (or a RETURN in a built-in chain)
  * that decides nat PREROUTING, or a RETURN that leaves a user chain (Docker's DOCKER, a
@@ -272,9 +215,9 @@ function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
  * natproof's reading of the rules without it reaches a DNAT for this request.
  */
 function ruleOrder(f: Facts): Diagnosis | null {
-  if (!f.prerouting) return null;
+  const walk = f.preroutingWalk;
+  if (!f.prerouting || !walk) return null;
   const { rules, policies } = f.evidence.router;
-  const walk = walkChain(rules, policies, 'nat', 'PREROUTING', f.prerouting);
   const decided = walk.decidedBy && ['ACCEPT', 'RETURN'].includes(walk.decidedBy.parsed.target ?? '') ? [walk.decidedBy] : [];
   for (const shadow of [...walk.returnedBy, ...decided]) {
     if (!counted(shadow.rule)) continue;
@@ -313,23 +256,8 @@ function ruleOrder(f: Facts): Diagnosis | null {
   return null;
 }
 
-function isDnat(step: RuleStep): boolean {
-  return step.parsed.target === 'DNAT' || step.parsed.target === 'REDIRECT';
-}
-
-/** `nat DOCKER rule 2 (reached from PREROUTING rule 1)`, or `nat PREROUTING rule 3`. */
-function ruleName(step: RuleStep): string {
-  const name = `${step.rule.table} ${step.rule.chain} rule ${step.rule.position}`;
-  const first = step.via[0];
-  return first ? `${name} (reached from ${first.chain} rule ${first.position})` : name;
-}
-
-function jumpTarget(rule: IptablesRule): string {
-  return parseRule(rule.text).target ?? '?';
-}
-
 function noDnatMatch(f: Facts): Diagnosis {
-  const walk = f.prerouting ? walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting) : undefined;
+  const walk = f.preroutingWalk;
   // DNAT and REDIRECT rules wherever the walk reaches them, user chains included.
   const dnats = walk?.steps.filter(isDnat) ?? [];
   // Which rule missed and why is said only when the kernel corroborates that no DNAT rule took
@@ -420,7 +348,7 @@ function serverRefused(f: Facts): Diagnosis | null {
     summary:
       `The server refused the ${udp ? 'query' : 'connection'}: the request reached ${receiver.name} as ${delivery.dst}, and nothing listens on ${udp ? 'UDP ' : ''}port ${asked.port} there` +
       `${listens ? ` (${receiver.name} listens on ${listens})` : ''}; it answered with ${refusal}.` +
-      (port !== undefined ? ` Forward to port ${port}.` : ''),
+      (port !== undefined && dnat ? ` Forward to port ${port}.` : ''),
     evidence: [
       ...hopLines([
         [f.arrival, 'the request entered the router'],
@@ -802,166 +730,4 @@ function workedNotAsExpected(f: Facts): Diagnosis {
     ],
     suggestion: null,
   };
-}
-
-/** Every nat and filter rule and policy the kernel counted packets on during the probes. */
-function countedRules(f: Facts): string[] {
-  const router = f.evidence.router;
-  return [
-    ...router.rules.filter((r) => counted(r)).map(describeRule),
-    ...router.policies.filter((p) => counted(p) && p.policy !== 'ACCEPT').map(describePolicy),
-  ];
-}
-
-// --- Helpers ------------------------------------------------------------------------------------
-
-function hostNamed(topology: Topology, name: string): Host {
-  const host = topology.hosts.find((h) => h.name === name);
-  if (!host) throw new Error(`diagnose: no host ${name} in the topology`);
-  return host;
-}
-
-function hostAt(topology: Topology, address: string): Host | undefined {
-  return topology.hosts.find((h) => h.address === address);
-}
-
-function isRouterAddress(f: Facts, address: string): boolean {
-  return routerAddresses(f.topology.router).some((a) => a.address === address);
-}
-
-function isRouter(hop: Hop): boolean {
-  return hop.place.kind === 'router';
-}
-
-function routerInterface(hop: Hop | undefined): string | undefined {
-  return hop?.place.kind === 'router' ? hop.place.iface : undefined;
-}
-
-function hostOf(hop: Hop): string | undefined {
-  return hop.place.kind === 'host' ? hop.place.host : undefined;
-}
-
-function endpoint(text: string): Endpoint {
-  const colon = text.lastIndexOf(':');
-  return { address: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
-
-function listeningPort(local: string): number | null {
-  const port = Number(local.slice(local.lastIndexOf(':') + 1));
-  return Number.isInteger(port) && port > 0 ? port : null;
-}
-
-function hostEvidence(f: Facts, host: Host): HostEvidence | undefined {
-  return f.evidence.hosts.find((h) => h.node === host.name);
-}
-
-/** `router:eth2 in: 172.16.0.2:20001 → 100.0.0.254:80 [S]`. */
-function hopText(hop: Hop): string {
-  return `${formatPlace(hop.place)} ${hop.direction}: ${hop.src} → ${hop.dst} [${hop.flags}]`;
-}
-
-function hopLines(hops: Array<[Hop | undefined, string]>): string[] {
-  return hops.flatMap(([hop, note]) => (hop ? [`${hopText(hop)}${note ? `: ${note}` : ''}`] : []));
-}
-
-function routerAnswerText(f: Facts): string {
-  if (!f.answer) return '';
-  if (f.tracedDrop)
-    return `the router rejected it: ${describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet).replace(/^nft trace \(the kernel\): /, '')}`;
-  if (!isRefusal(f.answer)) return 'the router answered itself';
-  return isUdp(f)
-    ? `the router's own stack answered with an ICMP port unreachable: nothing on the router listens on UDP port ${f.target.port}`
-    : `the router's own TCP stack answered with a reset: nothing on the router listens on port ${f.target.port}`;
-}
-
-function routerAnswer(f: Facts): string {
-  if (f.tracedDrop && f.answer) return ', where a rule rejected it';
-  return f.answer && isRefusal(f.answer) ? ', which refused it' : '';
-}
-
-/** How a closed port answers: a TCP reset, or for UDP an ICMP port unreachable. */
-function isRefusal(hop: Hop): boolean {
-  return hop.flags === 'icmp port-unreachable' || (!isIcmpHop(hop) && hop.flags.includes('R'));
-}
-
-function isUdp(f: Facts): boolean {
-  return f.result.kind === 'udp';
-}
-
-/** The trace's account of the request: the rule or policy that dropped it, else nothing. */
-function traceLines(f: Facts): string[] {
-  return f.tracedDrop ? [describeTraceStep(f.tracedDrop.step, f.tracedDrop.packet)] : [];
-}
-
-/** Did the trace see the request dropped on the forwarding path (a base chain with both interfaces)? */
-function tracedForwardDrop(f: Facts): TraceStep | null {
-  if (!f.tracedDrop) return null;
-  const base = baseChainOf(f.tracedDrop.packet, f.tracedDrop.step);
-  const header = base ? traceHeader(base) : null;
-  return header?.iif && header.oif ? f.tracedDrop.step : null;
-}
-
-function conntrackLines(f: Facts): string[] {
-  const mine = (line: string): boolean => line.includes(`src=${f.result.clientAddress} `) && line.includes(`sport=${f.result.clientPort} `);
-  const entry = f.evidence.router.conntrack.find(mine);
-  if (entry) return [`conntrack -L: ${entry.trim()}`];
-  const event = f.result.conntrack.find(mine);
-  return event ? [`conntrack -E: ${event.replace(/^\[[\d.]+\]\s*/, '').trim()}`] : [];
-}
-
-/** The probe's conntrack entry (table or event) expects the reply from the address asked for. */
-function conntrackUntranslated(f: Facts): boolean {
-  const entry = conntrackLines(f)[0];
-  const reply = entry ? [...entry.matchAll(/src=(\S+)/g)][1]?.[1] : undefined;
-  return reply === f.target.address;
-}
-
-function counterLines(node: { node: string; counters: Record<string, number> }, meaning: Record<string, string>): string[] {
-  return Object.entries(meaning).flatMap(([name, what]) => {
-    const n = node.counters[name];
-    return n ? [`${node.node}: ${name} +${n} during the probes (${what})`] : [];
-  });
-}
-
-/**
- * The nat PREROUTING rule that DNATs the probe's request: the one natproof's reading of the rules
- * reaches, and only when the kernel counted packets on it during the probes.
- */
-function dnatStep(f: Facts): RuleStep | null {
-  if (!f.prerouting) return null;
-  const decided = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'PREROUTING', f.prerouting).decidedBy;
-  return decided?.parsed.target === 'DNAT' && counted(decided.rule) ? decided : null;
-}
-
-function dnatText(step: RuleStep): string {
-  const d = dnatDestination(step.parsed);
-  return d ? `${d.address}${d.port ? `:${d.port}` : ''}` : '?';
-}
-
-function noRuleTook(walk: ChainWalk, chain: string, what: string): string {
-  if (walk.steps.length === 0) return `${chain} is empty: no rule ${what}`;
-  return `natproof's reading of the rule text: no rule in ${chain} ${what}: ${walk.steps.map((s) => `rule ${s.rule.position} (${plural(s.rule.packets, 'packet')}) ${s.rule.text}`).join('; ')}`;
-}
-
-/** An nft rule set's own lines about NAT, when the rules were not iptables. */
-function nftOr(
-  f: Facts,
-  otherwise: string,
-  relevant = /\b(dnat|snat|masquerade|policy)\b/,
-  none = 'the rule set has no dnat rule',
-): string[] {
-  const nft = f.evidence.router.nftRuleset;
-  if (!nft) return [otherwise];
-  const lines = nft
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => relevant.test(l));
-  return lines.length > 0 ? lines.map((l) => `nft: ${l}`) : [`nft: ${none}`];
-}
-
-/** The one host serving the probe's port, when the rules do not say where it should go. */
-function serverFor(f: Facts): { address: string; port: number | null } | null {
-  const kind = isUdp(f) ? 'udp' : 'http';
-  const servers = f.topology.hosts.filter((h) => h.services.some((s) => s.port === f.target.port && s.kind === kind));
-  return servers.length === 1 && servers[0] ? { address: servers[0].address, port: null } : null;
 }

@@ -1,4 +1,5 @@
 /** Expectations against observations: pure, one message per unmet expectation. */
+import type { Diagnosis, ProbeResult } from '../result/result.js';
 import type { ExpectableError, Expectation, ProbeKind, RewriteKind } from '../scenario/topology.js';
 
 export interface Observed {
@@ -74,6 +75,23 @@ export function checkExpectation(expect: Expectation, observed: Observed): strin
     );
   }
   return failures;
+}
+
+/**
+ * The expected cause against the diagnosis, which is made after the other expectations are
+ * checked (it reads the kernel's evidence, gathered once every probe has run).
+ */
+export function checkCause(expect: Pick<Expectation, 'cause'>, diagnosis: Diagnosis | null): string[] {
+  if (expect.cause === undefined) return [];
+  if (diagnosis?.severity !== 'failure') return [`expected the failure to be diagnosed as ${expect.cause}, but nothing failed`];
+  if (diagnosis.cause === expect.cause) return [];
+  return [`expected the failure to be diagnosed as ${expect.cause}, but the diagnosis is ${diagnosis.cause}: ${diagnosis.summary}`];
+}
+
+/** A probe's result with its diagnosis, and the expected cause judged against it. */
+export function withDiagnosis(result: Omit<ProbeResult, 'diagnosis'>, diagnosis: Diagnosis | null): ProbeResult {
+  const failures = [...result.failures, ...checkCause(result.expected, diagnosis)];
+  return { ...result, failures, expectationsMet: failures.length === 0, diagnosis };
 }
 
 /** `timeout (silence)`; `error`, natproof's word for anything else, stands alone. */

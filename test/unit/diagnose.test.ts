@@ -209,6 +209,26 @@ describe('diagnoseProbe', () => {
     );
   });
 
+  it('reply bypassed the router under an nft rule set: its snat rules are quoted, never called absent', () => {
+    const f = flow(DNATED_TO_WEBSERVER, ANSWERED_ACROSS_DMZ, {
+      bypassedRouter: true,
+      clientRejectedReply: true,
+      deliveredTo: { host: 'webserver', src: '172.16.0.2', dst: '172.16.0.1' },
+    });
+    const nft = [
+      'table ip nat { # handle 1',
+      '\tchain postrouting { # handle 2',
+      '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+      '\t\toifname "eth1" masquerade # handle 4',
+      '\t}',
+      '}',
+    ].join('\n');
+    const d = diagnose(result(DMZ_CLIENT), f, evidence('', { nftRuleset: nft }));
+    expect(d.cause).toBe('reply-bypassed-router');
+    expect(line(d, 'nft: oifname "eth1" masquerade # handle 4')).toBeDefined();
+    expect(line(d, 'is empty')).toBeUndefined();
+  });
+
   it('no DNAT rule matched: the router answered itself; the rule that missed says why; the fix forwards the probe address', () => {
     const rule = '[1:60] -A PREROUTING -d 100.0.0.254/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.16.0.1';
     const event =
@@ -762,5 +782,178 @@ describe('diagnoseProbe for a router with a bridge', () => {
 
   it('is not the cause when the kernel says bridge netfilter was on', () => {
     expect(loopback({ 'net.bridge.bridge-nf-call-iptables': '1' })?.cause).not.toBe('reply-bridged-past-netfilter');
+  });
+});
+
+describe('diagnoseProbe: nft rule order, and the router’s own INPUT and OUTPUT chains', () => {
+  /** `nft -a list ruleset` and `nft -a monitor` as a run of rule-mistakes.yaml's rule-order-nft printed them. */
+  const NFT_RULESET = [
+    'table ip nat { # handle 2',
+    '\tchain prerouting { # handle 1',
+    '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+    '\t\tip saddr 172.16.0.0/24 accept # handle 3',
+    '\t\tip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4',
+    '\t}',
+    '',
+    '\tchain postrouting { # handle 2',
+    '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+    '\t\tip saddr 172.16.0.0/24 ip daddr 172.16.0.0/24 ct status dnat snat to 172.16.0.254 # handle 5',
+    '\t}',
+    '}',
+  ].join('\n');
+  const NFT_TRACE = [
+    'trace id b54d5bfb ip nat prerouting packet: iif "eth2" ip saddr 172.16.0.2 ip daddr 100.0.0.254 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 26191 ip length 60 tcp sport 20001 tcp dport 80 tcp flags == syn tcp window 64240 ',
+    'trace id b54d5bfb ip nat prerouting rule ip saddr 172.16.0.0/24 accept # handle 3 (verdict accept)',
+  ];
+  const UNTRANSLATED =
+    '[1796162289.802029]\t    [NEW] tcp      6 120 SYN_SENT src=172.16.0.2 dst=100.0.0.254 sport=20001 dport=80 [UNREPLIED] src=100.0.0.254 dst=172.16.0.2 sport=80 dport=20001';
+  const nftEvidence = (trace: string[]): KernelEvidence =>
+    evidence('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT', {
+      nftRuleset: NFT_RULESET,
+      nftTrace: trace,
+    });
+
+  it('rule order in nft: the trace shows the accept, the dnat after it is named by handle, the fix inserts it before', () => {
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }), refusedByRouter(), nftEvidence(NFT_TRACE));
+    expect(d.cause).toBe('rule-order');
+    expect(d.summary).toContain('in ip nat prerouting, the rule "ip saddr 172.16.0.0/24 accept" (handle 3) accepts dmz-client');
+    expect(
+      line(d, 'nft trace (the kernel): ip nat prerouting: rule ip saddr 172.16.0.0/24 accept # handle 3 (verdict accept)'),
+    ).toBeDefined();
+    expect(
+      line(d, 'nft -a list ruleset: ip nat prerouting: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4'),
+    ).toBeDefined();
+    expect(d.suggestion).toBe('nft insert rule ip nat prerouting position 3 ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1');
+  });
+
+  it('no nft rule order without the kernel: with no trace of the accept, the cause stays no-dnat-match', () => {
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }), refusedByRouter(), nftEvidence([]));
+    expect(d.cause).toBe('no-dnat-match');
+    // The dnat rule exists: the evidence quotes it, never says the rule set has none.
+    expect(line(d, 'nft: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4')).toBeDefined();
+    expect(d.evidence.filter((l) => /has no dnat/.test(l))).toEqual([]);
+  });
+
+  it('no nft rule order when the dnat after the accept is for another port', () => {
+    const other = NFT_RULESET.replace('tcp dport 80 dnat', 'tcp dport 443 dnat');
+    const e = nftEvidence(NFT_TRACE);
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }), refusedByRouter(), {
+      ...e,
+      router: { ...e.router, nftRuleset: other },
+    });
+    expect(d.cause).toBe('no-dnat-match');
+  });
+
+  /** iptables-save -c with the filter table's INPUT and OUTPUT chains, and the seed's DNAT. */
+  const filter = (input: string[], output: string[] = [], inputPolicy = 'ACCEPT [3:180]'): string =>
+    [
+      '*filter',
+      `:INPUT ${inputPolicy}`,
+      ':FORWARD ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [5:300]',
+      ...input,
+      ...output,
+      'COMMIT',
+      '*nat',
+      ':PREROUTING ACCEPT [1:60]',
+      ':INPUT ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':POSTROUTING ACCEPT [0:0]',
+      DNAT,
+      'COMMIT',
+    ].join('\n');
+  const ADMIN: Partial<ProbeResult> = { target: '100.0.0.254:8080', error: 'refused', conntrack: [] };
+  const adminRequest = (answered: boolean): FlowObservation =>
+    flow(
+      ['internet@internet-client out 123.45.6.7:20000 > 100.0.0.254:8080 S', 'router:eth1 in 123.45.6.7:20000 > 100.0.0.254:8080 S'],
+      answered ? ['router:eth1 out 100.0.0.254:8080 > 123.45.6.7:20000 R.'] : [],
+    );
+
+  it('an INPUT REJECT in front of a router port: input-rejected by its counter, and an accept before it', () => {
+    const reject = '[1:60] -A INPUT -p tcp -m tcp --dport 8080 -j REJECT --reject-with tcp-reset';
+    const d = diagnose(result(INTERNET_CLIENT, ADMIN), adminRequest(true), evidence(filter([reject])));
+    expect(d.cause).toBe('input-rejected');
+    expect(d.summary).toContain('filter INPUT rule 1 (REJECT) rejected it before any socket on the router saw it');
+    expect(line(d, 'filter INPUT rule 1 (kernel counter: 1 packet)', 'rejects this request')).toBeDefined();
+    expect(line(d, 'nothing on the router listens')).toBeUndefined();
+    expect(d.suggestion).toBe('iptables -I INPUT 1 -d 100.0.0.254 -p tcp --dport 8080 -j ACCEPT');
+  });
+
+  it('an INPUT REJECT the kernel never counted is not named', () => {
+    const reject = '[0:0] -A INPUT -p tcp -m tcp --dport 8080 -j REJECT --reject-with tcp-reset';
+    const d = diagnose(result(INTERNET_CLIENT, ADMIN), adminRequest(true), evidence(filter([reject])));
+    expect(d.cause).toBe('no-dnat-match');
+  });
+
+  it('a reject of a port a DNAT rule is for: the DNAT missed, so the cause stays with the DNAT', () => {
+    const reject = '[1:60] -A INPUT -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset';
+    const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [] }), refusedByRouter(), evidence(filter([reject])));
+    expect(d.cause).toBe('no-dnat-match');
+  });
+
+  it('an INPUT DROP policy: input-dropped by the policy counter, silence', () => {
+    const d = diagnose(
+      result(INTERNET_CLIENT, { ...ADMIN, error: 'timeout' }),
+      adminRequest(false),
+      evidence(filter(['[0:0] -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT'], [], 'DROP [1:60]')),
+    );
+    expect(d.cause).toBe('input-dropped');
+    expect(
+      line(d, 'filter INPUT policy DROP (kernel counter: 1 packet fell through to it)', 'this request fell through to it'),
+    ).toBeDefined();
+    expect(d.suggestion).toBe('iptables -A INPUT -d 100.0.0.254 -p tcp --dport 8080 -j ACCEPT');
+  });
+
+  const ROUTER_PROBE = { client: 'router', clientAddress: '0.0.0.0', clientPort: 20004 };
+
+  it("the router's own connection dropped by OUTPUT: output-dropped by the rule counter, nothing captured", () => {
+    const drop = '[1:60] -A OUTPUT -d 172.16.0.0/24 -p tcp -m tcp --dport 80 -j DROP';
+    const d = diagnose(result(ROUTER_PROBE, { target: '172.16.0.1:80', error: 'timeout' }), flow([], []), evidence(filter([], [drop])));
+    expect(d.cause).toBe('output-dropped');
+    expect(line(d, 'filter OUTPUT rule 1 (kernel counter: 1 packet)', 'drops this request')).toBeDefined();
+    expect(line(d, 'it never left the router')).toBeDefined();
+    expect(d.suggestion).toBe('iptables -I OUTPUT 1 -d 172.16.0.1 -p tcp --dport 80 -j ACCEPT');
+  });
+
+  it("the router's own connection rejected by OUTPUT, seen in the kernel's trace only", () => {
+    const trace = [
+      'trace id 1 ip filter OUTPUT packet: oif "eth2" ip saddr 172.16.0.254 ip daddr 172.16.0.1 ip protocol tcp tcp sport 20004 tcp dport 80 tcp flags == syn',
+      'trace id 1 ip filter OUTPUT rule ip daddr 172.16.0.1 tcp dport 80 counter packets 0 bytes 0 reject # handle 7 (verdict drop)',
+    ];
+    const d = diagnose(
+      result(ROUTER_PROBE, { target: '172.16.0.1:80', error: 'refused' }),
+      flow([], []),
+      evidence(filter([]), { nftTrace: trace }),
+    );
+    expect(d.cause).toBe('output-rejected');
+    expect(
+      line(d, 'nft trace (the kernel): ip filter OUTPUT: rule ip daddr 172.16.0.1 tcp dport 80', '# handle 7 (verdict drop)'),
+    ).toBeDefined();
+  });
+
+  it("the router's own connection with no route: the kernel refused the connect, and the routes say why", () => {
+    const d = diagnose(
+      result(ROUTER_PROBE, { target: '10.9.9.9:80', error: 'no-route', errorDetail: 'connect ENETUNREACH 10.9.9.9:80' }),
+      flow([], []),
+      evidence(filter([]), { routes: ROUTER_ROUTES.filter((r) => r.dst !== 'default') }),
+    );
+    expect(d.cause).toBe('no-route');
+    expect(line(d, 'routes on the router (ip route): 100.0.0.0/24 dev eth1; 172.16.0.0/24 dev eth2')).toBeDefined();
+  });
+
+  it("the router's own connection refused by the host it reached", () => {
+    const d = diagnose(
+      result({ ...ROUTER_PROBE, clientAddress: '172.16.0.254' }, { target: '172.16.0.1:81', error: 'refused' }),
+      flow(
+        ['router:eth2 out 172.16.0.254:20004 > 172.16.0.1:81 S', 'dmz@webserver in 172.16.0.254:20004 > 172.16.0.1:81 S'],
+        ['dmz@webserver out 172.16.0.1:81 > 172.16.0.254:20004 R.'],
+        {
+          deliveredTo: { host: 'webserver', src: '172.16.0.254:20004', dst: '172.16.0.1:81' },
+        },
+      ),
+      evidence(filter([])),
+    );
+    expect(d.cause).toBe('server-refused');
+    expect(d.summary).not.toContain('Forward to port');
   });
 });

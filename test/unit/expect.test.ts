@@ -3,7 +3,8 @@
  * probe's wording are judged from what the client reported, one message per unmet expectation.
  */
 import { describe, expect, it } from 'vitest';
-import { checkExpectation, type Observed } from '../../harness/verdict/expect.js';
+import type { Diagnosis, ProbeResult } from '../../harness/result/result.js';
+import { checkCause, checkExpectation, withDiagnosis, type Observed } from '../../harness/verdict/expect.js';
 
 const failedWith = (error: string, kind: Observed['kind'] = 'http'): Observed => ({
   kind,
@@ -102,5 +103,40 @@ describe('a udp probe', () => {
     expect(checkExpectation({ serverSees: '10.53.0.1' }, failedWith('timeout', 'udp'))).toEqual([
       'expected the server to see 10.53.0.1, but it logged no query',
     ]);
+  });
+});
+
+describe('an expected cause', () => {
+  const diagnosed = (cause: Diagnosis['cause'], severity: Diagnosis['severity'] = 'failure'): Diagnosis => ({
+    cause,
+    severity,
+    summary: `summary of ${cause}`,
+    evidence: [],
+    suggestion: null,
+  });
+
+  it('is met by the diagnosis that names it, and by no other', () => {
+    expect(checkCause({ cause: 'rule-order' }, diagnosed('rule-order'))).toEqual([]);
+    expect(checkCause({ cause: 'rule-order' }, diagnosed('no-dnat-match'))).toEqual([
+      'expected the failure to be diagnosed as rule-order, but the diagnosis is no-dnat-match: summary of no-dnat-match',
+    ]);
+    expect(checkCause({ cause: 'forward-dropped' }, diagnosed('unknown'))).toEqual([
+      'expected the failure to be diagnosed as forward-dropped, but the diagnosis is unknown: summary of unknown',
+    ]);
+  });
+
+  it('is not met when nothing failed, nor by a warning', () => {
+    expect(checkCause({ cause: 'rule-order' }, null)).toEqual(['expected the failure to be diagnosed as rule-order, but nothing failed']);
+    expect(checkCause({ cause: 'rule-order' }, diagnosed('snat-router-originated', 'warning'))).toHaveLength(1);
+    expect(checkCause({}, null)).toEqual([]);
+  });
+
+  it('joins the other failures of the result, which then misses its expectations', () => {
+    const base = { expected: { ok: false, cause: 'rule-order' as const }, failures: [], expectationsMet: true };
+    const missed = withDiagnosis(base as unknown as Omit<ProbeResult, 'diagnosis'>, diagnosed('no-dnat-match'));
+    expect(missed).toMatchObject({ expectationsMet: false, diagnosis: { cause: 'no-dnat-match' } });
+    expect(missed.failures).toHaveLength(1);
+    const met = withDiagnosis(base as unknown as Omit<ProbeResult, 'diagnosis'>, diagnosed('rule-order'));
+    expect(met).toMatchObject({ expectationsMet: true, failures: [] });
   });
 });

@@ -572,6 +572,32 @@ describe('malformed scenarios are refused at the offending place', () => {
     });
   });
 
+  it('an expected cause, kept for the diagnosis to meet', () => {
+    const topology = parseScenario(
+      baseWith(['expect: { ok: true,', 'expect: { ok: false, error: refused, cause: rule-order,']),
+      'test.yaml',
+    );
+    expect(topology.probes[0]?.expect).toMatchObject({ ok: false, error: 'refused', cause: 'rule-order' });
+  });
+
+  it('an expected cause outside the known ones, listing them', () => {
+    expectRejected(baseWith(['expect: { ok: true,', 'expect: { cause: shadowed,']), {
+      line: 21,
+      column: 22,
+      field: 'probes.forward.expect.cause',
+      message: 'must be one of reply-bypassed-router, ',
+    });
+  });
+
+  it('an expected cause beside ok: true, a contradiction, at the cause', () => {
+    expectRejected(baseWith(['expect: { ok: true,', 'expect: { ok: true, cause: rule-order,']), {
+      line: 21,
+      column: 32,
+      field: 'probes.forward.expect.cause',
+      message: '`cause: rule-order` is why the probe fails, but `ok: true` says it succeeds',
+    });
+  });
+
   it('a probe kind other than http, tcp or udp, listing them', () => {
     expectRejected(baseWith(['    from: client ', '    kind: icmp\n    from: client ']), {
       line: 19,

@@ -1,0 +1,106 @@
+/**
+ * The router's nft rule set as `nft -a list ruleset` prints it: tables, chains (with a base
+ * chain's type and hook) and their rules in order, each with its handle. Enough for a diagnosis
+ * to name a rule the kernel's trace points at and the rules after it; nft's matches are not
+ * evaluated here. Pure.
+ */
+
+export interface NftRule {
+  /** The rule as nft prints it, without its `# handle` comment. */
+  text: string;
+  handle: number | null;
+}
+
+export interface NftChain {
+  family: string;
+  table: string;
+  name: string;
+  /** A base chain's `type` (filter, nat, route) and `hook`; null for a regular chain. */
+  type: string | null;
+  hook: string | null;
+  rules: NftRule[];
+}
+
+const HANDLE = /\s+# handle (\d+)\s*$/;
+
+export function parseNftRuleset(text: string): NftChain[] {
+  const chains: NftChain[] = [];
+  let table: { family: string; name: string } | null = null;
+  let chain: NftChain | null = null;
+  // Sets, maps, flowtables and multi-line elements: skipped until their braces close.
+  let skipping = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const opens = (line.match(/{/g) ?? []).length;
+    const closes = (line.match(/}/g) ?? []).length;
+    if (skipping > 0) {
+      skipping += opens - closes;
+      continue;
+    }
+    const tableMatch = /^table (\S+) (\S+) {/.exec(line);
+    if (tableMatch) {
+      table = { family: tableMatch[1] ?? '', name: tableMatch[2] ?? '' };
+      continue;
+    }
+    const chainMatch = /^chain (\S+) {/.exec(line);
+    if (chainMatch && table) {
+      chain = { family: table.family, table: table.name, name: chainMatch[1] ?? '', type: null, hook: null, rules: [] };
+      chains.push(chain);
+      continue;
+    }
+    if (line.startsWith('}')) {
+      if (chain) chain = null;
+      else table = null;
+      continue;
+    }
+    if (!chain) {
+      // A set, map or flowtable of the table.
+      if (opens > closes) skipping = opens - closes;
+      continue;
+    }
+    const base = /^type (\S+) hook (\S+)/.exec(line);
+    if (base) {
+      chain.type = base[1] ?? null;
+      chain.hook = base[2] ?? null;
+      continue;
+    }
+    const handle = HANDLE.exec(line);
+    chain.rules.push({ text: line.replace(HANDLE, ''), handle: handle ? Number(handle[1]) : null });
+  }
+  return chains;
+}
+
+/** `ip nat prerouting`. */
+export function chainPlace(chain: Pick<NftChain, 'family' | 'table' | 'name'>): string {
+  return `${chain.family} ${chain.table} ${chain.name}`;
+}
+
+/** Does the rule rewrite the destination (a port forward)? */
+export function isNftDnat(rule: NftRule): boolean {
+  return /\b(dnat|redirect)\b/.test(rule.text);
+}
+
+/**
+ * natproof's reading of a rule's text: could it match a request for this address and port? Only
+ * the destination address and port are read; a rule that names neither could.
+ */
+export function mayMatchDestination(rule: NftRule, address: string, port: number): boolean {
+  const daddr = /\bip daddr (!= )?([\d.]+)(?:\/(\d+))?(?=\s|$)/.exec(rule.text);
+  if (daddr && !daddr[1] && !daddr[3] && daddr[2] !== address) return false;
+  const dport = /\b(?:tcp|udp|th) dport (!= )?(\{[^}]*\}|\S+)/.exec(rule.text);
+  if (dport && !dport[1]) {
+    const ports = (dport[2] ?? '').replace(/[{}\s]/g, '').split(',');
+    const covered = ports.some((p) => {
+      const [lo, hi] = p.split('-').map(Number);
+      return lo !== undefined && (hi === undefined ? lo === port : lo <= port && port <= hi);
+    });
+    if (!covered) return false;
+  }
+  return true;
+}
+
+/** A rule written back for `nft add/insert rule`: its counter's values dropped, so a new one starts at 0. */
+export function ruleStatement(rule: NftRule): string {
+  return rule.text.replace(/\bcounter packets \d+ bytes \d+/, 'counter');
+}
