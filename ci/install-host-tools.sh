@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # git: `natproof diff --git` reads a rules file as committed, and its tests make a repository.
-packages=(iproute2 iptables nftables conntrack tcpdump procps git)
+# curl: the hand-written baseline natproof is benchmarked against (bench/baseline-seed.sh) probes with it.
+packages=(iproute2 iptables nftables conntrack tcpdump procps git curl)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
