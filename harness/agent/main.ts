@@ -1,30 +1,14 @@
 /**
  * The agent: one long-lived process inside each host's namespace (or container). It serves
  * HTTP and DNS-like UDP (./udp.ts) and logs each request's source, and runs probes on command:
- * HTTP requests with undici, plain TCP connects, or UDP queries. It knows
+ * HTTP requests, plain TCP connects, or UDP queries. It knows
  * nothing about scenarios; natproof drives it over stdin/stdout (./protocol.ts).
  */
-import { createServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
-import type {
-  AgentCommand,
-  AgentMessage,
-  DoneReply,
-  PrepareCommand,
-  ProbeCommand,
-  ProbeError,
-  ProbeReply,
-  ServeCommand,
-} from './protocol.js';
+import type { AgentCommand, AgentMessage, ProbeCommand, ProbeError, ProbeReply, ServeCommand } from './protocol.js';
 import { serveUdp, udpProbe } from './udp.js';
-
-/**
- * undici takes longer to load than node takes to start, and a busy process serves late: only
- * agents that will probe load it, when natproof asks (prepare), before any probe starts.
- */
-let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('undici'));
 
 function send(message: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -59,7 +43,6 @@ function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail:
     case 'ECONNREFUSED':
       return { error: 'refused', detail };
     case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
       return { error: 'reset', detail };
     case 'EHOSTUNREACH':
       return { error: 'unreachable', detail };
@@ -152,68 +135,65 @@ function tcpProbe(command: ProbeCommand): Promise<ProbeReply> {
   });
 }
 
-async function httpProbe(command: ProbeCommand): Promise<ProbeReply> {
-  const { Client } = await loadUndici();
+/**
+ * An HTTP GET from the chosen source port with node's own client (node:http is loaded for the
+ * server anyway, so probing costs no module loading); ok once the whole response has arrived.
+ */
+function httpProbe(command: ProbeCommand): Promise<ProbeReply> {
   const started = performance.now();
-  const controller = new AbortController();
-  let socket: Socket | undefined;
-  let connected = false;
-  // undici does not abort a connect in progress, so the deadline also destroys the socket.
-  const deadline = new ProgressDeadline(
-    command.timeoutMs,
-    () => `${connected}:${socket?.bytesRead ?? 0}`,
-    () => {
-      controller.abort();
-      socket?.destroy(new Error('probe timeout'));
-    },
-  );
-  const client = new Client(`http://${command.address}:${command.port}`, {
-    // Bind the chosen source port ourselves: undici's default connector cannot, and the
-    // trace analysis finds this probe's packets by it.
-    connect: (_options, callback) => {
-      const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
-      socket = s;
-      deadline.start();
-      let settled = false;
-      s.once('connect', () => {
-        connected = true;
-        if (!settled) {
-          settled = true;
-          callback(null, s);
-        }
-      });
-      s.once('error', (err) => {
-        if (!settled) {
-          settled = true;
-          callback(err, null);
-        }
-      });
-    },
-    pipelining: 0,
-  });
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort };
-  try {
-    const response = await client.request({ path: command.path, method: 'GET', signal: controller.signal });
-    // Read to the end: the exchange is complete only once the whole response has arrived.
-    await response.body.dump();
-    return { ...base, ok: true, status: response.statusCode, error: null, detail: null, durationMs: performance.now() - started };
-  } catch (err) {
-    const { error, detail } = classify(err, controller.signal.aborted);
-    return { ...base, ok: false, status: null, error, detail, durationMs: performance.now() - started };
-  } finally {
-    deadline.stop();
-    socket?.destroy();
-    await client.destroy().catch(() => {});
-  }
-}
-
-async function prepare(command: PrepareCommand): Promise<DoneReply> {
-  try {
-    await loadUndici();
-    return { id: command.id, op: 'prepare', ok: true, detail: null };
-  } catch (err) {
-    return { id: command.id, op: 'prepare', ok: false, detail: err instanceof Error ? err.message : String(err) };
-  }
+  return new Promise((resolve) => {
+    let timedOut = false;
+    let connected = false;
+    let settled = false;
+    // Bound to the chosen source port here: the trace analysis finds this probe's packets by it.
+    const socket = connect({ host: command.address, port: command.port, localPort: command.localPort });
+    socket.once('connect', () => (connected = true));
+    const deadline = new ProgressDeadline(
+      command.timeoutMs,
+      () => `${connected}:${socket.bytesRead}`,
+      () => {
+        timedOut = true;
+        socket.destroy(new Error('probe timeout'));
+      },
+    );
+    const settle = (reply: Omit<ProbeReply, keyof typeof base | 'durationMs'>): void => {
+      if (settled) return;
+      settled = true;
+      deadline.stop();
+      socket.destroy();
+      resolve({ ...base, ...reply, durationMs: performance.now() - started });
+    };
+    const failed = (err: unknown): void => settle({ ok: false, status: null, ...classify(err, timedOut) });
+    // The socket's own errors too: before node's client has taken the socket (a connect that
+    // fails or times out), nothing else listens, and an unheard error would end the agent.
+    socket.on('error', failed);
+    const request = httpRequest(
+      {
+        host: command.address,
+        port: command.port,
+        path: command.path,
+        method: 'GET',
+        agent: false,
+        createConnection: () => socket,
+        headers: { connection: 'close' },
+      },
+      (response) => {
+        // Read to the end: the exchange is complete only once the whole response has arrived.
+        response.resume();
+        response.once('end', () => settle({ ok: true, status: response.statusCode ?? null, error: null, detail: null }));
+        response.on('error', failed);
+        // A connection cut before the end: node says "aborted" (ECONNRESET), or only closes.
+        response.once('close', () => {
+          if (!response.complete)
+            failed(Object.assign(new Error('the connection closed before the response ended'), { code: 'ECONNRESET' }));
+        });
+      },
+    );
+    request.on('error', failed);
+    request.end();
+    deadline.start();
+  });
 }
 
 function handle(line: string): void {
@@ -222,7 +202,6 @@ function handle(line: string): void {
   if (command.op === 'serve' && command.kind === 'udp') void serveUdp(command, send).then(send);
   else if (command.op === 'serve') serve(command);
   else if (command.op === 'probe') void probe(command).then(send);
-  else if (command.op === 'prepare') void prepare(command).then(send);
   // stdout is written in order, so this reply follows every event written before it.
   else if (command.op === 'sync') send({ id: command.id, op: 'sync', ok: true, detail: null });
 }

@@ -32,12 +32,6 @@ export interface ProbeCommand {
   timeoutMs: number;
 }
 
-/** Load what probes need (undici), so that loading is never part of a probe's time. */
-export interface PrepareCommand {
-  id: number;
-  op: 'prepare';
-}
-
 /**
  * Answered once every message the agent wrote before it are out: a request logged before a
  * probe's response was sent is in natproof's hands once this reply is.
@@ -47,7 +41,7 @@ export interface SyncCommand {
   op: 'sync';
 }
 
-export type AgentCommand = ServeCommand | ProbeCommand | PrepareCommand | SyncCommand;
+export type AgentCommand = ServeCommand | ProbeCommand | SyncCommand;
 
 export interface ProbeReply {
   id: number;
@@ -74,10 +68,10 @@ export interface ReadyEvent {
   pid: number;
 }
 
-/** The answer to prepare and sync. */
+/** The answer to sync. */
 export interface DoneReply {
   id: number;
-  op: 'prepare' | 'sync';
+  op: 'sync';
   ok: boolean;
   detail: string | null;
 }

@@ -3,18 +3,17 @@
  * everything that goes into them, so a changed Dockerfile (or agent, or node) builds a new
  * image and an unchanged one is reused.
  *
- * Both images carry the node binary that runs natproof and the compiled agent with its one
- * dependency (undici), copied into the build context: hosts run the agent, and so does the
+ * Both images carry the node binary that runs natproof and the compiled agent (node's own
+ * modules only), copied into the build context: hosts run the agent, and so does the
  * router (its own services, its own probes). The context is sent to the engine,
  * so this works the same with a remote engine (DOCKER_HOST), as long as it runs the same CPU
  * architecture (checked in preflight).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { agentScriptPath, packageRoot } from '../../agent/script.js';
 import { HostError } from '../../errors.js';
@@ -48,28 +47,18 @@ async function dockerfile(role: ImageRole): Promise<{ file: ContextFile; base: s
   return { file: { path: 'Dockerfile', from: path }, base };
 }
 
-async function listFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name))
-    .sort();
-}
-
 /**
  * Both images carry natproof's agent: a host runs it as client and server, the router for its
  * own services and the connections it originates.
  */
 async function imageSource(role: ImageRole): Promise<ImageSource> {
   const { file, base } = await dockerfile(role);
-  return { role, repository: `natproof/${role}`, files: [file, ...(await agentFiles())], base };
+  return { role, repository: `natproof/${role}`, files: [file, ...agentFiles()], base };
 }
 
-/** The node binary that runs natproof and the compiled agent with undici, as build context files. */
-async function agentFiles(): Promise<ContextFile[]> {
+/** The node binary that runs natproof and the compiled agent, as build context files. */
+function agentFiles(): ContextFile[] {
   const agentDir = dirname(agentScriptPath());
-  // undici is resolved the way the agent resolves it, from natproof's own node_modules.
-  const undiciDir = dirname(createRequire(import.meta.url).resolve('undici/package.json'));
   return [
     { path: 'node', from: process.execPath },
     // The agent is an ES module; this is all of natproof's package.json it needs.
@@ -79,7 +68,6 @@ async function agentFiles(): Promise<ContextFile[]> {
       path: `natproof/dist/harness/agent/${name}`,
       from: join(agentDir, name),
     })),
-    ...(await listFiles(undiciDir)).map((from) => ({ path: `natproof/node_modules/undici/${relative(undiciDir, from)}`, from })),
   ];
 }
 
