@@ -33,6 +33,9 @@ export function scaleScenario(clients: number): string {
     '    eth1: { network: internet, address: 100.0.0.254 }',
     '    eth2: { network: dmz, address: 172.16.0.254 }',
     '    eth3: { network: trusted, address: 10.0.255.254 }',
+    // One server answers every client at once: on a busy two-core machine a response can take
+    // longer than the default 1.5 s without progress. The series measures the cost of hosts.
+    'probe_timeout_ms: 5000',
     'hosts:',
     '  webserver: { network: dmz, address: 172.16.0.1, gateway: 172.16.0.254, services: [{ http: 80 }] }',
     ...hosts,

@@ -12,6 +12,7 @@ describe('the bench scale scenarios', () => {
     expect(addresses.size).toBe(301);
     expect(topology.probes[255]).toMatchObject({ from: 'client-255', target: { address: '100.0.0.254', port: 80 } });
     expect(clientAddress(255)).toBe('10.0.1.0');
+    expect(topology.probes[0]!.timeoutMs).toBe(5000);
   });
 });
 
