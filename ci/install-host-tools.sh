@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # git: `natproof diff --git` reads a rules file as committed, and its tests make a repository.
-packages=(iproute2 iptables nftables conntrack tcpdump procps git)
+# curl: the hand-written baseline natproof is benchmarked against (bench/baseline-seed.sh) probes with it.
+packages=(iproute2 iptables nftables conntrack tcpdump procps git curl)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -15,7 +16,7 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Node.js: natproof and its probes run on the machine's node (undici 7 needs >= 20.18).
+# Node.js: natproof and its probes run on the machine's node (>= 20.18, package.json engines).
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' 2>/dev/null; then
   echo "natproof needs Node.js >= 20.18 (found: $(node --version 2>/dev/null || echo none))." >&2
   echo "Debian 12's nodejs package is 18; install Node 20 or 22 from nodejs.org or your distribution's backports." >&2

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AgentGroup } from './agent/group.js';
+import { LapClock } from './clock.js';
 import type { ProbeReply } from './agent/protocol.js';
 import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
@@ -15,7 +16,7 @@ import { collectEvidence, readCounterBaseline, type CounterBaseline } from './ev
 import { formatTranscripts, Reader, type EvidenceTranscript } from './evidence/reader.js';
 import { observeRouterOriginated } from './evidence/router-originated.js';
 import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
-import type { ProbeResult, RulesetResult, RunResult } from './result/result.js';
+import type { ProbeResult, RulesetResult, RulesetTimings, RunResult, RunTimings } from './result/result.js';
 import { RunDir } from './run-dir.js';
 import { teardownStep, withoutTeardownErrors } from './teardown.js';
 import { applyForwarderRules, applyRules, checkRulesInRouter, requireNftablesIptables, resetRouter } from './rules/apply.js';
@@ -104,6 +105,7 @@ async function runDirectory(options: RunOptions, runId: string): Promise<RunDir 
 /** Teardown runs in reverse: agents, then the lab, then the temporary directory. */
 async function runUnguarded(topology: Topology, options: RunOptions, log: (line: string) => void): Promise<RunResult> {
   const started = Date.now();
+  const clock = new LapClock();
   const rulesets = selectRulesets(topology, options);
   // Rules from --rules, or a topology built in code, are checked here, before anything is built.
   checkRules({ rulesets, forwarders: topology.forwarders });
@@ -112,50 +114,65 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
   };
   await using dir = await runDirectory(options, runId);
-  await options.backend.preflight();
-  checkAborted();
-  log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
-  const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
-  await using _lab = teardownStep(runId, lab);
-  // An interrupt kills the lab's processes, so no wait (a probe's timeout, a capture's drain)
-  // outlasts it; the error that ends becomes RunAbortedError in runScenario.
-  await using _interrupt = onAbort(options.signal, () => lab.interrupt());
-  checkAborted();
-  const agents = new AgentGroup(lab);
-  await using _agents = teardownStep(runId, agents);
-  await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
-  checkAborted();
-  await applyForwarderRules(lab, topology.forwarders);
-  // One rule set is applied at once anyway; with more, a later one's mistake must not wait.
-  if (rulesets.length > 1)
-    await checkRulesInRouter(
-      lab,
-      topology.router,
-      rulesets.map((r) => r.rules),
-    );
-  const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts: options.outDir !== undefined, log };
-  const probeResults: ProbeResult[] = [];
-  const rulesetResults: RulesetResult[] = [];
-  for (const ruleset of rulesets) {
+  const keepArtifacts = options.outDir !== undefined;
+  clock.lap();
+  let result: RunResult;
+  let timings: Omit<RunTimings, 'teardownMs' | 'totalMs'>;
+  {
+    await options.backend.preflight();
     checkAborted();
-    const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length, checkAborted);
-    probeResults.push(...outcome.probes);
-    rulesetResults.push(outcome.summary);
+    log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
+    const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
+    await using _lab = teardownStep(runId, lab);
+    // An interrupt kills the lab's processes, so no wait (a probe's timeout, a capture's drain)
+    // outlasts it; the error that ends becomes RunAbortedError in runScenario.
+    await using _interrupt = onAbort(options.signal, () => lab.interrupt());
+    const buildMs = clock.lap();
+    checkAborted();
+    const agents = new AgentGroup(lab);
+    await using _agents = teardownStep(runId, agents);
+    await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
+    checkAborted();
+    await applyForwarderRules(lab, topology.forwarders);
+    // One rule set is applied at once anyway; with more, a later one's mistake must not wait.
+    if (rulesets.length > 1)
+      await checkRulesInRouter(
+        lab,
+        topology.router,
+        rulesets.map((r) => r.rules),
+      );
+    const agentsMs = clock.lap();
+    const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts, log, clock };
+    const probeResults: ProbeResult[] = [];
+    const rulesetResults: RulesetResult[] = [];
+    const rulesetTimings: RulesetTimings[] = [];
+    for (const ruleset of rulesets) {
+      checkAborted();
+      const outcome = await runRuleset(context, ruleset, FIRST_PROBE_PORT + probeResults.length, checkAborted);
+      probeResults.push(...outcome.probes);
+      rulesetResults.push(outcome.summary);
+      rulesetTimings.push(outcome.timings);
+    }
+    timings = { buildMs, agentsMs, rulesets: rulesetTimings };
+    result = {
+      scenario: topology.name,
+      file: topology.file,
+      backend: options.backend.name,
+      runId,
+      passed: rulesetResults.every((r) => r.passed),
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      rulesets: rulesetResults,
+      probes: probeResults,
+      artifacts: keepArtifacts ? dir.path : null,
+      addresses: addressBook(topology),
+    };
+    clock.lap();
   }
-  const result: RunResult = {
-    scenario: topology.name,
-    file: topology.file,
-    backend: options.backend.name,
-    runId,
-    passed: rulesetResults.every((r) => r.passed),
-    startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    rulesets: rulesetResults,
-    probes: probeResults,
-    artifacts: context.keepArtifacts ? dir.path : null,
-    addresses: addressBook(topology),
-  };
-  if (context.keepArtifacts) await dir.writeResult(result);
+  // The block's end stopped the agents and removed the lab.
+  result.timings = { totalMs: 0, ...timings, teardownMs: clock.lap() };
+  result.timings.totalMs = clock.elapsed();
+  if (keepArtifacts) await dir.writeResult(result);
   return result;
 }
 
@@ -173,30 +190,40 @@ interface RulesetContext {
   dir: RunDir;
   keepArtifacts: boolean;
   log: (line: string) => void;
+  /** The run's stopwatch: each phase of a rule set is a lap of it. */
+  clock: LapClock;
 }
 
 /** One rule set on the built topology: reset, apply, capture, probe, judge. */
 async function runRuleset(
-  { topology, lab, agents, runId, dir, keepArtifacts, log }: RulesetContext,
+  { topology, lab, agents, runId, dir, keepArtifacts, log, clock }: RulesetContext,
   ruleset: RuleSet,
   firstPort: number,
   checkAborted: () => void,
-): Promise<{ probes: ProbeResult[]; summary: RulesetResult }> {
+): Promise<{ probes: ProbeResult[]; summary: RulesetResult; timings: RulesetTimings }> {
   log(`rule set ${ruleset.name}: applying rules`);
   await resetRouter(lab, topology.router);
   await applyRules(lab, ruleset.rules);
   // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
   const baseline = await readCounterBaseline(lab, topology);
+  const applyMs = clock.lap();
   checkAborted();
   // Source ports unique within the run, so no probe meets another's TIME_WAIT or packets.
   const ports = topology.probes.map((_, i) => firstPort + i);
   const paths = topology.probes.map((probe, i) =>
     probe.kind === 'udp' ? queryName(runId, ports[i]!, probe.name) : probePath(runId, ruleset.name, probe.name),
   );
-  const { replies, captured } = await probeUnderCapture({ topology, lab, agents, dir, log }, ruleset, ports, paths);
+  const { replies, captured, captureMs, probesMs } = await probeUnderCapture(
+    { topology, lab, agents, dir, log, clock },
+    ruleset,
+    ports,
+    paths,
+  );
   checkAborted();
   const serverLog = await agents.drainRequests();
-  const seen = sightings(await readTraces(captured));
+  const traces = await readTraces(captured);
+  let evidenceMs = clock.lap();
+  const seen = sightings(traces);
   const observed = topology.probes.map((probe, i) =>
     observeProbe({
       topology,
@@ -214,7 +241,9 @@ async function runRuleset(
   // failed or missed an expectation gets the kernel's whole account; otherwise the rules (for
   // warnings) suffice.
   const scope: EvidenceScope = observed.some(({ result }) => !result.ok || !result.expectationsMet) ? 'all' : 'rules';
+  let analysisMs = clock.lap();
   const read = await readKernel(lab, topology, ruleset, baseline, scope);
+  evidenceMs += clock.lap();
   checkAborted();
   const { candidates, transcripts } = read;
   const router = read.kernel.router;
@@ -227,8 +256,11 @@ async function runRuleset(
     await writeFile(dir.nftTrace(ruleset.name), captured.nftTrace.map((l) => `${l}\n`).join(''));
     await writeFile(dir.kernelTranscript(ruleset.name), formatTranscripts(transcripts));
   }
+  const warnings = ruleWarnings(candidates, kernel);
+  analysisMs += clock.lap();
   return {
     probes,
+    timings: { name: ruleset.name, applyMs, captureMs, probesMs, evidenceMs, analysisMs },
     summary: {
       name: ruleset.name,
       description: ruleset.description ?? null,
@@ -237,19 +269,20 @@ async function runRuleset(
       captureDrops: captured.points.reduce((n, p) => n + p.droppedByKernel, 0),
       captures: captured.points.map((p) => ({ node: nodeLabel(p.node), file: p.file, interfaces: p.interfaces })),
       evidence: kernel,
-      warnings: ruleWarnings(candidates, kernel),
+      warnings,
     },
   };
 }
 
 /** Every probe of the rule set at once, with every recorder running around them. */
 async function probeUnderCapture(
-  { topology, lab, agents, dir, log }: Pick<RulesetContext, 'topology' | 'lab' | 'agents' | 'dir' | 'log'>,
+  { topology, lab, agents, dir, log, clock }: Pick<RulesetContext, 'topology' | 'lab' | 'agents' | 'dir' | 'log' | 'clock'>,
   ruleset: RuleSet,
   ports: number[],
   paths: string[],
-): Promise<{ replies: ProbeReply[]; captured: CaptureResult }> {
+): Promise<{ replies: ProbeReply[]; captured: CaptureResult; captureMs: number; probesMs: number }> {
   await using capture = await startCapture(lab, topology, (node) => dir.pcap(ruleset.name, node));
+  const captureMs = clock.lap();
   log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
   const replies = await Promise.all(
     topology.probes.map((probe, i) =>
@@ -263,7 +296,8 @@ async function probeUnderCapture(
       }),
     ),
   );
-  return { replies, captured: await capture.stop() };
+  const probesMs = clock.lap();
+  return { replies, captured: await capture.stop(), captureMs, probesMs };
 }
 
 /**

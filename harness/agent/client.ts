@@ -10,11 +10,17 @@ import type { LongProcess } from '../exec.js';
 import type { Service } from '../scenario/topology.js';
 import type { AgentMessage, DoneReply, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
 
-const SERVE_TIMEOUT_MS = 5_000;
-/** Loading undici on a busy machine; it takes a tenth of that on an idle one. */
-const PREPARE_TIMEOUT_MS = 30_000;
-const SYNC_TIMEOUT_MS = 10_000;
-const AGENT_GRACE_MS = 5_000;
+/**
+ * Bounds on an agent's answer, for an agent that is alive but stuck: an agent that dies fails
+ * what waits for it at once. They are not estimates (an answer takes milliseconds), and large,
+ * since hundreds of agents on a busy machine answer late, and a late answer is still right.
+ */
+const SERVE_TIMEOUT_MS = 60_000;
+/** Loading undici, which takes longer than node's own start: generous for the same reason. */
+const PREPARE_TIMEOUT_MS = 60_000;
+const SYNC_TIMEOUT_MS = 60_000;
+/** Beyond the probe's own timeout, which the agent enforces. */
+const AGENT_GRACE_MS = 60_000;
 
 type Pending = { resolve: (reply: AgentMessage) => void; reject: (err: Error) => void };
 
@@ -98,7 +104,7 @@ export class AgentClient {
   async probe(request: Omit<ProbeCommand, 'id' | 'op'>): Promise<ProbeReply> {
     // The agent enforces the probe's timeout, as time without progress; this bound only guards
     // against a stuck agent.
-    return (await this.send({ op: 'probe', ...request }, 2 * request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
+    return (await this.send({ op: 'probe', ...request }, request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
   }
 
   /**

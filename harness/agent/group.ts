@@ -1,15 +1,21 @@
 /**
  * The agents of a run: one per host that runs natproof's agent, and one in the router when it
- * serves or probes, started together, closed
- * together. Disposable, so a run's `await using` closes them before the lab goes away.
+ * serves or probes, started a few at a time, closed together. Disposable, so a run's
+ * `await using` closes them before the lab goes away.
  */
 import type { AgentNode, Lab } from '../backend/backend.js';
+import { mapLimit, startConcurrency } from '../concurrency.js';
 import { NatproofError } from '../errors.js';
 import type { ServerLogLine } from '../result/result.js';
 import { routerAddresses, type Service, type Topology } from '../scenario/topology.js';
 import { AgentClient } from './client.js';
 
-const START_TIMEOUT_MS = 10_000;
+/**
+ * How long one agent may take from its spawn to its ready line: a bound for a machine in
+ * trouble, not an estimate (an idle machine takes a tenth of a second). Agents start a few at
+ * a time, so no agent's wait includes the others' start.
+ */
+const START_TIMEOUT_MS = 60_000;
 
 export class AgentGroup implements AsyncDisposable {
   private readonly agents = new Map<string, AgentClient>();
@@ -44,17 +50,15 @@ export class AgentGroup implements AsyncDisposable {
           ]
         : []),
     ];
-    await Promise.all(
-      nodes.map(async (node) => {
-        const agent = new AgentClient(node.name, this.lab.startAgent(node.ref));
-        this.agents.set(node.name, agent);
-        await agent.waitReady(START_TIMEOUT_MS);
-        // A UDP responder binds each of the node's addresses, so it answers from the one asked.
-        for (const service of node.services) await agent.serve(service, node.addresses);
-        // Only HTTP probes use undici; a TCP probe is node's own connect.
-        if (topology.probes.some((p) => p.from === node.name && p.kind === 'http')) await agent.prepare();
-      }),
-    );
+    await mapLimit(nodes, startConcurrency(), async (node) => {
+      const agent = new AgentClient(node.name, this.lab.startAgent(node.ref));
+      this.agents.set(node.name, agent);
+      await agent.waitReady(START_TIMEOUT_MS);
+      // A UDP responder binds each of the node's addresses, so it answers from the one asked.
+      for (const service of node.services) await agent.serve(service, node.addresses);
+      // Only HTTP probes use undici; a TCP probe is node's own connect.
+      if (topology.probes.some((p) => p.from === node.name && p.kind === 'http')) await agent.prepare();
+    });
   }
 
   /** The agent of a host, or of the router by its name. */

@@ -218,6 +218,43 @@ export interface RunResult {
   artifacts: string | null;
   /** Who owns each address, so reports can name hosts and router interfaces without the scenario. */
   addresses: AddressBook;
+  /**
+   * Where the run's wall time went. The only field that differs between two runs of the same
+   * rules on the same scenario (with runId, startedAt and the durations): comparisons ignore it.
+   * Absent in results written before it existed.
+   */
+  timings?: RunTimings;
+}
+
+/**
+ * Wall time per phase, in whole milliseconds. Phases are consecutive laps of one clock, so they
+ * never overlap and add up to at most `totalMs` (what is not in a phase: choosing the rule sets,
+ * the run's directory).
+ */
+export interface RunTimings {
+  /** From the run's start until everything it created was removed. */
+  totalMs: number;
+  /** The machine's checks and building the topology (namespaces or containers, links, sysctls). */
+  buildMs: number;
+  /** Starting the agents and their servers, checking the router's rule tools, the other routers' rules. */
+  agentsMs: number;
+  rulesets: RulesetTimings[];
+  /** Stopping the agents and removing the topology. */
+  teardownMs: number;
+}
+
+export interface RulesetTimings {
+  name: string;
+  /** Reset the router and apply the rule set (with the counters' baseline): switching rule sets. */
+  applyMs: number;
+  /** Starting the captures and event recorders, until each is listening. */
+  captureMs: number;
+  /** The probes, from the first sent until the last answered or timed out. */
+  probesMs: number;
+  /** Stopping the recorders, the servers' logs, reading the captures and the kernel's state. */
+  evidenceMs: number;
+  /** Judging the probes, diagnosing, and writing the rule set's artifacts. */
+  analysisMs: number;
 }
 
 export interface AddressBook {

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { expectPlausibleTimings } from '../timings.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 const work = mkdtempSync(join(tmpdir(), 'natproof-cli-test-'));
@@ -109,7 +110,11 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
         'hairpin-conntrack-events.txt',
       ]),
     );
-    expect(JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')).passed).toBe(true);
+    expectPlausibleTimings(result.timings, ['dnat-only', 'hairpin']);
+    const kept = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
+    expect(kept.passed).toBe(true);
+    // Written after teardown, so the kept result has the whole run's timings too.
+    expect(kept.timings).toEqual(result.timings);
   });
 
   it("holds candidate rules from --rules to the probes' expectations and exits 1 when they fall short", () => {

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
 import { agentScriptPath } from '../../agent/script.js';
+import { mapLimit, startConcurrency } from '../../concurrency.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { assignments } from '../common.js';
@@ -127,13 +128,18 @@ export class NetnsLab implements Lab {
       [],
       namespaces.map((n) => `netns add ${n.ns}`),
     );
-    await Promise.all(namespaces.map((n) => setSysctls(n.ns, n.sysctls.base)));
+    // A few namespaces at a time: hundreds of spawns at once would each outlast its timeout.
+    const limit = startConcurrency();
+    await mapLimit(namespaces, limit, (n) => setSysctls(n.ns, n.sysctls.base));
     log(`wiring ${linkBatch.length} links`);
     await ipBatch([], linkBatch);
-    await Promise.all(namespaces.map((n) => ipBatch(['-n', n.ns], n.batch)));
-    await Promise.all(namespaces.map((n) => waitBridgesUp(n)));
-    await Promise.all(namespaces.map((n) => setSysctls(n.ns, n.sysctls.interfaces)));
-    await Promise.all(namespaces.map((n) => setScenarioSysctls(this.file, n)));
+    // Each namespace's own steps need only its own interfaces, which the link batch made.
+    await mapLimit(namespaces, limit, async (n) => {
+      await ipBatch(['-n', n.ns], n.batch);
+      await waitBridgesUp(n);
+      await setSysctls(n.ns, n.sysctls.interfaces);
+      await setScenarioSysctls(this.file, n);
+    });
   }
 
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {

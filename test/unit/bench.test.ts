@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { median } from '../../bench/bench.js';
+import { clientAddress, scaleScenario } from '../../bench/scale.js';
+import { parseScenario } from '../../harness/scenario/load.js';
+
+describe('the bench scale scenarios', () => {
+  it('are valid scenarios with one probe per client, each from its own address', () => {
+    const topology = parseScenario(scaleScenario(300), 'scale-300.yaml');
+    expect(topology.hosts).toHaveLength(301);
+    expect(topology.probes).toHaveLength(300);
+    const addresses = new Set(topology.hosts.map((h) => h.address));
+    expect(addresses.size).toBe(301);
+    expect(topology.probes[255]).toMatchObject({ from: 'client-255', target: { address: '100.0.0.254', port: 80 } });
+    expect(clientAddress(255)).toBe('10.0.1.0');
+    expect(topology.probes[0]!.timeoutMs).toBe(5000);
+  });
+});
+
+describe('median', () => {
+  it('takes the middle value, or the mean of the middle two', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+});
