@@ -159,58 +159,50 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
   });
 
   it('on Ctrl-C stops, removes everything the run created, and exits 130', async () => {
-    // Its own process group, signalled as a whole: as a terminal does, so tcpdump and the
-    // agents get the SIGINT too.
-    const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let stderr = '';
-    let runId = '';
-    let interrupted = false;
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      runId ||= /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1] ?? '';
-      if (stderr.includes('probes') && !interrupted) {
-        interrupted = true;
-        process.kill(-child.pid!, 'SIGINT');
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-    expect(stderr).toContain('interrupted');
-    expect(code).toBe(130);
-    expect(runId).not.toBe('');
-    expect(leftBehind(runId)).toEqual([]);
+    const run = await interruptedRun(['scenarios/dmz-three-network.yaml'], 'probes');
+    expect(run.stderr).toContain('interrupted');
+    expect(run.code).toBe(130);
+    expect(run.runId).not.toBe('');
+    expect(leftBehind(run.runId)).toEqual([]);
   });
 
   it("treats a Ctrl-C during the last rule set's probes as an interrupt: exit 130, no result on stdout", async () => {
-    const child = spawn(process.execPath, ['bin/natproof.js', 'run', 'scenarios/dmz-three-network.yaml', '--ruleset', 'hairpin'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let stdout = '';
-    let stderr = '';
-    let runId = '';
-    let interrupted = false;
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      runId ||= /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1] ?? '';
-      if (stderr.includes('rule set hairpin: 5 probes') && !interrupted) {
-        interrupted = true;
-        process.kill(-child.pid!, 'SIGINT');
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-    expect(interrupted).toBe(true);
-    expect(code).toBe(130);
-    expect(stderr).toContain('interrupted');
-    expect(stdout).not.toContain('dmz-to-public');
-    expect(leftBehind(runId)).toEqual([]);
+    const run = await interruptedRun(['scenarios/dmz-three-network.yaml', '--ruleset', 'hairpin'], 'rule set hairpin: 5 probes');
+    expect(run.code).toBe(130);
+    expect(run.stderr).toContain('interrupted');
+    expect(run.stdout).not.toContain('dmz-to-public');
+    expect(leftBehind(run.runId)).toEqual([]);
   });
 });
+
+/**
+ * `natproof run ARGS`, sent SIGINT once its log says `when`. Its own process group, signalled as
+ * a whole, as a terminal does, so tcpdump and the agents get the SIGINT too.
+ */
+async function interruptedRun(
+  args: string[],
+  when: string,
+): Promise<{ code: number | null; stdout: string; stderr: string; runId: string }> {
+  const child = spawn(process.execPath, ['bin/natproof.js', 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  let runId = '';
+  let interrupted = false;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    runId ||= /\(run ([0-9a-f]{6})\)/.exec(stderr)?.[1] ?? '';
+    if (stderr.includes(when) && !interrupted) {
+      interrupted = true;
+      process.kill(-child.pid!, 'SIGINT');
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  expect(interrupted, `natproof never logged "${when}": ${stderr}`).toBe(true);
+  return { code, stdout, stderr, runId };
+}
 
 describe('natproof with outputs it cannot write', () => {
   it.each([
