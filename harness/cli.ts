@@ -10,10 +10,12 @@ import { compareProbes, diffExitCode, type DiffResult } from './diff/compare.js'
 import { renderDiffMarkdown, renderDiffTerminal, summaryLine } from './diff/render.js';
 import { explainResult, explainRulesets, renderExplanation } from './diff/explain.js';
 import { renderDiffHtml } from './diff/html.js';
-import { distinctNames, readRulesFile, resolveSide, type SideSpec } from './diff/sides.js';
+import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
+import { readRulesFile } from './rules/read-file.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, UsageError } from './errors.js';
 import { checkWritableFile, makeDirectory } from './output-paths.js';
+import { readInputText } from './input-text.js';
 import { commandHelp, isCommand, usage } from './cli-help.js';
 import { cleanScratchDirectories } from './scratch-dir.js';
 import { renderHtml } from './report/html.js';
@@ -281,12 +283,9 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 async function readBaseline(file: string): Promise<RunResult> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read the baseline ${file}: ${(err as Error).message}`, { cause: err });
-  }
+  const text = await readInputText(file, (problem, cause) => {
+    throw new UsageError(`cannot read the baseline ${file}: ${problem}`, { cause });
+  });
   return parseRunResult(text, file);
 }
 

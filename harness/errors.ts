@@ -14,8 +14,22 @@ export function formatPosition(pos: SourcePosition): string {
   return `${pos.file}:${pos.line}:${pos.column}`;
 }
 
+/**
+ * Errors quote what the user gave (rule text, scenario values, what a tool printed about them),
+ * which may come from a pull request: control characters are shown as `\xNN`, so a quoted
+ * escape sequence cannot retitle or repaint the terminal or the CI log that prints the error.
+ */
+export function printable(text: string): string {
+  // Tab and newline are layout; every other C0 control, DEL and the C1 controls are not.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export class NatproofError extends Error {
   override readonly name: string = 'NatproofError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(printable(message), options);
+  }
 }
 
 /** A command line natproof cannot act on: an unknown option value, a missing argument. */

@@ -3,11 +3,10 @@
  * the CLI's `--rules` takes (the format detected the same way). They are compiled at once, so a
  * mistake fails where the rules are made, at the rule's line.
  */
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
-import { RuleError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { compileRules } from '../rules/compile.js';
 import { detectRuleFormat } from '../rules/format.js';
+import { readRulesFile } from '../rules/read-file.js';
 import type { RuleFormat, RuleSource } from '../scenario/topology.js';
 
 /** Rules to run instead of a scenario's own, under a rule set name. */
@@ -29,13 +28,8 @@ const NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 /** Reads a rules file; the rule set is named after the file (`hairpin.sh` -> `hairpin`). */
 export async function loadRules(file: string): Promise<CandidateRules> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new RuleError(`cannot read rules file ${file}: ${(err as Error).message}`, undefined, undefined, { cause: err });
-  }
-  return build(text, detectRuleFormat(text, file), file, basename(file).replace(/\.[^.]*$/, ''));
+  const { source, name } = await readRulesFile(file);
+  return build(source.text, source.format, file, name);
 }
 
 /** Rules from a string; errors name `rulesFromText(<name>)` and the line within the string. */

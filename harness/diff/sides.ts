@@ -3,11 +3,10 @@
  * scenario's rule sets, or a rules file as git has it at a revision (read with `git show`,
  * nothing checked out).
  */
-import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { RuleError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { execCommand } from '../exec.js';
-import { detectRuleFormat } from '../rules/compile.js';
+import { fileStem, readRulesFile, rulesAt } from '../rules/read-file.js';
 import type { RuleSet, RuleSource, Topology } from '../scenario/topology.js';
 
 export type SideSpec =
@@ -37,30 +36,12 @@ export async function resolveSide(topology: Topology, spec: SideSpec): Promise<R
     case 'git': {
       const text = await gitShow(spec.revision, spec.file);
       return ruleSet(
-        sourceOf(`${spec.revision}:${spec.file}`, text),
+        rulesAt(`${spec.revision}:${spec.file}`, text),
         `${spec.file} at ${spec.revision}`,
-        `${stem(spec.file)}-at-${spec.revision}`,
+        `${fileStem(spec.file)}-at-${spec.revision}`,
       );
     }
   }
-}
-
-/**
- * A rules file as every command reads it (`run --rules`, `diff`, `explain`): its text, its format
- * as detected, and its name without the extension.
- */
-export async function readRulesFile(file: string): Promise<{ source: RuleSource; name: string }> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new RuleError(`cannot read rules file ${file}: ${(err as Error).message}`, undefined, undefined, { cause: err });
-  }
-  return { source: sourceOf(file, text), name: stem(file) };
-}
-
-function sourceOf(file: string, text: string): RuleSource {
-  return { format: detectRuleFormat(text, file), text, origin: { file, line: 1, column: 1 } };
 }
 
 /** Rules from a file are held to the probes' own expectations. */
@@ -71,10 +52,6 @@ function ruleSet(source: RuleSource, description: string, name: string): RuleSet
 /** Rule set names become file names in the run's directory: letters, digits and '-' only. */
 function slug(name: string): string {
   return name.replace(/[^A-Za-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'rules';
-}
-
-function stem(file: string): string {
-  return basename(file).replace(/\.[^.]*$/, '');
 }
 
 /** The file as committed at `revision`, read by git from the repository the file is in. */

@@ -12,8 +12,8 @@
  * offending node (found through source.ts), or a RuleError at the rule's own line, with a
  * message that says what would be accepted.
  */
-import { readFile } from 'node:fs/promises';
 import { ScenarioError } from '../errors.js';
+import { readInputText } from '../input-text.js';
 import { compileRules } from '../rules/compile.js';
 import { parse } from './parse.js';
 import { resolve } from './resolve.js';
@@ -21,14 +21,9 @@ import type { Topology } from './topology.js';
 
 /** Reads and loads a scenario file. */
 export async function loadScenario(file: string): Promise<Topology> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new ScenarioError(`cannot read scenario file ${file}: ${readFailure(cause)}`, undefined, undefined, {
-      cause,
-    });
-  }
+  const text = await readInputText(file, (problem, cause) => {
+    throw new ScenarioError(`cannot read scenario file ${file}: ${problem}`, undefined, undefined, { cause });
+  });
   return parseScenario(text, file);
 }
 
@@ -44,15 +39,4 @@ export function parseScenario(text: string, file: string): Topology {
 export function checkRules(topology: Pick<Topology, 'rulesets' | 'forwarders'>): void {
   for (const ruleset of topology.rulesets) compileRules(ruleset.rules);
   for (const forwarder of topology.forwarders) if (forwarder.rules) compileRules(forwarder.rules);
-}
-
-const READ_FAILURES: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EISDIR: 'it is a directory',
-};
-
-function readFailure(cause: unknown): string {
-  const code = cause instanceof Error && 'code' in cause ? String(cause.code) : '';
-  return READ_FAILURES[code] ?? (cause instanceof Error ? cause.message : String(cause));
 }

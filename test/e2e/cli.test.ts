@@ -204,6 +204,52 @@ async function interruptedRun(
   return { code, stdout, stderr, runId };
 }
 
+describe('hostile input is refused before anything is built', () => {
+  const write = (name: string, content: string | Buffer): string => {
+    const file = join(work, name);
+    writeFileSync(file, content);
+    return file;
+  };
+  const cases: Array<[what: string, args: () => string[], says: RegExp]> = [
+    [
+      'an nft include of a file of the host',
+      () => ['run', 'scenarios/dmz-three-network.yaml', '--rules', write('include.nft', 'table ip nat {\n  include "/etc/shadow"\n}\n')],
+      /include\.nft:2:3: `include` is not allowed: nft would read a file of the machine running natproof/,
+    ],
+    [
+      'an endless rules file (/dev/zero)',
+      () => ['run', 'scenarios/dmz-three-network.yaml', '--rules', '/dev/zero'],
+      /cannot read rules file \/dev\/zero: it is larger than 1 MiB/,
+    ],
+    [
+      'a binary rules file',
+      () => ['run', 'scenarios/dmz-three-network.yaml', '--rules', write('binary.rules', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]))],
+      /binary\.rules: it is a binary file, not text/,
+    ],
+    ['an endless scenario (/dev/zero)', () => ['validate', '/dev/zero'], /cannot read scenario file \/dev\/zero: it is larger than 1 MiB/],
+    [
+      'a scenario of 2 MiB',
+      () => ['validate', write('huge.yaml', `# ${'x'.repeat(2 * 1024 * 1024)}\n`)],
+      /huge\.yaml: it is 2097155 bytes; natproof reads input files of at most 1 MiB/,
+    ],
+    [
+      'rule text carrying a terminal escape sequence',
+      () => ['run', 'scenarios/dmz-three-network.yaml', '--rules', write('escape.sh', 'iptables -F\n\u001b]0;pwned\u0007iptables -F\n')],
+      /escape\.sh:2:4: [^\n]*\n {2}rule: \\x1b\]0;pwned\\x07iptables -F/,
+    ],
+  ];
+  it.each(cases)('%s: exit 2, the place named, nothing built', (_what, args, says) => {
+    const r = natproof(...args());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(says);
+    expect(r.stderr).not.toContain('building');
+    expect(r.stderr).not.toContain('internal error');
+    // No control character reaches the terminal but the newlines between lines.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for control characters.
+    expect(r.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+  });
+});
+
 describe('natproof with outputs it cannot write', () => {
   it.each([
     ['--out', ['--out', '/proc/natproof-test/out']],

@@ -95,8 +95,12 @@ export class NetnsBackend implements Backend {
 /** Labs of this process that are built and not yet torn down. */
 const unfinished = new Set<NetnsLab>();
 
+let exitHooked = false;
+
 function removeAtExit(lab: NetnsLab): void {
-  if (unfinished.size === 0) process.once('exit', destroyUnfinished);
+  // One listener for the process's life, however many labs come and go.
+  if (!exitHooked) process.once('exit', destroyUnfinished);
+  exitHooked = true;
   unfinished.add(lab);
 }
 
