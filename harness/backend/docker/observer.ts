@@ -111,12 +111,21 @@ export class Observer {
   private iptablesTool(): Promise<IptablesTool | undefined> {
     this.iptables ??= (async () => {
       for (const tool of IPTABLES_TOOLS) {
+        // Listing with iptables-legacy loads the legacy tables into a host that had none; a host
+        // whose legacy filter table is not loaded has no DOCKER-USER chain there anyway.
+        if (tool === 'iptables-legacy' && !(await this.legacyFilterLoaded())) continue;
         const r = await this.exec(listArgv(tool), { timeoutMs: TIMEOUT_MS, allowFailure: true });
         if (r.exitCode === 0) return tool;
       }
       return undefined;
     })();
     return this.iptables;
+  }
+
+  /** The kernel lists the legacy (x_tables) tables it has loaded in /proc/net/ip_tables_names. */
+  private async legacyFilterLoaded(): Promise<boolean> {
+    const r = await this.exec(['cat', '/proc/net/ip_tables_names'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+    return r.exitCode === 0 && r.stdout.split('\n').includes('filter');
   }
 }
 
