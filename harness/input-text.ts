@@ -10,16 +10,22 @@ export const MAX_INPUT_BYTES = 1024 * 1024;
 
 /** Reads `file` as UTF-8 text; `fail` turns a problem into the caller's own error. */
 export async function readInputText(file: string, fail: (problem: string, cause?: unknown) => never): Promise<string> {
+  const read = await readBounded(file);
+  if ('problem' in read) return fail(read.problem, read.cause);
+  return read.text;
+}
+
+async function readBounded(file: string): Promise<{ text: string } | { problem: string; cause?: unknown }> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, 'r');
-  } catch (err) {
-    return fail(readFailure(err), err);
+  } catch (cause) {
+    return { problem: readFailure(cause), cause };
   }
   try {
     const info = await handle.stat();
-    if (info.isDirectory()) return fail('it is a directory');
-    if (info.size > MAX_INPUT_BYTES) return fail(`it is ${info.size} bytes; natproof reads input files of at most 1 MiB`);
+    if (info.isDirectory()) return { problem: 'it is a directory' };
+    if (info.size > MAX_INPUT_BYTES) return { problem: `it is ${info.size} bytes; natproof reads input files of at most 1 MiB` };
     // A device or a pipe has no size to check first: read one byte past the limit at most.
     const buffer = Buffer.alloc(MAX_INPUT_BYTES + 1);
     let length = 0;
@@ -27,17 +33,17 @@ export async function readInputText(file: string, fail: (problem: string, cause?
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
       if (bytesRead === 0) break;
       length += bytesRead;
-      if (length > MAX_INPUT_BYTES) return fail('it is larger than 1 MiB; natproof reads input files of at most 1 MiB');
+      if (length > MAX_INPUT_BYTES) return { problem: 'it is larger than 1 MiB; natproof reads input files of at most 1 MiB' };
     }
     const bytes = buffer.subarray(0, length);
-    if (bytes.includes(0)) return fail('it is a binary file, not text');
+    if (bytes.includes(0)) return { problem: 'it is a binary file, not text' };
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch (err) {
-      return fail('it is not UTF-8 text', err);
+      return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+    } catch (cause) {
+      return { problem: 'it is not UTF-8 text', cause };
     }
-  } catch (err) {
-    return fail(readFailure(err), err);
+  } catch (cause) {
+    return { problem: readFailure(cause), cause };
   } finally {
     await handle.close();
   }

@@ -219,18 +219,22 @@ describe('hostile input is refused before anything is built', () => {
     [
       'an endless rules file (/dev/zero)',
       () => ['run', 'scenarios/dmz-three-network.yaml', '--rules', '/dev/zero'],
-      /cannot read rules file \/dev\/zero: it is larger than 1 MiB/,
+      /^natproof: cannot read rules file \/dev\/zero: it is larger than 1 MiB/,
     ],
     [
       'a binary rules file',
       () => ['run', 'scenarios/dmz-three-network.yaml', '--rules', write('binary.rules', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]))],
-      /binary\.rules: it is a binary file, not text/,
+      /^natproof: cannot read rules file [^\n]*binary\.rules: it is a binary file, not text\n$/,
     ],
-    ['an endless scenario (/dev/zero)', () => ['validate', '/dev/zero'], /cannot read scenario file \/dev\/zero: it is larger than 1 MiB/],
+    [
+      'an endless scenario (/dev/zero)',
+      () => ['validate', '/dev/zero'],
+      /^natproof: cannot read scenario file \/dev\/zero: it is larger than 1 MiB/,
+    ],
     [
       'a scenario of 2 MiB',
       () => ['validate', write('huge.yaml', `# ${'x'.repeat(2 * 1024 * 1024)}\n`)],
-      /huge\.yaml: it is 2097155 bytes; natproof reads input files of at most 1 MiB/,
+      /^natproof: cannot read scenario file [^\n]*huge\.yaml: it is 2097155 bytes; natproof reads input files of at most 1 MiB\n$/,
     ],
     [
       'rule text carrying a terminal escape sequence',
