@@ -24,7 +24,7 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     expect(r.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+: hosts\\.webserver\\.address`));
   });
 
-  it("validate compiles every rule set: a later rule set's shell syntax is refused at its line, nothing built", () => {
+  it("validate compiles every rule set: a later rule set's unset variable is refused at its line, nothing built", () => {
     const file = join(work, 'bad-rules.yaml');
     const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
       '-m conntrack --ctstate DNAT -j SNAT --to 192.168.0.254',
@@ -35,7 +35,7 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     const r = natproof('validate', file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:${line + 1}:`);
-    expect(r.stderr).toContain('shell variables and substitutions are not expanded');
+    expect(r.stderr).toContain('`$TRUSTED_ROUTER` is not set: set it on a line of its own above');
   });
 
   it.each(['run', 'diff', 'explain', 'report', 'validate', 'clean'])(
