@@ -2,7 +2,7 @@
  * The command line: `main(argv)` returns the exit code and does nothing on import.
  * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
@@ -14,6 +14,7 @@ import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { readRulesFile } from './rules/read-file.js';
 import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, UsageError } from './errors.js';
+import { natproofVersion } from './package-root.js';
 import { checkWritableFile, makeDirectory } from './output-paths.js';
 import { readInputText } from './input-text.js';
 import { commandHelp, isCommand, usage } from './cli-help.js';
@@ -83,7 +84,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       case '--version':
       case '-V':
       case 'version':
-        io.stdout(`natproof ${await natproofVersion()}\n`);
+        io.stdout(`natproof ${natproofVersion()}\n`);
         return EXIT_PASSED;
       case undefined:
       case '-h':
@@ -121,18 +122,6 @@ function wantsHelp(args: readonly string[]): boolean {
 }
 
 /** The version in natproof's own package.json, found from this module (source or dist). */
-async function natproofVersion(): Promise<string> {
-  for (const up of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(await readFile(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'natproof' && pkg.version) return pkg.version;
-    } catch {
-      // Not at this level: dist/harness/ sits one level deeper than harness/.
-    }
-  }
-  throw new NatproofError("natproof's package.json was not found next to its code");
-}
-
 /** node:util's parser explains `--` at length; an unknown option is all the user needs to hear. */
 function parserComplaint(err: Error): string {
   const unknown = /Unknown option '([^']+)'/.exec(err.message)?.[1];

@@ -4,21 +4,9 @@
  * they need its path, not the protocol client (client.ts).
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { HostError } from '../errors.js';
-
-/** The natproof package's root: the nearest directory above this module with a package.json. */
-export function packageRoot(): string {
-  // Tests run this module from source, the CLI from dist: both find the package root.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return dir;
-}
+import { packageRoot } from '../package-root.js';
 
 /** The compiled agent script, run with node inside each host. */
 export function agentScriptPath(): string {
