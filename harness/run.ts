@@ -107,7 +107,8 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   const started = Date.now();
   const clock = new LapClock();
   const rulesets = selectRulesets(topology, options);
-  // Rules from --rules, or a topology built in code, are checked here, before anything is built.
+  // Rules from --rules, or a topology built in code, are checked here, before anything is built
+  // (a loaded scenario's were compiled when it was loaded, and are not compiled again).
   checkRules({ rulesets, forwarders: topology.forwarders });
   const runId = options.runId ?? newRunId();
   const checkAborted = (): void => {

@@ -22,7 +22,22 @@ export type { RuleLineOrigin, RuleStep } from './rule-step.js';
 export { detectRuleFormat } from './format.js';
 export { ruleErrorFromKernel } from './kernel-errors.js';
 
-export function compileRules(src: RuleSource): RuleStep[] {
+/**
+ * Loading a scenario compiles its rules for the errors, and applying them needs the steps:
+ * each source is compiled once. Sources are never changed after they are made.
+ */
+const compiled = new WeakMap<RuleSource, readonly RuleStep[]>();
+
+export function compileRules(src: RuleSource): readonly RuleStep[] {
+  let steps = compiled.get(src);
+  if (!steps) {
+    steps = compileUncached(src);
+    compiled.set(src, steps);
+  }
+  return steps;
+}
+
+function compileUncached(src: RuleSource): RuleStep[] {
   switch (src.format) {
     case 'iptables':
       return compileCommandLines(src);

@@ -35,7 +35,7 @@ export function parseScenario(text: string, file: string): Topology {
   return topology;
 }
 
-/** Compiles every rule text of the scenario, for the errors only: applying compiles again. */
+/** Compiles every rule text of the scenario, for its errors (applying reuses what this compiled). */
 export function checkRules(topology: Pick<Topology, 'rulesets' | 'forwarders'>): void {
   for (const ruleset of topology.rulesets) compileRules(ruleset.rules);
   for (const forwarder of topology.forwarders) if (forwarder.rules) compileRules(forwarder.rules);

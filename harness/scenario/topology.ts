@@ -215,11 +215,12 @@ export interface Probe {
 
 export type RuleFormat = 'iptables' | 'iptables-save' | 'nft';
 
+/** Read-only once made: its compiled steps are kept per object (rules/compile.ts). */
 export interface RuleSource {
-  format: RuleFormat;
-  text: string;
+  readonly format: RuleFormat;
+  readonly text: string;
   /** Where line 1 of `text` is in the user's file, so kernel errors can point at the rule. */
-  origin: SourcePosition;
+  readonly origin: Readonly<SourcePosition>;
 }
 
 export interface RuleSet {
