@@ -34,3 +34,31 @@ export function probeOf(result: RunResult, ruleset: string, name: string): Probe
   if (!found) throw new Error(`no probe ${ruleset}/${name} in the result`);
   return found;
 }
+
+/**
+ * What must not depend on the backend, probe by probe: every verdict field and the diagnosis's
+ * cause. `extra` adds what a file checks beyond that (hops at a forwarder, the replies seen).
+ */
+export function backendVerdicts(
+  result: RunResult | undefined,
+  extra: (probe: ProbeResult) => Record<string, unknown> = () => ({}),
+): Record<string, unknown>[] | undefined {
+  return result?.probes.map((p) => ({
+    probe: `${p.ruleset}/${p.name}`,
+    ok: p.ok,
+    status: p.status,
+    error: p.error,
+    serverSaw: p.serverSaw,
+    replyFrom: p.replyFrom,
+    clientAddress: p.clientAddress,
+    rewrites: p.rewrites,
+    rewriteSources: p.rewriteSources,
+    requestTransmitted: p.requestTransmitted,
+    bypassedRouter: p.bypassedRouter,
+    clientRejectedReply: p.clientRejectedReply,
+    answeredBy: p.answeredBy,
+    expectationsMet: p.expectationsMet,
+    cause: p.diagnosis?.cause ?? null,
+    ...extra(p),
+  }));
+}

@@ -24,7 +24,7 @@ import { parsePcap } from '../../harness/trace/pcap.js';
 import type { RunResult } from '../../harness/result/result.js';
 import { addHostRule, dockerLeftBehind } from './docker-host.js';
 import { netnsUnavailable } from './host.js';
-import { BACKENDS, IMAGE_BUILD_MS, skipNote } from './backend-cases.js';
+import { BACKENDS, backendVerdicts, IMAGE_BUILD_MS, skipNote } from './backend-cases.js';
 
 const scenarios = readdirSync('scenarios')
   .filter((f) => f.endsWith('.yaml'))
@@ -37,24 +37,6 @@ const dockerUnavailable = BACKENDS[1]!.unavailable;
 const results = new Map<BackendName, Map<string, RunResult>>();
 
 /** What must not depend on the backend, per probe. */
-function verdicts(result: RunResult) {
-  return result.probes.map((p) => ({
-    probe: `${p.ruleset}/${p.name}`,
-    ok: p.ok,
-    status: p.status,
-    error: p.error,
-    serverSaw: p.serverSaw,
-    replyFrom: p.replyFrom,
-    rewrites: p.rewrites,
-    bypassedRouter: p.bypassedRouter,
-    clientRejectedReply: p.clientRejectedReply,
-    answeredBy: p.answeredBy,
-    rewriteSources: p.rewriteSources,
-    requestTransmitted: p.requestTransmitted,
-    expectationsMet: p.expectationsMet,
-  }));
-}
-
 describe.each(BACKENDS)('shipped scenarios on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`every scenario${skipNote(backend.unavailable)}`, () => {
     const runIds = new Map<string, string>();
@@ -88,7 +70,7 @@ describe.skipIf(comparable)(`docker and netns agree${skipNote(comparable)}`, () 
     const netns = results.get('netns')?.get(file);
     const docker = results.get('docker')?.get(file);
     expect(netns && docker, 'both backends ran the scenario').toBeTruthy();
-    expect(verdicts(docker!)).toEqual(verdicts(netns!));
+    expect(backendVerdicts(docker)).toEqual(backendVerdicts(netns));
   });
 });
 

@@ -9,9 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../harness/backend/backend.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
-import type { RunResult } from '../../harness/result/result.js';
+import type { ProbeResult, RunResult } from '../../harness/result/result.js';
 import { netnsUnavailable } from './host.js';
-import { BACKENDS, IMAGE_BUILD_MS, probeOf, skipNote } from './backend-cases.js';
+import { BACKENDS, backendVerdicts, IMAGE_BUILD_MS, probeOf, skipNote } from './backend-cases.js';
 
 const SCENARIO = 'scenarios/double-nat.yaml';
 
@@ -20,21 +20,6 @@ const dockerUnavailable = BACKENDS[1]!.unavailable;
 const results = new Map<BackendName, RunResult>();
 
 /** What must not depend on the backend, per probe. */
-function verdicts(result: RunResult) {
-  return result.probes.map((p) => ({
-    probe: `${p.ruleset}/${p.name}`,
-    ok: p.ok,
-    error: p.error,
-    serverSaw: p.serverSaw,
-    replyFrom: p.replyFrom,
-    rewrites: p.rewrites,
-    answeredBy: p.answeredBy,
-    expectationsMet: p.expectationsMet,
-    cause: p.diagnosis?.cause ?? null,
-    forwarderHops: p.hops.filter((h) => h.where.endsWith('@home-router')).map((h) => `${h.packet} ${h.where} ${h.direction}`),
-  }));
-}
-
 describe.each(BACKENDS)('double-nat on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`a client behind a second NAT${skipNote(backend.unavailable)}`, () => {
     let result: RunResult;
@@ -95,6 +80,9 @@ describe.skipIf(comparable)(`double-nat: docker and netns agree${skipNote(compar
     const netns = results.get('netns');
     const docker = results.get('docker');
     expect(netns && docker, 'both backends ran the scenario').toBeTruthy();
-    expect(verdicts(docker!)).toEqual(verdicts(netns!));
+    const forwarderHops = (p: ProbeResult) => ({
+      forwarderHops: p.hops.filter((h) => h.where.endsWith('@home-router')).map((h) => `${h.packet} ${h.where} ${h.direction}`),
+    });
+    expect(backendVerdicts(docker, forwarderHops)).toEqual(backendVerdicts(netns, forwarderHops));
   });
 });

@@ -13,7 +13,7 @@ import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
 import type { RunResult } from '../../harness/result/result.js';
 import { netnsUnavailable } from './host.js';
-import { BACKENDS, IMAGE_BUILD_MS, probeOf, skipNote } from './backend-cases.js';
+import { BACKENDS, backendVerdicts, IMAGE_BUILD_MS, probeOf, skipNote } from './backend-cases.js';
 
 const SCENARIO = 'scenarios/router-services.yaml';
 
@@ -32,23 +32,6 @@ function withShadowHeldToCorrect(topology: Topology): Topology {
 }
 
 /** What must not depend on the backend, per probe. */
-function verdicts(result: RunResult) {
-  return result.probes.map((p) => ({
-    probe: `${p.ruleset}/${p.name}`,
-    ok: p.ok,
-    error: p.error,
-    serverSaw: p.serverSaw,
-    replyFrom: p.replyFrom,
-    rewrites: p.rewrites,
-    rewriteSources: p.rewriteSources,
-    requestTransmitted: p.requestTransmitted,
-    answeredBy: p.answeredBy,
-    clientAddress: p.clientAddress,
-    expectationsMet: p.expectationsMet,
-    cause: p.diagnosis?.cause ?? null,
-  }));
-}
-
 describe.each(BACKENDS)('router-services on $name', (backend) => {
   describe.skipIf(backend.unavailable)(`the router serves and connects${skipNote(backend.unavailable)}`, () => {
     let result: RunResult;
@@ -159,6 +142,6 @@ describe.skipIf(comparable)(`router-services: docker and netns agree${skipNote(c
     const netns = results.get('netns');
     const docker = results.get('docker');
     expect(netns && docker, 'both backends ran the scenario').toBeTruthy();
-    expect(verdicts(docker!)).toEqual(verdicts(netns!));
+    expect(backendVerdicts(docker)).toEqual(backendVerdicts(netns));
   });
 });

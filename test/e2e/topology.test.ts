@@ -10,7 +10,7 @@ import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { ProbeResult, RunResult } from '../../harness/result/result.js';
 import { netnsUnavailable } from './host.js';
-import { BACKENDS, IMAGE_BUILD_MS, skipNote, type BackendCase } from './backend-cases.js';
+import { BACKENDS, backendVerdicts, IMAGE_BUILD_MS, skipNote, type BackendCase } from './backend-cases.js';
 
 const dockerUnavailable = BACKENDS[1]!.unavailable;
 
@@ -258,9 +258,7 @@ describe.each(BACKENDS)('a bridge inside the router on $name', (backend) => {
 const comparable = netnsUnavailable ?? dockerUnavailable;
 describe.skipIf(comparable)(`a bridge with bridge netfilter on: docker and netns agree${skipNote(comparable)}`, () => {
   it('gives the same verdicts, rewrites, server-seen addresses and reply sources', () => {
-    const verdicts = (result: RunResult | undefined) =>
-      result?.probes.map((p) => [`${p.ruleset}/${p.name}`, p.ok, p.error, p.serverSaw, p.replyFrom, p.rewrites, p.bypassedRouter]);
-    expect(verdicts(bridgedOn.get('docker'))).toEqual(verdicts(bridgedOn.get('netns')));
+    expect(backendVerdicts(bridgedOn.get('docker'))).toEqual(backendVerdicts(bridgedOn.get('netns')));
     expect(bridgedOn.size).toBe(2);
   });
 });
