@@ -121,7 +121,6 @@ function wantsHelp(args: readonly string[]): boolean {
   return (end === -1 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
 }
 
-/** The version in natproof's own package.json, found from this module (source or dist). */
 /** node:util's parser explains `--` at length; an unknown option is all the user needs to hear. */
 function parserComplaint(err: Error): string {
   const unknown = /Unknown option '([^']+)'/.exec(err.message)?.[1];
