@@ -316,16 +316,25 @@ async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, tim
   const deadline = Date.now() + timeoutMs;
   const before = marker.count;
   let seen = false;
+  // One attempt's command may take long on a loaded engine (a docker exec of several seconds):
+  // it is bounded by the whole wait, and one that runs out is a failed attempt, not an error.
+  const conntrack = async (command: '-D' | '-I', ...extra: string[]): Promise<void> => {
+    const timeoutMs = Math.max(MARKER_EXEC_MIN_MS, deadline - Date.now());
+    await lab.exec(router, ['conntrack', command, ...MARKER_TUPLE, ...extra], { allowFailure: true, timeoutMs }).catch(() => {});
+  };
   while (!seen) {
     if (!proc.running || Date.now() > deadline) break;
     // Delete first: an entry left by an earlier attempt blocks a new insert.
-    await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: 5_000 });
-    await lab.exec(router, ['conntrack', '-I', ...MARKER_TUPLE, '-t', '5'], { allowFailure: true, timeoutMs: 5_000 });
+    await conntrack('-D');
+    await conntrack('-I', '-t', '5');
     seen = await marker.since(before, 50);
   }
-  await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: 5_000 });
+  await conntrack('-D');
   return seen;
 }
+
+/** A marker command gets at least this long, also when the wait is nearly over. */
+const MARKER_EXEC_MIN_MS = 5_000;
 
 async function startConntrackEvents(lab: Lab): Promise<ConntrackEvents> {
   const proc = lab.spawn({ kind: 'router' }, ['conntrack', '-E', '-o', 'timestamp']);
