@@ -133,21 +133,29 @@ function locate(f: ProbeFacts): Located {
   });
   const entry = parsed(lines);
   const first = entry[0];
-  const key = first
-    ? {
-        client: topology.router.name,
-        clientAddress: first.reply.dst,
-        clientPort: Number(first.reply.dport),
-        target: { address: first.reply.src, port: Number(first.reply.sport) },
-      }
-    : { client: topology.router.name, clientAddress: UNKNOWN_ADDRESS, clientPort, target: probe.target };
-  return {
-    origin: 'router',
-    clientAddress: first?.original.src ?? UNKNOWN_ADDRESS,
-    flow: follow(f, key),
-    conntrackLines: lines,
-    entry,
-  };
+  if (first) {
+    const key = {
+      client: topology.router.name,
+      clientAddress: first.reply.dst,
+      clientPort: Number(first.reply.dport),
+      target: { address: first.reply.src, port: Number(first.reply.sport) },
+    };
+    return { origin: 'router', clientAddress: first.original.src, flow: follow(f, key), conntrackLines: lines, entry };
+  }
+  // No entry: with no rule that needs conntrack the kernel tracks nothing in the router, and then
+  // nothing rewrote the SYN either: it left with the source the router chose and natproof's port.
+  const clientAddress = routerSourceOnWire(f) ?? UNKNOWN_ADDRESS;
+  const key = { client: topology.router.name, clientAddress, clientPort, target: probe.target };
+  return { origin: 'router', clientAddress, flow: follow(f, key), conntrackLines: lines, entry };
+}
+
+/** The source address of the router's own request leaving it, found by natproof's port and the target. */
+function routerSourceOnWire({ seen, clientPort, probe }: ProbeFacts): string | undefined {
+  const dst = `${probe.target.address}:${probe.target.port}`;
+  const hop = seen.find(
+    ({ hop: h }) => h.place.kind === 'router' && h.direction === 'out' && h.dst === dst && h.src.endsWith(`:${clientPort}`),
+  )?.hop;
+  return hop?.src.slice(0, hop.src.lastIndexOf(':'));
 }
 
 /**

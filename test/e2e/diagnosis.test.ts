@@ -20,6 +20,7 @@ const MISTAKES = 'scenarios/diagnosis/rule-mistakes.yaml';
 const FORWARDING = 'scenarios/diagnosis/forwarding-disabled.yaml';
 const RPFILTER = 'scenarios/diagnosis/reverse-path-filter.yaml';
 const FIREWALL = 'scenarios/diagnosis/firewall.yaml';
+const OWN = 'scenarios/diagnosis/router-own-connections.yaml';
 const DMZ = 'scenarios/dmz-three-network.yaml';
 const FW4 = 'scenarios/openwrt-fw4.yaml';
 
@@ -66,6 +67,7 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   let forwarding: RunResult;
   let rpfilter: RunResult;
   let firewall: RunResult;
+  let own: RunResult;
   let dmz: RunResult;
   let fw4: RunResult;
   /** The runs with the suggested fixes applied: hairpin on dmz-three-network, then rule-mistakes. */
@@ -82,11 +84,12 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     ]);
     // Awaited by the fixes' own tests; a failure here already fails the runs it depends on.
     fixed.catch(() => {});
-    [mistakes, forwarding, rpfilter, firewall, dmz, fw4] = await Promise.all([
+    [mistakes, forwarding, rpfilter, firewall, own, dmz, fw4] = await Promise.all([
       mistakesRun,
       run(FORWARDING, { outDir: join(out, 'forwarding') }),
       run(RPFILTER),
       run(FIREWALL),
+      run(OWN),
       dmzRun,
       run(FW4),
     ]);
@@ -95,10 +98,11 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       [FORWARDING, forwarding],
       [RPFILTER, rpfilter],
       [FIREWALL, firewall],
+      [OWN, own],
     ] as const) {
       netnsCauses.set(file, causes(result));
     }
-    // Six topologies and 22 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
+    // Seven topologies and 24 rule sets: a budget for a 2-core machine that also runs the rest of the suite.
   }, 240_000);
 
   /** dnat-only with the hairpin fix it was given appended, held to the probes' own expectations. */
@@ -112,13 +116,13 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   };
 
   it('every shipped diagnosis scenario meets the failures it records', () => {
-    for (const result of [mistakes, forwarding, rpfilter, firewall, dmz, fw4]) {
+    for (const result of [mistakes, forwarding, rpfilter, firewall, own, dmz, fw4]) {
       expect(result.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
     }
   });
 
   it('diagnoses exactly the probes that failed', () => {
-    for (const result of [mistakes, forwarding, rpfilter, firewall, dmz, fw4]) {
+    for (const result of [mistakes, forwarding, rpfilter, firewall, own, dmz, fw4]) {
       for (const p of result.probes) expect(p.diagnosis === null, `${p.ruleset}/${p.name}`).toBe(p.ok);
     }
   });
@@ -373,6 +377,29 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       expect(countIn(line(d, 'filter OUTPUT rule 1 (', '-d 172.16.0.0/24', '-j DROP', 'drops this request'))).toBeGreaterThanOrEqual(1);
       expect(line(d, 'it never left the router')).toBeDefined();
       expect(d.suggestion).toBe('iptables -I OUTPUT 1 -d 172.16.0.1 -p tcp --dport 80 -j ACCEPT');
+    });
+
+    it("the router's own connection: an OUTPUT REJECT by its counter, the refused connect, and the accept before it", () => {
+      const d = diagnosis(own, 'output-rejected', 'router-to-backup');
+      expect(d.cause).toBe('output-rejected');
+      expect(countIn(line(d, 'filter OUTPUT rule 1 (', '-o eth1', '-j REJECT', 'rejects this request'))).toBeGreaterThanOrEqual(1);
+      expect(d.summary).toContain('ECONNREFUSED');
+      expect(d.suggestion).toBe('iptables -I OUTPUT 1 -d 172.16.0.2 -p tcp --dport 873 -j ACCEPT');
+    });
+
+    it("the router's own connection with no route: its routes, the kernel's no-route counter and the refused connect", () => {
+      const d = diagnosis(own, 'no-rules', 'router-to-update-server');
+      expect(d.cause).toBe('no-route');
+      expect(line(d, 'routes on the router (ip route): 172.16.0.0/24 dev eth1; 192.168.1.0/24 dev eth0')).toBeDefined();
+      expect(line(d, 'IpOutNoRoutes +1')).toBeDefined();
+      expect(line(d, 'ENETUNREACH 203.0.113.80:443')).toBeDefined();
+    });
+
+    it("the router's own connection where no rule made the kernel track it: found on the wire by its port", () => {
+      const p = probe(own, 'no-rules', 'router-to-backup');
+      expect(p).toMatchObject({ ok: true, clientAddress: '172.16.0.254', answeredBy: 'backup', rewrites: [] });
+      expect(p.conntrack).toEqual([]);
+      expect(p.hops.map((h) => `${h.packet} ${h.where} ${h.direction}`)).toContain('request router:eth1 out');
     });
 
     it("the router's own connection to a closed port: the server's reset and what it listens on", () => {
