@@ -1,15 +1,24 @@
 /** Rule order in an nft rule set, from the kernel's trace and `nft -a list ruleset`. Pure. */
 import type { Diagnosis } from '../result/result.js';
-import { chainPlace, isNftDnat, mayMatchDestination, parseNftRuleset, ruleStatement, type NftRule } from './nft-rules.js';
+import { chainPlace, isNftDnat, mayMatchDestination, parseNftRuleset, ruleStatement, type NftChain, type NftRule } from './nft-rules.js';
 import { chainPath, describeTraceStep } from '../trace/nft-trace.js';
-import { type Facts, hopLines, routerAnswerText, routerAnswer, conntrackLines, conntrackUntranslated } from './diagnosis-facts.js';
+import {
+  type Facts,
+  hopLines,
+  routerInterface,
+  routerAnswerText,
+  routerAnswer,
+  conntrackLines,
+  conntrackUntranslated,
+} from './diagnosis-facts.js';
 
 /**
  * Rule order in an nft rule set: the kernel's trace shows a rule of a nat prerouting chain
  * accepting the request (or returning it from the chain), and the rule set has a dnat (or
  * redirect) rule for this destination after it in that chain, which the request so never met.
- * The trace is the kernel's corroboration; that the dnat would have matched is natproof's
- * reading of its text (destination address and port only).
+ * The dnat may be in a chain a later rule jumps (or goes) to, as firewall front-ends keep their
+ * port forwards. The trace is the kernel's corroboration; that the dnat would have matched is
+ * natproof's reading of its text (destination address and port only).
  */
 export function nftRuleOrder(f: Facts): Diagnosis | null {
   const text = f.evidence.router.nftRuleset;
@@ -26,8 +35,9 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
       const at = chain?.rules.findIndex((r) => (step.handle !== null ? r.handle === step.handle : r.text === step.text)) ?? -1;
       if (!chain || at < 0) continue;
       const shadow = chain.rules[at];
-      const dnat = chain.rules.slice(at + 1).find((r) => isNftDnat(r) && mayMatchDestination(r, f.target.address, f.target.port));
-      if (!shadow || !dnat) continue;
+      const found = dnatAfter(chains, chain, at, { ...f.target, iface: routerInterface(f.arrival) });
+      if (!shadow || !found) continue;
+      const { dnat, via, where } = found;
       const place = chainPlace(chain);
       const name = (r: NftRule): string => `"${r.text}"${r.handle !== null ? ` (handle ${r.handle})` : ''}`;
       return {
@@ -46,15 +56,65 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
             ? [`conntrack (the kernel): the reply is expected from ${f.target.address} itself, so no dnat rule took this connection`]
             : []),
           describeTraceStep(step, packet),
-          `nft -a list ruleset: ${place}: ${dnat.text}${dnat.handle !== null ? ` # handle ${dnat.handle}` : ''}; natproof's reading of the rule text: ` +
-            `it ${dnat.text.includes('dport') || dnat.text.includes('daddr') ? `covers ${f.result.target}` : 'names no destination'}, but comes after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request`,
+          ...via.map(
+            (jump) =>
+              `nft -a list ruleset: ${place}: ${jump.rule.text}${jump.rule.handle !== null ? ` # handle ${jump.rule.handle}` : ''}; comes after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request, and leads to ${jump.to}`,
+          ),
+          `nft -a list ruleset: ${chainPlace(where)}: ${dnat.text}${dnat.handle !== null ? ` # handle ${dnat.handle}` : ''}; natproof's reading of the rule text: ` +
+            `it ${dnat.text.includes('dport') || dnat.text.includes('daddr') ? `covers ${f.result.target}` : 'names no destination'}, but ${via.length > 0 ? `is reached only through ${via.at(-1)?.to}` : 'comes'} after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request`,
         ],
-        suggestion:
-          shadow.handle !== null
-            ? `nft insert rule ${place} position ${shadow.handle} ${ruleStatement(dnat)}`
-            : `nft insert rule ${place} ${ruleStatement(dnat)}`,
+        suggestion: `nft insert rule ${place} ${shadow.handle !== null ? `position ${shadow.handle} ` : ''}${[...via.map((j) => j.matches), ruleStatement(dnat)].filter(Boolean).join(' ')}`,
       };
     }
   }
   return null;
+}
+
+/** A jump (or goto) on the way to the dnat: its rule, its target, and the matches before its verdict. */
+interface JumpStep {
+  rule: NftRule;
+  to: string;
+  matches: string;
+}
+
+/** Chains are followed at most this deep: nft itself refuses loops, so this only bounds the walk. */
+const MAX_JUMP_DEPTH = 16;
+
+/**
+ * The first dnat (or redirect) for the target after rule `at` of `chain`: in the chain itself, or
+ * in a chain that a later rule jumps or goes to (and so on), with the jumps that lead there.
+ */
+function dnatAfter(
+  chains: readonly NftChain[],
+  chain: NftChain,
+  at: number,
+  target: { address: string; port: number; iface: string | undefined },
+  depth = 0,
+): { dnat: NftRule; via: JumpStep[]; where: NftChain } | null {
+  for (const rule of chain.rules.slice(at + 1)) {
+    if (!mayMatchInterface(rule, target.iface)) continue;
+    if (isNftDnat(rule) && mayMatchDestination(rule, target.address, target.port)) return { dnat: rule, via: [], where: chain };
+    const jump = JUMP.exec(rule.text);
+    if (!jump || depth >= MAX_JUMP_DEPTH) continue;
+    const next = chains.find((c) => c.family === chain.family && c.table === chain.table && c.name === jump[2]);
+    if (!next) continue;
+    const inner = dnatAfter(chains, next, -1, target, depth + 1);
+    // The jump's own matches go with the dnat when it is moved; its counter does not.
+    const matches = (jump[1] ?? '').replace(/\bcounter( packets \d+ bytes \d+)?/, '').trim();
+    if (inner) return { ...inner, via: [{ rule, to: chainPlace(next), matches }, ...inner.via] };
+  }
+  return null;
+}
+
+/** `<matches> jump|goto <chain>`, with nft's trailing comment if any. */
+const JUMP = /^(.*?)\s*\b(?:jump|goto) (\S+)(?:\s+comment\s+"[^"]*")?$/;
+
+/** natproof's reading of a rule's input interface match: one that names another interface cannot match. */
+function mayMatchInterface(rule: NftRule, iface: string | undefined): boolean {
+  const m = /\biifname (!= )?(?:"([^"]+)"|(\S+))/.exec(rule.text);
+  // Not read: a negation, a set of names, or an arrival natproof did not see.
+  if (!m || m[1] || m[3]?.startsWith('{') || iface === undefined) return true;
+  const name = m[2] ?? m[3] ?? '';
+  // nft's wildcard: a trailing * matches any suffix.
+  return name.endsWith('*') ? iface.startsWith(name.slice(0, -1)) : name === iface;
 }

@@ -826,6 +826,41 @@ describe('diagnoseProbe: nft rule order, and the router’s own INPUT and OUTPUT
     expect(d.suggestion).toBe('nft insert rule ip nat prerouting position 3 ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1');
   });
 
+  /** The port forward kept in a chain a later rule jumps to, as firewall front-ends (fw4's dstnat_wan) keep them. */
+  const jumped = (jumpRule: string): KernelEvidence => {
+    const e = nftEvidence(NFT_TRACE);
+    const ruleset = NFT_RULESET.replace(
+      '\t\tip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4\n\t}',
+      `\t\t${jumpRule} # handle 6\n\t}\n\n\tchain dstnat_fwd { # handle 7\n\t\tip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4\n\t}`,
+    );
+    return { ...e, router: { ...e.router, nftRuleset: ruleset } };
+  };
+
+  it('rule order in nft: a dnat in a chain jumped to after the accept is found, and the fix carries the jump’s matches', () => {
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }),
+      refusedByRouter(),
+      jumped('iifname "eth2" counter packets 0 bytes 0 jump dstnat_fwd comment "port forwards"'),
+    );
+    expect(d.cause).toBe('rule-order');
+    expect(line(d, 'ip nat prerouting: iifname "eth2"', 'jump dstnat_fwd', 'leads to ip nat dstnat_fwd')).toBeDefined();
+    expect(
+      line(d, 'nft -a list ruleset: ip nat dstnat_fwd: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4'),
+    ).toBeDefined();
+    expect(d.suggestion).toBe(
+      'nft insert rule ip nat prerouting position 3 iifname "eth2" ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1',
+    );
+  });
+
+  it('no nft rule order when the jump to the dnat is for another interface than the request came in on', () => {
+    const d = diagnose(
+      result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }),
+      refusedByRouter(),
+      jumped('iifname "eth1" jump dstnat_fwd'),
+    );
+    expect(d.cause).toBe('no-dnat-match');
+  });
+
   it('no nft rule order without the kernel: with no trace of the accept, the cause stays no-dnat-match', () => {
     const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }), refusedByRouter(), nftEvidence([]));
     expect(d.cause).toBe('no-dnat-match');
