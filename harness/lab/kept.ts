@@ -136,7 +136,7 @@ export async function downKeptLab(runId: string): Promise<LabRecord> {
 }
 
 /** Where `natproof exec` runs a command: a host, the router, a forwarder or a segment, by name. */
-export function labNode(record: LabRecord, name: string): NodeRef {
+export function labNode(record: Pick<LabRecord, 'runId' | 'topology'>, name: string): NodeRef {
   const { topology } = record;
   if (name === 'router' || name === topology.router.name) return { kind: 'router' };
   if (topology.hosts.some((h) => h.name === name)) return { kind: 'host', name };
@@ -146,7 +146,7 @@ export function labNode(record: LabRecord, name: string): NodeRef {
   throw new UsageError(`lab ${record.runId} has no node "${name}"; its nodes: ${labNodeNames(record).join(', ')}`);
 }
 
-export function labNodeNames({ topology }: LabRecord): string[] {
+export function labNodeNames({ topology }: Pick<LabRecord, 'topology'>): string[] {
   return [
     topology.router.name,
     ...topology.hosts.map((h) => h.name),

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main, type CliIO } from '../../harness/cli.js';
+import { probeResult, RunAbortedError, up } from '../../harness/index.js';
 import type { RunResult } from '../../harness/result/result.js';
+import { BACKENDS, IMAGE_BUILD_MS, skipNote } from './backend-cases.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 const SCENARIO = 'scenarios/dmz-three-network.yaml';
@@ -156,4 +158,45 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       if (!downed) natproof('down', runId);
     }
   }, 300_000);
+});
+
+describe.each(BACKENDS)('a lab from code, up() on $name', ({ name, unavailable, make, leftBehind: left }) => {
+  it.skipIf(unavailable)(
+    `is built once, probed twice, and gone when its block ends${skipNote(unavailable)}`,
+    async () => {
+      let runId = '';
+      {
+        await using lab = await up(SCENARIO, { backend: make(), ruleset: 'hairpin' });
+        runId = lab.runId;
+        const first = await lab.probe();
+        expect(first).toMatchObject({ runId, backend: name, passed: true });
+        expect(probeResult(first, 'dmz-to-public').serverSaw).toBe('172.16.0.254');
+        // Changed by hand, as a user pokes at a lab: the next round judges the rules as they are.
+        const flushed = await lab.exec('router', ['iptables', '-t', 'nat', '-F', 'POSTROUTING']);
+        expect(flushed.exitCode).toBe(0);
+        const second = await lab.probe();
+        expect(second.passed).toBe(false);
+        expect(probeResult(second, 'dmz-to-public').ok).toBe(false);
+        expect(probeResult(second, 'internet-to-public').ok).toBe(true);
+        expect(second.probes.map((p) => p.clientPort)).not.toContain(first.probes[0]!.clientPort);
+        expect(await left(runId)).not.toEqual([]);
+      }
+      expect(await left(runId)).toEqual([]);
+    },
+    IMAGE_BUILD_MS,
+  );
+});
+
+describe.skipIf(netnsUnavailable)(`a lab from code, abandoned${skipNote(netnsUnavailable)}`, () => {
+  it("is torn down when the caller's signal aborts, a probe in flight ending at once", async () => {
+    const controller = new AbortController();
+    const lab = await up(SCENARIO, { ruleset: 'hairpin', signal: controller.signal });
+    expect(leftBehind(lab.runId)).toHaveLength(8);
+    const probing = lab.probe({ signal: controller.signal });
+    controller.abort();
+    await expect(probing).rejects.toThrow(RunAbortedError);
+    await lab.down();
+    expect(leftBehind(lab.runId)).toEqual([]);
+    await expect(lab.probe()).rejects.toThrow(`lab ${lab.runId} is down`);
+  }, 120_000);
 });
