@@ -30,6 +30,7 @@ import type { Backend } from './backend/backend.js';
 import { parseRunResult, RunDir } from './run-dir.js';
 import type { RunResult } from './result/result.js';
 import { listRuns } from './backend/netns/runs.js';
+import { ProgressPrinter } from './progress.js';
 import { argvInLab, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
 import { listLabRecords, readLabRecord } from './lab/record.js';
 
@@ -42,6 +43,8 @@ export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   color: boolean;
+  /** stderr is a terminal: progress rewrites one line there instead of adding lines. */
+  stderrTTY?: boolean;
 }
 
 /** The process's own streams and terminal, read when main runs, not on import. */
@@ -50,7 +53,13 @@ export function processIO(): CliIO {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     color: colorWanted(process.env, Boolean(process.stdout.isTTY)),
+    stderrTTY: Boolean(process.stderr.isTTY) && process.env['TERM'] !== 'dumb',
   };
+}
+
+/** Progress of the probes on stderr, beside the log lines. */
+function progressPrinter(io: CliIO): ProgressPrinter {
+  return new ProgressPrinter({ write: io.stderr, tty: io.stderrTTY === true });
 }
 
 /**
@@ -205,6 +214,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       ...(rules ? { rules } : {}),
       ...(values.out ? { outDir: values.out } : {}),
       log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+      ...(values.json ? {} : { progress: progressPrinter(io) }),
       signal,
     }),
   );
@@ -290,7 +300,15 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
   const ruleset = await resolveSide(topology, spec);
   const { units, rulesets } = explainRulesets(ruleset);
   const result = await withInterrupts(io, (signal) =>
-    runScenario({ ...topology, rulesets }, { backend, log: values.json ? () => {} : (line) => io.stderr(`${line}\n`), signal }),
+    runScenario(
+      { ...topology, rulesets },
+      {
+        backend,
+        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+        ...(values.json ? {} : { progress: progressPrinter(io) }),
+        signal,
+      },
+    ),
   );
   const explanation = explainResult(topology, ruleset.name, units, result);
   io.stdout(values.json ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
@@ -352,7 +370,12 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
   const result = await withInterrupts(io, (signal) =>
     runScenario(
       { ...topology, rulesets: [before, after] },
-      { backend, log: values.json ? () => {} : (line) => io.stderr(`${line}\n`), signal },
+      {
+        backend,
+        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+        ...(values.json ? {} : { progress: progressPrinter(io) }),
+        signal,
+      },
     ),
   );
   const diff: DiffResult = compareProbes(topology.name, {
@@ -480,6 +503,7 @@ async function probeCommand(args: string[], io: CliIO): Promise<number> {
     probeKeptLab(positionals[0]!, {
       ...(values.out ? { outDir: values.out } : {}),
       log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+      ...(values.json ? {} : { progress: progressPrinter(io) }),
       signal,
     }),
   );

@@ -19,6 +19,7 @@ import { observeRouterOriginated } from './evidence/router-originated.js';
 import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
 import type { ProbeResult, RulesetResult, RulesetTimings, RunResult, RunTimings, ServerLogLine } from './result/result.js';
 import { RunDir } from './run-dir.js';
+import { watchedAgents, type ProbeProgress } from './progress.js';
 import { teardownStep, withoutTeardownErrors } from './teardown.js';
 import { applyForwarderRules, applyRules, checkRulesInRouter, requireNftablesIptables, resetRouter } from './rules/apply.js';
 import { checkRules } from './scenario/load.js';
@@ -42,6 +43,8 @@ export interface RunOptions {
   outDir?: string;
   runId?: string;
   log?: (line: string) => void;
+  /** Told which probes are still waiting while a rule set's probes are out. */
+  progress?: ProbeProgress;
   signal?: AbortSignal;
 }
 
@@ -140,7 +143,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
         rulesets.map((r) => r.rules),
       );
     const agentsMs = clock.lap();
-    const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts, log, clock };
+    const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts, log, clock, progress: options.progress };
     const probeResults: ProbeResult[] = [];
     const rulesetResults: RulesetResult[] = [];
     const rulesetTimings: RulesetTimings[] = [];
@@ -228,6 +231,7 @@ export interface RulesetContext {
   log: (line: string) => void;
   /** The run's stopwatch: each phase of a rule set is a lap of it. */
   clock: LapClock;
+  progress?: ProbeProgress | undefined;
 }
 
 export interface RulesetOutcome {
@@ -254,7 +258,7 @@ export async function applyRuleset(lab: Lab, topology: Topology, ruleset: RuleSe
  * kernel's evidence; the probes' source ports start at `firstPort`.
  */
 export async function probeRound(
-  { topology, lab, agents, runId, dir, keepArtifacts, log, clock }: RulesetContext,
+  { topology, lab, agents, runId, dir, keepArtifacts, log, clock, progress }: RulesetContext,
   ruleset: RuleSet,
   firstPort: number,
   checkAborted: () => void,
@@ -268,12 +272,21 @@ export async function probeRound(
   const paths = topology.probes.map((probe, i) =>
     probe.kind === 'udp' ? queryName(runId, ports[i]!, probe.name) : probePath(runId, ruleset.name, probe.name),
   );
+  const watched = progress
+    ? watchedAgents(
+        agents,
+        progress,
+        ruleset.name,
+        topology.probes.map((p) => p.name),
+        ports,
+      )
+    : agents;
   const { replies, captured, captureMs, probesMs } = await probeUnderCapture(
-    { topology, lab, agents, dir, log, clock },
+    { topology, lab, agents: watched, dir, log, clock },
     ruleset,
     ports,
     paths,
-  );
+  ).finally(() => progress?.ended());
   checkAborted();
   const serverLog = await agents.drainRequests();
   const traces = await readTraces(captured);

@@ -9,6 +9,7 @@ import type { RunResult } from '../result/result.js';
 import { assembleResult, FIRST_PROBE_PORT, probeRound, RunAbortedError, runDirectory, type ProbeAgents } from '../run.js';
 import type { Topology } from '../scenario/topology.js';
 import { withoutTeardownErrors } from '../teardown.js';
+import type { ProbeProgress } from '../progress.js';
 
 /** Below Linux's ephemeral ports (32768), where the agents' own sockets would take them. */
 const LAST_PROBE_PORT = 32_000;
@@ -17,6 +18,7 @@ export interface RoundOptions {
   /** Keep the round's artifacts (pcaps, result.json) here; a temporary directory otherwise. */
   outDir?: string;
   log?: (line: string) => void;
+  progress?: ProbeProgress;
   signal?: AbortSignal;
 }
 
@@ -68,7 +70,7 @@ async function probeUnguarded(
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     clock.lap();
-    const context = { topology, lab, agents, runId: lab.runId, dir, keepArtifacts, log, clock };
+    const context = { topology, lab, agents, runId: lab.runId, dir, keepArtifacts, log, clock, progress: options.progress };
     const outcome = await probeRound(context, ruleset, firstPort, checkAborted);
     const result = assembleResult(topology, lab.backend, lab.runId, started, {
       rulesets: [outcome.summary],

@@ -3,7 +3,7 @@
  * and the bin, and the errors a wrong run id or node name gives.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -198,5 +198,21 @@ describe.skipIf(netnsUnavailable)(`a lab from code, abandoned${skipNote(netnsUna
     await lab.down();
     expect(leftBehind(lab.runId)).toEqual([]);
     await expect(lab.probe()).rejects.toThrow(`lab ${lab.runId} is down`);
+  }, 120_000);
+});
+
+describe.skipIf(netnsUnavailable)(`progress while probes are out${skipNote(netnsUnavailable)}`, () => {
+  it('run names the probe still waiting after a second, in whole lines when stderr is a log', async () => {
+    // A probe that times out, with a timeout long past the first progress line.
+    const file = join(work, 'slow.yaml');
+    writeFileSync(file, readFileSync(SCENARIO, 'utf8').replace('\nprobes:\n', '\nprobe_timeout_ms: 4000\nprobes:\n'));
+    const r = await cli('run', file, '--ruleset', 'dnat-only');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^rule set dnat-only: 5 probes\n/m);
+    expect(r.stderr).toMatch(/^rule set dnat-only: \d of 5 probes waiting after [1-3] s: (\S+, )*dmz-to-public(, \S+)*\n/m);
+    expect(r.stderr).not.toContain('\x1b[K');
+    // --json: the result alone, no progress.
+    const json = await cli('run', file, '--ruleset', 'dnat-only', '--json');
+    expect(json.stderr).toBe('');
   }, 120_000);
 });
