@@ -5,7 +5,7 @@
  * Between commands a lab is its namespaces, its detached agents and its record (./record.ts).
  */
 import { readFile } from 'node:fs/promises';
-import type { Backend, NodeRef } from '../backend/backend.js';
+import type { Backend, Lab, NodeRef } from '../backend/backend.js';
 import { agentArgv, NetnsBackend, type NetnsLab } from '../backend/netns/netns.js';
 import { UsageError } from '../errors.js';
 import type { RunResult } from '../result/result.js';
@@ -69,6 +69,7 @@ export async function upKeptLab(topology: Topology, options: UpOptions): Promise
     ]);
     await applyForwarderRules(lab, topology.forwarders);
     await applyRuleset(lab, labTopology, ruleset, log);
+    const rulesHash = await routerRulesHash(lab);
     if (options.signal?.aborted) throw new RunAbortedError('interrupted; the lab has been removed');
     const record: LabRecord = {
       runId,
@@ -81,6 +82,7 @@ export async function upKeptLab(topology: Topology, options: UpOptions): Promise
       topology: labTopology,
       agents,
       nextPort: FIRST_PROBE_PORT,
+      rulesHash,
     };
     await writeLabRecord(record);
     await lab.keep(agents[0]?.pid ?? 0);
@@ -95,6 +97,12 @@ export async function upKeptLab(topology: Topology, options: UpOptions): Promise
   } finally {
     options.signal?.removeEventListener('abort', interrupt);
   }
+}
+
+/** The router's rules without counters (`nft -s`: every iptables-nft rule is there too), hashed. */
+async function routerRulesHash(lab: Pick<Lab, 'exec'>): Promise<string> {
+  const listing = await lab.exec({ kind: 'router' }, ['nft', '-s', 'list', 'ruleset'], { timeoutMs: 15_000 });
+  return textHash(listing.stdout);
 }
 
 function killQuietly(pid: number): void {
@@ -123,7 +131,10 @@ export async function probeKeptLab(runId: string, options: RoundOptions = {}): P
   const { nextPort: firstPort, topology } = record;
   await writeLabRecord({ ...record, nextPort: nextProbePort(firstPort, topology.probes.length) });
   await using agents = DetachedAgents.attach(record.agents, runId);
-  return await probeLab({ topology, lab: attachLab(record), agents, firstPort }, options);
+  const lab = attachLab(record);
+  if ((await routerRulesHash(lab)) !== record.rulesHash)
+    log(`the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set ${record.ruleset} as given`);
+  return await probeLab({ topology, lab, agents, firstPort }, options);
 }
 
 /** Remove the lab: every process in it, its namespaces, its records. */

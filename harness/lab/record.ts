@@ -35,6 +35,8 @@ export interface LabRecord {
   agents: DetachedAgent[];
   /** The next probe round's first source port, so no round meets an earlier one's connections. */
   nextPort: number;
+  /** The router's rules once the rule set was applied (hashed, without counters), to tell a change by hand. */
+  rulesHash: string;
 }
 
 export function labDirectory(runId: string): string {

@@ -138,6 +138,15 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       const ports = (r: RunResult): number[] => r.probes.map((p) => p.clientPort);
       expect(new Set([...ports(probed), ...ports(JSON.parse((await cli('probe', runId, '--json')).stdout) as RunResult)]).size).toBe(10);
 
+      expect(again.stderr).not.toContain('rules changed');
+      // Poked at by hand: the hairpin SNAT removed, the next round judges the rules as they are.
+      const snat = ['-s', '172.16.0.0/24', '-d', '172.16.0.0/24', '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'SNAT', '--to', '172.16.0.254'];
+      expect(natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat).code).toBe(0);
+      const poked = await cli('probe', runId);
+      expect(poked.code).toBe(1);
+      expect(poked.stderr).toContain(`the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set hairpin as given`);
+      expect(poked.stdout).toMatch(/✗ dmz-to-public: .* failed \(timeout\)/);
+
       const clean = await cli('clean');
       expect(clean.code).toBe(0);
       expect(clean.stdout).toMatch(new RegExp(`left (a kept lab|\\d+ kept labs) up: .*${runId} \\(dmz-three-network\\)`));
