@@ -31,7 +31,7 @@ import { parseRunResult, RunDir } from './run-dir.js';
 import type { RunResult } from './result/result.js';
 import { listRuns } from './backend/netns/runs.js';
 import { ProgressPrinter } from './progress.js';
-import { argvInLab, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
+import { argvInLab, cleanStaleLabs, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
 import { listLabRecords, readLabRecord } from './lab/record.js';
 
 export const EXIT_PASSED = 0;
@@ -447,7 +447,12 @@ async function cleanCommand(args: string[], io: CliIO): Promise<number> {
   // Kept labs are netns labs; --all removes them first, as `down` would.
   const kept = backend.name === 'netns' ? await listLabRecords() : [];
   const downed = values.all ? await Promise.all(kept.map((lab) => downKeptLab(lab.runId))) : [];
-  const removed = [...downed.map((lab) => `lab:${lab.runId}`), ...(await backend.clean()), ...(await cleanScratchDirectories())];
+  const removed = [
+    ...downed.map((lab) => `lab:${lab.runId}`),
+    ...(await backend.clean()),
+    ...(backend.name === 'netns' ? await cleanStaleLabs() : []),
+    ...(await cleanScratchDirectories()),
+  ];
   io.stdout(removed.length === 0 ? 'nothing to clean\n' : `removed: ${removed.join(' ')}\n`);
   if (!values.all && kept.length > 0) {
     const labs = kept.map((lab) => `${lab.runId} (${lab.scenario})`).join(', ');

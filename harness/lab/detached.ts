@@ -10,7 +10,6 @@ import { closeSync, createWriteStream, openSync, readFileSync, readSync, statSyn
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import type { AgentNode } from '../backend/backend.js';
-import { isOwnerAlive } from '../backend/owner.js';
 import { execCommand, LongProcess, type ProcessHandle } from '../exec.js';
 
 /** One detached agent, as the lab's record keeps it. */
@@ -25,6 +24,8 @@ export interface DetachedAgent {
   output: string;
   /** Its stderr, for why it died. */
   errors: string;
+  /** A word of its command line (the agent's script), so a reused pid is not taken for it. */
+  mark: string;
 }
 
 /** How often a reader looks for new lines in an agent's output: far below any probe's time. */
@@ -43,7 +44,8 @@ export async function startDetached(
   dir: string,
   file: string,
 ): Promise<DetachedAgent> {
-  const agent = { name, node, input: join(dir, `${file}.in`), output: join(dir, `${file}.out`), errors: join(dir, `${file}.err`) };
+  const mark = argv.at(-1) ?? '';
+  const agent = { name, node, mark, input: join(dir, `${file}.in`), output: join(dir, `${file}.out`), errors: join(dir, `${file}.err`) };
   await execCommand(['mkfifo', '-m', '600', agent.input], { timeoutMs: 5_000 });
   // Read and write: opening does not wait for a writer, and the agent, inheriting this, is a
   // writer of its own FIFO, so its stdin never ends while it lives.
@@ -72,9 +74,19 @@ export function attachDetached(agent: DetachedAgent, fromStart: boolean): { proc
   return { process: new LongProcess([`agent in ${agent.name} (pid ${agent.pid})`], handle), release: () => handle.release() };
 }
 
-/** Whether the agent's process is still there. */
+/**
+ * Whether the agent's process is still there: not a zombie (killed, its parent gone, where PID 1
+ * does not reap), and not another process that has its pid since.
+ */
 export function detachedAlive(agent: DetachedAgent): boolean {
-  return isOwnerAlive(agent.pid);
+  try {
+    // The state is the first field after the command's name, which is in parentheses.
+    const stat = readFileSync(`/proc/${agent.pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').split('\0').includes(agent.mark);
+  } catch {
+    return false;
+  }
 }
 
 /** What the agent wrote on stderr, for an error about it. */

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Backend, Lab, NodeRef } from '../backend/backend.js';
 import { agentArgv, NetnsBackend, type NetnsLab } from '../backend/netns/netns.js';
+import { listRuns } from '../backend/netns/runs.js';
 import { UsageError } from '../errors.js';
 import type { RunResult } from '../result/result.js';
 import { applyForwarderRules, requireNftablesIptables } from '../rules/apply.js';
@@ -15,7 +16,16 @@ import { checkRules } from '../scenario/load.js';
 import type { RuleSet, Topology } from '../scenario/topology.js';
 import { DetachedAgents } from './agents.js';
 import type { DetachedAgent } from './detached.js';
-import { lockLab, makeLabDirectory, readLabRecord, removeLabDirectory, textHash, writeLabRecord, type LabRecord } from './record.js';
+import {
+  labDirectories,
+  lockLab,
+  makeLabDirectory,
+  readLabRecord,
+  removeLabDirectory,
+  textHash,
+  writeLabRecord,
+  type LabRecord,
+} from './record.js';
 import { nextProbePort, probeLab, type RoundOptions } from './round.js';
 
 export interface UpOptions extends Pick<RunOptions, 'rules' | 'log' | 'signal'> {
@@ -144,6 +154,18 @@ export async function downKeptLab(runId: string): Promise<LabRecord> {
   await attachLab(record).destroy();
   await removeLabDirectory(runId);
   return record;
+}
+
+/**
+ * Remove the lab directories whose run has no record any more: an `up` killed before its lab
+ * was kept, whose namespaces `clean` removed as a dead run's. A lab's run record is written
+ * before its directory, so a lab being built is never taken for one.
+ */
+export async function cleanStaleLabs(): Promise<string[]> {
+  const runs = new Set((await listRuns()).map((r) => r.runId));
+  const stale = (await labDirectories()).filter((runId) => !runs.has(runId));
+  for (const runId of stale) await removeLabDirectory(runId);
+  return stale.map((runId) => `lab:${runId}`);
 }
 
 /** Where `natproof exec` runs a command: a host, the router, a forwarder or a segment, by name. */

@@ -68,9 +68,13 @@ export async function readLabRecord(runId: string): Promise<LabRecord> {
   }
 }
 
+/** The run ids with a lab directory, its record written or not (an `up` killed half-way). */
+export async function labDirectories(): Promise<string[]> {
+  return (await readdir(LABS_DIR).catch(() => [])).filter((n) => RUN_ID.test(n));
+}
+
 export async function listLabRecords(): Promise<LabRecord[]> {
-  const names = await readdir(LABS_DIR).catch(() => []);
-  const records = await Promise.all(names.filter((n) => RUN_ID.test(n)).map((n) => readLabRecord(n).catch(() => undefined)));
+  const records = await Promise.all((await labDirectories()).map((n) => readLabRecord(n).catch(() => undefined)));
   return records.filter((r): r is LabRecord => r !== undefined);
 }
 

@@ -2,8 +2,8 @@
  * Kept labs from the command line: up -> ls -> exec -> probe -> clean -> down, through main(argv)
  * and the bin, and the errors a wrong run id or node name gives.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,15 @@ function running(pid: number): boolean {
   }
 }
 
+/** Wait, bounded, for `condition`. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Each probe's verdict, by name: what must be the same whether the lab is kept or not. */
 function verdicts(result: RunResult): Record<string, unknown> {
   return Object.fromEntries(
@@ -73,6 +82,12 @@ describe('a kept lab, as of the command line: errors before anything is built', 
     const r = natproof(command, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^usage:\n  natproof ${command}`));
+  });
+
+  it('up keeps labs on netns only, and says what works on docker', async () => {
+    const r = await cli('up', SCENARIO, '--ruleset', 'hairpin', '--backend', 'docker');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('natproof up keeps labs on the netns backend only, for now; a docker lab can be used from code');
   });
 
   it('up refuses a scenario with several rule sets and no --ruleset, naming them, before building', async () => {
@@ -145,13 +160,36 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       expect(natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat).code).toBe(0);
       const poked = await cli('probe', runId);
       expect(poked.code).toBe(1);
-      expect(poked.stderr).toContain(`the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set hairpin as given`);
+      expect(poked.stderr).toContain(
+        `the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set hairpin as given`,
+      );
       expect(poked.stdout).toMatch(/✗ dmz-to-public: .* failed \(timeout\)/);
 
+      // Ctrl-C reaches the command, whose end is natproof's: 128 + SIGINT.
+      const sleeping = spawn(process.execPath, ['bin/natproof.js', 'exec', runId, 'router', '--', 'sleep', '30'], { stdio: 'ignore' });
+      const ended = new Promise<number | null>((resolve) => sleeping.once('close', resolve));
+      await until(() => execFileSync('ip', ['netns', 'pids', `np-${runId}-router`], { encoding: 'utf8' }).trim() !== '');
+      sleeping.kill('SIGINT');
+      expect(await ended).toBe(130);
+
+      // The directory of an `up` killed before its lab was kept, whose run clean removed.
+      const stale = 'fffff0';
+      mkdirSync(`/run/natproof/labs/${stale}`, { recursive: true });
       const clean = await cli('clean');
       expect(clean.code).toBe(0);
+      expect(clean.stdout).toContain(`lab:${stale}`);
+      expect(existsSync(`/run/natproof/labs/${stale}`)).toBe(false);
       expect(clean.stdout).toMatch(new RegExp(`left (a kept lab|\\d+ kept labs) up: .*${runId} \\(dmz-three-network\\)`));
       expect(leftBehind(runId)).toHaveLength(8);
+
+      // An agent killed by hand: probe says so, and down still removes everything.
+      process.kill(record.agents[0]!.pid, 'SIGKILL');
+      await until(() => !running(record.agents[0]!.pid));
+      const orphaned = await cli('probe', runId);
+      expect(orphaned.code).toBe(2);
+      expect(orphaned.stderr).toMatch(
+        new RegExp(`the agent in \\S+ of lab ${runId} is gone \\(killed by hand\\?\\): natproof down ${runId}, then up again`),
+      );
 
       const down = await cli('down', runId);
       downed = true;
