@@ -6,7 +6,7 @@
 import type { Lab } from '../backend/backend.js';
 import { LapClock } from '../clock.js';
 import type { RunResult } from '../result/result.js';
-import { assembleResult, FIRST_PROBE_PORT, probeRound, RunAbortedError, runDirectory, type ProbeAgents } from '../run.js';
+import { assembleResult, FIRST_PROBE_PORT, onAbort, probeRound, RunAbortedError, runDirectory, type ProbeAgents } from '../run.js';
 import type { Topology } from '../scenario/topology.js';
 import { withoutTeardownErrors } from '../teardown.js';
 import type { ProbeProgress } from '../progress.js';
@@ -66,22 +66,18 @@ async function probeUnguarded(
   };
   await using dir = await runDirectory(options, lab.runId);
   const keepArtifacts = options.outDir !== undefined;
-  const onAbort = (): void => lab.interrupt();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    clock.lap();
-    const context = { topology, lab, agents, runId: lab.runId, dir, keepArtifacts, log, clock, progress: options.progress };
-    const outcome = await probeRound(context, ruleset, firstPort, checkAborted);
-    const result = assembleResult(topology, lab.backend, lab.runId, started, {
-      rulesets: [outcome.summary],
-      probes: outcome.probes,
-      artifacts: keepArtifacts ? dir.path : null,
-    });
-    // Nothing is built, started or torn down in a round: those phases take no time.
-    result.timings = { totalMs: clock.elapsed(), buildMs: 0, agentsMs: 0, rulesets: [outcome.timings], teardownMs: 0 };
-    if (keepArtifacts) await dir.writeResult(result);
-    return result;
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-  }
+  // Kills the round's captures (and a library lab's agents), so no wait outlasts the interrupt.
+  await using _interrupt = onAbort(options.signal, () => lab.interrupt());
+  clock.lap();
+  const context = { topology, lab, agents, runId: lab.runId, dir, keepArtifacts, log, clock, progress: options.progress };
+  const outcome = await probeRound(context, ruleset, firstPort, checkAborted);
+  const result = assembleResult(topology, lab.backend, lab.runId, started, {
+    rulesets: [outcome.summary],
+    probes: outcome.probes,
+    artifacts: keepArtifacts ? dir.path : null,
+  });
+  // Nothing is built, started or torn down in a round: those phases take no time.
+  result.timings = { totalMs: clock.elapsed(), buildMs: 0, agentsMs: 0, rulesets: [outcome.timings], teardownMs: 0 };
+  if (keepArtifacts) await dir.writeResult(result);
+  return result;
 }
