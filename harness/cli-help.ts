@@ -63,10 +63,40 @@ export const COMMAND_HELP = {
     synopsis: ['validate SCENARIO.yaml...'],
     text: `validate  check scenario files, their rules included, without building anything`,
   },
+  up: {
+    synopsis: ['up SCENARIO.yaml [--ruleset NAME | --rules FILE] [--backend netns]'],
+    text: `up        build the scenario's topology, start its servers, apply one rule set, and keep the
+          lab: prints its run id for exec, probe and down (netns backend only)
+  --ruleset NAME   the rule set to apply (needed when the scenario has several)
+  --rules FILE     apply these rules instead, held to the probes' own expectations`,
+  },
+  exec: {
+    synopsis: ['exec RUN NODE -- COMMAND [ARG]...'],
+    text: `exec      run a command in a node of a kept lab (a host, the router, a forwarder, or
+          segment:NETWORK), on this terminal, and exit with its exit code; no timeout, so an
+          interactive command (a shell, tcpdump) runs until it ends; Ctrl-C goes to the command`,
+  },
+  probe: {
+    synopsis: ['probe RUN [--json] [--out DIR]'],
+    text: `probe     send the scenario's probes again on a kept lab, under fresh captures, and judge
+          them as run does, against the router's rules as they are now (changed by exec or not)
+  --json           print the result as JSON on stdout (the same contract as run --json)
+  --out DIR        keep this round's artifacts: pcaps, result.json`,
+  },
+  down: {
+    synopsis: ['down RUN...'],
+    text: `down      remove a kept lab: every process in it, its namespaces, its records`,
+  },
+  ls: {
+    synopsis: ['ls [--json]'],
+    text: `ls        list kept labs (run id, scenario, backend, rule set, age) and netns runs in progress
+  --json           print them as JSON on stdout`,
+  },
   clean: {
-    synopsis: ['clean [--backend netns|docker]'],
+    synopsis: ['clean [--all] [--backend netns|docker]'],
     text: `clean     remove what crashed or killed runs left behind (never a run still going, and
-          nothing a run record does not prove natproof's)
+          nothing a run record does not prove natproof's); kept labs are left up, and named
+  --all            remove the kept labs too, as down does
   --backend NAME   netns (default) or docker`,
   },
 } satisfies Record<string, CommandHelp>;

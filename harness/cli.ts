@@ -2,7 +2,9 @@
  * The command line: `main(argv)` returns the exit code and does nothing on import.
  * 0: every expectation holds; 1: some do not; 2: bad input or a host that cannot run natproof.
  */
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DockerBackend } from './backend/docker/docker.js';
@@ -28,6 +30,10 @@ import { loadScenario } from './scenario/load.js';
 import type { Backend } from './backend/backend.js';
 import { parseRunResult, RunDir } from './run-dir.js';
 import type { RunResult } from './result/result.js';
+import { listRuns } from './backend/netns/runs.js';
+import { ProgressPrinter } from './progress.js';
+import { argvInLab, cleanStaleLabs, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
+import { listLabRecords, readLabRecord } from './lab/record.js';
 
 export const EXIT_PASSED = 0;
 export const EXIT_FAILED = 1;
@@ -38,6 +44,8 @@ export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   color: boolean;
+  /** stderr is a terminal: progress rewrites one line there instead of adding lines. */
+  stderrTTY?: boolean;
 }
 
 /** The process's own streams and terminal, read when main runs, not on import. */
@@ -46,7 +54,13 @@ export function processIO(): CliIO {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     color: colorWanted(process.env, Boolean(process.stdout.isTTY)),
+    stderrTTY: Boolean(process.stderr.isTTY) && process.env['TERM'] !== 'dumb',
   };
+}
+
+/** Progress of the probes on stderr, beside the log lines. */
+function progressPrinter(io: CliIO): ProgressPrinter {
+  return new ProgressPrinter({ write: io.stderr, tty: io.stderrTTY === true });
 }
 
 /**
@@ -81,6 +95,16 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         return await validateCommand(rest, io);
       case 'clean':
         return await cleanCommand(rest, io);
+      case 'up':
+        return await upCommand(rest, io);
+      case 'exec':
+        return await execCommandInLab(rest, io);
+      case 'probe':
+        return await probeCommand(rest, io);
+      case 'down':
+        return await downCommand(rest, io);
+      case 'ls':
+        return await lsCommand(rest, io);
       case '--version':
       case '-V':
       case 'version':
@@ -178,6 +202,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       ...(rules ? { rules } : {}),
       ...(values.out ? { outDir: values.out } : {}),
       log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+      ...(values.json ? {} : { progress: progressPrinter(io) }),
       signal,
     }),
   );
@@ -263,7 +288,15 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
   const ruleset = await resolveSide(topology, spec);
   const { units, rulesets } = explainRulesets(ruleset);
   const result = await withInterrupts(io, (signal) =>
-    runScenario({ ...topology, rulesets }, { backend, log: values.json ? () => {} : (line) => io.stderr(`${line}\n`), signal }),
+    runScenario(
+      { ...topology, rulesets },
+      {
+        backend,
+        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+        ...(values.json ? {} : { progress: progressPrinter(io) }),
+        signal,
+      },
+    ),
   );
   const explanation = explainResult(topology, ruleset.name, units, result);
   io.stdout(values.json ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
@@ -325,7 +358,12 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
   const result = await withInterrupts(io, (signal) =>
     runScenario(
       { ...topology, rulesets: [before, after] },
-      { backend, log: values.json ? () => {} : (line) => io.stderr(`${line}\n`), signal },
+      {
+        backend,
+        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+        ...(values.json ? {} : { progress: progressPrinter(io) }),
+        signal,
+      },
     ),
   );
   const diff: DiffResult = compareProbes(topology.name, {
@@ -388,12 +426,187 @@ async function validateCommand(files: string[], io: CliIO): Promise<number> {
 }
 
 async function cleanCommand(args: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({ args, options: { backend: { type: 'string', default: 'netns' } } });
+  const { values } = parseArgs({
+    args,
+    options: { backend: { type: 'string', default: 'netns' }, all: { type: 'boolean', default: false } },
+  });
   const backend = selectBackend(values.backend);
   await backend.preflight();
-  const removed = [...(await backend.clean()), ...(await cleanScratchDirectories())];
+  // Kept labs are netns labs; --all removes them first, as `down` would.
+  const kept = backend.name === 'netns' ? await listLabRecords() : [];
+  const downed = values.all ? await Promise.all(kept.map((lab) => downKeptLab(lab.runId))) : [];
+  const removed = [
+    ...downed.map((lab) => `lab:${lab.runId}`),
+    ...(await backend.clean()),
+    ...(backend.name === 'netns' ? await cleanStaleLabs() : []),
+    ...(await cleanScratchDirectories()),
+  ];
   io.stdout(removed.length === 0 ? 'nothing to clean\n' : `removed: ${removed.join(' ')}\n`);
+  if (!values.all && kept.length > 0) {
+    const labs = kept.map((lab) => `${lab.runId} (${lab.scenario})`).join(', ');
+    io.stdout(
+      `left ${kept.length === 1 ? 'a kept lab' : `${kept.length} kept labs`} up: ${labs}; natproof down RUN removes one, clean --all removes them too\n`,
+    );
+  }
   return EXIT_PASSED;
+}
+
+async function upCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { rules: { type: 'string' }, ruleset: { type: 'string' }, backend: { type: 'string', default: 'netns' } },
+  });
+  if (positionals.length !== 1) {
+    io.stderr(`natproof up: give exactly one scenario file\n${commandHelp('up')}\n`);
+    return EXIT_USAGE;
+  }
+  const backend = selectBackend(values.backend);
+  const topology = await loadScenario(positionals[0]!);
+  const rules = values.rules ? await readRulesFile(values.rules) : undefined;
+  const lab = await withInterrupts(io, (signal) =>
+    upKeptLab(topology, { backend, ruleset: values.ruleset, ...(rules ? { rules } : {}), log: (line) => io.stderr(`${line}\n`), signal }),
+  );
+  // The run id alone on stdout, for RUN=$(natproof up ...); how to use it on stderr.
+  io.stdout(`${lab.runId}\n`);
+  io.stderr(
+    [
+      `lab ${lab.runId} is up: ${lab.scenario}, rule set ${lab.ruleset}, nodes ${labNodeNames(lab).join(' ')}`,
+      `  natproof exec ${lab.runId} ${lab.topology.router.name} -- iptables -t nat -L -n -v`,
+      `  natproof probe ${lab.runId}`,
+      `  natproof down ${lab.runId}`,
+      '',
+    ].join('\n'),
+  );
+  return EXIT_PASSED;
+}
+
+async function probeCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, out: { type: 'string' } },
+  });
+  if (positionals.length !== 1) {
+    io.stderr(`natproof probe: give exactly one run id (natproof ls lists them)\n${commandHelp('probe')}\n`);
+    return EXIT_USAGE;
+  }
+  if (values.out) await makeDirectory(values.out, '--out');
+  const result = await withInterrupts(io, (signal) =>
+    probeKeptLab(positionals[0]!, {
+      ...(values.out ? { outDir: values.out } : {}),
+      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+      ...(values.json ? {} : { progress: progressPrinter(io) }),
+      signal,
+    }),
+  );
+  if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+  else io.stdout(renderRun(result, { color: io.color }));
+  return result.passed ? EXIT_PASSED : EXIT_FAILED;
+}
+
+async function downCommand(args: string[], io: CliIO): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length === 0) {
+    io.stderr(`natproof down: give the run id of a kept lab (natproof ls lists them)\n${commandHelp('down')}\n`);
+    return EXIT_USAGE;
+  }
+  // Every id checked before anything is removed: a typo must not leave half the list done.
+  for (const runId of positionals) await readLabRecord(runId);
+  for (const runId of positionals) {
+    const lab = await downKeptLab(runId);
+    io.stdout(`removed lab ${lab.runId} (${lab.scenario})\n`);
+  }
+  return EXIT_PASSED;
+}
+
+/**
+ * `natproof exec RUN NODE -- CMD...`: CMD in the node, with this terminal, and its exit code.
+ * No timeout: it is the user's command, and may be interactive (a shell, tcpdump).
+ */
+async function execCommandInLab(args: string[], io: CliIO): Promise<number> {
+  const end = args.indexOf('--');
+  const [runId, node, ...more] = end === -1 ? args : args.slice(0, end);
+  const command = end === -1 ? more : args.slice(end + 1);
+  if (runId === undefined || node === undefined || command.length === 0 || (end !== -1 && more.length > 0)) {
+    io.stderr(`natproof exec: give a run id, a node and a command: natproof exec RUN NODE -- CMD...\n${commandHelp('exec')}\n`);
+    return EXIT_USAGE;
+  }
+  const record = await readLabRecord(runId);
+  return runAttached(argvInLab(record, labNode(record, node), command));
+}
+
+/** Run `argv` on this process's stdio; Ctrl-C and SIGTERM go to it, and its exit code is ours. */
+function runAttached(argv: readonly string[]): Promise<number> {
+  const [file, ...rest] = argv;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file!, rest, { stdio: 'inherit' });
+    const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const signal of signals) process.on(signal, forward);
+    const done = (): void => {
+      for (const signal of signals) process.off(signal, forward);
+    };
+    child.once('error', (err) => {
+      done();
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      done();
+      // A command killed by a signal exits as a shell reports it: 128 + the signal's number.
+      resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0));
+    });
+  });
+}
+
+async function lsCommand(args: string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+  const labs = await listLabRecords();
+  const runs = (await listRuns()).filter((r) => !r.kept);
+  const now = Date.now();
+  const rows = [
+    ...labs.map((lab) => ({
+      runId: lab.runId,
+      scenario: lab.scenario,
+      backend: lab.backend as string,
+      ruleset: lab.ruleset as string | null,
+      createdAt: lab.createdAt,
+      state: 'kept',
+    })),
+    ...runs.map((run) => ({
+      runId: run.runId,
+      scenario: run.file || '-',
+      backend: 'netns',
+      ruleset: null,
+      createdAt: run.startedAt,
+      state: run.ownerAlive ? `running (pid ${run.pid})` : 'dead (natproof clean removes it)',
+    })),
+  ];
+  if (values.json) {
+    io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
+    return EXIT_PASSED;
+  }
+  if (rows.length === 0) {
+    io.stdout('no kept labs and no runs in progress\n');
+    return EXIT_PASSED;
+  }
+  const table = [
+    ['RUN', 'SCENARIO', 'BACKEND', 'RULE SET', 'AGE', 'STATE'],
+    ...rows.map((r) => [r.runId, r.scenario, r.backend, r.ruleset ?? '-', age(now - Date.parse(r.createdAt)), r.state]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const lines = table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+  io.stdout(`${lines.join('\n')}\n`);
+  return EXIT_PASSED;
+}
+
+/** `42s`, `3m12s`, `5h03m`, `2d04h`. */
+function age(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`;
 }
 
 /** Every file the command will write, checked writable before anything is built. */

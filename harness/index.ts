@@ -9,6 +9,8 @@ export { loadScenario, parseScenario } from './scenario/load.js';
 export { defineScenario, type ScenarioDefinition } from './api/scenario.js';
 export { loadRules, rulesFromText, type CandidateRules, type RulesTextOptions } from './api/rules.js';
 export { probeResult, type RunProbe } from './api/lookup.js';
+export { up, type LabOptions, type NatLab, type ProbeOptions } from './api/lab.js';
+export type { ExecResult } from './exec.js';
 export type * from './scenario/topology.js';
 export { NetnsBackend } from './backend/netns/netns.js';
 export { DockerBackend, type DockerBackendOptions } from './backend/docker/docker.js';

@@ -7,6 +7,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AgentGroup } from './agent/group.js';
 import { LapClock } from './clock.js';
+import type { AgentClient } from './agent/client.js';
 import type { ProbeReply } from './agent/protocol.js';
 import { nodeLabel, type Backend, type Lab } from './backend/backend.js';
 import { NatproofError } from './errors.js';
@@ -16,8 +17,9 @@ import { collectEvidence, readCounterBaseline, type CounterBaseline } from './ev
 import { formatTranscripts, Reader, type EvidenceTranscript } from './evidence/reader.js';
 import { observeRouterOriginated } from './evidence/router-originated.js';
 import type { EvidenceScope, KernelEvidence } from './result/kernel.js';
-import type { ProbeResult, RulesetResult, RulesetTimings, RunResult, RunTimings } from './result/result.js';
+import type { ProbeResult, RulesetResult, RulesetTimings, RunResult, RunTimings, ServerLogLine } from './result/result.js';
 import { RunDir } from './run-dir.js';
+import { watchedAgents, type ProbeProgress } from './progress.js';
 import { teardownStep, withoutTeardownErrors } from './teardown.js';
 import { applyForwarderRules, applyRules, checkRulesInRouter, requireNftablesIptables, resetRouter } from './rules/apply.js';
 import { checkRules } from './scenario/load.js';
@@ -41,6 +43,8 @@ export interface RunOptions {
   outDir?: string;
   runId?: string;
   log?: (line: string) => void;
+  /** Told which probes are still waiting while a rule set's probes are out. */
+  progress?: ProbeProgress;
   signal?: AbortSignal;
 }
 
@@ -49,7 +53,7 @@ export class RunAbortedError extends NatproofError {
 }
 
 /** Source ports natproof assigns to probes: below Linux's ephemeral range, unique within a run. */
-const FIRST_PROBE_PORT = 20_000;
+export const FIRST_PROBE_PORT = 20_000;
 
 export function newRunId(): string {
   return randomBytes(3).toString('hex');
@@ -91,7 +95,7 @@ export async function runScenario(topology: Topology, options: RunOptions): Prom
 }
 
 /** The run's directory: the user's `--out`, or a temporary one removed at the end. */
-async function runDirectory(options: RunOptions, runId: string): Promise<RunDir & AsyncDisposable> {
+export async function runDirectory(options: Pick<RunOptions, 'outDir'>, runId: string): Promise<RunDir & AsyncDisposable> {
   const kept = options.outDir !== undefined;
   const path = kept ? resolve(options.outDir!) : await makeScratchDirectory(runId);
   if (kept) await makeDirectory(path, '--out');
@@ -120,10 +124,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   let result: RunResult;
   let timings: Omit<RunTimings, 'teardownMs' | 'totalMs'>;
   {
-    await options.backend.preflight();
-    checkAborted();
-    log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
-    const lab = await options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
+    const lab = await buildLab(topology, options, runId, log);
     await using _lab = teardownStep(runId, lab);
     // An interrupt kills the lab's processes, so no wait (a probe's timeout, a capture's drain)
     // outlasts it; the error that ends becomes RunAbortedError in runScenario.
@@ -143,7 +144,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
         rulesets.map((r) => r.rules),
       );
     const agentsMs = clock.lap();
-    const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts, log, clock };
+    const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts, log, clock, progress: options.progress };
     const probeResults: ProbeResult[] = [];
     const rulesetResults: RulesetResult[] = [];
     const rulesetTimings: RulesetTimings[] = [];
@@ -155,19 +156,11 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
       rulesetTimings.push(outcome.timings);
     }
     timings = { buildMs, agentsMs, rulesets: rulesetTimings };
-    result = {
-      scenario: topology.name,
-      file: topology.file,
-      backend: options.backend.name,
-      runId,
-      passed: rulesetResults.every((r) => r.passed),
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
+    result = assembleResult(topology, options.backend.name, runId, started, {
       rulesets: rulesetResults,
       probes: probeResults,
       artifacts: keepArtifacts ? dir.path : null,
-      addresses: addressBook(topology),
-    };
+    });
     clock.lap();
   }
   // The block's end stopped the agents and removed the lab.
@@ -177,34 +170,100 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
   return result;
 }
 
+/** Preflight, then the topology built and tagged with `runId`. */
+export async function buildLab(
+  topology: Topology,
+  options: Pick<RunOptions, 'backend' | 'signal'>,
+  runId: string,
+  log: (line: string) => void,
+): Promise<Lab> {
+  await options.backend.preflight();
+  if (options.signal?.aborted) throw new RunAbortedError('run interrupted; everything it created has been removed');
+  log(`building ${topology.name} on ${options.backend.name} (run ${runId})`);
+  return options.backend.build(topology, { runId, log, ...(options.signal ? { signal: options.signal } : {}) });
+}
+
+/** The result of a run or of a kept lab's probe round, from its rule sets' outcomes. */
+export function assembleResult(
+  topology: Topology,
+  backend: RunResult['backend'],
+  runId: string,
+  started: number,
+  outcome: Pick<RunResult, 'rulesets' | 'probes' | 'artifacts'>,
+): RunResult {
+  return {
+    scenario: topology.name,
+    file: topology.file,
+    backend,
+    runId,
+    passed: outcome.rulesets.every((r) => r.passed),
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    rulesets: outcome.rulesets,
+    probes: outcome.probes,
+    artifacts: outcome.artifacts,
+    addresses: addressBook(topology),
+  };
+}
+
 /** Calls `react` once if `signal` aborts while the returned handle is held. */
-function onAbort(signal: AbortSignal | undefined, react: () => void): AsyncDisposable {
+export function onAbort(signal: AbortSignal | undefined, react: () => void): AsyncDisposable {
   signal?.addEventListener('abort', react, { once: true });
   return { [Symbol.asyncDispose]: async () => signal?.removeEventListener('abort', react) };
 }
 
-interface RulesetContext {
+/**
+ * What a probe round needs of the agents: the agent of the host a probe is sent from, and what
+ * the servers logged. A run's AgentGroup is one; a kept lab's agents, started by an earlier
+ * command, are another.
+ */
+export interface ProbeAgents {
+  of(host: string): Pick<AgentClient, 'probe'>;
+  drainRequests(): Promise<ServerLogLine[]>;
+}
+
+export interface RulesetContext {
   topology: Topology;
   lab: Lab;
-  agents: AgentGroup;
+  agents: ProbeAgents;
   runId: string;
   dir: RunDir;
   keepArtifacts: boolean;
   log: (line: string) => void;
   /** The run's stopwatch: each phase of a rule set is a lap of it. */
   clock: LapClock;
+  progress?: ProbeProgress | undefined;
 }
 
-/** One rule set on the built topology: reset, apply, capture, probe, judge. */
-async function runRuleset(
-  { topology, lab, agents, runId, dir, keepArtifacts, log, clock }: RulesetContext,
-  ruleset: RuleSet,
-  firstPort: number,
-  checkAborted: () => void,
-): Promise<{ probes: ProbeResult[]; summary: RulesetResult; timings: RulesetTimings }> {
+export interface RulesetOutcome {
+  probes: ProbeResult[];
+  summary: RulesetResult;
+  timings: RulesetTimings;
+}
+
+/** One rule set on the built topology: reset, apply, then a probe round. */
+async function runRuleset(context: RulesetContext, ruleset: RuleSet, firstPort: number, checkAborted: () => void): Promise<RulesetOutcome> {
+  await applyRuleset(context.lab, context.topology, ruleset, context.log);
+  return probeRound(context, ruleset, firstPort, checkAborted);
+}
+
+/** The router reset (rules, conntrack table, FORWARD policy), then the rule set's rules loaded. */
+export async function applyRuleset(lab: Lab, topology: Topology, ruleset: RuleSet, log: (line: string) => void): Promise<void> {
   log(`rule set ${ruleset.name}: applying rules`);
   await resetRouter(lab, topology.router);
   await applyRules(lab, ruleset.rules);
+}
+
+/**
+ * The probes sent under capture with the router's rules as they are, then judged from the
+ * kernel's evidence; the probes' source ports start at `firstPort`.
+ */
+export async function probeRound(
+  { topology, lab, agents, runId, dir, keepArtifacts, log, clock, progress }: RulesetContext,
+  ruleset: RuleSet,
+  firstPort: number,
+  checkAborted: () => void,
+): Promise<RulesetOutcome> {
   // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
   const baseline = await readCounterBaseline(lab, topology);
   const applyMs = clock.lap();
@@ -214,12 +273,21 @@ async function runRuleset(
   const paths = topology.probes.map((probe, i) =>
     probe.kind === 'udp' ? queryName(runId, ports[i]!, probe.name) : probePath(runId, ruleset.name, probe.name),
   );
+  const watched = progress
+    ? watchedAgents(
+        agents,
+        progress,
+        ruleset.name,
+        topology.probes.map((p) => p.name),
+        ports,
+      )
+    : agents;
   const { replies, captured, captureMs, probesMs } = await probeUnderCapture(
-    { topology, lab, agents, dir, log, clock },
+    { topology, lab, agents: watched, dir, log, clock },
     ruleset,
     ports,
     paths,
-  );
+  ).finally(() => progress?.ended());
   checkAborted();
   const serverLog = await agents.drainRequests();
   const traces = await readTraces(captured);

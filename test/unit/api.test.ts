@@ -58,6 +58,7 @@ describe('the public API', () => {
         'renderMarkdown',
         'renderRun',
         'runScenario',
+        'up',
       ].sort(),
     );
   });

@@ -13,7 +13,7 @@ import type { Topology } from '../../scenario/topology.js';
 import { assignments } from '../common.js';
 import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { cleanStaleRuns, forgetRun, forgetRunNow, recordRun } from './runs.js';
+import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
 const IP_TIMEOUT_MS = 15_000;
@@ -64,7 +64,7 @@ export class NetnsBackend implements Backend {
     return cleanStaleRuns(listNamespaces);
   }
 
-  async build(topology: Topology, options: BuildOptions): Promise<Lab> {
+  async build(topology: Topology, options: BuildOptions): Promise<NetnsLab> {
     const imageHost = topology.hosts.find((h) => h.image !== undefined);
     if (imageHost) {
       // A namespace has no filesystem of its own to run someone's image in.
@@ -81,7 +81,7 @@ export class NetnsBackend implements Backend {
       );
     }
     const plan = planNetns(topology, options.runId);
-    const lab = new NetnsLab(options.runId, plan, topology.file);
+    const lab = new NetnsLab(options.runId, plan, topology.file, false);
     try {
       await lab.create(options.log ?? (() => {}));
     } catch (err) {
@@ -89,6 +89,14 @@ export class NetnsBackend implements Backend {
       throw err;
     }
     return lab;
+  }
+
+  /**
+   * The lab of run `runId`, built earlier by another process from `topology` and kept
+   * (`natproof up`): commands run in it, and destroy() removes it, every process inside first.
+   */
+  attach(topology: Topology, runId: string): NetnsLab {
+    return new NetnsLab(runId, planNetns(topology, runId), topology.file, true);
   }
 }
 
@@ -120,14 +128,18 @@ export class NetnsLab implements Lab {
     private readonly plan: NetnsPlan,
     /** The scenario file, for errors about its sysctls. */
     private readonly file: string,
-  ) {}
+    /** Built by another process (a kept lab): processes this one did not start may run inside. */
+    private readonly adopted: boolean,
+  ) {
+    this.created = adopted;
+  }
 
   async create(log: (line: string) => void): Promise<void> {
     const { namespaces, linkBatch } = this.plan;
     log(`creating ${namespaces.length} namespaces`);
     this.created = true;
     removeAtExit(this);
-    await recordRun(this.runId);
+    await recordRun(this.runId, this.file);
     await ipBatch(
       [],
       namespaces.map((n) => `netns add ${n.ns}`),
@@ -146,17 +158,31 @@ export class NetnsLab implements Lab {
     });
   }
 
+  /**
+   * The lab outlives this process (`natproof up`): its record says kept, so `clean` leaves it,
+   * and this process's exit no longer removes it. `holder`: a process in the lab that lives as
+   * long as it does.
+   */
+  async keep(holder: number): Promise<void> {
+    await keepRun(this.runId, holder);
+    unfinished.delete(this);
+  }
+
+  /** `argv` as a command line that runs it inside `node`, for a process this lab does not own. */
+  argvIn(node: NodeRef, argv: readonly string[]): string[] {
+    return ['ip', 'netns', 'exec', this.namespace(node).ns, ...argv];
+  }
+
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    return execCommand(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv], options);
+    return execCommand(this.argvIn(node, argv), options);
   }
 
   spawn(node: NodeRef, argv: readonly string[]): LongProcess {
-    return this.processes.add(startProcess(['ip', 'netns', 'exec', this.namespace(node).ns, ...argv]));
+    return this.processes.add(startProcess(this.argvIn(node, argv)));
   }
 
   startAgent(node: AgentNode): LongProcess {
-    // The same node binary that runs natproof, so hosts need nothing installed.
-    return this.spawn(node, [process.execPath, agentScriptPath()]);
+    return this.spawn(node, agentArgv());
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
@@ -180,6 +206,7 @@ export class NetnsLab implements Lab {
     if (!this.created) return;
     const existing = await listNamespaces();
     const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
+    if (this.adopted) for (const ns of ours) await killProcessesIn(ns);
     if (ours.length > 0)
       await ipBatch(
         ['-force'],
@@ -211,6 +238,11 @@ export class NetnsLab implements Lab {
     if (!found) throw new Error(`no node ${label} in this lab`);
     return found;
   }
+}
+
+/** The agent's command line: the same node binary that runs natproof, so hosts need nothing installed. */
+export function agentArgv(): string[] {
+  return [process.execPath, agentScriptPath()];
 }
 
 const BRIDGE_UP_TIMEOUT_MS = 5_000;

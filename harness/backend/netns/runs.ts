@@ -17,13 +17,47 @@ function runNamespaces(runId: string, namespaces: Iterable<string>): string[] {
   return [...namespaces].filter((ns) => ns.startsWith(`np-${runId}-`));
 }
 
-export async function recordRun(runId: string): Promise<void> {
+/**
+ * A run's record. `kept`: the lab outlives the process that built it (`natproof up`), so it is
+ * owned by nothing and only `natproof down` removes it (`pid` is then one of its agents').
+ */
+export interface RunRecord {
+  runId: string;
+  pid: number;
+  startedAt: string;
+  /** The scenario file the run builds, for `natproof ls`. */
+  file: string;
+  kept: boolean;
+}
+
+export async function recordRun(runId: string, file: string): Promise<void> {
+  await writeRecord({ runId, pid: process.pid, startedAt: new Date().toISOString(), file, kept: false });
+}
+
+/**
+ * The run's lab is kept: `clean` leaves it whoever owned it. `holder` is a process that lives as
+ * long as the lab (one of its agents), recorded as its owner, so a natproof that predates kept
+ * labs, reading only the pid, leaves it too.
+ */
+export async function keepRun(runId: string, holder: number): Promise<void> {
+  const record = await readRecord(runId);
+  if (!record) throw new Error(`run ${runId} has no record to keep`);
+  await writeRecord({ ...record, pid: holder, kept: true });
+}
+
+async function writeRecord(record: RunRecord): Promise<void> {
   await mkdir(RUNS_DIR, { recursive: true });
   // Written whole, then renamed: a concurrent clean must never read half a record and take a
   // live run for a dead one.
-  const file = join(RUNS_DIR, `${runId}.json`);
-  await writeFile(`${file}.tmp`, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
+  const file = join(RUNS_DIR, `${record.runId}.json`);
+  await writeFile(`${file}.tmp`, JSON.stringify(record));
   await rename(`${file}.tmp`, file);
+}
+
+/** Every recorded run: going, kept, or dead and not cleaned yet. */
+export async function listRuns(): Promise<Array<RunRecord & { ownerAlive: boolean }>> {
+  const records = await Promise.all((await recordedRuns()).map(readRecord));
+  return records.flatMap((r) => (r ? [{ ...r, ownerAlive: isOwnerAlive(r.pid) }] : []));
 }
 
 export async function forgetRun(runId: string): Promise<void> {
@@ -41,10 +75,12 @@ async function recordedRuns(): Promise<string[]> {
   return files.flatMap((f) => RECORD.exec(f)?.[1] ?? []);
 }
 
-/** The recorded owner's pid; undefined when the record is gone (its run finished meanwhile). */
-async function recordedOwner(runId: string): Promise<number | undefined> {
+/** The run's record; undefined when it is gone (its run finished meanwhile). */
+async function readRecord(runId: string): Promise<RunRecord | undefined> {
   try {
-    return (JSON.parse(await readFile(join(RUNS_DIR, `${runId}.json`), 'utf8')) as { pid: number }).pid;
+    const record = JSON.parse(await readFile(join(RUNS_DIR, `${runId}.json`), 'utf8')) as Partial<RunRecord>;
+    // Records written before kept labs existed hold only pid and startedAt.
+    return { runId, pid: record.pid ?? 0, startedAt: record.startedAt ?? '', file: record.file ?? '', kept: record.kept === true };
   } catch {
     return undefined;
   }
@@ -54,14 +90,16 @@ async function recordedOwner(runId: string): Promise<number | undefined> {
  * Remove the runs whose recorded process is gone: first the processes still inside their
  * namespaces (a namespace outlives `ip netns del` while one runs), then the namespaces, then
  * the record; a record whose namespaces were never made (a kill in between) goes too.
- * Namespaces that look like natproof's but have no record are not touched. Returns what was
+ * Namespaces that look like natproof's but have no record are not touched, nor kept labs.
+ * Returns what was
  * removed; what a concurrent clean or teardown removed first counts as removed by neither.
  */
 export async function cleanStaleRuns(listNamespaces: () => Promise<Set<string>>): Promise<string[]> {
   const removed: string[] = [];
   for (const runId of await recordedRuns()) {
-    const pid = await recordedOwner(runId);
-    if (pid === undefined || isOwnerAlive(pid)) continue;
+    const record = await readRecord(runId);
+    // A kept lab is owned by nothing: only `natproof down` removes it.
+    if (record === undefined || record.kept || isOwnerAlive(record.pid)) continue;
     const namespaces = runNamespaces(runId, await listNamespaces());
     for (const ns of namespaces) await killProcessesIn(ns);
     if (namespaces.length > 0) {
@@ -80,7 +118,8 @@ export async function cleanStaleRuns(listNamespaces: () => Promise<Set<string>>)
   return removed;
 }
 
-async function killProcessesIn(ns: string): Promise<void> {
+/** SIGKILL every process inside namespace `ns` (a namespace outlives `ip netns del` while one runs). */
+export async function killProcessesIn(ns: string): Promise<void> {
   const pids = await execCommand(['ip', 'netns', 'pids', ns], { timeoutMs: 5_000, allowFailure: true });
   for (const pid of pids.stdout.split('\n').filter(Boolean)) {
     try {
