@@ -211,7 +211,9 @@ export async function soak(argv: string[]): Promise<number> {
     for (const [key, value] of Object.entries(before)) {
       if (after[key] !== value) problems.push(`${label}: the host's ${key} changed:\nbefore:\n${value}\nafter:\n${after[key]}`);
     }
-    console.log(`${label}: exit ${outcome.exitCode ?? outcome.signal}, ${Date.now() - started} ms${left.length > 0 ? ', LEFT SOMETHING' : ''}`);
+    console.log(
+      `${label}: exit ${outcome.exitCode ?? outcome.signal}, ${Date.now() - started} ms${left.length > 0 ? ', LEFT SOMETHING' : ''}`,
+    );
   }
   console.log(`soak: ${counts.finish} finished, ${counts.interrupt} interrupted, ${counts.kill} killed; ${problems.length} problems`);
   for (const p of problems) console.log(`- ${p}`);
