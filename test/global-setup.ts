@@ -1,10 +1,15 @@
 /**
  * Around the whole suite: clear what crashed earlier runs left (so one bad session cannot fail
- * every later one), and fail the suite if any natproof namespace (or Docker container, network
- * or host rule) is still present at the end, because then some test's run leaked.
+ * every later one), and fail the suite if any of its own runs left a namespace, scratch
+ * directory, Docker container, network or host rule behind, because then a test leaked it.
  */
+import { randomBytes } from 'node:crypto';
+import { listRuns as listDockerRuns } from '../harness/backend/docker/cleanup.js';
+import { connectEngine } from '../harness/backend/docker/connection.js';
 import { DockerBackend } from '../harness/backend/docker/docker.js';
-import { NetnsBackend } from '../harness/backend/netns/netns.js';
+import { listRuns as listNetnsRuns } from '../harness/backend/netns/runs.js';
+import { RUN_TAG_ENV } from '../harness/backend/run-tag.js';
+import { deadRunCleaners } from '../harness/vitest/clean.js';
 import { chromiumUnavailable } from './e2e/chromium.js';
 import { dockerSkipReason } from './e2e/docker-host.js';
 import { netnsUnavailable } from './e2e/host.js';
@@ -37,25 +42,37 @@ async function announceSkips(): Promise<void> {
   }
 }
 
+/** The runs this suite made (tagged by NATPROOF_RUN_TAG) that still have a record or Docker resources. */
+async function taggedRuns(tag: string): Promise<Set<string>> {
+  const ids = new Set((await listNetnsRuns()).filter((r) => r.tag === tag).map((r) => r.runId));
+  const docker = await new DockerBackend().preflight().then(
+    () => connectEngine(),
+    () => undefined,
+  );
+  if (docker) for (const run of (await listDockerRuns(docker)).values()) if (run.tag === tag) ids.add(run.runId);
+  return ids;
+}
+
 export async function setup(): Promise<() => Promise<void>> {
   await announceSkips();
   if (process.getuid?.() !== 0) return async () => {};
-  const stale = await new NetnsBackend().clean();
-  if (stale.length > 0) console.warn(`removed namespaces left by earlier crashed runs: ${stale.join(' ')}`);
-  // The same for Docker, when an engine answers: containers, networks and host rules by label.
-  const docker = await new DockerBackend().preflight().then(
-    () => new DockerBackend(),
-    () => undefined,
-  );
-  const staleDocker = (await docker?.clean()) ?? [];
-  if (staleDocker.length > 0) console.warn(`removed Docker resources left by earlier crashed runs: ${staleDocker.join(' ')}`);
+  // Every run of this suite carries the tag (the test processes inherit it), so the end judges
+  // this suite's runs only: another natproof on the machine may have been killed meanwhile.
+  const tag = `suite-${process.pid}-${randomBytes(3).toString('hex')}`;
+  process.env[RUN_TAG_ENV] = tag;
+  // What crashed earlier runs left, so one bad session cannot fail every later one.
+  const cleaners = deadRunCleaners();
+  const clean = async (): Promise<string[]> => (await Promise.all(cleaners.map((c) => c()))).flat();
+  const stale = await clean();
+  if (stale.length > 0) console.warn(`removed what earlier crashed runs left: ${stale.join(' ')}`);
   return async () => {
-    // Every test process has ended by now, so a run whose owner is gone but whose namespaces,
-    // containers or rules remain was leaked by one of them. Runs of other live processes (a
-    // second suite on the same machine) are not ours to judge.
-    const leftNetns = await new NetnsBackend().clean();
-    const leftDocker = (await docker?.clean()) ?? [];
-    const left = [...leftNetns, ...leftDocker];
-    if (left.length > 0) throw new Error(`natproof runs left these behind after the tests (now removed): ${left.join(' ')}`);
+    // Every test process has ended by now, so a run of this suite with anything left was
+    // leaked by one of its tests. Runs of other live processes are not cleaned at all.
+    const ours = await taggedRuns(tag);
+    const left = await clean();
+    const leaked = left.filter((item) => [...ours].some((runId) => item.includes(runId)));
+    const others = left.filter((item) => !leaked.includes(item));
+    if (others.length > 0) console.warn(`removed what other natproof processes left meanwhile: ${others.join(' ')}`);
+    if (leaked.length > 0) throw new Error(`this suite's runs left these behind (now removed): ${leaked.join(' ')}`);
   };
 }

@@ -15,6 +15,8 @@ export interface RunResources {
   runId: string;
   pid: number;
   machine: string;
+  /** The run's NATPROOF_RUN_TAG label, if it had one. */
+  tag: string | undefined;
   containers: Array<{ id: string; name: string }>;
   networks: Array<{ id: string; name: string }>;
 }
@@ -32,7 +34,14 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
     if (!id) return undefined;
     let run = runs.get(id);
     if (!run) {
-      run = { runId: id, pid: Number(labels[LABELS.pid] ?? 0), machine: labels[LABELS.machine] ?? '', containers: [], networks: [] };
+      run = {
+        runId: id,
+        pid: Number(labels[LABELS.pid] ?? 0),
+        machine: labels[LABELS.machine] ?? '',
+        tag: labels[LABELS.tag],
+        containers: [],
+        networks: [],
+      };
       runs.set(id, run);
     }
     return run;

@@ -2,6 +2,8 @@
  * The labels on everything the docker backend creates. Teardown and `natproof clean` find
  * natproof's containers and networks by them, never by name patterns.
  */
+import { runTag } from '../run-tag.js';
+
 export const LABELS = {
   /** The run's id: every container and network of one lab. */
   run: 'natproof.run',
@@ -10,6 +12,8 @@ export const LABELS = {
   machine: 'natproof.machine',
   /** 'router', a host's name, or 'observer'. */
   node: 'natproof.node',
+  /** NATPROOF_RUN_TAG of the process that made it (run-tag.ts), when set. */
+  tag: 'natproof.tag',
   /** On natproof's images (kept between runs). */
   image: 'natproof.image',
 } as const;
@@ -18,5 +22,6 @@ export const LABELS = {
 export const RULE_COMMENT_PREFIX = 'natproof:';
 
 export function runLabels(runId: string, pid: number, machine: string): Record<string, string> {
-  return { [LABELS.run]: runId, [LABELS.pid]: String(pid), [LABELS.machine]: machine };
+  const tag = runTag();
+  return { [LABELS.run]: runId, [LABELS.pid]: String(pid), [LABELS.machine]: machine, ...(tag ? { [LABELS.tag]: tag } : {}) };
 }

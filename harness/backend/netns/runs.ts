@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { execCommand } from '../../exec.js';
 import { isOwnerAlive } from '../owner.js';
+import { runTag } from '../run-tag.js';
 
 const RUNS_DIR = '/run/natproof/netns';
 const RECORD = /^([0-9a-f]{6})\.json$/;
@@ -28,10 +29,13 @@ export interface RunRecord {
   /** The scenario file the run builds, for `natproof ls`. */
   file: string;
   kept: boolean;
+  /** NATPROOF_RUN_TAG of the process that made it (run-tag.ts), when set. */
+  tag?: string;
 }
 
 export async function recordRun(runId: string, file: string): Promise<void> {
-  await writeRecord({ runId, pid: process.pid, startedAt: new Date().toISOString(), file, kept: false });
+  const tag = runTag();
+  await writeRecord({ runId, pid: process.pid, startedAt: new Date().toISOString(), file, kept: false, ...(tag ? { tag } : {}) });
 }
 
 /**
