@@ -1,14 +1,17 @@
 /** Failures and interruptions: a run reports what went wrong and removes everything it made. */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { main } from '../../harness/cli.js';
 import { RuleError } from '../../harness/errors.js';
 import { newRunId, RunAbortedError, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
+import { IMAGE_BUILD_MS } from './backend-cases.js';
+import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
 import { leftBehind, namespaces, netnsUnavailable } from './host.js';
 
 const RUN_RECORDS = '/run/natproof/netns';
@@ -152,4 +155,38 @@ describe.skipIf(netnsUnavailable)(`teardown on netns${netnsUnavailable ? ` (skip
     expect(code).toBe(0);
     expect(existsSync(join(RUN_RECORDS, `${runId}.json`))).toBe(false);
   });
+});
+
+const dockerUnavailable = await dockerSkipReason();
+
+describe.skipIf(dockerUnavailable)(`teardown on docker${dockerUnavailable ? ` (skipped: ${dockerUnavailable})` : ''}`, () => {
+  it(
+    'removes the lab when its caller exits in the middle of a run: a reaper started at exit removes it once the caller is gone',
+    async () => {
+      const runId = newRunId();
+      const script = `
+        import { DockerBackend } from './dist/harness/backend/docker/docker.js';
+        import { runScenario } from './dist/harness/run.js';
+        import { loadScenario } from './dist/harness/scenario/load.js';
+        const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+        const log = (line) => { if (line.includes('probes')) { console.log('exiting'); process.exit(0); } };
+        await runScenario(topology, { backend: new DockerBackend(), runId: '${runId}', rulesets: ['hairpin'], log });
+      `;
+      // Not spawnSync: blocking this worker for minutes starves vitest's own messages.
+      const child = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        timeout: IMAGE_BUILD_MS,
+      });
+      expect(child.stdout, child.stderr).toContain('exiting');
+      // The lab was there when the caller exited; the reaper removes it in the background, bounded.
+      const until = Date.now() + 120_000;
+      let left = await dockerLeftBehind(runId);
+      while (left.length > 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 1_000));
+        left = await dockerLeftBehind(runId);
+      }
+      expect(left).toEqual([]);
+    },
+    IMAGE_BUILD_MS + 180_000,
+  );
 });

@@ -22,6 +22,7 @@ import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, t
 import { ProcessGroup } from '../processes.js';
 import { listRuns, removeLab, removeRun, removeStaleAccepts, runIsAlive } from './cleanup.js';
 import { connectEngine, engineAddress, type DockerBackendOptions } from './connection.js';
+import { reapAtExit, torndown } from './reaper.js';
 import { imageOf, startContainer, waitListening } from './containers.js';
 import { allSettledOrThrow, engine, withTimeout } from './engine.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
@@ -46,8 +47,8 @@ export class DockerBackend implements Backend {
   private readonly docker: Docker;
   private readonly images: ImageBuilder;
 
-  constructor(options: DockerBackendOptions = {}) {
-    this.docker = connectEngine(options);
+  constructor(private readonly engineOptions: DockerBackendOptions = {}) {
+    this.docker = connectEngine(engineOptions);
     this.images = new ImageBuilder(this.docker);
   }
 
@@ -76,6 +77,8 @@ export class DockerBackend implements Backend {
     const log = options.log ?? (() => {});
     const plan = planDocker(topology, options.runId);
     const lab = new DockerLab(this.docker, plan);
+    // Until its teardown ends, an exit of this process leaves the lab to a reaper.
+    reapAtExit(plan.runId, this.engineOptions);
     try {
       // Settled, not raced: destroy below must not run while a sibling is still building.
       const [router, host] = await allSettledOrThrow([
@@ -199,8 +202,13 @@ export class DockerLab implements Lab {
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
-    if (!this.created) return;
+    if (!this.created) {
+      torndown(this.runId);
+      return;
+    }
     const problems = await removeLab(this.docker, this.runId, this.observer);
+    // What is left now is for `natproof clean`, which says so below.
+    torndown(this.runId);
     if (problems.length > 0) {
       throw new HostError(
         `run ${this.runId}: teardown left something behind (\`natproof clean --backend docker\` retries): ${problems.join('; ')}`,
