@@ -27,6 +27,9 @@ export interface PrMarkdownOptions {
   diff?: DiffResult;
 }
 
+/** A comment stays short: the first missed expectations say enough, the report has the rest. */
+const SHOWN_FAILURES = 2;
+
 const CHANGE: Record<DiffClass, string> = { fixed: '✅ fixed', regressed: '❌ regressed', changed: '🔁 changed', same: '' };
 
 export function renderPrMarkdown(result: RunResult, options: PrMarkdownOptions = {}): string {
@@ -54,8 +57,10 @@ function failedProbe(probe: ProbeResult, book: AddressBook): string[] {
   const lines = [
     `❌ **${md(probe.name)}** (rule set ${md(probe.ruleset)}): ${md(probe.client)} ${md(probe.clientAddress)} → ${md(probeTarget(probe))}: ${md(outcome(probe))}`,
     `- ladder: ${code(ladderOneLine(probe, book))}`,
-    ...probe.failures.map((f) => `- ${md(f)}`),
+    ...probe.failures.slice(0, SHOWN_FAILURES).map((f) => `- ${md(f)}`),
   ];
+  const more = probe.failures.length - SHOWN_FAILURES;
+  if (more > 0) lines.push(`- and ${more} more expectation${more === 1 ? '' : 's'} not met (in the full report)`);
   const d = probe.diagnosis;
   if (d) {
     lines.push(`- diagnosis: **${md(d.cause)}**: ${md(headline(d.summary))}`);

@@ -88,6 +88,14 @@ describe('compact Markdown for a pull request', () => {
     expect(md).toContain('  - before: failed: timeout');
   });
 
+  it('shows the first two missed expectations and counts the rest', () => {
+    const result = withFailure();
+    result.probes.find((p) => !p.expectationsMet)!.failures = ['one', 'two', 'three', 'four'];
+    const md = renderPrMarkdown(result);
+    expect(md).toContain('- one\n- two\n- and 2 more expectations not met (in the full report)\n');
+    expect(md).not.toContain('- three');
+  });
+
   it('escapes what came from the run', () => {
     const result = withFailure();
     result.probes.find((p) => !p.expectationsMet)!.failures = ['<img src=x onerror=alert(1)> | *bold*'];
