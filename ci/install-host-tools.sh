@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # git: `natproof diff --git` reads a rules file as committed, and its tests make a repository.
-# curl: the hand-written baseline natproof is benchmarked against (bench/baseline-seed.sh) probes with it.
-packages=(iproute2 iptables nftables conntrack tcpdump procps git curl)
+# curl: the hand-written baseline natproof is benchmarked against (bench/baseline-seed.sh) probes with it;
+# with ca-certificates, install-node.sh downloads Node from the npm registry with it.
+packages=(iproute2 iptables nftables conntrack tcpdump procps git curl ca-certificates)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -17,9 +18,7 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # Node.js: natproof and its probes run on the machine's node (>= 20.18, package.json engines).
-if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' 2>/dev/null; then
-  echo "natproof needs Node.js >= 20.18 (found: $(node --version 2>/dev/null || echo none))." >&2
-  echo "Debian 12's nodejs package is 18; install Node 20 or 22 from nodejs.org or your distribution's backports." >&2
-  exit 1
-fi
+# Debian 12's own is 18: install-node.sh brings a supported one from the npm registry, and
+# leaves a good one alone.
+bash "$(dirname "$0")/install-node.sh"
 echo "host tools ready: $(ip -V), $(iptables --version), $(nft --version), $(conntrack --version 2>&1 | head -1), $(tcpdump --version 2>&1 | head -1), node $(node --version)"

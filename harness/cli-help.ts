@@ -10,7 +10,7 @@ export interface CommandHelp {
 export const COMMAND_HELP = {
   run: {
     synopsis: [
-      'run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--baseline FILE [--update-baseline]] [--backend netns|docker]',
+      'run SCENARIO.yaml [--rules FILE] [--ruleset NAME]... [--json] [--out DIR] [--report] [--junit FILE] [--baseline FILE [--update-baseline]] [--markdown FILE] [--github] [--backend netns|docker]',
     ],
     text: `run       build the scenario's topology for real, apply each rule set, probe, and check the
           expectations against captured packets
@@ -26,7 +26,13 @@ export const COMMAND_HELP = {
                    engine DOCKER_HOST names, else the local one)
   --baseline FILE  compare with a kept result.json, probe by probe: exit 1 when a probe that met
                    its expectations there no longer does
-  --update-baseline  write this run's result to the --baseline file (after review)`,
+  --update-baseline  write this run's result to the --baseline file (after review)
+  --markdown FILE  write a compact Markdown summary for a pull-request comment: only the probes
+                   that failed (and, with --baseline, changed), their ladders on one line and
+                   diagnoses; names the artifact $NATPROOF_ARTIFACT of the workflow run
+  --github         in GitHub Actions: an ::error annotation per failed expectation at the
+                   probe's (or the diagnosed rule's) line, and the compact Markdown appended
+                   to $GITHUB_STEP_SUMMARY`,
   },
   diff: {
     synopsis: [
@@ -54,10 +60,12 @@ export const COMMAND_HELP = {
   --backend NAME   netns (default) or docker`,
   },
   report: {
-    synopsis: ['report RUN_DIR [--junit FILE]'],
+    synopsis: ['report RUN_DIR [--junit FILE] [--markdown FILE] [--github]'],
     text: `report    print a kept run again and write RUN_DIR/report.html and RUN_DIR/report.md from
           RUN_DIR/result.json; exits 0 whatever the run's verdict was
-  --junit FILE     also write JUnit XML`,
+  --junit FILE     also write JUnit XML
+  --markdown FILE  also write the compact Markdown for a pull-request comment (as run's)
+  --github         also print GitHub Actions annotations and write $GITHUB_STEP_SUMMARY`,
   },
   validate: {
     synopsis: ['validate SCENARIO.yaml...'],

@@ -21,6 +21,7 @@ import { checkWritableFile, makeDirectory } from './output-paths.js';
 import { readInputText } from './input-text.js';
 import { commandHelp, isCommand, usage } from './cli-help.js';
 import { cleanScratchDirectories } from './scratch-dir.js';
+import { writeCiOutputs } from './ci-outputs.js';
 import { renderHtml } from './report/html.js';
 import { renderJunit } from './report/junit.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -169,6 +170,8 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       backend: { type: 'string', default: 'netns' },
       baseline: { type: 'string' },
       'update-baseline': { type: 'boolean', default: false },
+      markdown: { type: 'string' },
+      github: { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1) {
@@ -192,6 +195,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   await checkOutputs({
     '--junit': values.junit,
     '--baseline': values['update-baseline'] ? values.baseline : undefined,
+    '--markdown': values.markdown,
   });
   if (values.out) await makeDirectory(values.out, '--out');
 
@@ -216,13 +220,16 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     await writeFile(values.baseline, `${JSON.stringify(result, null, 2)}\n`);
     written.push(values.baseline);
   }
+  const diff = baseline
+    ? compareProbes(
+        topology.name,
+        { before: { name: `baseline ${values.baseline}`, probes: baseline.probes }, after: { name: 'this run', probes: result.probes } },
+        'ruleset-and-name',
+      )
+    : undefined;
+  written.push(...(await writeCiOutputs(result, ciOutputOptions(values, io, diff))));
   if (written.length > 0 && !values.json) io.stderr(`wrote ${written.join(', ')}\n`);
-  if (baseline) {
-    const diff = compareProbes(
-      topology.name,
-      { before: { name: `baseline ${values.baseline}`, probes: baseline.probes }, after: { name: 'this run', probes: result.probes } },
-      'ruleset-and-name',
-    );
+  if (diff) {
     io.stderr(renderDiffTerminal(diff, result.addresses, { color: io.color }));
     // Against a baseline the verdict is whether behaviour that was right stayed right.
     return diffExitCode(diff, false) === 0 ? EXIT_PASSED : EXIT_FAILED;
@@ -385,7 +392,11 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 async function reportCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { junit: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { junit: { type: 'string' }, markdown: { type: 'string' }, github: { type: 'boolean', default: false } },
+  });
   if (positionals.length !== 1) {
     io.stderr(`natproof report: give exactly one run directory (a run's --out DIR)\n${commandHelp('report')}\n`);
     return EXIT_USAGE;
@@ -393,9 +404,29 @@ async function reportCommand(args: string[], io: CliIO): Promise<number> {
   const dir = new RunDir(positionals[0]!);
   const result = await dir.readResult();
   io.stdout(renderRun(result, { color: io.color }));
-  const written = [...(await writeReports(result, dir)), ...(values.junit ? [await writeJunit(result, values.junit)] : [])];
+  const written = [
+    ...(await writeReports(result, dir)),
+    ...(values.junit ? [await writeJunit(result, values.junit)] : []),
+    ...(await writeCiOutputs(result, ciOutputOptions(values, io))),
+  ];
   io.stderr(`wrote ${written.join(', ')}\n`);
   return EXIT_PASSED;
+}
+
+/** `--markdown FILE` and `--github`, with the environment read here, at the edge. */
+function ciOutputOptions(
+  values: { markdown?: string | undefined; github?: boolean | undefined; json?: boolean | undefined },
+  io: CliIO,
+  diff?: DiffResult,
+): Parameters<typeof writeCiOutputs>[1] {
+  return {
+    markdown: values.markdown,
+    github: values.github === true,
+    diff,
+    print: values.json ? io.stderr : io.stdout,
+    env: process.env,
+    cwd: process.cwd(),
+  };
 }
 
 /** report.html and report.md beside the captures they link to. */
