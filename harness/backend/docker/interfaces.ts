@@ -10,7 +10,8 @@ import { allSettledOrThrow } from './engine.js';
 import type { Observer } from './observer.js';
 import { interfaceBatch, type PlannedContainer } from './plan.js';
 
-const LINK_UP_TIMEOUT_MS = 5_000;
+/** A wait for a positive signal, generous: a loaded engine takes seconds, an idle one milliseconds. */
+const LINK_UP_TIMEOUT_MS = 30_000;
 const SETUP_TIMEOUT_MS = 30_000;
 
 /** A link as `ip -j link show` reports it. */

@@ -150,8 +150,11 @@ export class NetnsLab implements Lab {
     log(`wiring ${linkBatch.length} links`);
     await ipBatch([], linkBatch);
     // Each namespace's own steps need only its own interfaces, which the link batch made.
+    await mapLimit(namespaces, limit, (n) => ipBatch(['-n', n.ns], n.batch));
+    // Only once every namespace has brought its links up: a bridge's carrier comes from a port
+    // whose peer another namespace's batch brings up, and a wait holding a slot while that batch
+    // queued behind it would stall the build.
     await mapLimit(namespaces, limit, async (n) => {
-      await ipBatch(['-n', n.ns], n.batch);
       await waitBridgesUp(n);
       await setSysctls(n.ns, n.sysctls.interfaces);
       await setScenarioSysctls(this.file, n);
@@ -245,7 +248,8 @@ export function agentArgv(): string[] {
   return [process.execPath, agentScriptPath()];
 }
 
-const BRIDGE_UP_TIMEOUT_MS = 5_000;
+/** A wait for a positive signal, generous: a loaded machine takes seconds, a working one milliseconds. */
+const BRIDGE_UP_TIMEOUT_MS = 30_000;
 
 /** Until the kernel has processed a bridge's carrier (operstate UP), what the node sends through it is dropped. */
 async function waitBridgesUp(n: PlannedNamespace): Promise<void> {
