@@ -94,25 +94,32 @@ export async function startCapture(
 ): Promise<RunningCapture> {
   const nodes: NodeRef[] = [{ kind: 'router' }, ...topology.networks.map((n) => ({ kind: 'segment' as const, network: n.name }))];
   const points: RunningPoint[] = [];
-  let conntrack: ConntrackEvents | undefined;
-  let trace: RunningTrace | undefined;
+  // Set by the starts below; `as` keeps their type from narrowing to undefined.
+  let conntrack = undefined as ConntrackEvents | undefined;
+  let trace = undefined as RunningTrace | undefined;
   const stopAll = async (): Promise<void> => {
     await Promise.all([...points.map((p) => p.proc.stop('SIGINT')), conntrack?.proc.stop('SIGINT'), trace?.stop(false)]);
   };
-  try {
-    await Promise.all(
-      nodes.map(async (node) => {
-        const point = await launchTcpdump(lab, node, pcapFile(nodeLabel(node)), onPackets);
-        // Known before it is ready, so a failure anywhere stops it too.
-        points.push(point);
-        await tcpdumpReady(point);
-      }),
-    );
-    [conntrack, trace] = await Promise.all([startConntrackEvents(lab), startNftTrace(lab, READY_TIMEOUT_MS)]);
-  } catch (err) {
+  // Every recorder starts at once: each waits for its own proof of life, and none needs another.
+  const started = await Promise.allSettled([
+    ...nodes.map(async (node) => {
+      const point = await launchTcpdump(lab, node, pcapFile(nodeLabel(node)), onPackets);
+      // Known before it is ready, so a failure anywhere stops it too.
+      points.push(point);
+      await tcpdumpReady(point);
+    }),
+    startConntrackEvents(lab).then((c) => {
+      conntrack = c;
+    }),
+    startNftTrace(lab, READY_TIMEOUT_MS).then((t) => {
+      trace = t;
+    }),
+  ]);
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed || !conntrack || !trace) {
     await stopAll();
     await Promise.all(points.map(finishPoint));
-    throw err;
+    throw failed?.reason;
   }
   const events = conntrack;
   const traced = trace;
@@ -141,8 +148,28 @@ export async function startCapture(
   };
 }
 
+/**
+ * A node's interfaces, asked once per lab: a built topology's interfaces stay as they are for
+ * every rule set (rules add none), and each question is a process spawned.
+ */
+const knownInterfaces = new WeakMap<Lab, Map<string, Promise<NodeInterface[]>>>();
+
+function interfacesOf(lab: Lab, node: NodeRef): Promise<NodeInterface[]> {
+  const known = knownInterfaces.get(lab) ?? new Map<string, Promise<NodeInterface[]>>();
+  knownInterfaces.set(lab, known);
+  const label = nodeLabel(node);
+  let interfaces = known.get(label);
+  if (!interfaces) {
+    interfaces = lab.interfaces(node);
+    known.set(label, interfaces);
+    // A failed question is asked again next time.
+    interfaces.catch(() => known.delete(label));
+  }
+  return interfaces;
+}
+
 async function launchTcpdump(lab: Lab, node: NodeRef, file: string, onPackets: PacketListener | undefined): Promise<RunningPoint> {
-  const interfaces = await lab.interfaces(node);
+  const interfaces = await interfacesOf(lab, node);
   // -i any with SLL2 keeps each packet's interface and direction; a larger snaplen and
   // immediate, unbuffered writes keep the kernel from dropping packets and SIGINT from losing them.
   const proc = lab.spawn(node, [
