@@ -21,11 +21,34 @@ import type {
 import { serveUdp, udpProbe } from './udp.js';
 
 /**
+ * undici's HTTP client and its request, and nothing else of undici: the package's index also
+ * loads fetch, WebSocket, caches, mocks and proxies, which probes never use and which cost an
+ * agent more CPU than node's own start (measured here: ~250 ms of CPU for the index, ~100 ms for
+ * these modules). They are the very Client and request the index exports
+ * (test/unit/undici-client.test.ts), so a probe is the same undici request.
+ */
+const UNDICI_CLIENT = 'undici/lib/dispatcher/client.js';
+const UNDICI_REQUEST = 'undici/lib/api/api-request.js';
+
+interface Undici {
+  Client: typeof import('undici').Client;
+  /** undici's Dispatcher.prototype.request, called with the client as `this`. */
+  request: (
+    this: import('undici').Dispatcher,
+    options: import('undici').Dispatcher.RequestOptions,
+  ) => Promise<import('undici').Dispatcher.ResponseData>;
+}
+
+/**
  * undici takes longer to load than node takes to start, and a busy process serves late: only
  * agents that will probe load it, when natproof asks (prepare), before any probe starts.
  */
-let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('undici'));
+let undici: Promise<Undici> | undefined;
+const loadUndici = (): Promise<Undici> =>
+  (undici ??= Promise.all([import(UNDICI_CLIENT), import(UNDICI_REQUEST)]).then(([client, request]) => ({
+    Client: (client as { default: Undici['Client'] }).default,
+    request: (request as { default: Undici['request'] }).default,
+  })));
 
 function send(message: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -176,7 +199,7 @@ function tcpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => 
 }
 
 async function httpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => void) => void): Promise<ProbeReply> {
-  const { Client } = await loadUndici();
+  const { Client, request } = await loadUndici();
   const started = performance.now();
   const controller = new AbortController();
   let socket: Socket | undefined;
@@ -222,7 +245,7 @@ async function httpProbe(command: ProbeCommand, onAbort: (end: (decision: Decisi
   });
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort };
   try {
-    const response = await client.request({ path: command.path, method: 'GET', signal: controller.signal });
+    const response = await request.call(client, { path: command.path, method: 'GET', signal: controller.signal });
     // Read to the end: the exchange is complete only once the whole response has arrived.
     await response.body.dump();
     const durationMs = performance.now() - started;
