@@ -364,6 +364,7 @@ class MarkerWatch {
   }
 }
 
+const EXEC_MIN_MS = 5_000;
 const MARKER_TUPLE = ['-p', 'udp', '-s', MARKER.src, '-d', MARKER.dst, '--sport', MARKER.port, '--dport', MARKER.port];
 
 /**
@@ -375,15 +376,19 @@ async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, tim
   const router: NodeRef = { kind: 'router' };
   const deadline = Date.now() + timeoutMs;
   const before = marker.count;
+  // Each command may take what is left of the wait, never less than EXEC_MIN_MS: on a loaded
+  // machine one docker exec alone can take seconds, and a command cut short fails a run that
+  // was only slow.
+  const execTimeout = (): number => Math.max(EXEC_MIN_MS, deadline - Date.now());
   let seen = false;
   while (!seen) {
     if (!proc.running || Date.now() > deadline) break;
     // Delete first: an entry left by an earlier attempt blocks a new insert.
-    await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: 5_000 });
-    await lab.exec(router, ['conntrack', '-I', ...MARKER_TUPLE, '-t', '5'], { allowFailure: true, timeoutMs: 5_000 });
+    await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: execTimeout() });
+    await lab.exec(router, ['conntrack', '-I', ...MARKER_TUPLE, '-t', '5'], { allowFailure: true, timeoutMs: execTimeout() });
     seen = await marker.since(before, 50);
   }
-  await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: 5_000 });
+  await lab.exec(router, ['conntrack', '-D', ...MARKER_TUPLE], { allowFailure: true, timeoutMs: execTimeout() });
   return seen;
 }
 
