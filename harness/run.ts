@@ -25,6 +25,7 @@ import { applyForwarderRules, applyRules, checkRulesInRouter, requireNftablesIpt
 import { checkRules } from './scenario/load.js';
 import type { RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
+import { EvidenceWatch } from './trace/evidence-watch.js';
 import { sightings, type CaptureTrace } from './trace/flows.js';
 import { parsePcap } from './trace/pcap.js';
 import { addressBook } from './verdict/addresses.js';
@@ -318,7 +319,9 @@ export async function probeRound(
   const router = read.kernel.router;
   const missing = captured.nftTraceMissing ? [...router.missing, captured.nftTraceMissing] : router.missing;
   const kernel = { ...read.kernel, router: { ...router, nftTrace: captured.nftTrace, nftChains: captured.nftChains, missing } };
-  const probes = observed.map(({ result, flow }) => withDiagnosis(result, diagnoseProbe({ topology, result, flow, evidence: kernel })));
+  const probes = observed.map(({ result, flow }, i) =>
+    withDiagnosis({ ...result, decidedBy: replies[i]!.decidedBy }, diagnoseProbe({ topology, result, flow, evidence: kernel })),
+  );
   if (keepArtifacts) {
     await writeFile(dir.serverLog(ruleset.name), `${JSON.stringify(serverLog, null, 2)}\n`);
     await writeFile(dir.conntrackEvents(ruleset.name), captured.conntrackEvents.map((l) => `${l}\n`).join(''));
@@ -343,28 +346,45 @@ export async function probeRound(
   };
 }
 
-/** Every probe of the rule set at once, with every recorder running around them. */
+/**
+ * Every probe of the rule set at once, with every recorder running around them. A probe whose
+ * captured packets already show how it ends is stopped then (EvidenceWatch), not at its timeout.
+ */
 async function probeUnderCapture(
   { topology, lab, agents, dir, log, clock }: Pick<RulesetContext, 'topology' | 'lab' | 'agents' | 'dir' | 'log' | 'clock'>,
   ruleset: RuleSet,
   ports: number[],
   paths: string[],
 ): Promise<{ replies: ProbeReply[]; captured: CaptureResult; captureMs: number; probesMs: number }> {
-  await using capture = await startCapture(lab, topology, (node) => dir.pcap(ruleset.name, node));
+  const stops = topology.probes.map(() => new AbortController());
+  const watch = new EvidenceWatch(EvidenceWatch.probesOf(topology, ports), (i, decision) => {
+    log(`rule set ${ruleset.name}: ${topology.probes[i]!.name} decided by evidence: ${decision.error}`);
+    stops[i]!.abort(decision);
+  });
+  await using capture = await startCapture(
+    lab,
+    topology,
+    (node) => dir.pcap(ruleset.name, node),
+    (point, packets) => watch.feed(point, packets),
+  );
   const captureMs = clock.lap();
   log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
   const replies = await Promise.all(
     topology.probes.map((probe, i) =>
-      agents.of(probe.from).probe({
-        kind: probe.kind,
-        address: probe.target.address,
-        port: probe.target.port,
-        path: paths[i]!,
-        localPort: ports[i]!,
-        timeoutMs: probe.timeoutMs,
-      }),
+      agents.of(probe.from).probe(
+        {
+          kind: probe.kind,
+          address: probe.target.address,
+          port: probe.target.port,
+          path: paths[i]!,
+          localPort: ports[i]!,
+          timeoutMs: probe.timeoutMs,
+        },
+        stops[i]!.signal,
+      ),
     ),
   );
+  watch.close();
   const probesMs = clock.lap();
   return { replies, captured: await capture.stop(), captureMs, probesMs };
 }

@@ -8,7 +8,28 @@ import { deadline, type Deadline } from '../deadline.js';
 import { HostError, NatproofError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
 import type { Service } from '../scenario/topology.js';
-import type { AgentMessage, DoneReply, ProbeCommand, ProbeReply, RequestEvent, ServeReply } from './protocol.js';
+import type {
+  AbortCommand,
+  AgentCommand,
+  AgentMessage,
+  DoneReply,
+  ProbeCommand,
+  ProbeReply,
+  RequestEvent,
+  ServeReply,
+} from './protocol.js';
+
+/** The outcome the evidence showed for a probe: an AbortSignal's reason that ends it early. */
+export type ProbeDecision = Pick<AbortCommand, 'error' | 'detail'>;
+
+function isProbeDecision(value: unknown): value is ProbeDecision {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ProbeDecision).error === 'string' &&
+    typeof (value as ProbeDecision).detail === 'string'
+  );
+}
 
 /**
  * Bounds on an agent's answer, for an agent that is alive but stuck: an agent that dies fails
@@ -101,10 +122,25 @@ export class AgentClient {
     if (!reply.ok) throw new HostError(`the agent in ${this.host} cannot probe: ${reply.detail}`);
   }
 
-  async probe(request: Omit<ProbeCommand, 'id' | 'op'>): Promise<ProbeReply> {
-    // The agent enforces the probe's timeout, as time without progress; this bound only guards
-    // against a stuck agent.
-    return (await this.send({ op: 'probe', ...request }, request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
+  /**
+   * Run one probe. `signal` ends it early: its abort reason is the outcome the evidence showed
+   * (a ProbeDecision), which the agent reports as the probe's own, with decidedBy `evidence`.
+   */
+  async probe(request: Omit<ProbeCommand, 'id' | 'op'>, signal?: AbortSignal): Promise<ProbeReply> {
+    const abort = (): void => {
+      const reason: unknown = signal?.reason;
+      const decision = isProbeDecision(reason) ? reason : { error: 'error' as const, detail: `aborted: ${String(reason)}` };
+      this.write({ id: this.nextId++, op: 'abort', localPort: request.localPort, ...decision });
+    };
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
+    try {
+      // The agent enforces the probe's timeout, as time without progress; this bound only guards
+      // against a stuck agent.
+      return (await this.send({ op: 'probe', ...request }, request.timeoutMs + AGENT_GRACE_MS)) as ProbeReply;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
   }
 
   /**
@@ -135,7 +171,11 @@ export class AgentClient {
           fn(value);
         };
       this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
-      this.proc.child.stdin?.write(`${JSON.stringify({ id, ...command })}\n`);
+      this.write({ id, ...command });
     });
+  }
+
+  private write(command: AgentCommand | Record<string, unknown>): void {
+    this.proc.child.stdin?.write(`${JSON.stringify(command)}\n`);
   }
 }

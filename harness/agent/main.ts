@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type {
+  AbortCommand,
   AgentCommand,
   AgentMessage,
   DoneReply,
@@ -20,11 +21,34 @@ import type {
 import { serveUdp, udpProbe } from './udp.js';
 
 /**
+ * undici's HTTP client and its request, and nothing else of undici: the package's index also
+ * loads fetch, WebSocket, caches, mocks and proxies, which probes never use and which cost an
+ * agent more CPU than node's own start (measured here: ~250 ms of CPU for the index, ~100 ms for
+ * these modules). They are the very Client and request the index exports
+ * (test/unit/undici-client.test.ts), so a probe is the same undici request.
+ */
+const UNDICI_CLIENT = 'undici/lib/dispatcher/client.js';
+const UNDICI_REQUEST = 'undici/lib/api/api-request.js';
+
+interface Undici {
+  Client: typeof import('undici').Client;
+  /** undici's Dispatcher.prototype.request, called with the client as `this`. */
+  request: (
+    this: import('undici').Dispatcher,
+    options: import('undici').Dispatcher.RequestOptions,
+  ) => Promise<import('undici').Dispatcher.ResponseData>;
+}
+
+/**
  * undici takes longer to load than node takes to start, and a busy process serves late: only
  * agents that will probe load it, when natproof asks (prepare), before any probe starts.
  */
-let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('undici'));
+let undici: Promise<Undici> | undefined;
+const loadUndici = (): Promise<Undici> =>
+  (undici ??= Promise.all([import(UNDICI_CLIENT), import(UNDICI_REQUEST)]).then(([client, request]) => ({
+    Client: (client as { default: Undici['Client'] }).default,
+    request: (request as { default: Undici['request'] }).default,
+  })));
 
 function send(message: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -107,20 +131,37 @@ class ProgressDeadline {
   }
 }
 
+/** What natproof decided from the evidence: the probe ends now, with this outcome. */
+export type Decision = Pick<AbortCommand, 'error' | 'detail'>;
+
+/** The running probes, by source port: how to end each one when natproof aborts it. */
+const running = new Map<number, (decision: Decision) => void>();
+
 function probe(command: ProbeCommand): Promise<ProbeReply> {
-  if (command.kind === 'udp') return udpProbe(command, (ms, progress, expire) => new ProgressDeadline(ms, progress, expire));
-  return command.kind === 'tcp' ? tcpProbe(command) : httpProbe(command);
+  const onAbort = (end: (decision: Decision) => void): void => void running.set(command.localPort, end);
+  const done =
+    command.kind === 'udp'
+      ? udpProbe(command, (ms, progress, expire) => new ProgressDeadline(ms, progress, expire), onAbort)
+      : command.kind === 'tcp'
+        ? tcpProbe(command, onAbort)
+        : httpProbe(command, onAbort);
+  return done.finally(() => running.delete(command.localPort));
+}
+
+function abort(command: AbortCommand): void {
+  running.get(command.localPort)?.({ error: command.error, detail: command.detail });
 }
 
 /**
  * A TCP connect from the chosen source port, ok once the handshake completes; the connection
  * is then closed (a FIN once nothing is left to write), as an HTTP probe's is after its response.
  */
-function tcpProbe(command: ProbeCommand): Promise<ProbeReply> {
+function tcpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => void) => void): Promise<ProbeReply> {
   const started = performance.now();
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
   return new Promise((resolve) => {
     let timedOut = false;
+    let decided: Decision | undefined;
     let settled = false;
     const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
     // The handshake is the only progress a TCP probe makes, and it ends the probe: the deadline
@@ -133,11 +174,11 @@ function tcpProbe(command: ProbeCommand): Promise<ProbeReply> {
         s.destroy(new Error('probe timeout'));
       },
     );
-    const settle = (reply: Omit<ProbeReply, keyof typeof base | 'durationMs'>): void => {
+    const settle = (reply: Omit<ProbeReply, keyof typeof base | 'durationMs' | 'decidedBy'>): void => {
       if (settled) return;
       settled = true;
       deadline.stop();
-      resolve({ ...base, ...reply, durationMs: performance.now() - started });
+      resolve({ ...base, ...reply, durationMs: performance.now() - started, decidedBy: decided ? 'evidence' : 'client' });
     };
     s.once('connect', () => {
       settle({ ok: true, error: null, detail: null });
@@ -146,18 +187,29 @@ function tcpProbe(command: ProbeCommand): Promise<ProbeReply> {
     // Also after the handshake: a reset while closing must not crash the agent.
     s.on('error', (err) => {
       s.destroy();
-      settle({ ok: false, ...classify(err, timedOut) });
+      settle({ ok: false, ...(decided ?? classify(err, timedOut)) });
+    });
+    onAbort((decision) => {
+      if (settled) return;
+      decided = decision;
+      s.destroy(new Error('decided by evidence'));
     });
     deadline.start();
   });
 }
 
-async function httpProbe(command: ProbeCommand): Promise<ProbeReply> {
-  const { Client } = await loadUndici();
+async function httpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => void) => void): Promise<ProbeReply> {
+  const { Client, request } = await loadUndici();
   const started = performance.now();
   const controller = new AbortController();
   let socket: Socket | undefined;
   let connected = false;
+  let decided: Decision | undefined;
+  onAbort((decision) => {
+    decided = decision;
+    controller.abort();
+    socket?.destroy(new Error('decided by evidence'));
+  });
   // undici does not abort a connect in progress, so the deadline also destroys the socket.
   const deadline = new ProgressDeadline(
     command.timeoutMs,
@@ -193,13 +245,15 @@ async function httpProbe(command: ProbeCommand): Promise<ProbeReply> {
   });
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort };
   try {
-    const response = await client.request({ path: command.path, method: 'GET', signal: controller.signal });
+    const response = await request.call(client, { path: command.path, method: 'GET', signal: controller.signal });
     // Read to the end: the exchange is complete only once the whole response has arrived.
     await response.body.dump();
-    return { ...base, ok: true, status: response.statusCode, error: null, detail: null, durationMs: performance.now() - started };
+    const durationMs = performance.now() - started;
+    return { ...base, ok: true, status: response.statusCode, error: null, detail: null, durationMs, decidedBy: 'client' };
   } catch (err) {
-    const { error, detail } = classify(err, controller.signal.aborted);
-    return { ...base, ok: false, status: null, error, detail, durationMs: performance.now() - started };
+    const { error, detail } = decided ?? classify(err, controller.signal.aborted);
+    const durationMs = performance.now() - started;
+    return { ...base, ok: false, status: null, error, detail, durationMs, decidedBy: decided ? 'evidence' : 'client' };
   } finally {
     deadline.stop();
     socket?.destroy();
@@ -223,6 +277,7 @@ function handle(line: string): void {
   else if (command.op === 'serve') serve(command);
   else if (command.op === 'probe') void probe(command).then(send);
   else if (command.op === 'prepare') void prepare(command).then(send);
+  else if (command.op === 'abort') abort(command);
   // stdout is written in order, so this reply follows every event written before it.
   else if (command.op === 'sync') send({ id: command.id, op: 'sync', ok: true, detail: null });
 }

@@ -2,7 +2,7 @@
  * The line protocol between natproof and the agent that runs inside every host. One JSON
  * object per line: commands on the agent's stdin, replies and events on its stdout.
  */
-import type { ProbeError, RequestEvent } from '../result/result.js';
+import type { ProbeDecidedBy, ProbeError, RequestEvent } from '../result/result.js';
 import type { ProbeKind, Service } from '../scenario/topology.js';
 
 /** The agent's HTTP server logs every request it accepts as a RequestEvent. */
@@ -47,7 +47,21 @@ export interface SyncCommand {
   op: 'sync';
 }
 
-export type AgentCommand = ServeCommand | ProbeCommand | PrepareCommand | SyncCommand;
+/**
+ * End a running probe now, as `error`: natproof's captures already show how it ends (a reply from
+ * the wrong source that the client reset can never complete the connection). No reply of its
+ * own: the probe's reply says how it ended, and a probe that already ended is not affected.
+ */
+export interface AbortCommand {
+  id: number;
+  op: 'abort';
+  /** The probe's source port, unique among the agent's probes. */
+  localPort: number;
+  error: ProbeError;
+  detail: string;
+}
+
+export type AgentCommand = ServeCommand | ProbeCommand | PrepareCommand | SyncCommand | AbortCommand;
 
 export interface ProbeReply {
   id: number;
@@ -60,6 +74,8 @@ export interface ProbeReply {
   detail: string | null;
   localPort: number;
   durationMs: number;
+  /** The client's own outcome, or an abort that ended it with the outcome the evidence showed. */
+  decidedBy: ProbeDecidedBy;
 }
 
 export interface ServeReply {

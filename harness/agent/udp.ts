@@ -84,7 +84,11 @@ function classify(err: NodeJS.ErrnoException, sent: boolean): { error: ProbeErro
  * One DNS-like query for `command.path` from `command.localPort`, ok when its answer arrives.
  * A single datagram, no retries: a resolver's retry would be a second probe.
  */
-export function udpProbe(command: ProbeCommand, deadlineOf: DeadlineFactory): Promise<ProbeReply> {
+export function udpProbe(
+  command: ProbeCommand,
+  deadlineOf: DeadlineFactory,
+  onAbort: (end: (decision: Pick<ProbeReply, 'error' | 'detail'>) => void) => void,
+): Promise<ProbeReply> {
   const started = performance.now();
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
   const query = encodeQuery({ id: randomInt(0x10000), name: command.path });
@@ -98,6 +102,7 @@ export function udpProbe(command: ProbeCommand, deadlineOf: DeadlineFactory): Pr
       () => 'waiting',
       () => settle({ ok: false, error: 'timeout', detail: 'no answer before the probe timeout' }),
     );
+    let decidedBy: ProbeReply['decidedBy'] = 'client';
     const settle = (reply: Pick<ProbeReply, 'ok' | 'error' | 'detail'>): void => {
       if (settled) return;
       settled = true;
@@ -107,8 +112,13 @@ export function udpProbe(command: ProbeCommand, deadlineOf: DeadlineFactory): Pr
       } catch {
         // A socket whose bind failed is not running: there is nothing to close.
       }
-      resolve({ ...base, ...reply, durationMs: performance.now() - started });
+      resolve({ ...base, ...reply, durationMs: performance.now() - started, decidedBy });
     };
+    onAbort(({ error, detail }) => {
+      if (settled) return;
+      decidedBy = 'evidence';
+      settle({ ok: false, error, detail });
+    });
     socket.on('message', (message) => {
       // The kernel passes only datagrams from the peer; one that is not the answer is ignored.
       if (answers(query, message)) settle({ ok: true, error: null, detail: null });

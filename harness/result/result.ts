@@ -11,6 +11,9 @@ export type BackendName = 'netns' | 'docker';
 /** How a probe ended, in words a network engineer uses; `error` is anything else, never expected. */
 export type ProbeError = ExpectableError | 'error';
 
+/** Whether the client's own outcome ended a probe, or evidence in the captures did (ProbeResult.decidedBy). */
+export type ProbeDecidedBy = 'client' | 'evidence';
+
 /** Where a rewrite was seen: between two captured packets, or in the kernel's conntrack entry. */
 export type RewriteSource = 'capture' | 'conntrack';
 
@@ -85,6 +88,14 @@ export interface ProbeResult {
   serverLog: ServerLogLine | null;
   /** How long the client's request took, until its response or its failure. */
   durationMs: number;
+  /**
+   * Who ended the probe: `client`, its own outcome (an answer, an error, its probe timeout), or
+   * `evidence`, when the captures already showed how it ends and natproof stopped the client
+   * (a reply that bypassed the router, reset by the client, can never complete the connection:
+   * `error` is then what the client would have reported, `timeout`, only sooner). Absent in
+   * results written before it existed.
+   */
+  decidedBy?: ProbeDecidedBy;
   /** The source address of the answer that reached the client, from the capture. */
   replyFrom: string | null;
   rewrites: RewriteKind[];

@@ -17,6 +17,7 @@ import type { LongProcess } from '../exec.js';
 import type { NftChainRules } from '../result/kernel.js';
 import type { Topology } from '../scenario/topology.js';
 import { startNftTrace, type RunningTrace } from './nft-trace.js';
+import { PcapStream, type PcapPacket } from './pcap.js';
 
 export interface CapturePoint {
   node: NodeRef;
@@ -42,6 +43,13 @@ export interface CaptureResult {
   /** Why there is no nft trace, or null. */
   nftTraceMissing: string | null;
 }
+
+/**
+ * Packets of one capture point as tcpdump writes them, in order, while the capture runs: so a
+ * probe can be decided as soon as its packets are in (./evidence-watch.ts). The pcap files stay
+ * the evidence; this is a preview of them.
+ */
+export type PacketListener = (point: { node: NodeRef; interfaces: NodeInterface[] }, packets: PcapPacket[]) => void;
 
 /** Disposing a capture that was not stopped stops it and drops what it recorded. */
 export interface RunningCapture extends AsyncDisposable {
@@ -78,28 +86,40 @@ interface RunningPoint {
 }
 
 /** `pcapFile` names the file for a capture point (`router`, `segment:<network>`). */
-export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node: string) => string): Promise<RunningCapture> {
+export async function startCapture(
+  lab: Lab,
+  topology: Topology,
+  pcapFile: (node: string) => string,
+  onPackets?: PacketListener,
+): Promise<RunningCapture> {
   const nodes: NodeRef[] = [{ kind: 'router' }, ...topology.networks.map((n) => ({ kind: 'segment' as const, network: n.name }))];
   const points: RunningPoint[] = [];
-  let conntrack: ConntrackEvents | undefined;
-  let trace: RunningTrace | undefined;
+  // Set by the starts below; `as` keeps their type from narrowing to undefined.
+  let conntrack = undefined as ConntrackEvents | undefined;
+  let trace = undefined as RunningTrace | undefined;
   const stopAll = async (): Promise<void> => {
     await Promise.all([...points.map((p) => p.proc.stop('SIGINT')), conntrack?.proc.stop('SIGINT'), trace?.stop(false)]);
   };
-  try {
-    await Promise.all(
-      nodes.map(async (node) => {
-        const point = await launchTcpdump(lab, node, pcapFile(nodeLabel(node)));
-        // Known before it is ready, so a failure anywhere stops it too.
-        points.push(point);
-        await tcpdumpReady(point);
-      }),
-    );
-    [conntrack, trace] = await Promise.all([startConntrackEvents(lab), startNftTrace(lab, READY_TIMEOUT_MS)]);
-  } catch (err) {
+  // Every recorder starts at once: each waits for its own proof of life, and none needs another.
+  const started = await Promise.allSettled([
+    ...nodes.map(async (node) => {
+      const point = await launchTcpdump(lab, node, pcapFile(nodeLabel(node)), onPackets);
+      // Known before it is ready, so a failure anywhere stops it too.
+      points.push(point);
+      await tcpdumpReady(point);
+    }),
+    startConntrackEvents(lab).then((c) => {
+      conntrack = c;
+    }),
+    startNftTrace(lab, READY_TIMEOUT_MS).then((t) => {
+      trace = t;
+    }),
+  ]);
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed || !conntrack || !trace) {
     await stopAll();
     await Promise.all(points.map(finishPoint));
-    throw err;
+    throw failed?.reason;
   }
   const events = conntrack;
   const traced = trace;
@@ -128,8 +148,28 @@ export async function startCapture(lab: Lab, topology: Topology, pcapFile: (node
   };
 }
 
-async function launchTcpdump(lab: Lab, node: NodeRef, file: string): Promise<RunningPoint> {
-  const interfaces = await lab.interfaces(node);
+/**
+ * A node's interfaces, asked once per lab: a built topology's interfaces stay as they are for
+ * every rule set (rules add none), and each question is a process spawned.
+ */
+const knownInterfaces = new WeakMap<Lab, Map<string, Promise<NodeInterface[]>>>();
+
+function interfacesOf(lab: Lab, node: NodeRef): Promise<NodeInterface[]> {
+  const known = knownInterfaces.get(lab) ?? new Map<string, Promise<NodeInterface[]>>();
+  knownInterfaces.set(lab, known);
+  const label = nodeLabel(node);
+  let interfaces = known.get(label);
+  if (!interfaces) {
+    interfaces = lab.interfaces(node);
+    known.set(label, interfaces);
+    // A failed question is asked again next time.
+    interfaces.catch(() => known.delete(label));
+  }
+  return interfaces;
+}
+
+async function launchTcpdump(lab: Lab, node: NodeRef, file: string, onPackets: PacketListener | undefined): Promise<RunningPoint> {
+  const interfaces = await interfacesOf(lab, node);
   // -i any with SLL2 keeps each packet's interface and direction; a larger snaplen and
   // immediate, unbuffered writes keep the kernel from dropping packets and SIGINT from losing them.
   const proc = lab.spawn(node, [
@@ -151,7 +191,27 @@ async function launchTcpdump(lab: Lab, node: NodeRef, file: string): Promise<Run
   ]);
   const sink = createWriteStream(file);
   proc.child.stdout?.pipe(sink);
+  if (onPackets) previewPackets(proc, { node, interfaces }, onPackets);
   return { node, file, interfaces, proc, sink, stats: new TcpdumpStats(proc), unread: 0 };
+}
+
+/** Hands the listener each packet of the stream once it is complete. */
+function previewPackets(proc: LongProcess, point: { node: NodeRef; interfaces: NodeInterface[] }, onPackets: PacketListener): void {
+  const stdout = proc.child.stdout;
+  if (!stdout) return;
+  const stream = new PcapStream();
+  const read = (chunk: Buffer): void => {
+    let packets: PcapPacket[];
+    try {
+      packets = stream.push(chunk);
+    } catch {
+      // Not a preview's to report: reading the finished pcap reports what is wrong with it.
+      stdout.off('data', read);
+      return;
+    }
+    if (packets.length > 0) onPackets(point, packets);
+  };
+  stdout.on('data', read);
 }
 
 /**

@@ -116,9 +116,25 @@ interface FileHeader {
 export function parsePcap(data: Uint8Array): PcapPacket[] {
   const file = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const header = readFileHeader(file);
+  return readRecords(data, FILE_HEADER_LENGTH, 0, header).packets;
+}
+
+/**
+ * The complete records of `data` from `offset` on, numbered from `firstIndex`; `offset` ends at
+ * the first record not wholly in `data` (tcpdump killed mid-write leaves a final record shorter
+ * than it claims; it holds nothing usable, or the rest of it is still to come in a stream).
+ */
+function readRecords(
+  data: Uint8Array,
+  start: number,
+  firstIndex: number,
+  header: FileHeader,
+): { packets: PcapPacket[]; offset: number; index: number } {
+  const file = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const packets: PcapPacket[] = [];
-  let offset = FILE_HEADER_LENGTH;
-  for (let index = 0; offset + RECORD_HEADER_LENGTH <= file.byteLength; index++) {
+  let offset = start;
+  let index = firstIndex;
+  for (; offset + RECORD_HEADER_LENGTH <= file.byteLength; index++) {
     const caplen = file.getUint32(offset + 8, header.littleEndian);
     if (caplen > MAX_CAPLEN) {
       throw new PcapFormatError(
@@ -126,14 +142,49 @@ export function parsePcap(data: Uint8Array): PcapPacket[] {
       );
     }
     const frameStart = offset + RECORD_HEADER_LENGTH;
-    // tcpdump killed mid-write leaves a final record shorter than it claims; it holds nothing usable.
     if (frameStart + caplen > file.byteLength) break;
     const frame = new DataView(data.buffer, data.byteOffset + frameStart, caplen);
     const packet = decodeFrame(frame, header.linkType);
     if (packet) packets.push({ index, timeNs: recordTime(file, offset, header), linkType: header.linkType, ...packet });
     offset = frameStart + caplen;
   }
-  return packets;
+  return { packets, offset, index };
+}
+
+/**
+ * The same reader for a pcap that is still being written (tcpdump -w - as it runs): bytes in, in
+ * whatever chunks they arrive, each complete packet out once. Packets are numbered as parsePcap
+ * numbers them in the finished file.
+ */
+export class PcapStream {
+  private pending: Uint8Array = new Uint8Array(0);
+  private header: FileHeader | undefined;
+  private index = 0;
+
+  push(chunk: Uint8Array): PcapPacket[] {
+    const data = this.pending.length === 0 ? chunk : concat(this.pending, chunk);
+    let offset = 0;
+    if (!this.header) {
+      if (data.byteLength < FILE_HEADER_LENGTH) {
+        this.pending = data;
+        return [];
+      }
+      this.header = readFileHeader(new DataView(data.buffer, data.byteOffset, data.byteLength));
+      offset = FILE_HEADER_LENGTH;
+    }
+    const read = readRecords(data, offset, this.index, this.header);
+    this.index = read.index;
+    // A copy: the rest may be a view into a chunk the stream reuses.
+    this.pending = data.slice(read.offset);
+    return read.packets;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.byteLength + b.byteLength);
+  joined.set(a, 0);
+  joined.set(b, a.byteLength);
+  return joined;
 }
 
 function readFileHeader(file: DataView): FileHeader {
