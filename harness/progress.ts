@@ -100,11 +100,12 @@ export function watchedAgents(
     of(host) {
       const agent = agents.of(host);
       return {
-        async probe(request) {
+        async probe(request, signal) {
           if (!started) progress.started(ruleset, names);
           started = true;
           try {
-            return await agent.probe(request);
+            // The signal too: it is how a probe decided by evidence is stopped.
+            return await agent.probe(request, signal);
           } finally {
             const i = ports.indexOf(request.localPort);
             if (i !== -1) progress.settled(names[i]!);

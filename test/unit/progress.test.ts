@@ -66,11 +66,22 @@ describe('progress of a probe round', () => {
       ended: () => events.push('ended'),
     };
     let answer: () => void = () => {};
+    const signals: Array<AbortSignal | undefined> = [];
     const agents: ProbeAgents = {
       of: () => ({
-        probe: (request) =>
+        probe: (request, signal) =>
           new Promise((resolve) => {
-            const reply = { id: 1, op: 'probe' as const, ok: true, status: 200, error: null, detail: null, durationMs: 1 };
+            signals.push(signal);
+            const reply = {
+              id: 1,
+              op: 'probe' as const,
+              ok: true,
+              status: 200,
+              error: null,
+              detail: null,
+              durationMs: 1,
+              decidedBy: 'client' as const,
+            };
             if (request.localPort === 20_001) answer = () => resolve({ ...reply, localPort: 20_001 });
             else resolve({ ...reply, localPort: request.localPort });
           }),
@@ -79,8 +90,11 @@ describe('progress of a probe round', () => {
     };
     const watched = watchedAgents(agents, progress, 'hairpin', ['first', 'second'], [20_000, 20_001]);
     const request = { kind: 'http' as const, address: '10.0.0.1', port: 80, path: '/', timeoutMs: 1_000 };
-    const second = watched.of('client').probe({ ...request, localPort: 20_001 });
+    const stop = new AbortController();
+    const second = watched.of('client').probe({ ...request, localPort: 20_001 }, stop.signal);
     await watched.of('client').probe({ ...request, localPort: 20_000 });
+    // The evidence's stop signal reaches the agent through the watch.
+    expect(signals).toEqual([stop.signal, undefined]);
     expect(events).toEqual(['started hairpin first,second', 'settled first']);
     answer();
     await second;
