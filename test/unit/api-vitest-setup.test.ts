@@ -1,4 +1,5 @@
 /** natproof/vitest/setup and the package's entry points. */
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,10 +50,19 @@ describe('natproof/vitest/setup', () => {
 describe('package entry points', () => {
   it('point into dist at modules that exist in harness', () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { exports: Record<string, string> };
-    expect(Object.keys(pkg.exports)).toEqual(['.', './vitest', './vitest/setup']);
-    for (const target of Object.values(pkg.exports)) {
+    const code = ['.', './vitest', './vitest/setup'];
+    expect(Object.keys(pkg.exports)).toEqual([...code, './scenarios/*', './schema/scenario.schema.json', './package.json']);
+    for (const target of code.map((key) => pkg.exports[key]!)) {
       expect(target).toMatch(/^\.\/dist\/harness\/.*\.js$/);
       expect(existsSync(target.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts')), target).toBe(true);
     }
+  });
+
+  it('reach the shipped scenarios and the JSON Schema by the package name, for editors and tests of other projects', () => {
+    const require = createRequire(import.meta.url);
+    expect(readFileSync(require.resolve('natproof/scenarios/dmz-three-network.yaml'), 'utf8')).toContain('name: dmz-three-network');
+    expect(readFileSync(require.resolve('natproof/scenarios/diagnosis/firewall.yaml'), 'utf8')).toContain('name: diagnosis-firewall');
+    const schema = JSON.parse(readFileSync(require.resolve('natproof/schema/scenario.schema.json'), 'utf8')) as { title?: string };
+    expect(schema.title).toBeTruthy();
   });
 });
