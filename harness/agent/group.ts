@@ -15,7 +15,52 @@ import { AgentClient } from './client.js';
  * trouble, not an estimate (an idle machine takes a tenth of a second). Agents start a few at
  * a time, so no agent's wait includes the others' start.
  */
-const START_TIMEOUT_MS = 60_000;
+export const START_TIMEOUT_MS = 60_000;
+
+/** A node that runs natproof's agent, what it serves, and whether it sends HTTP probes. */
+export interface AgentPlace {
+  name: string;
+  ref: AgentNode;
+  services: Service[];
+  addresses: string[];
+  /** It sends HTTP probes: only those load undici (a TCP probe is node's own connect). */
+  httpProbes: boolean;
+}
+
+/**
+ * Every host that has no image of its own (such a host serves with its own server), and the
+ * router when it serves or probes: where a run's (or a kept lab's) agents run.
+ */
+export function agentPlaces(topology: Topology): AgentPlace[] {
+  const { router } = topology;
+  const httpProbes = (name: string): boolean => topology.probes.some((p) => p.from === name && p.kind === 'http');
+  const hosts = topology.hosts
+    .filter((host) => host.image === undefined)
+    .map((host) => ({
+      name: host.name,
+      ref: { kind: 'host' as const, name: host.name },
+      services: host.services,
+      addresses: [host.address],
+      httpProbes: httpProbes(host.name),
+    }));
+  const routerRuns = router.services.length > 0 || topology.probes.some((p) => p.from === router.name);
+  const routerPlace = {
+    name: router.name,
+    ref: { kind: 'router' as const },
+    services: router.services,
+    addresses: routerAddresses(router).map((a) => a.address),
+    httpProbes: httpProbes(router.name),
+  };
+  return [...hosts, ...(routerRuns ? [routerPlace] : [])];
+}
+
+/** Wait for a started agent's ready line, then have it serve its place's services and prepare its probes. */
+export async function readyAgent(agent: AgentClient, place: AgentPlace): Promise<void> {
+  await agent.waitReady(START_TIMEOUT_MS);
+  // A UDP responder binds each of the node's addresses, so it answers from the one asked.
+  for (const service of place.services) await agent.serve(service, place.addresses);
+  if (place.httpProbes) await agent.prepare();
+}
 
 export class AgentGroup implements AsyncDisposable {
   private readonly agents = new Map<string, AgentClient>();
@@ -29,35 +74,10 @@ export class AgentGroup implements AsyncDisposable {
    * fails.
    */
   async start(topology: Topology): Promise<void> {
-    const { router } = topology;
-    const nodes: Array<{ name: string; ref: AgentNode; services: Service[]; addresses: string[] }> = [
-      ...topology.hosts
-        .filter((host) => host.image === undefined)
-        .map((host) => ({
-          name: host.name,
-          ref: { kind: 'host' as const, name: host.name },
-          services: host.services,
-          addresses: [host.address],
-        })),
-      ...(router.services.length > 0 || topology.probes.some((p) => p.from === router.name)
-        ? [
-            {
-              name: router.name,
-              ref: { kind: 'router' as const },
-              services: router.services,
-              addresses: routerAddresses(router).map((a) => a.address),
-            },
-          ]
-        : []),
-    ];
-    await mapLimit(nodes, startConcurrency(), async (node) => {
-      const agent = new AgentClient(node.name, this.lab.startAgent(node.ref));
-      this.agents.set(node.name, agent);
-      await agent.waitReady(START_TIMEOUT_MS);
-      // A UDP responder binds each of the node's addresses, so it answers from the one asked.
-      for (const service of node.services) await agent.serve(service, node.addresses);
-      // Only HTTP probes use undici; a TCP probe is node's own connect.
-      if (topology.probes.some((p) => p.from === node.name && p.kind === 'http')) await agent.prepare();
+    await mapLimit(agentPlaces(topology), startConcurrency(), async (place) => {
+      const agent = new AgentClient(place.name, this.lab.startAgent(place.ref));
+      this.agents.set(place.name, agent);
+      await readyAgent(agent, place);
     });
   }
 

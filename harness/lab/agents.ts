@@ -1,51 +1,17 @@
 /**
  * A kept lab's agents: started detached by `natproof up` (they serve the scenario's services
  * and wait to probe), spoken to again by each `natproof probe`. Which nodes run one, and what
- * each serves, is what a run's AgentGroup (../agent/group.ts) decides.
+ * each serves, is decided as for a run (agentPlaces in ../agent/group.ts).
  */
 import { AgentClient } from '../agent/client.js';
+import { agentPlaces, readyAgent } from '../agent/group.js';
 import type { AgentNode } from '../backend/backend.js';
 import { mapLimit, startConcurrency } from '../concurrency.js';
 import { NatproofError } from '../errors.js';
 import type { ServerLogLine } from '../result/result.js';
 import type { ProbeAgents } from '../run.js';
-import { routerAddresses, type Service, type Topology } from '../scenario/topology.js';
+import type { Topology } from '../scenario/topology.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached, type DetachedAgent } from './detached.js';
-
-/** Bound on an agent's start (see START_TIMEOUT_MS in ../agent/group.ts). */
-const START_TIMEOUT_MS = 60_000;
-
-interface AgentPlace {
-  name: string;
-  ref: AgentNode;
-  services: Service[];
-  addresses: string[];
-  probes: boolean;
-}
-
-/** Every host without an image of its own, and the router when it serves or probes, as a run's agents. */
-function agentPlaces(topology: Topology): AgentPlace[] {
-  const { router } = topology;
-  const probesFrom = (name: string): boolean => topology.probes.some((p) => p.from === name && p.kind === 'http');
-  const hosts = topology.hosts
-    .filter((host) => host.image === undefined)
-    .map((host) => ({
-      name: host.name,
-      ref: { kind: 'host' as const, name: host.name },
-      services: host.services,
-      addresses: [host.address],
-      probes: probesFrom(host.name),
-    }));
-  const routerServes = router.services.length > 0 || topology.probes.some((p) => p.from === router.name);
-  const routerPlace = {
-    name: router.name,
-    ref: { kind: 'router' as const },
-    services: router.services,
-    addresses: routerAddresses(router).map((a) => a.address),
-    probes: probesFrom(router.name),
-  };
-  return [...hosts, ...(routerServes ? [routerPlace] : [])];
-}
 
 export class DetachedAgents implements ProbeAgents, AsyncDisposable {
   private constructor(private readonly clients: Map<string, { client: AgentClient; release: () => void }>) {}
@@ -62,12 +28,9 @@ export class DetachedAgents implements ProbeAgents, AsyncDisposable {
       started.push(agent);
       const { process, release } = attachDetached(agent, true);
       try {
-        const client = new AgentClient(place.name, process);
-        await client.waitReady(START_TIMEOUT_MS).catch((err: unknown) => {
-          throw new NatproofError(`the agent in ${place.name} did not start: ${detachedErrors(agent) || String(err)}`, { cause: err });
+        await readyAgent(new AgentClient(place.name, process), place).catch((err: unknown) => {
+          throw new NatproofError(`the agent in ${place.name} did not start or serve: ${detachedErrors(agent) || String(err)}`, { cause: err });
         });
-        for (const service of place.services) await client.serve(service, place.addresses);
-        if (place.probes) await client.prepare();
       } finally {
         release();
       }
