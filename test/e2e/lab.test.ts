@@ -252,16 +252,22 @@ describe.skipIf(netnsUnavailable)(`a lab from code, abandoned${skipNote(netnsUna
 
 describe.skipIf(netnsUnavailable)(`progress while probes are out${skipNote(netnsUnavailable)}`, () => {
   it('run names the probe still waiting after a second, in whole lines when stderr is a log', async () => {
-    // A probe that times out, with a timeout long past the first progress line.
+    // Probes met by silence (the forwarded ones dropped: no evidence decides them early), with a
+    // timeout long past the first progress line.
     const file = join(work, 'slow.yaml');
     writeFileSync(file, readFileSync(SCENARIO, 'utf8').replace('\nprobes:\n', '\nprobe_timeout_ms: 4000\nprobes:\n'));
-    const r = await cli('run', file, '--ruleset', 'dnat-only');
-    expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/^rule set dnat-only: 5 probes\n/m);
-    expect(r.stderr).toMatch(/^rule set dnat-only: \d of 5 probes waiting after [1-3] s: (\S+, )*dmz-to-public(, \S+)*\n/m);
+    const rules = join(work, 'dropped.rules');
+    writeFileSync(
+      rules,
+      'iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1\niptables -P FORWARD DROP\n',
+    );
+    const r = await cli('run', file, '--rules', rules);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^rule set dropped: 5 probes\n/m);
+    expect(r.stderr).toMatch(/^rule set dropped: \d of 5 probes waiting after [1-3] s: (\S+, )*internet-to-public(, \S+)*\n/m);
     expect(r.stderr).not.toContain('\x1b[K');
     // --json: the result alone, no progress.
-    const json = await cli('run', file, '--ruleset', 'dnat-only', '--json');
+    const json = await cli('run', file, '--rules', rules, '--json');
     expect(json.stderr).toBe('');
   }, 120_000);
 });
