@@ -29,7 +29,9 @@ export class DetachedAgents implements ProbeAgents, AsyncDisposable {
       const { process, release } = attachDetached(agent, true);
       try {
         await readyAgent(new AgentClient(place.name, process), place).catch((err: unknown) => {
-          throw new NatproofError(`the agent in ${place.name} did not start or serve: ${detachedErrors(agent) || String(err)}`, { cause: err });
+          throw new NatproofError(`the agent in ${place.name} did not start or serve: ${detachedErrors(agent) || String(err)}`, {
+            cause: err,
+          });
         });
       } finally {
         release();
