@@ -77,7 +77,10 @@ function ladderLines(probe: ProbeResult, book: AddressBook, paint: Paint): strin
 }
 
 function describe(probe: ProbeResult): string {
-  const parts = [probe.ok ? outcome(probe) : `failed (${probe.error})`];
+  // A failure the captures decided is the error the client would have seen, only sooner: say so,
+  // so a "timeout" that took milliseconds is not a puzzle.
+  const decided = probe.decidedBy === 'evidence' ? `, decided from the capture after ${Math.round(probe.durationMs)} ms` : '';
+  const parts = [probe.ok ? outcome(probe) : `failed (${probe.error}${decided})`];
   if (probe.serverSaw) parts.push(`server saw ${probe.serverSaw}`);
   if (probe.replyFrom) parts.push(`reply from ${probe.replyFrom}`);
   const fromKernel = (probe.rewriteSources ?? []).includes('conntrack');

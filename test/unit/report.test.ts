@@ -417,6 +417,13 @@ describe('a TCP probe and an expected error kind', () => {
     expect(text).toContain('dmz-client 172.16.0.2 → http 100.0.0.254:80  failed (timeout)');
   });
 
+  it('a failure the captures decided says so, with how long it took, beside the error the client would have seen', () => {
+    const decided = recorded();
+    Object.assign(probe(decided, 'dnat-only', 'dmz-to-public'), { decidedBy: 'evidence', durationMs: 41.6 });
+    const text = renderRun(decided, { color: false });
+    expect(text).toContain('dmz-client 172.16.0.2 → http 100.0.0.254:80  failed (timeout, decided from the capture after 42 ms)');
+  });
+
   it('the terminal names the TCP probe and says it connected, not an HTTP status', () => {
     const text = renderRun(result, { color: false });
     expect(text).toMatch(
