@@ -38,6 +38,38 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     expect(r.stderr).toContain('`$TRUSTED_ROUTER` is not set: set it on a line of its own above');
   });
 
+  it.each([
+    {
+      what: 'an nft syntax error',
+      file: 'scenarios/nft-port-forward.yaml',
+      from: 'ct status dnat masquerade',
+      to: 'ct status dnat masquerad',
+      says: 'nft rejected this rule',
+    },
+    {
+      what: 'a jump to a chain that does not exist (which iptables-restore --test lets pass)',
+      file: 'scenarios/dmz-three-network.yaml',
+      from: '-m conntrack --ctstate DNAT -j SNAT --to 192.168.0.254',
+      to: '-j NO_SUCH_CHAIN',
+      says: "Chain 'NO_SUCH_CHAIN' does not exist",
+    },
+  ])(
+    'validate has the kernel judge the rules, in a namespace that ends with the tool: $what is refused at its line',
+    ({ file, from, to, says }) => {
+      const bad = join(work, 'kernel-refuses.yaml');
+      const text = readFileSync(file, 'utf8').replace(from, to);
+      writeFileSync(bad, text);
+      // The line its rule starts on, above any backslash continuation lines.
+      const lines = text.split('\n');
+      let line = lines.findIndex((l) => l.includes(to));
+      while (line > 0 && lines[line - 1]!.trimEnd().endsWith('\\')) line--;
+      const r = natproof('validate', bad);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${bad}:${line + 1}:`);
+      expect(r.stderr).toContain(says);
+    },
+  );
+
   it.each(['run', 'diff', 'explain', 'report', 'validate', 'clean'])(
     "`natproof %s --help` prints that command's usage and exits 0",
     (command) => {
