@@ -8,7 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { main } from '../../harness/cli.js';
 import { RuleError } from '../../harness/errors.js';
+import { rulesFromText } from '../../harness/api/rules.js';
 import { newRunId, RunAbortedError, runScenario } from '../../harness/run.js';
+import type { Topology } from '../../harness/scenario/topology.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import { IMAGE_BUILD_MS } from './backend-cases.js';
 import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
@@ -51,41 +53,54 @@ describe.skipIf(netnsUnavailable)(`teardown on netns${netnsUnavailable ? ` (skip
     expect(leftBehind(runId)).toEqual([]);
   });
 
-  it('stops when interrupted and removes every namespace it created', async () => {
-    const runId = newRunId();
-    const controller = new AbortController();
-    const run = runScenario(await loadScenario('scenarios/dmz-three-network.yaml'), {
-      backend: new NetnsBackend(),
-      runId,
-      signal: controller.signal,
-      // Interrupt as soon as the first rule set starts: the topology exists by then.
-      log: (line) => line.includes('applying rules') && controller.abort(),
-    });
-    await expect(run).rejects.toBeInstanceOf(RunAbortedError);
-    expect(leftBehind(runId)).toEqual([]);
-  });
-
-  it('stops at once when interrupted during a probe that would wait two minutes for its timeout', async () => {
+  /**
+   * Probes met by silence (the forwarded requests dropped), each of which would wait two minutes
+   * for its timeout: nothing but the interrupt can end them early.
+   */
+  const SILENT = rulesFromText(
+    'iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1\niptables -P FORWARD DROP\n',
+    { name: 'silent' },
+  );
+  const withTimeouts = async (timeoutMs: number): Promise<Topology> => {
     const topology = await loadScenario('scenarios/dmz-three-network.yaml');
-    const patient = {
-      ...topology,
-      rulesets: topology.rulesets.filter((r) => r.name === 'dnat-only'),
-      // The DMZ client's hairpin probe gets no answer: without the interrupt it would wait this long.
-      probes: topology.probes.map((p) => (p.name === 'dmz-to-public' ? { ...p, timeoutMs: 120_000 } : p)),
-    };
-    const runId = newRunId();
-    const controller = new AbortController();
-    const run = runScenario(patient, {
-      backend: new NetnsBackend(),
-      runId,
-      signal: controller.signal,
-      // Once the probes are under way; the quick ones are done well before this.
-      log: (line) => line.includes('probes') && setTimeout(() => controller.abort(), 2_000),
-    });
-    await expect(run).rejects.toBeInstanceOf(RunAbortedError);
-    expect(leftBehind(runId)).toEqual([]);
-    // Well under the probe's two minutes even on a loaded machine, where building takes seconds.
-  }, 90_000);
+    return { ...topology, probes: topology.probes.map((p) => ({ ...p, timeoutMs })) };
+  };
+
+  /** Each stage of a run, by the log line (or progress event) that says it has begun. */
+  const STAGES: Array<{ stage: string; at: (line: string) => boolean; onEvidence?: boolean }> = [
+    { stage: 'building the topology', at: (l) => l.startsWith('building ') },
+    { stage: 'creating the namespaces', at: (l) => l.startsWith('creating ') },
+    { stage: 'wiring the links', at: (l) => l.startsWith('wiring ') },
+    { stage: 'applying the rules', at: (l) => l.includes(': applying rules') },
+    { stage: 'the probes, each waiting for two minutes of silence', at: (l) => /: \d+ probes$/.test(l) },
+    { stage: 'reading the evidence after the probes', at: () => false, onEvidence: true },
+  ];
+
+  it.each(STAGES)(
+    'an interrupt while $stage ends the run at once, and removes everything it created',
+    async ({ at, onEvidence }) => {
+      const runId = newRunId();
+      const controller = new AbortController();
+      const started = Date.now();
+      // To reach the evidence, the probes must end: by a short timeout of their own.
+      const run = runScenario(await withTimeouts(onEvidence ? 700 : 120_000), {
+        backend: new NetnsBackend(),
+        runId,
+        rules: SILENT,
+        signal: controller.signal,
+        log: (line) => at(line) && controller.abort(),
+        // The round has ended: what follows is reading the evidence.
+        progress: { started: () => {}, settled: () => {}, ended: () => onEvidence && controller.abort() },
+      });
+      await expect(run).rejects.toBeInstanceOf(RunAbortedError);
+      // Well under the probes' two minutes even on a loaded machine, where building takes seconds.
+      expect(Date.now() - started).toBeLessThan(60_000);
+      expect(leftBehind(runId)).toEqual([]);
+      expect(existsSync(join(RUN_RECORDS, `${runId}.json`))).toBe(false);
+      expect(scratchOf(runId)).toEqual([]);
+    },
+    90_000,
+  );
 
   it('removes the lab when its caller gives up and exits in the middle of a run, without a signal', () => {
     const runId = newRunId();
