@@ -8,6 +8,7 @@ import { HostError } from '../errors.js';
 import type { Forwarder, Router, RuleSource } from '../scenario/topology.js';
 import { compileRules } from './compile.js';
 import { ruleErrorFromKernel } from './kernel-errors.js';
+import { counterCommands } from './nft-counters.js';
 
 const ROUTER: NodeRef = { kind: 'router' };
 const TIMEOUT_MS = 15_000;
@@ -36,7 +37,27 @@ export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource, nod
     const result = await lab.exec(node, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
     if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
   }
+  if (source.format === 'nft') await countEveryRule(lab, node);
 }
+
+/**
+ * Give the nft rule set's uncounted rules a counter (nft-counters.ts). Best effort: where nft
+ * cannot write a rule back, the rules stay as they were and the kernel's trace is the evidence.
+ */
+async function countEveryRule(lab: Pick<Lab, 'exec'>, node: NodeRef): Promise<void> {
+  const listed = await lab.exec(node, ['nft', '-j', 'list', 'ruleset'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+  const commands = listed.exitCode === 0 ? counterCommands(listed.stdout) : [];
+  // As an argument, not on stdin: nft reads JSON from a file it opens, and /dev/stdin cannot be
+  // opened when stdin is a socket, as a spawned process's is. Batches keep each argument well
+  // under the kernel's 128 KiB limit on one.
+  for (let i = 0; i < commands.length; i += COUNTER_BATCH) {
+    const batch = JSON.stringify({ nftables: commands.slice(i, i + COUNTER_BATCH) });
+    await lab.exec(node, ['nft', '-j', batch], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+  }
+}
+
+/** Rules per `nft -j` call: a rule's JSON is well under 1 KiB. */
+const COUNTER_BATCH = 50;
 
 /**
  * Every rule set through the tools' own check mode (`iptables-restore --test`, `nft -c`) on the

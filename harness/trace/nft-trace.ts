@@ -306,6 +306,8 @@ export function chainPath(packet: TracedPacket, step: TraceStep): string[] {
 export function describeTraceStep(step: TraceStep, packet?: TracedPacket): string {
   const path = packet ? chainPath(packet, step).join(' -> ') : step.chain;
   const handle = step.handle === null ? '' : ` # handle ${step.handle}`;
-  const what = step.kind === 'policy' ? `policy ${step.text}` : `rule ${step.text}${handle} (verdict ${step.verdict})`;
+  // A counter's values at the moment of the trace say nothing; the rule is quoted as written.
+  const text = step.text.replace(/\s*\bcounter packets \d+ bytes \d+/, '');
+  const what = step.kind === 'policy' ? `policy ${text}` : `rule ${text}${handle} (verdict ${step.verdict})`;
   return `nft trace (the kernel): ${step.family} ${step.table} ${path}: ${what}`;
 }

@@ -1,6 +1,17 @@
 /** Rule order in an nft rule set, from the kernel's trace and `nft -a list ruleset`. Pure. */
 import type { Diagnosis } from '../result/result.js';
-import { chainPlace, isNftDnat, mayMatchDestination, parseNftRuleset, ruleStatement, type NftChain, type NftRule } from './nft-rules.js';
+import {
+  chainPlace,
+  describeNftRule,
+  isNftDnat,
+  mayMatchDestination,
+  nftRuleCounter,
+  parseNftRuleset,
+  ruleStatement,
+  type NftChain,
+  type NftRule,
+} from './nft-rules.js';
+import { plural } from './chains.js';
 import { chainPath, describeTraceStep } from '../trace/nft-trace.js';
 import {
   type Facts,
@@ -39,7 +50,14 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
       if (!shadow || !found) continue;
       const { dnat, via, where } = found;
       const place = chainPlace(chain);
-      const name = (r: NftRule): string => `"${r.text}"${r.handle !== null ? ` (handle ${r.handle})` : ''}`;
+      const name = (r: NftRule): string => {
+        const count = nftRuleCounter(r);
+        const about = [
+          ...(r.handle !== null ? [`handle ${r.handle}`] : []),
+          ...(count !== null ? [`kernel counter: ${plural(count, 'packet')}`] : []),
+        ];
+        return `"${ruleStatement(r)}"${about.length > 0 ? ` (${about.join(', ')})` : ''}`;
+      };
       return {
         cause: 'rule-order',
         severity: 'failure',
@@ -58,9 +76,9 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
           describeTraceStep(step, packet),
           ...via.map(
             (jump) =>
-              `nft -a list ruleset: ${place}: ${jump.rule.text}${jump.rule.handle !== null ? ` # handle ${jump.rule.handle}` : ''}; comes after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request, and leads to ${jump.to}`,
+              `nft -a list ruleset: ${place}: ${describeNftRule(jump.rule)}; comes after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request, and leads to ${jump.to}`,
           ),
-          `nft -a list ruleset: ${chainPlace(where)}: ${dnat.text}${dnat.handle !== null ? ` # handle ${dnat.handle}` : ''}; natproof's reading of the rule text: ` +
+          `nft -a list ruleset: ${chainPlace(where)}: ${describeNftRule(dnat)}; natproof's reading of the rule text: ` +
             `it ${dnat.text.includes('dport') || dnat.text.includes('daddr') ? `covers ${f.result.target}` : 'names no destination'}, but ${via.length > 0 ? `is reached only through ${via.at(-1)?.to}` : 'comes'} after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request`,
         ],
         suggestion: `nft insert rule ${place} ${shadow.handle !== null ? `position ${shadow.handle} ` : ''}${[...via.map((j) => j.matches), ruleStatement(dnat)].filter(Boolean).join(' ')}`,

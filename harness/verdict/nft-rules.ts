@@ -5,6 +5,8 @@
  * evaluated here. Pure.
  */
 
+import { plural } from './chains.js';
+
 export interface NftRule {
   /** The rule as nft prints it, without its `# handle` comment. */
   text: string;
@@ -100,7 +102,22 @@ export function mayMatchDestination(rule: NftRule, address: string, port: number
   return true;
 }
 
-/** A rule written back for `nft add/insert rule`: its counter's values dropped, so a new one starts at 0. */
+/** The packets the rule's counter counted (natproof gives every rule one, rules/nft-counters.ts); null without one. */
+export function nftRuleCounter(rule: NftRule): number | null {
+  const m = /\bcounter packets (\d+) bytes \d+/.exec(rule.text);
+  return m ? Number(m[1]) : null;
+}
+
+/** The rule as the user wrote it and where it is, with the kernel's count of the packets it took: `TEXT # handle 4 (kernel counter: 1 packet)`. */
+export function describeNftRule(rule: NftRule): string {
+  const count = nftRuleCounter(rule);
+  return `${ruleStatement(rule)}${rule.handle !== null ? ` # handle ${rule.handle}` : ''}${count !== null ? ` (kernel counter: ${plural(count, 'packet')})` : ''}`;
+}
+
+/**
+ * A rule written back for `nft add/insert rule`, without its counter: natproof gives every rule
+ * one while it runs (rules/nft-counters.ts), which the user's rule need not have.
+ */
 export function ruleStatement(rule: NftRule): string {
-  return rule.text.replace(/\bcounter packets \d+ bytes \d+/, 'counter');
+  return rule.text.replace(/\s*\bcounter( packets \d+ bytes \d+)?(?=\s|$)/, '').trim();
 }

@@ -196,15 +196,22 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     expect(probe(mistakes, 'rule-order-user-chain', 'internet-to-public')).toMatchObject({ ok: true, diagnosis: null });
   });
 
-  it("rule order in an nft rule set: the kernel's trace shows the accept, the dnat after it is named by handle, and the fix inserts it before", () => {
+  it("rule order in an nft rule set: the kernel's trace and the rule's counter show the accept, the dnat after it is named by handle, and the fix inserts it before", () => {
     const d = diagnosis(mistakes, 'rule-order-nft', 'dmz-to-public');
     expect(d.cause).toBe('rule-order');
-    expect(d.summary).toContain('in ip nat prerouting, the rule "ip saddr 172.16.0.0/24 accept" (handle 3) accepts');
+    // The counter natproof gave each rule corroborates the trace: a nat rule counts a connection's first packet.
+    expect(d.summary).toContain(
+      'in ip nat prerouting, the rule "ip saddr 172.16.0.0/24 accept" (handle 3, kernel counter: 1 packet) accepts',
+    );
     expect(
       line(d, 'nft trace (the kernel): ip nat prerouting: rule ip saddr 172.16.0.0/24 accept # handle 3 (verdict accept)'),
     ).toBeDefined();
     expect(
-      line(d, 'nft -a list ruleset: ip nat prerouting: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4'),
+      // Its one packet is the Internet client's, which it did forward.
+      line(
+        d,
+        'nft -a list ruleset: ip nat prerouting: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4 (kernel counter: 1 packet)',
+      ),
     ).toBeDefined();
     expect(line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself')).toBeDefined();
     // No evidence line says the rule set lacks the dnat rule it has.

@@ -58,9 +58,10 @@ describe('mayMatchDestination', () => {
 });
 
 describe('ruleStatement', () => {
-  it('drops the counter values, so a re-added rule starts counting at 0', () => {
+  it('drops the counter, which natproof gave every rule while it ran and the user need not have written', () => {
     expect(ruleStatement({ text: 'tcp dport 80 counter packets 3 bytes 180 dnat to 10.0.0.1', handle: 4 })).toBe(
-      'tcp dport 80 counter dnat to 10.0.0.1',
+      'tcp dport 80 dnat to 10.0.0.1',
     );
+    expect(ruleStatement({ text: 'ip saddr 10.0.0.0/8 counter accept', handle: 5 })).toBe('ip saddr 10.0.0.0/8 accept');
   });
 });
