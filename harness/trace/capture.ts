@@ -18,6 +18,8 @@ import type { NftChainRules } from '../result/kernel.js';
 import type { Topology } from '../scenario/topology.js';
 import { startNftTrace, type RunningTrace } from './nft-trace.js';
 import { PcapStream, type PcapPacket } from './pcap.js';
+import { Pulse } from './pulse.js';
+import { TcpdumpStats } from './tcpdump-stats.js';
 
 export interface CapturePoint {
   node: NodeRef;
@@ -107,6 +109,8 @@ export async function startCapture(
       // Known before it is ready, so a failure anywhere stops it too.
       points.push(point);
       await tcpdumpReady(point);
+      // Asked now, while the probes have sent nothing.
+      point.stats.askReference();
     }),
     startConntrackEvents(lab).then((c) => {
       conntrack = c;
@@ -227,85 +231,12 @@ function interfaceFilter(interfaces: NodeInterface[]): string {
   return own.map((i) => `ifindex ${i.ifindex}`).join(' or ');
 }
 
-interface CaptureCounts {
-  /** Written to the pcap. */
-  captured: number;
-  /** Handed to tcpdump by the kernel (its filter passed them), dropped ones included. */
-  received: number;
-  dropped: number;
-}
-
-/** Wakes whoever waits when something new arrives. */
-class Pulse {
-  private readonly waiters = new Set<() => void>();
-
-  notify(): void {
-    for (const waiter of [...this.waiters]) waiter();
-  }
-
-  /** Resolves at the next notify, or after `ms`. */
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      this.waiters.add(done);
-    });
-  }
-}
-
-/** tcpdump's counters, as it prints them on SIGUSR1. */
-class TcpdumpStats {
-  private readonly seen: CaptureCounts[] = [];
-  private readonly pulse = new Pulse();
-
-  constructor(private readonly proc: LongProcess) {
-    const stderr = proc.child.stderr;
-    if (stderr) {
-      createInterface({ input: stderr }).on('line', (line) => {
-        const m = /(\d+) packets? captured, (\d+) packets? received by filter, (\d+) packets? dropped by kernel/.exec(line);
-        if (!m) return;
-        this.seen.push({ captured: Number(m[1]), received: Number(m[2]), dropped: Number(m[3]) });
-        this.pulse.notify();
-      });
-    }
-    void proc.exited.then(() => this.pulse.notify());
-  }
-
-  get count(): number {
-    return this.seen.length;
-  }
-
-  /** The counts reported after the first `after`; undefined when none came by the deadline or tcpdump ended. */
-  async next(after: number, deadline: number): Promise<CaptureCounts | undefined> {
-    while (this.seen.length <= after) {
-      if (Date.now() >= deadline || !this.proc.running) return undefined;
-      await this.pulse.wait(deadline - Date.now());
-    }
-    return this.seen[after];
-  }
-}
-
 /**
- * Wait until tcpdump has written every packet the kernel handed it: ask for its counters
- * (SIGUSR1) until captured + dropped reaches received. Bounded; what is still unread then is
- * counted as missing from the capture.
+ * Wait until tcpdump has written every packet the kernel handed it. Bounded; what is still
+ * unread then is counted as missing from the capture.
  */
 async function drainTcpdump(point: RunningPoint): Promise<void> {
-  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-  for (;;) {
-    const asked = point.stats.count;
-    point.proc.signal('SIGUSR1');
-    const counts = await point.stats.next(asked, deadline);
-    if (!counts) return;
-    const unread = counts.received - counts.captured - counts.dropped;
-    point.unread = Math.max(0, unread);
-    if (unread <= 0) return;
-    await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
-  }
+  point.unread = await point.stats.drain(DRAIN_TIMEOUT_MS, DRAIN_POLL_MS);
 }
 
 async function tcpdumpReady({ proc, node }: RunningPoint): Promise<void> {
