@@ -31,6 +31,9 @@ import {
 } from './chains.js';
 import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
+import { nftHairpinSnat } from './nft-fixes.js';
+import { nftMissedDnat } from './nft-missed-dnat.js';
+import { mayMatchDestination, mayMatchOutput, parseNftRuleset } from './nft-rules.js';
 import type { Diagnosis } from '../result/result.js';
 import { parseConntrackEvent } from '../trace/conntrack.js';
 import {
@@ -158,10 +161,7 @@ function replyBypassedRouter(f: Facts): Diagnosis | null {
       `so the server answered the client directly; the reply was never un-DNATed${f.flow.clientRejectedReply ? ' and the client rejected it' : ''}. ` +
       `SNAT the DNATed requests that stay on ${f.client.network} to the router's own address there, so the replies come back through the router.`,
     evidence,
-    suggestion:
-      cidr && routerLeg
-        ? command('nat', '-A', 'POSTROUTING', `-s ${cidr} -d ${cidr} -m conntrack --ctstate DNAT -j SNAT --to ${routerLeg.address}`)
-        : null,
+    suggestion: cidr && routerLeg ? hairpinSnat(f, cidr, routerLeg.address) : null,
   };
 }
 
@@ -204,8 +204,49 @@ function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
         : `net.bridge.bridge-nf-call-iptables = ${netfilter} in the router: bridged frames do not pass iptables or conntrack`,
       ...conntrackLines(f),
     ],
-    suggestion: command('nat', '-A', 'POSTROUTING', `-s ${subnet} -d ${subnet} -m conntrack --ctstate DNAT -j SNAT --to ${bridge.address}`),
+    suggestion: hairpinSnat(f, subnet, bridge.address),
   };
+}
+
+/**
+ * A forward to a server behind the same router interface as the client needs the hairpin SNAT
+ * too, or the next run fails with the reply bypassing the router: the fix says both.
+ */
+function withHairpin(f: Facts, dnatFix: string, to: string): string {
+  const [address = '', port] = to.split(':');
+  const server = hostAt(f.topology, address);
+  const leg = routerOn(f.topology.router, f.client.network);
+  const subnet = f.topology.networks.find((n) => n.name === f.client.network)?.subnet;
+  if (!server || !leg || !subnet || routerOn(f.topology.router, server.network)?.name !== leg.name) return dnatFix;
+  if (hasHairpinSnat(f, leg.name, { address: server.address, port: port ? Number(port) : f.target.port })) return dnatFix;
+  return `${dnatFix}\n${hairpinSnat(f, `${subnet.address}/${subnet.prefix}`, leg.address)}`;
+}
+
+/** natproof's reading of the rules: would the client's request, DNATed to `server`, be SNATed on its way out of `out`? */
+function hasHairpinSnat(f: Facts, out: string, server: { address: string; port: number }): boolean {
+  const nft = f.evidence.router.nftRuleset;
+  if (nft) {
+    return parseNftRuleset(nft).some(
+      (c) =>
+        c.type === 'nat' &&
+        c.hook === 'postrouting' &&
+        c.rules.some(
+          (r) => /\b(snat|masquerade)\b/.test(r.text) && mayMatchDestination(r, server.address, server.port) && mayMatchOutput(r, out),
+        ),
+    );
+  }
+  if (!f.prerouting) return false;
+  const packet = { ...f.prerouting, out, dst: server.address, dport: server.port, ctstate: ['NEW', 'DNAT'] };
+  const target = walkChain(f.evidence.router.rules, f.evidence.router.policies, 'nat', 'POSTROUTING', packet).decidedBy?.parsed.target;
+  return target === 'SNAT' || target === 'MASQUERADE';
+}
+
+/** SNAT the DNATed requests that stay on `cidr` to the router's address there, in the rule set's own language. */
+function hairpinSnat(f: Facts, cidr: string, routerAddress: string): string {
+  const nft = f.evidence.router.nftRuleset;
+  return nft
+    ? nftHairpinSnat(parseNftRuleset(nft), cidr, routerAddress)
+    : command('nat', '-A', 'POSTROUTING', `-s ${cidr} -d ${cidr} -m conntrack --ctstate DNAT -j SNAT --to ${routerAddress}`);
 }
 
 /**
@@ -285,7 +326,10 @@ function noDnatMatch(f: Facts): Diagnosis {
       "which DNAT rule missed is not named: the kernel's counters do not show where natproof's reading of the rule text sends this request",
     );
   }
-  if (dnats.length === 0) ruleLines.push(...nftOr(f, 'nat PREROUTING has no DNAT or REDIRECT rule, in itself or in a chain it jumps to'));
+  const nftRuleset = f.evidence.router.nftRuleset;
+  const nft = nftRuleset ? nftMissedDnat(f, nftRuleset) : null;
+  if (nft) ruleLines.push(...nft.evidence);
+  else if (dnats.length === 0) ruleLines.push('nat PREROUTING has no DNAT or REDIRECT rule, in itself or in a chain it jumps to');
   const arrivedOn = f.arrival ? routerInterface(f.arrival) : undefined;
   const misses = (s: RuleStep): number => (s.verdict.result === 'no-match' ? s.verdict.because.length : 0);
   const closest = [...dnats].sort((a, b) => misses(a) - misses(b))[0];
@@ -307,14 +351,22 @@ function noDnatMatch(f: Facts): Diagnosis {
       ...traceLines(f),
       ...ruleLines,
     ],
-    suggestion: to
-      ? command(
-          'nat',
-          '-A',
-          'PREROUTING',
-          `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j DNAT --to ${to}`,
-        )
-      : null,
+    suggestion: nft
+      ? nft.suggestion && nft.to
+        ? withHairpin(f, nft.suggestion, nft.to)
+        : null
+      : to
+        ? withHairpin(
+            f,
+            command(
+              'nat',
+              '-A',
+              'PREROUTING',
+              `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j DNAT --to ${to}`,
+            ),
+            to,
+          )
+        : null,
   };
 }
 

@@ -3,7 +3,7 @@
  * gather), and the small readings every cause shares: hops as evidence lines, conntrack lines,
  * the DNAT that took the request, the router's answer. Pure.
  */
-import { routerAddresses, type Host, type Topology } from '../scenario/topology.js';
+import { routerAddresses, type Host, type Router, type Topology } from '../scenario/topology.js';
 import type { HostEvidence, IptablesRule, KernelEvidence } from '../result/kernel.js';
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import { counted, describePolicy, describeRule, plural, walkChain, type ChainWalk, type RuleStep } from './chains.js';
@@ -92,7 +92,7 @@ export function gather(input: DiagnosisInput): Facts {
   const prerouting: HookPacket | undefined =
     arrival && from
       ? {
-          in: routerInterface(arrival),
+          in: ipInterface(topology.router, arrival),
           protocol: result.kind === 'udp' ? 'udp' : 'tcp',
           src: from.address,
           dst: target.address,
@@ -173,6 +173,15 @@ export function isRouter(hop: Hop): boolean {
 
 export function routerInterface(hop: Hop | undefined): string | undefined {
   return hop?.place.kind === 'router' ? hop.place.iface : undefined;
+}
+
+/**
+ * The interface the router's IP layer, and so netfilter's `-i`/`iifname`, sees a packet on: a
+ * bridge port's packets are the bridge's.
+ */
+export function ipInterface(router: Pick<Router, 'bridges'>, hop: Hop | undefined): string | undefined {
+  const iface = routerInterface(hop);
+  return router.bridges.find((b) => b.ports.some((p) => p.name === iface))?.name ?? iface;
 }
 
 export function hostOf(hop: Hop): string | undefined {

@@ -4,11 +4,15 @@ import {
   chainPlace,
   describeNftRule,
   isNftDnat,
+  jumpOf,
+  MAX_JUMP_DEPTH,
   mayMatchDestination,
+  mayMatchInterface,
   nftRuleCounter,
   parseNftRuleset,
   ruleStatement,
   type NftChain,
+  type JumpStep,
   type NftRule,
 } from './nft-rules.js';
 import { plural } from './chains.js';
@@ -16,7 +20,7 @@ import { chainPath, describeTraceStep } from '../trace/nft-trace.js';
 import {
   type Facts,
   hopLines,
-  routerInterface,
+  ipInterface,
   routerAnswerText,
   routerAnswer,
   conntrackLines,
@@ -46,7 +50,7 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
       const at = chain?.rules.findIndex((r) => (step.handle !== null ? r.handle === step.handle : r.text === step.text)) ?? -1;
       if (!chain || at < 0) continue;
       const shadow = chain.rules[at];
-      const found = dnatAfter(chains, chain, at, { ...f.target, iface: routerInterface(f.arrival) });
+      const found = dnatAfter(chains, chain, at, { ...f.target, iface: ipInterface(f.topology.router, f.arrival) });
       if (!shadow || !found) continue;
       const { dnat, via, where } = found;
       const place = chainPlace(chain);
@@ -88,16 +92,6 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
   return null;
 }
 
-/** A jump (or goto) on the way to the dnat: its rule, its target, and the matches before its verdict. */
-interface JumpStep {
-  rule: NftRule;
-  to: string;
-  matches: string;
-}
-
-/** Chains are followed at most this deep: nft itself refuses loops, so this only bounds the walk. */
-const MAX_JUMP_DEPTH = 16;
-
 /**
  * The first dnat (or redirect) for the target after rule `at` of `chain`: in the chain itself, or
  * in a chain that a later rule jumps or goes to (and so on), with the jumps that lead there.
@@ -112,27 +106,10 @@ function dnatAfter(
   for (const rule of chain.rules.slice(at + 1)) {
     if (!mayMatchInterface(rule, target.iface)) continue;
     if (isNftDnat(rule) && mayMatchDestination(rule, target.address, target.port)) return { dnat: rule, via: [], where: chain };
-    const jump = JUMP.exec(rule.text);
+    const jump = jumpOf(chains, chain, rule);
     if (!jump || depth >= MAX_JUMP_DEPTH) continue;
-    const next = chains.find((c) => c.family === chain.family && c.table === chain.table && c.name === jump[2]);
-    if (!next) continue;
-    const inner = dnatAfter(chains, next, -1, target, depth + 1);
-    // The jump's own matches go with the dnat when it is moved; its counter does not.
-    const matches = (jump[1] ?? '').replace(/\bcounter( packets \d+ bytes \d+)?/, '').trim();
-    if (inner) return { ...inner, via: [{ rule, to: chainPlace(next), matches }, ...inner.via] };
+    const inner = dnatAfter(chains, jump.chain, -1, target, depth + 1);
+    if (inner) return { ...inner, via: [jump.step, ...inner.via] };
   }
   return null;
-}
-
-/** `<matches> jump|goto <chain>`, with nft's trailing comment if any. */
-const JUMP = /^(.*?)\s*\b(?:jump|goto) (\S+)(?:\s+comment\s+"[^"]*")?$/;
-
-/** natproof's reading of a rule's input interface match: one that names another interface cannot match. */
-function mayMatchInterface(rule: NftRule, iface: string | undefined): boolean {
-  const m = /\biifname (!= )?(?:"([^"]+)"|(\S+))/.exec(rule.text);
-  // Not read: a negation, a set of names, or an arrival natproof did not see.
-  if (!m || m[1] || m[3]?.startsWith('{') || iface === undefined) return true;
-  const name = m[2] ?? m[3] ?? '';
-  // nft's wildcard: a trailing * matches any suffix.
-  return name.endsWith('*') ? iface.startsWith(name.slice(0, -1)) : name === iface;
 }

@@ -121,3 +121,73 @@ export function describeNftRule(rule: NftRule): string {
 export function ruleStatement(rule: NftRule): string {
   return rule.text.replace(/\s*\bcounter( packets \d+ bytes \d+)?(?=\s|$)/, '').trim();
 }
+
+/** A jump (or goto) on the way to a rule: its rule, its target, and the matches before its verdict. */
+export interface JumpStep {
+  rule: NftRule;
+  /** The chain that holds the jump, and the chain it leads to: `inet fw4 dstnat`. */
+  from: string;
+  to: string;
+  matches: string;
+}
+
+/** Chains are followed at most this deep: nft itself refuses loops, so this only bounds the walk. */
+export const MAX_JUMP_DEPTH = 16;
+
+/** `<matches> jump|goto <chain>`, with nft's trailing comment if any. */
+const JUMP = /^(.*?)\s*\b(?:jump|goto) (\S+)(?:\s+comment\s+"[^"]*")?$/;
+
+/** The chain a rule jumps or goes to, in the same table, and the step that records it. */
+export function jumpOf(chains: readonly NftChain[], from: NftChain, rule: NftRule): { chain: NftChain; step: JumpStep } | null {
+  const jump = JUMP.exec(rule.text);
+  if (!jump) return null;
+  const chain = chains.find((c) => c.family === from.family && c.table === from.table && c.name === jump[2]);
+  // The jump's own matches go with a rule that is moved out of its chain; its counter does not.
+  const matches = (jump[1] ?? '').replace(/\bcounter( packets \d+ bytes \d+)?/, '').trim();
+  return chain ? { chain, step: { rule, from: chainPlace(from), to: chainPlace(chain), matches } } : null;
+}
+
+/** natproof's reading of a rule's input interface match: one that names another interface cannot match. */
+export function mayMatchInterface(rule: NftRule, iface: string | undefined): boolean {
+  const m = /\biifname (!= )?(?:"([^"]+)"|(\S+))/.exec(rule.text);
+  // Not read: a negation, a set of names, or an arrival natproof did not see.
+  if (!m || m[1] || m[3]?.startsWith('{') || iface === undefined) return true;
+  const name = m[2] ?? m[3] ?? '';
+  // nft's wildcard: a trailing * matches any suffix.
+  return name.endsWith('*') ? iface.startsWith(name.slice(0, -1)) : name === iface;
+}
+
+/** natproof's reading of a rule's output interface match, as mayMatchInterface reads the input's. */
+export function mayMatchOutput(rule: NftRule, iface: string): boolean {
+  const m = /\boifname (!= )?(?:"([^"]+)"|(\S+))/.exec(rule.text);
+  if (!m || m[1] || m[3]?.startsWith('{')) return true;
+  const name = m[2] ?? m[3] ?? '';
+  return name.endsWith('*') ? iface.startsWith(name.slice(0, -1)) : name === iface;
+}
+
+/** A dnat (or redirect) rule, the chain it is in, and the jumps from a nat prerouting base chain to it. */
+export interface ReachedDnat {
+  rule: NftRule;
+  where: NftChain;
+  via: JumpStep[];
+}
+
+/** Every dnat and redirect rule that nat prerouting reaches, in its own chains or through jumps. */
+export function reachableDnats(chains: readonly NftChain[]): ReachedDnat[] {
+  const found: ReachedDnat[] = [];
+  const walk = (chain: NftChain, via: JumpStep[]): void => {
+    for (const rule of chain.rules) {
+      if (isNftDnat(rule)) found.push({ rule, where: chain, via });
+      const jump = jumpOf(chains, chain, rule);
+      if (jump && via.length < MAX_JUMP_DEPTH) walk(jump.chain, [...via, jump.step]);
+    }
+  };
+  for (const base of chains.filter((c) => c.type === 'nat' && c.hook === 'prerouting')) walk(base, []);
+  return found;
+}
+
+/** Where a dnat rule sends the request: `192.168.1.10:8080`; null for a redirect or a map. */
+export function nftDnatTarget(rule: NftRule): string | null {
+  const m = /\bdnat (?:ip )?to ([\d.]+(?::\d+)?)(?=\s|$)/.exec(rule.text);
+  return m?.[1] ?? null;
+}

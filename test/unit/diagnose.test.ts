@@ -227,6 +227,19 @@ describe('diagnoseProbe', () => {
     expect(d.cause).toBe('reply-bypassed-router');
     expect(line(d, 'nft: oifname "eth1" masquerade # handle 4')).toBeDefined();
     expect(line(d, 'is empty')).toBeUndefined();
+    // The fix is an nft rule, in the rule set's own postrouting chain.
+    expect(d.suggestion).toBe(
+      'nft add rule ip nat postrouting ip saddr 172.16.0.0/24 ip daddr 172.16.0.0/24 ct status dnat snat ip to 172.16.0.254',
+    );
+    // A rule set without a nat postrouting chain is told how to make one.
+    const bare = diagnose(result(DMZ_CLIENT), f, evidence('', { nftRuleset: 'table inet filter { # handle 1\n}' }));
+    expect(bare.suggestion).toBe(
+      [
+        'nft add table ip nat',
+        "nft add chain ip nat postrouting '{ type nat hook postrouting priority srcnat; }'",
+        'nft add rule ip nat postrouting ip saddr 172.16.0.0/24 ip daddr 172.16.0.0/24 ct status dnat snat ip to 172.16.0.254',
+      ].join('\n'),
+    );
   });
 
   it('no DNAT rule matched: the router answered itself; the rule that missed says why; the fix forwards the probe address', () => {
@@ -256,6 +269,7 @@ describe('diagnoseProbe', () => {
     expect(
       line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself, so no DNAT rule took this connection'),
     ).toBeDefined();
+    // The server is on the client's own network, and the rules already have the hairpin SNAT it needs.
     expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p tcp --dport 80 -j DNAT --to 172.16.0.1');
   });
 
@@ -331,7 +345,10 @@ describe('diagnoseProbe', () => {
     ).toBeDefined();
     // `-p udp` holds for a UDP query: the one option that missed is the interface.
     expect(line(d, "natproof's reading of the rule text: does not match: -i eth1: it came in on eth2")).toBeDefined();
-    expect(d.suggestion).toBe('iptables -t nat -A PREROUTING -d 100.0.0.254 -p udp --dport 53 -j DNAT --to 172.16.0.1');
+    // The server is on the client's own network: without the hairpin SNAT the forward would fail next.
+    expect(d.suggestion).toBe(
+      'iptables -t nat -A PREROUTING -d 100.0.0.254 -p udp --dport 53 -j DNAT --to 172.16.0.1\niptables -t nat -A POSTROUTING -s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254',
+    );
   });
 
   it('no DNAT rule matched, uncorroborated: without a counter where the reading sends the request, no rule is named as the one that missed', () => {
@@ -859,14 +876,44 @@ describe('diagnoseProbe: nft rule order, and the router’s own INPUT and OUTPUT
       jumped('iifname "eth1" jump dstnat_fwd'),
     );
     expect(d.cause).toBe('no-dnat-match');
+    // The dnat exists, with its counter; what kept this request from it is the jump for eth1.
+    expect(
+      line(
+        d,
+        'nft -a list ruleset: ip nat dstnat_fwd: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4',
+        'it covers 100.0.0.254:80, but is reached only through "iifname "eth1" jump dstnat_fwd" in ip nat prerouting, and this request came in on eth2',
+      ),
+    ).toBeDefined();
+    expect(d.suggestion).toBe('nft insert rule ip nat prerouting ip daddr 100.0.0.254 tcp dport 80 dnat ip to 172.16.0.1');
   });
 
   it('no nft rule order without the kernel: with no trace of the accept, the cause stays no-dnat-match', () => {
     const d = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }), refusedByRouter(), nftEvidence([]));
     expect(d.cause).toBe('no-dnat-match');
     // The dnat rule exists: the evidence quotes it, never says the rule set has none.
-    expect(line(d, 'nft: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4')).toBeDefined();
-    expect(d.evidence.filter((l) => /has no dnat/.test(l))).toEqual([]);
+    expect(
+      line(
+        d,
+        'nft -a list ruleset: ip nat prerouting: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4',
+        "natproof's reading of the rule text: it covers 100.0.0.254:80 by destination address and port",
+      ),
+    ).toBeDefined();
+    expect(d.evidence.filter((l) => /has no dnat|reaches no dnat/.test(l))).toEqual([]);
+    // In the rule set's own language and chain; its postrouting chain has the hairpin snat already.
+    expect(d.suggestion).toBe('nft insert rule ip nat prerouting ip daddr 100.0.0.254 tcp dport 80 dnat ip to 172.16.0.1');
+    // Without that snat, the fix says both.
+    const e = nftEvidence([]);
+    const bare = diagnose(result(DMZ_CLIENT, { error: 'refused', conntrack: [UNTRANSLATED] }), refusedByRouter(), {
+      ...e,
+      router: {
+        ...e.router,
+        nftRuleset: NFT_RULESET.replace(/\n\t\tip saddr 172.16.0.0\/24 ip daddr 172.16.0.0\/24 ct status dnat snat[^\n]*/, ''),
+      },
+    });
+    expect(bare.suggestion).toBe(
+      'nft insert rule ip nat prerouting ip daddr 100.0.0.254 tcp dport 80 dnat ip to 172.16.0.1\n' +
+        'nft add rule ip nat postrouting ip saddr 172.16.0.0/24 ip daddr 172.16.0.0/24 ct status dnat snat ip to 172.16.0.254',
+    );
   });
 
   it('no nft rule order when the dnat after the accept is for another port', () => {
