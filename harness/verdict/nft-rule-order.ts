@@ -85,7 +85,9 @@ export function nftRuleOrder(f: Facts): Diagnosis | null {
           `nft -a list ruleset: ${chainPlace(where)}: ${describeNftRule(dnat)}; natproof's reading of the rule text: ` +
             `it ${dnat.text.includes('dport') || dnat.text.includes('daddr') ? `covers ${f.result.target}` : 'names no destination'}, but ${via.length > 0 ? `is reached only through ${via.at(-1)?.to}` : 'comes'} after the rule that ${step.verdict === 'accept' ? 'accepted' : 'returned'} the request`,
         ],
-        suggestion: `nft insert rule ${place} ${shadow.handle !== null ? `position ${shadow.handle} ` : ''}${[...via.map((j) => j.matches), ruleStatement(dnat)].filter(Boolean).join(' ')}`,
+        // By index, not handle: handles change when the rule set is loaded again, so only an index
+        // holds in a rules file as well as on the running router.
+        suggestion: `nft insert rule ${place} index ${at} ${[...via.map((j) => j.matches), ruleStatement(dnat)].filter(Boolean).join(' ')}`,
       };
     }
   }

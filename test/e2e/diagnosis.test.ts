@@ -70,17 +70,19 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   let own: RunResult;
   let dmz: RunResult;
   let fw4: RunResult;
-  /** The runs with the suggested fixes applied: hairpin on dmz-three-network, then rule-mistakes. */
-  let fixed: Promise<[RunResult, RunResult]>;
+  /** The runs with the suggested fixes applied: hairpin on dmz-three-network, rule-mistakes, and fw4's nft. */
+  let fixed: Promise<[RunResult, RunResult, RunResult]>;
 
   beforeAll(async () => {
     // Independent topologies run side by side, and each fix run starts as soon as the run whose
     // suggestions it applies is done.
     const mistakesRun = run(MISTAKES);
     const dmzRun = run(DMZ, { rulesets: ['dnat-only'] });
+    const fw4Run = run(FW4);
     fixed = Promise.all([
       dmzRun.then(runHairpinFix),
       mistakesRun.then(async (m) => run(MISTAKES, {}, withRuleFixes(await loadScenario(MISTAKES), m))),
+      fw4Run.then(async (m) => run(FW4, {}, withRuleFixes(await loadScenario(FW4), m))),
     ]);
     // Awaited by the fixes' own tests; a failure here already fails the runs it depends on.
     fixed.catch(() => {});
@@ -91,7 +93,7 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
       run(FIREWALL),
       run(OWN),
       dmzRun,
-      run(FW4),
+      fw4Run,
     ]);
     for (const [file, result] of [
       [MISTAKES, mistakes],
@@ -216,7 +218,7 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
     expect(line(d, 'conntrack (the kernel): the reply is expected from 100.0.0.254 itself')).toBeDefined();
     // No evidence line says the rule set lacks the dnat rule it has.
     expect(d.evidence.filter((l) => /has no (dnat|DNAT)|no DNAT or REDIRECT rule/.test(l))).toEqual([]);
-    expect(d.suggestion).toBe('nft insert rule ip nat prerouting position 3 ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1');
+    expect(d.suggestion).toBe('nft insert rule ip nat prerouting index 0 ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1');
     expect(probe(mistakes, 'rule-order-nft', 'internet-to-public')).toMatchObject({ ok: true, diagnosis: null });
   });
 
@@ -434,10 +436,11 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
   describe('the suggested fixes', () => {
     let hairpinFixed: RunResult;
     let mistakesFixed: RunResult;
+    let fw4Fixed: RunResult;
 
     // The fix runs start as soon as the runs they fix end, beside the others: on a loaded machine they may end well after them.
     beforeAll(async () => {
-      [hairpinFixed, mistakesFixed] = await fixed;
+      [hairpinFixed, mistakesFixed, fw4Fixed] = await fixed;
     }, 240_000);
 
     it('the hairpin SNAT suggested for dnat-only makes the DMZ client, and every other probe, pass', () => {
@@ -460,11 +463,22 @@ describe.skipIf(netnsUnavailable)(`diagnosis on netns${netnsUnavailable ? ` (ski
         'forward-dropped',
         'server-refused',
         'snat-router-originated',
+        'rule-order-nft',
       ]);
       expect(mistakesFixed.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual(
         [],
       );
       expect(mistakesFixed.rulesets.flatMap((r) => r.warnings)).toEqual([]);
+    });
+
+    it('the nft fix suggested for fw4 without reflection (a dnat and the hairpin snat, in fw4’s own chains) makes the LAN client pass', () => {
+      expect(fw4Fixed.rulesets.map((r) => r.name)).toEqual(['no-reflection']);
+      expect(fw4Fixed.probes.filter((p) => !p.expectationsMet).map((p) => `${p.ruleset}/${p.name}: ${p.failures.join('; ')}`)).toEqual([]);
+      expect(probe(fw4Fixed, 'no-reflection', 'lan-to-forward')).toMatchObject({
+        ok: true,
+        serverSaw: '192.168.1.1',
+        bypassedRouter: false,
+      });
     });
   });
 
@@ -529,8 +543,10 @@ describe.skipIf(dockerUnavailable)(
 );
 
 /**
- * The scenario's rule sets whose fix is an iptables rule, each with its suggestions appended and
- * the rule set's recorded failures dropped, so the probes' own expectations apply.
+ * The scenario's rule sets whose fix is in their own language (iptables commands, or nft commands
+ * for an nft rule set, which `nft -f` reads without the `nft` and the shell's quotes), each with its
+ * suggestions appended and the rule set's recorded failures dropped, so the probes' own
+ * expectations apply.
  */
 function withRuleFixes(topology: Topology, result: RunResult): Topology {
   const fixes = new Map<string, Set<string>>();
@@ -539,9 +555,19 @@ function withRuleFixes(topology: Topology, result: RunResult): Topology {
     ...result.rulesets.flatMap((r) => r.warnings.map((d) => ({ ruleset: r.name, d }))),
   ];
   for (const { ruleset, d } of diagnoses) {
-    if (!d.suggestion?.startsWith('iptables ')) continue;
+    const format = topology.rulesets.find((r) => r.name === ruleset)?.rules.format;
+    const fix =
+      format === 'nft' && d.suggestion?.startsWith('nft ')
+        ? d.suggestion
+            .split('\n')
+            .map((l) => l.replace(/^nft /, '').replaceAll("'", ''))
+            .join('\n')
+        : format !== 'nft' && d.suggestion?.startsWith('iptables ')
+          ? d.suggestion
+          : null;
+    if (!fix) continue;
     const set = fixes.get(ruleset) ?? new Set<string>();
-    set.add(d.suggestion);
+    set.add(fix);
     fixes.set(ruleset, set);
   }
   return {

@@ -840,7 +840,7 @@ describe('diagnoseProbe: nft rule order, and the router’s own INPUT and OUTPUT
     expect(
       line(d, 'nft -a list ruleset: ip nat prerouting: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4'),
     ).toBeDefined();
-    expect(d.suggestion).toBe('nft insert rule ip nat prerouting position 3 ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1');
+    expect(d.suggestion).toBe('nft insert rule ip nat prerouting index 0 ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1');
   });
 
   /** The port forward kept in a chain a later rule jumps to, as firewall front-ends (fw4's dstnat_wan) keep them. */
@@ -865,7 +865,7 @@ describe('diagnoseProbe: nft rule order, and the router’s own INPUT and OUTPUT
       line(d, 'nft -a list ruleset: ip nat dstnat_fwd: ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1 # handle 4'),
     ).toBeDefined();
     expect(d.suggestion).toBe(
-      'nft insert rule ip nat prerouting position 3 iifname "eth2" ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1',
+      'nft insert rule ip nat prerouting index 0 iifname "eth2" ip daddr 100.0.0.254 tcp dport 80 dnat to 172.16.0.1',
     );
   });
 
