@@ -6,7 +6,7 @@
  * mid-run and must leave nothing behind. The project lives in a temporary directory, removed after.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,6 +114,23 @@ it('gives up on a run mid-way', { timeout: 2500 }, async () => {
 }
 
 /**
+ * The TypeScript of README's "In your own test suite", in order: a test file, a lab test (a
+ * fragment: its imports are the first file's), and the vitest config. The consumer runs them as
+ * written, so the README's code is tested code.
+ */
+function readmeExamples(): { tests: string; lab: string; config: string } {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('### In your own test suite');
+  const section = readme.slice(start, readme.indexOf('\n## ', start));
+  const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  const [tests, lab, config] = blocks;
+  if (start < 0 || !tests?.includes('firewall.test.ts') || !lab?.includes('up(') || !config?.includes('defineConfig')) {
+    throw new Error(`README's "In your own test suite" no longer has its three examples: ${blocks.length} TypeScript blocks`);
+  }
+  return { tests, lab: `import { expect, it } from 'vitest';\nimport 'natproof/vitest';\n${lab}`, config };
+}
+
+/**
  * A command's exit status and output. Asynchronous: npm and the consumer's vitest take minutes,
  * and a blocked event loop would starve this worker's own vitest messages.
  */
@@ -150,12 +167,10 @@ describe.skipIf(netnsUnavailable)(`natproof in another project${netnsUnavailable
         devDependencies: { natproof: `file:../${tarball}`, vitest: VITEST_VERSION },
       }),
     );
-    writeFileSync(
-      join(project, 'vitest.config.ts'),
-      `import { defineConfig } from 'vitest/config';
-export default defineConfig({ test: { globalSetup: ['natproof/vitest/setup'], testTimeout: 60_000, hookTimeout: 60_000, pool: 'forks' } });
-`,
-    );
+    const readme = readmeExamples();
+    writeFileSync(join(project, 'vitest.config.ts'), readme.config);
+    writeFileSync(join(project, 'firewall.test.ts'), readme.tests);
+    writeFileSync(join(project, 'lab.test.ts'), readme.lab);
     writeFileSync(join(project, 'shop.yaml'), SHOP_YAML);
     writeFileSync(join(project, 'rules.test.ts'), consumerTests(ids));
     writeFileSync(join(project, 'abandoned.test.ts'), abandonedTest(ids.abandoned));
@@ -167,6 +182,8 @@ export default defineConfig({ test: { globalSetup: ['natproof/vitest/setup'], te
       INSTALL_TIMEOUT_MS,
     );
     expect(install.status, install.output).toBe(0);
+    // The lab example names a shipped scenario by a path of the project's own.
+    cpSync(join(project, 'node_modules/natproof/scenarios'), join(project, 'scenarios'), { recursive: true });
   }, PACK_TIMEOUT_MS + INSTALL_TIMEOUT_MS);
 
   afterAll(() => {
@@ -190,6 +207,21 @@ export default defineConfig({ test: { globalSetup: ['natproof/vitest/setup'], te
       expect(r.output).toMatch(/Tests +2 passed \(2\)/);
       expect(r.status, r.output).toBe(0);
       expect([...leftBehind(ids.object), ...leftBehind(ids.yaml)]).toEqual([]);
+    },
+    SUITE_TIMEOUT_MS,
+  );
+
+  it(
+    "runs README's examples as written: the test file, the lab, and the vitest config",
+    async () => {
+      const r = await run(
+        process.execPath,
+        ['node_modules/vitest/vitest.mjs', 'run', 'firewall.test.ts', 'lab.test.ts'],
+        project,
+        SUITE_TIMEOUT_MS,
+      );
+      expect(r.output).toMatch(/Tests +4 passed \(4\)/);
+      expect(r.status, r.output).toBe(0);
     },
     SUITE_TIMEOUT_MS,
   );
