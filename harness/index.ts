@@ -21,5 +21,6 @@ export type * from './result/kernel.js';
 export { renderRun } from './report/terminal.js';
 export { renderHtml } from './report/html.js';
 export { renderMarkdown } from './report/markdown.js';
+export { renderPrMarkdown, type PrMarkdownOptions } from './report/pr-markdown.js';
 export { renderJunit } from './report/junit.js';
 export { NatproofError, ScenarioError, RuleError, HostError, CommandError, UsageError, type SourcePosition } from './errors.js';

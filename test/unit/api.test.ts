@@ -56,6 +56,7 @@ describe('the public API', () => {
         'renderHtml',
         'renderJunit',
         'renderMarkdown',
+        'renderPrMarkdown',
         'renderRun',
         'runScenario',
         'up',
@@ -82,6 +83,10 @@ describe('the public API', () => {
     expect(natproof.renderRun(result, { color: false })).toContain('dmz-to-public');
     expect(natproof.renderHtml(result)).toMatch(/^<!doctype html>/i);
     expect(natproof.renderMarkdown(result)).toContain('| **hairpin** |');
+    // The compact form for a PR comment: only what failed, and where the artifacts are.
+    const comment = natproof.renderPrMarkdown(result, { artifact: { name: 'natproof-report', url: 'https://ci.example/run/1' } });
+    expect(comment).toContain('natproof-report');
+    expect(comment.length).toBeLessThan(natproof.renderMarkdown(result).length);
     expect(natproof.renderJunit(result)).toContain('<testsuite name="dmz-three-network.hairpin"');
   });
 
