@@ -201,6 +201,37 @@ describe.skipIf(netnsUnavailable)(`natproof in another project${netnsUnavailable
   });
 
   it(
+    'type-checks: the published types carry the API and the matchers to a strict TypeScript project',
+    async () => {
+      writeFileSync(
+        join(project, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            target: 'es2022',
+            lib: ['es2022', 'esnext.disposable'],
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            noEmit: true,
+            skipLibCheck: true,
+            types: ['node'],
+          },
+          include: ['*.ts'],
+        }),
+      );
+      const r = await run(
+        process.execPath,
+        [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'],
+        project,
+        SUITE_TIMEOUT_MS,
+      );
+      expect(r.output).toBe('');
+      expect(r.status).toBe(0);
+    },
+    SUITE_TIMEOUT_MS,
+  );
+
+  it(
     'runs a scenario object and a YAML scenario through the matchers, a failing matcher shows the ladder',
     async () => {
       const r = await run(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', 'rules.test.ts'], project, SUITE_TIMEOUT_MS);
