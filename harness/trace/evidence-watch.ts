@@ -9,8 +9,13 @@
  * takes the same conntrack entry and the same path back, so the connection can never complete:
  * the client would report `timeout` at its probe timeout, and reports it now.
  *
- * A RST or an ICMP error answering the SYN needs no watch: the client's connect fails on it at
- * once, and the client's own error is the verdict's.
+ * The same for a UDP probe: its single query was answered from another address or port than the
+ * one the client's connected socket sent to, and the client's kernel answered that with an ICMP
+ * port unreachable. The probe sends one datagram and the server answers it once, so no answer
+ * the socket accepts can follow.
+ *
+ * A RST or an ICMP error answering the SYN (or the query) needs no watch: the client's socket
+ * fails on it at once, and the client's own error is the verdict's.
  */
 import type { NodeInterface, NodeRef } from '../backend/backend.js';
 import type { ProbeError } from '../result/result.js';
@@ -26,6 +31,7 @@ export interface EvidenceDecision {
 
 /** A probe the watch follows: from a host (the router's own connections are not watched). */
 export interface WatchedProbe {
+  kind: 'tcp' | 'udp';
   client: string;
   clientAddress: string;
   clientPort: number;
@@ -61,12 +67,13 @@ export class EvidenceWatch {
     ) as ProbeState[];
   }
 
-  /** The run's TCP probes from hosts, by index. */
+  /** The run's probes from hosts, by index. */
   static probesOf(topology: Topology, ports: readonly number[]): Array<WatchedProbe | undefined> {
     return topology.probes.map((probe, i) => {
       const host = topology.hosts.find((h) => h.name === probe.from);
-      if (!host || probe.kind === 'udp') return undefined;
-      return { client: host.name, clientAddress: host.address, clientPort: ports[i]!, target: probe.target };
+      if (!host) return undefined;
+      const kind = probe.kind === 'udp' ? 'udp' : 'tcp';
+      return { kind, client: host.name, clientAddress: host.address, clientPort: ports[i]!, target: probe.target };
     });
   }
 
@@ -76,9 +83,10 @@ export class EvidenceWatch {
     // Only a segment shows a host's own packets: the router's capture cannot tell what a client saw.
     if (point.node.kind !== 'segment') return;
     for (const s of sightings([{ node: point.node, interfaces: point.interfaces, packets }])) {
-      if (!s.packet.tcp) continue;
       this.states.forEach((state, index) => {
-        if (state && !state.decided && state.probe.client === s.node) this.see(state, index, s);
+        if (!state || state.decided || state.probe.client !== s.node) return;
+        if (state.probe.kind === 'tcp') this.seeTcp(state, index, s);
+        else this.seeUdp(state, index, s);
       });
     }
   }
@@ -88,8 +96,9 @@ export class EvidenceWatch {
     this.closed = true;
   }
 
-  private see(state: ProbeState, index: number, s: Sighting): void {
-    const tcp = s.packet.tcp!;
+  private seeTcp(state: ProbeState, index: number, s: Sighting): void {
+    const tcp = s.packet.tcp;
+    if (!tcp) return;
     const { probe } = state;
     const client = `${probe.clientAddress}:${probe.clientPort}`;
     const target = `${probe.target.address}:${probe.target.port}`;
@@ -109,4 +118,26 @@ export class EvidenceWatch {
     const answersSyn = tcp.flags.syn && tcp.flags.ack && state.isn !== undefined && tcp.ack === (state.isn + 1) % SEQ_MOD;
     if (s.hop.direction === 'in' && s.hop.dst === client && answersSyn && s.hop.src !== target) state.strangers.add(s.hop.src);
   }
+
+  private seeUdp(state: ProbeState, index: number, s: Sighting): void {
+    const { probe } = state;
+    const client = `${probe.clientAddress}:${probe.clientPort}`;
+    const target = `${probe.target.address}:${probe.target.port}`;
+    if (s.packet.udp && s.hop.direction === 'in' && s.hop.dst === client && s.hop.src !== target) {
+      state.strangers.add(s.hop.src);
+      return;
+    }
+    // The ICMP error reads as a hop from the client to the stranger (hop-label.ts).
+    const icmp = s.packet.icmp;
+    const portUnreachable = icmp?.type === 3 && icmp.code === 3 && icmp.inner?.protocol === UDP;
+    if (portUnreachable && s.hop.direction === 'out' && s.hop.src === client && state.strangers.has(s.hop.dst)) {
+      state.decided = true;
+      this.decide(index, {
+        error: 'timeout',
+        detail: `the answer came from ${s.hop.dst}, not ${target}, and the client's kernel refused it (ICMP port unreachable): the one query has had its one answer, so it would time out (decided from the capture, before the probe timeout)`,
+      });
+    }
+  }
 }
+
+const UDP = 17;

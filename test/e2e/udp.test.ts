@@ -117,6 +117,8 @@ for (const backend of backends) {
       expect(p).toMatchObject({
         ok: false,
         error: 'timeout',
+        // The client's refusal of the stranger's answer decides it, before the probe timeout.
+        decidedBy: 'evidence',
         serverSaw: '10.53.0.20',
         replyFrom: '10.53.0.53',
         rewrites: ['DNAT'],

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { NodeInterface, NodeRef } from '../../harness/backend/backend.js';
 import { EvidenceWatch, type EvidenceDecision, type WatchedProbe } from '../../harness/trace/evidence-watch.js';
 import { LinkType, parsePcap, PcapStream } from '../../harness/trace/pcap.js';
-import { linkFrame, pcapFile, tcpPacket, type TcpSpec } from './pcap-writer.js';
+import { concat, icmp, ipv4, linkFrame, pcapFile, tcpPacket, udp, type TcpSpec } from './pcap-writer.js';
 
 const DIR = 'test/fixtures/dmz-run';
 
@@ -51,6 +51,7 @@ function watchRecorded(ruleset: string): Array<{ probe: string; decision: Eviden
     probes.map((p) => {
       const [address, port] = p.target.split(':');
       return {
+        kind: 'tcp' as const,
         client: p.client,
         clientAddress: p.clientAddress,
         clientPort: p.clientPort,
@@ -93,6 +94,7 @@ const DMZ: { node: NodeRef; interfaces: NodeInterface[] } = {
   ],
 };
 const PROBE: WatchedProbe = {
+  kind: 'tcp',
   client: 'client',
   clientAddress: '172.16.0.2',
   clientPort: 20001,
@@ -182,5 +184,46 @@ describe('EvidenceWatch decides only what no later packet can change', () => {
       ),
     );
     expect(decided).toEqual([]);
+  });
+});
+
+describe('EvidenceWatch on a UDP query', () => {
+  const QUERY_PROBE: WatchedProbe = { ...PROBE, kind: 'udp', target: { address: '100.0.0.254', port: 53 } };
+  const at = (direction: 'from-client' | 'to-client', l3: Uint8Array): Uint8Array =>
+    linkFrame(LinkType.LINUX_SLL2, l3, { ifindex: 20, packetType: direction === 'from-client' ? 0 : 4 });
+  const QUERY = at('from-client', ipv4({ src: '172.16.0.2', dst: '100.0.0.254', protocol: 17 }, udp(20001, 53, 30)));
+  const strangerAnswer = ipv4({ src: '172.16.0.1', dst: '172.16.0.2', protocol: 17 }, udp(53, 20001, 46));
+  const STRANGER = at('to-client', strangerAnswer);
+  /** The client's kernel refusing the stranger's answer: port unreachable, quoting it. */
+  const REFUSAL = at(
+    'from-client',
+    ipv4({ src: '172.16.0.2', dst: '172.16.0.1', protocol: 1 }, icmp(3, 3, concat(strangerAnswer.subarray(0, 28)))),
+  );
+  const decided = (frames: Uint8Array[], probe = QUERY_PROBE): number[] => {
+    const out: number[] = [];
+    const watch = new EvidenceWatch([probe], (i) => out.push(i));
+    watch.feed(
+      DMZ,
+      parsePcap(
+        pcapFile(
+          { linkType: LinkType.LINUX_SLL2 },
+          frames.map((frame, i) => ({ timeNs: BigInt(i + 1), frame })),
+        ),
+      ),
+    );
+    return out;
+  };
+
+  it('decides it once the client refuses an answer from a stranger', () => {
+    expect(decided([QUERY, STRANGER, REFUSAL])).toEqual([0]);
+  });
+
+  it('waits while the client has not refused it, or when it refused an answer nobody saw arrive', () => {
+    expect(decided([QUERY, STRANGER])).toEqual([]);
+    expect(decided([QUERY, REFUSAL])).toEqual([]);
+  });
+
+  it('reads UDP only for a UDP probe', () => {
+    expect(decided([QUERY, STRANGER, REFUSAL], { ...QUERY_PROBE, kind: 'tcp' })).toEqual([]);
   });
 });
