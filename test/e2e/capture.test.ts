@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentGroup } from '../../harness/agent/group.js';
 import { nodeLabel } from '../../harness/backend/backend.js';
-import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import { NetnsBackend, type NetnsLab } from '../../harness/backend/netns/netns.js';
+import type { Topology } from '../../harness/scenario/topology.js';
 import { applyRules, resetRouter } from '../../harness/rules/apply.js';
 import { newRunId } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
@@ -32,18 +33,29 @@ function tcpdumpsIn(ns: string): number[] {
   });
 }
 
+/** home-router-hairpin built with its with-snat rules and agents, handed to `test`, then removed (checked). */
+async function withHairpinLab(
+  test: (lab: NetnsLab, agents: AgentGroup, topology: Topology, runId: string) => Promise<void>,
+): Promise<void> {
+  const topology = await loadScenario('scenarios/home-router-hairpin.yaml');
+  const ruleset = topology.rulesets.find((r) => r.name === 'with-snat');
+  if (!ruleset) throw new Error('home-router-hairpin has no with-snat rule set');
+  const runId = newRunId();
+  try {
+    await using lab = await new NetnsBackend().build(topology, { runId });
+    await using agents = new AgentGroup(lab);
+    await agents.start(topology);
+    await resetRouter(lab, topology.router);
+    await applyRules(lab, ruleset.rules);
+    await test(lab, agents, topology, runId);
+  } finally {
+    expect(leftBehind(runId)).toEqual([]);
+  }
+}
+
 describe.skipIf(netnsUnavailable)(`captures on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
   it('keep every packet of the probes although tcpdump was stopped (SIGSTOP) while they ran', async () => {
-    const topology = await loadScenario('scenarios/home-router-hairpin.yaml');
-    const ruleset = topology.rulesets.find((r) => r.name === 'with-snat');
-    if (!ruleset) throw new Error('home-router-hairpin has no with-snat rule set');
-    const runId = newRunId();
-    try {
-      await using lab = await new NetnsBackend().build(topology, { runId });
-      await using agents = new AgentGroup(lab);
-      await agents.start(topology);
-      await resetRouter(lab, topology.router);
-      await applyRules(lab, ruleset.rules);
+    await withHairpinLab(async (lab, agents, topology, runId) => {
       const capture = await startCapture(lab, topology, (node) => join(work, `${node.replace(':', '-')}.pcap`));
       const router = tcpdumpsIn(`np-${runId}-router`);
       expect(router).toHaveLength(1);
@@ -72,22 +84,11 @@ describe.skipIf(netnsUnavailable)(`captures on netns${netnsUnavailable ? ` (skip
         expect(syns.length, probe.name).toBeGreaterThanOrEqual(2);
       }
       expect(point!.droppedByKernel).toBe(0);
-    } finally {
-      expect(leftBehind(runId)).toEqual([]);
-    }
+    });
   });
 
   it('count no packet as lost that reached tcpdump before its filter did (a busy node, as the Docker host is)', async () => {
-    const topology = await loadScenario('scenarios/home-router-hairpin.yaml');
-    const ruleset = topology.rulesets.find((r) => r.name === 'with-snat');
-    if (!ruleset) throw new Error('home-router-hairpin has no with-snat rule set');
-    const runId = newRunId();
-    try {
-      await using lab = await new NetnsBackend().build(topology, { runId });
-      await using agents = new AgentGroup(lab);
-      await agents.start(topology);
-      await resetRouter(lab, topology.router);
-      await applyRules(lab, ruleset.rules);
+    await withHairpinLab(async (lab, agents, topology) => {
       // Loopback traffic in the router while its tcpdump starts: the filter leaves loopback out,
       // but libpcap counts what came before the filter was attached as received. That window is
       // short, so not every run catches packets in it; test/unit/tcpdump-stats.test.ts always does.
@@ -119,8 +120,6 @@ describe.skipIf(netnsUnavailable)(`captures on netns${netnsUnavailable ? ` (skip
       const router = captured.points.find((p) => p.node.kind === 'router');
       const syns = parsePcap(readFileSync(router!.file)).filter((p) => p.tcp?.flags.syn && !p.tcp.flags.ack && p.tcp.srcPort === 31_000);
       expect(syns.length).toBeGreaterThanOrEqual(2);
-    } finally {
-      expect(leftBehind(runId)).toEqual([]);
-    }
+    });
   });
 });
