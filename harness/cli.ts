@@ -59,9 +59,22 @@ export function processIO(): CliIO {
   };
 }
 
-/** Progress of the probes on stderr, beside the log lines. */
-function progressPrinter(io: CliIO): ProgressPrinter {
-  return new ProgressPrinter({ write: io.stderr, tty: io.stderrTTY === true });
+/**
+ * What every command that sends probes (run, diff, explain, probe) is given: log lines and the
+ * probes' progress on stderr (neither with --json, whose stdout is the result alone), the
+ * directory --out keeps the artifacts in, and the interrupt.
+ */
+function probeOutput(
+  io: CliIO,
+  values: { json?: boolean | undefined; out?: string | undefined },
+  signal: AbortSignal,
+): { log: (line: string) => void; progress?: ProgressPrinter; outDir?: string; signal: AbortSignal } {
+  return {
+    log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+    ...(values.json ? {} : { progress: new ProgressPrinter({ write: io.stderr, tty: io.stderrTTY === true }) }),
+    ...(values.out ? { outDir: values.out } : {}),
+    signal,
+  };
 }
 
 /**
@@ -204,10 +217,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       backend,
       rulesets: values.ruleset ?? [],
       ...(rules ? { rules } : {}),
-      ...(values.out ? { outDir: values.out } : {}),
-      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-      ...(values.json ? {} : { progress: progressPrinter(io) }),
-      signal,
+      ...probeOutput(io, values, signal),
     }),
   );
   if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
@@ -299,9 +309,7 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
       { ...topology, rulesets },
       {
         backend,
-        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-        ...(values.json ? {} : { progress: progressPrinter(io) }),
-        signal,
+        ...probeOutput(io, values, signal),
       },
     ),
   );
@@ -367,9 +375,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
       { ...topology, rulesets: [before, after] },
       {
         backend,
-        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-        ...(values.json ? {} : { progress: progressPrinter(io) }),
-        signal,
+        ...probeOutput(io, values, signal),
       },
     ),
   );
@@ -537,10 +543,7 @@ async function probeCommand(args: string[], io: CliIO): Promise<number> {
   if (values.out) await makeDirectory(values.out, '--out');
   const result = await withInterrupts(io, (signal) =>
     probeKeptLab(positionals[0]!, {
-      ...(values.out ? { outDir: values.out } : {}),
-      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-      ...(values.json ? {} : { progress: progressPrinter(io) }),
-      signal,
+      ...probeOutput(io, values, signal),
     }),
   );
   if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
