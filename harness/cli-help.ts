@@ -72,11 +72,12 @@ export const COMMAND_HELP = {
     text: `validate  check scenario files, their rules included, without building anything`,
   },
   up: {
-    synopsis: ['up SCENARIO.yaml [--ruleset NAME | --rules FILE] [--backend netns]'],
+    synopsis: ['up SCENARIO.yaml [--ruleset NAME | --rules FILE] [--backend netns|docker]'],
     text: `up        build the scenario's topology, start its servers, apply one rule set, and keep the
-          lab: prints its run id for exec, probe and down (netns backend only)
+          lab: prints its run id for exec, probe and down
   --ruleset NAME   the rule set to apply (needed when the scenario has several)
-  --rules FILE     apply these rules instead, held to the probes' own expectations`,
+  --rules FILE     apply these rules instead, held to the probes' own expectations
+  --backend NAME   netns (default) or docker; later commands find it by its run id`,
   },
   exec: {
     synopsis: ['exec RUN NODE -- COMMAND [ARG]...'],
@@ -93,7 +94,7 @@ export const COMMAND_HELP = {
   },
   down: {
     synopsis: ['down RUN...'],
-    text: `down      remove a kept lab: every process in it, its namespaces, its records`,
+    text: `down      remove a kept lab: every process in it, its namespaces or containers, its records`,
   },
   ls: {
     synopsis: ['ls [--json]'],

@@ -7,7 +7,6 @@ import { writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DockerBackend } from './backend/docker/docker.js';
 import { compareProbes, diffExitCode, type DiffResult } from './diff/compare.js';
 import { renderDiffMarkdown, renderDiffTerminal, summaryLine } from './diff/render.js';
 import { explainResult, explainRulesets, renderExplanation } from './diff/explain.js';
@@ -15,7 +14,6 @@ import { renderDiffHtml } from './diff/html.js';
 import { distinctNames, resolveSide, type SideSpec } from './diff/sides.js';
 import { readRulesFile } from './rules/read-file.js';
 import { checkRulesUnshared, unsharedCheckUnavailable } from './rules/check-unshared.js';
-import { NetnsBackend } from './backend/netns/netns.js';
 import { NatproofError, UsageError } from './errors.js';
 import { natproofVersion } from './package-root.js';
 import { checkWritableFile, makeDirectory } from './output-paths.js';
@@ -29,12 +27,13 @@ import { renderMarkdown } from './report/markdown.js';
 import { renderRun } from './report/terminal.js';
 import { RunAbortedError, runScenario } from './run.js';
 import { loadScenario } from './scenario/load.js';
-import type { Backend } from './backend/backend.js';
 import { parseRunResult, RunDir } from './run-dir.js';
 import type { RunResult } from './result/result.js';
+import type { LongProcess } from './exec.js';
 import { listRuns } from './backend/netns/runs.js';
+import { backendNamed } from './backend/select.js';
 import { ProgressPrinter } from './progress.js';
-import { argvInLab, cleanStaleLabs, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
+import { cleanStaleLabs, keptLab, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
 import { listLabRecords, readLabRecord } from './lab/record.js';
 
 export const EXIT_PASSED = 0;
@@ -60,9 +59,22 @@ export function processIO(): CliIO {
   };
 }
 
-/** Progress of the probes on stderr, beside the log lines. */
-function progressPrinter(io: CliIO): ProgressPrinter {
-  return new ProgressPrinter({ write: io.stderr, tty: io.stderrTTY === true });
+/**
+ * What every command that sends probes (run, diff, explain, probe) is given: log lines and the
+ * probes' progress on stderr (neither with --json, whose stdout is the result alone), the
+ * directory --out keeps the artifacts in, and the interrupt.
+ */
+function probeOutput(
+  io: CliIO,
+  values: { json?: boolean | undefined; out?: string | undefined },
+  signal: AbortSignal,
+): { log: (line: string) => void; progress?: ProgressPrinter; outDir?: string; signal: AbortSignal } {
+  return {
+    log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
+    ...(values.json ? {} : { progress: new ProgressPrinter({ write: io.stderr, tty: io.stderrTTY === true }) }),
+    ...(values.out ? { outDir: values.out } : {}),
+    signal,
+  };
 }
 
 /**
@@ -190,7 +202,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     io.stderr(`natproof run: --report writes into the run's directory and links its captures; give --out DIR too\n`);
     return EXIT_USAGE;
   }
-  const backend = selectBackend(values.backend);
+  const backend = backendNamed(values.backend);
   const topology = await loadScenario(positionals[0]!);
   const rules = values.rules ? await readRulesFile(values.rules) : undefined;
   await checkOutputs({
@@ -205,10 +217,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
       backend,
       rulesets: values.ruleset ?? [],
       ...(rules ? { rules } : {}),
-      ...(values.out ? { outDir: values.out } : {}),
-      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-      ...(values.json ? {} : { progress: progressPrinter(io) }),
-      signal,
+      ...probeOutput(io, values, signal),
     }),
   );
   if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
@@ -278,7 +287,7 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
     io.stderr(`natproof explain: give one scenario file, and at most one of --ruleset NAME or --rules FILE\n${commandHelp('explain')}\n`);
     return EXIT_USAGE;
   }
-  const backend = selectBackend(values.backend);
+  const backend = backendNamed(values.backend);
   const topology = await loadScenario(positionals[0]!);
   const spec: SideSpec | undefined = values.rules
     ? { kind: 'rules', file: values.rules }
@@ -300,9 +309,7 @@ async function explainCommand(args: string[], io: CliIO): Promise<number> {
       { ...topology, rulesets },
       {
         backend,
-        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-        ...(values.json ? {} : { progress: progressPrinter(io) }),
-        signal,
+        ...probeOutput(io, values, signal),
       },
     ),
   );
@@ -359,7 +366,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
     io.stderr('natproof diff: give two rule sets to compare, before then after: --rules FILE or --ruleset NAME, twice\n');
     return EXIT_USAGE;
   } else sides = given;
-  const backend = selectBackend(values.backend);
+  const backend = backendNamed(values.backend);
   const topology = await loadScenario(positionals[0]!);
   const [before, after] = distinctNames(await resolveSide(topology, sides[0]!), await resolveSide(topology, sides[1]!));
   await checkOutputs({ '--html': values.html, '--markdown': values.markdown });
@@ -368,9 +375,7 @@ async function diffCommand(args: string[], io: CliIO): Promise<number> {
       { ...topology, rulesets: [before, after] },
       {
         backend,
-        log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-        ...(values.json ? {} : { progress: progressPrinter(io) }),
-        signal,
+        ...probeOutput(io, values, signal),
       },
     ),
   );
@@ -474,15 +479,15 @@ async function cleanCommand(args: string[], io: CliIO): Promise<number> {
     args,
     options: { backend: { type: 'string', default: 'netns' }, all: { type: 'boolean', default: false } },
   });
-  const backend = selectBackend(values.backend);
+  const backend = backendNamed(values.backend);
   await backend.preflight();
-  // Kept labs are netns labs; --all removes them first, as `down` would.
-  const kept = backend.name === 'netns' ? await listLabRecords() : [];
+  // This backend's kept labs; --all removes them first, as `down` would.
+  const kept = (await listLabRecords()).filter((lab) => lab.backend === backend.name);
   const downed = values.all ? await Promise.all(kept.map((lab) => downKeptLab(lab.runId))) : [];
   const removed = [
     ...downed.map((lab) => `lab:${lab.runId}`),
-    ...(await backend.clean()),
-    ...(backend.name === 'netns' ? await cleanStaleLabs() : []),
+    ...(await backend.clean({ kept: values.all })),
+    ...(await cleanStaleLabs()),
     ...(await cleanScratchDirectories()),
   ];
   io.stdout(removed.length === 0 ? 'nothing to clean\n' : `removed: ${removed.join(' ')}\n`);
@@ -505,7 +510,7 @@ async function upCommand(args: string[], io: CliIO): Promise<number> {
     io.stderr(`natproof up: give exactly one scenario file\n${commandHelp('up')}\n`);
     return EXIT_USAGE;
   }
-  const backend = selectBackend(values.backend);
+  const backend = backendNamed(values.backend);
   const topology = await loadScenario(positionals[0]!);
   const rules = values.rules ? await readRulesFile(values.rules) : undefined;
   const lab = await withInterrupts(io, (signal) =>
@@ -538,10 +543,7 @@ async function probeCommand(args: string[], io: CliIO): Promise<number> {
   if (values.out) await makeDirectory(values.out, '--out');
   const result = await withInterrupts(io, (signal) =>
     probeKeptLab(positionals[0]!, {
-      ...(values.out ? { outDir: values.out } : {}),
-      log: values.json ? () => {} : (line) => io.stderr(`${line}\n`),
-      ...(values.json ? {} : { progress: progressPrinter(io) }),
-      signal,
+      ...probeOutput(io, values, signal),
     }),
   );
   if (values.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
@@ -577,7 +579,32 @@ async function execCommandInLab(args: string[], io: CliIO): Promise<number> {
     return EXIT_USAGE;
   }
   const record = await readLabRecord(runId);
-  return runAttached(argvInLab(record, labNode(record, node), command));
+  const lab = keptLab(record);
+  const where = labNode(record, node);
+  // On a terminal, the command gets it; otherwise its stdio is piped, and natproof's signals
+  // are sent on to it by the lab (a `docker exec` CLI would leave the command running).
+  if (process.stdin.isTTY && process.stdout.isTTY) return runAttached(lab.terminalArgv(where, command));
+  return runPiped(lab.spawn(where, command));
+}
+
+/** `proc` on this process's stdio; Ctrl-C and SIGTERM go to it, and its exit code is ours. */
+async function runPiped(proc: LongProcess): Promise<number> {
+  const { stdin, stdout, stderr } = proc.child;
+  if (stdin) process.stdin.pipe(stdin);
+  stdout?.pipe(process.stdout, { end: false });
+  stderr?.pipe(process.stderr, { end: false });
+  const forward = (signal: NodeJS.Signals): void => proc.signal(signal);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, forward);
+  try {
+    const { exitCode, signal } = await proc.exited;
+    return exitCode ?? 128 + (signal ? (osConstants.signals[signal as NodeJS.Signals] ?? 0) : 0);
+  } finally {
+    for (const signal of signals) process.off(signal, forward);
+    if (stdin) process.stdin.unpipe(stdin);
+    // Not reading any more, so natproof can exit.
+    process.stdin.pause();
+  }
 }
 
 /** Run `argv` on this process's stdio; Ctrl-C and SIGTERM go to it, and its exit code is ours. */
@@ -656,10 +683,4 @@ function age(ms: number): string {
 /** Every file the command will write, checked writable before anything is built. */
 async function checkOutputs(files: Record<string, string | undefined>): Promise<void> {
   for (const [option, path] of Object.entries(files)) if (path !== undefined) await checkWritableFile(path, option);
-}
-
-function selectBackend(name: string | undefined): Backend {
-  if (name === 'netns') return new NetnsBackend();
-  if (name === 'docker') return new DockerBackend();
-  throw new UsageError(`unknown backend "${name}"; available: netns, docker`);
 }

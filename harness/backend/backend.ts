@@ -35,13 +35,50 @@ export interface BuildOptions {
   signal?: AbortSignal;
 }
 
+export interface CleanOptions {
+  /** Remove kept labs (`natproof up`) too, which are owned by nothing and otherwise left up. */
+  kept?: boolean;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Check the machine can build labs; throws HostError saying what to install or fix. */
   preflight(): Promise<void>;
   build(topology: Topology, options: BuildOptions): Promise<Lab>;
+  /**
+   * The kept lab of run `runId`, built from `topology` by another process: commands run in it,
+   * its detached agents are reached again, and destroy() removes it.
+   */
+  attach(topology: Topology, runId: string): Lab;
   /** Remove what runs that no longer exist (crashed, killed) left behind; returns what went. */
-  clean(): Promise<string[]>;
+  clean(options?: CleanOptions): Promise<string[]>;
+}
+
+/**
+ * An agent that outlives the process that started it (a kept lab's): what a later process
+ * needs to reach it again, as plain data the lab's record keeps. It reads commands from a FIFO
+ * it holds open for writing itself and writes its messages to a file, both in the node's view.
+ */
+export interface DetachedAgent {
+  /** The host's name, or the router's. */
+  name: string;
+  node: AgentNode;
+  /** Its pid where its backend looks for it: this machine's (netns), the container's (docker). */
+  pid: number;
+  /** The FIFO it reads commands from. */
+  input: string;
+  /** The file it writes its replies and request log to. */
+  output: string;
+  /** Its stderr, for why it died. */
+  errors: string;
+  /** A word of its command line (the agent's script), so a reused pid is not taken for it. */
+  mark: string;
+}
+
+/** A detached agent spoken to again: `release` lets go of it and leaves it running. */
+export interface AttachedAgent {
+  process: LongProcess;
+  release(): void;
 }
 
 export interface Lab extends AsyncDisposable {
@@ -52,6 +89,26 @@ export interface Lab extends AsyncDisposable {
   spawn(node: NodeRef, argv: readonly string[]): LongProcess;
   /** Start natproof's agent (probes and HTTP server, ../agent/main.ts) in a host or in the router. */
   startAgent(node: AgentNode): LongProcess;
+  /**
+   * Start the agent detached, for a kept lab: it outlives this process. `dir` is a directory of
+   * this machine that lives as long as the lab and `file` a name of its own, for a backend that
+   * keeps the agent's files there. destroy() stops it unless the lab was kept.
+   */
+  startDetachedAgent(node: AgentNode, name: string, dir: string, file: string): Promise<DetachedAgent>;
+  /** Speak to a detached agent again, reading its messages from its first one, or from now. */
+  attachAgent(agent: DetachedAgent, fromStart: boolean): Promise<AttachedAgent>;
+  /** Undefined while the detached agent runs; once it is gone, what it said on stderr ('' if nothing). */
+  agentGone(agent: DetachedAgent): Promise<string | undefined>;
+  /**
+   * `argv` as a command line of this machine that runs it in `node` on this process's terminal
+   * (`natproof exec` from a terminal; without one it uses spawn, whose signals reach the command).
+   */
+  terminalArgv(node: NodeRef, argv: readonly string[]): string[];
+  /**
+   * The lab outlives this process (`natproof up`): `clean` leaves it (it is owned by nothing),
+   * this process's exit no longer removes it, and its detached agents run on.
+   */
+  keep(): Promise<void>;
   /** The interfaces a capture on `node` will see, keyed by ifindex. */
   interfaces(node: NodeRef): Promise<NodeInterface[]>;
   /**

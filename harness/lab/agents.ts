@@ -1,58 +1,56 @@
 /**
  * A kept lab's agents: started detached by `natproof up` (they serve the scenario's services
- * and wait to probe), spoken to again by each `natproof probe`. Which nodes run one, and what
- * each serves, is decided as for a run (agentPlaces in ../agent/group.ts).
+ * and wait to probe), spoken to again by each `natproof probe`, through the lab's backend.
+ * Which nodes run one, and what each serves, is decided as for a run (agentPlaces in
+ * ../agent/group.ts).
  */
 import { AgentClient } from '../agent/client.js';
 import { agentPlaces, readyAgent } from '../agent/group.js';
-import type { AgentNode } from '../backend/backend.js';
+import type { AttachedAgent, DetachedAgent, Lab } from '../backend/backend.js';
 import { mapLimit, startConcurrency } from '../concurrency.js';
 import { NatproofError } from '../errors.js';
 import type { ServerLogLine } from '../result/result.js';
 import type { ProbeAgents } from '../run.js';
 import type { Topology } from '../scenario/topology.js';
-import { attachDetached, detachedAlive, detachedErrors, startDetached, type DetachedAgent } from './detached.js';
 
 export class DetachedAgents implements ProbeAgents, AsyncDisposable {
-  private constructor(private readonly clients: Map<string, { client: AgentClient; release: () => void }>) {}
+  private constructor(private readonly clients: Map<string, { client: AgentClient; attached: AttachedAgent }>) {}
 
   /**
-   * Start the agents detached, serving and ready to probe; `argvIn` gives the agent's command
-   * line inside a node. Returns what the lab's record keeps of them; every agent started is in
-   * it even when another failed (`started`), so the caller can remove them.
+   * Start the agents detached, serving and ready to probe; `dir` is the lab's directory.
+   * Every agent started is in `started` even when another failed, so the caller can remove them.
    */
-  static async start(topology: Topology, argvIn: (node: AgentNode) => string[], dir: string, started: DetachedAgent[]): Promise<void> {
+  static async start(topology: Topology, lab: Lab, dir: string, started: DetachedAgent[]): Promise<void> {
     const places = agentPlaces(topology);
     await mapLimit(places, startConcurrency(), async (place) => {
-      const agent = await startDetached(place.name, place.ref, argvIn(place.ref), dir, `agent-${places.indexOf(place)}`);
+      const agent = await lab.startDetachedAgent(place.ref, place.name, dir, `agent-${places.indexOf(place)}`);
       started.push(agent);
-      const { process, release } = attachDetached(agent, true);
+      const attached = await lab.attachAgent(agent, true);
       try {
-        await readyAgent(new AgentClient(place.name, process), place).catch((err: unknown) => {
-          throw new NatproofError(`the agent in ${place.name} did not start or serve: ${detachedErrors(agent) || String(err)}`, {
-            cause: err,
-          });
+        await readyAgent(new AgentClient(place.name, attached.process), place).catch(async (err: unknown) => {
+          const why = (await lab.agentGone(agent).catch(() => undefined)) || String(err);
+          throw new NatproofError(`the agent in ${place.name} did not start or serve: ${why}`, { cause: err });
         });
       } finally {
-        release();
+        attached.release();
       }
     });
   }
 
   /** Speak to agents started earlier; each must still be alive. */
-  static attach(agents: readonly DetachedAgent[], runId: string): DetachedAgents {
-    const dead = agents.filter((a) => !detachedAlive(a));
+  static async attach(lab: Lab, agents: readonly DetachedAgent[]): Promise<DetachedAgents> {
+    const gone = await Promise.all(agents.map(async (a) => ({ agent: a, why: await lab.agentGone(a) })));
+    const dead = gone.filter((g) => g.why !== undefined);
     if (dead.length > 0) {
-      const why = dead.map((a) => `${a.name}${detachedErrors(a) ? ` (${detachedErrors(a)})` : ''}`).join(', ');
-      throw new NatproofError(`the agent in ${why} of lab ${runId} is gone (killed by hand?): natproof down ${runId}, then up again`);
+      const why = dead.map((g) => `${g.agent.name}${g.why ? ` (${g.why})` : ''}`).join(', ');
+      throw new NatproofError(
+        `the agent in ${why} of lab ${lab.runId} is gone (killed by hand?): natproof down ${lab.runId}, then up again`,
+      );
     }
-    const clients = new Map(
-      agents.map((a) => {
-        const { process, release } = attachDetached(a, false);
-        return [a.name, { client: new AgentClient(a.name, process), release }] as const;
-      }),
+    const attached = await Promise.all(agents.map(async (a) => ({ name: a.name, attached: await lab.attachAgent(a, false) })));
+    return new DetachedAgents(
+      new Map(attached.map(({ name, attached }) => [name, { client: new AgentClient(name, attached.process), attached }])),
     );
-    return new DetachedAgents(clients);
   }
 
   of(host: string): AgentClient {
@@ -70,6 +68,6 @@ export class DetachedAgents implements ProbeAgents, AsyncDisposable {
 
   /** Let go of the agents and leave them running, for the next probe round. */
   async [Symbol.asyncDispose](): Promise<void> {
-    for (const { release } of this.clients.values()) release();
+    for (const { attached } of this.clients.values()) attached.release();
   }
 }

@@ -2,12 +2,12 @@
  * Kept labs, as containerlab and Mininet users expect: `natproof up` builds a lab, starts its
  * agents detached, applies one rule set and leaves it up; `probe` runs the probes on it again;
  * `exec` runs a command in one of its nodes; `down` removes it the way a run's teardown does.
- * Between commands a lab is its namespaces, its detached agents and its record (./record.ts).
+ * Between commands a lab is what its backend built (namespaces or containers), its detached
+ * agents and its record (./record.ts); every step goes through the Backend/Lab interface.
  */
 import { readFile } from 'node:fs/promises';
-import type { Backend, Lab, NodeRef } from '../backend/backend.js';
-import { agentArgv, NetnsBackend, type NetnsLab } from '../backend/netns/netns.js';
-import { listRuns } from '../backend/netns/runs.js';
+import type { Backend, DetachedAgent, Lab, NodeRef } from '../backend/backend.js';
+import { backendNamed } from '../backend/select.js';
 import { UsageError } from '../errors.js';
 import type { RunResult } from '../result/result.js';
 import { applyForwarderRules, requireNftablesIptables } from '../rules/apply.js';
@@ -15,9 +15,10 @@ import { applyRuleset, buildLab, FIRST_PROBE_PORT, newRunId, RunAbortedError, se
 import { checkRules } from '../scenario/load.js';
 import type { RuleSet, Topology } from '../scenario/topology.js';
 import { DetachedAgents } from './agents.js';
-import type { DetachedAgent } from './detached.js';
 import {
+  disownLabDirectory,
   labDirectories,
+  labDirectoryStale,
   lockLab,
   makeLabDirectory,
   readLabRecord,
@@ -55,28 +56,20 @@ export function labRuleset(topology: Topology, options: Pick<UpOptions, 'ruleset
  */
 export async function upKeptLab(topology: Topology, options: UpOptions): Promise<LabRecord> {
   const { backend } = options;
-  if (!(backend instanceof NetnsBackend)) {
-    throw new UsageError(
-      `natproof up keeps labs on the netns backend only, for now; a ${backend.name} lab can be used from code (up() in the natproof package) for as long as the process runs`,
-    );
-  }
   const log = options.log ?? (() => {});
   const ruleset = labRuleset(topology, options);
   checkRules({ rulesets: [ruleset], forwarders: topology.forwarders });
   const labTopology: Topology = { ...topology, rulesets: [ruleset] };
   const fileHash = await readFile(topology.file, 'utf8').then(textHash, () => null);
   const runId = newRunId();
-  const lab = (await buildLab(labTopology, options, runId, log)) as NetnsLab;
+  const lab = await buildLab(labTopology, options, runId, log);
   const agents: DetachedAgent[] = [];
   const interrupt = (): void => lab.interrupt();
   options.signal?.addEventListener('abort', interrupt, { once: true });
   try {
     const dir = await makeLabDirectory(runId);
     log(`starting agents`);
-    await Promise.all([
-      requireNftablesIptables(lab),
-      DetachedAgents.start(labTopology, (node) => lab.argvIn(node, agentArgv()), dir, agents),
-    ]);
+    await Promise.all([requireNftablesIptables(lab), DetachedAgents.start(labTopology, lab, dir, agents)]);
     await applyForwarderRules(lab, topology.forwarders);
     await applyRuleset(lab, labTopology, ruleset, log);
     const rulesHash = await routerRulesHash(lab);
@@ -95,10 +88,13 @@ export async function upKeptLab(topology: Topology, options: UpOptions): Promise
       rulesHash,
     };
     await writeLabRecord(record);
-    await lab.keep(agents[0]?.pid ?? 0);
+    // Disowned before the backend keeps it: a kill in between leaves a record `down` removes,
+    // never a kept lab without one.
+    await disownLabDirectory(runId);
+    await lab.keep();
     return record;
   } catch (err) {
-    for (const agent of agents) killQuietly(agent.pid);
+    // The lab stops the agents it started detached, since it was not kept.
     await lab.destroy();
     await removeLabDirectory(runId);
     if (options.signal?.aborted && !(err instanceof RunAbortedError))
@@ -115,23 +111,17 @@ async function routerRulesHash(lab: Pick<Lab, 'exec'>): Promise<string> {
   return textHash(listing.stdout);
 }
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
-}
-
-/** The lab of record `record`, as this process sees it: commands run in it, destroy() removes it. */
-function attachLab(record: LabRecord): NetnsLab {
-  return new NetnsBackend().attach(record.topology, record.runId);
+/** The lab of record `record`, through its backend, checked usable here first. */
+async function attachLab(record: LabRecord): Promise<Lab> {
+  const backend = backendNamed(record.backend);
+  await backend.preflight();
+  return backend.attach(record.topology, record.runId);
 }
 
 /** The probes of the lab's scenario sent again, with the router's rules as they are now. */
 export async function probeKeptLab(runId: string, options: RoundOptions = {}): Promise<RunResult> {
   const record = await readLabRecord(runId);
-  await new NetnsBackend().preflight();
+  const lab = await attachLab(record);
   await using _lock = await lockLab(runId);
   const log = options.log ?? (() => {});
   const now = await readFile(record.file, 'utf8').then(textHash, () => null);
@@ -140,32 +130,32 @@ export async function probeKeptLab(runId: string, options: RoundOptions = {}): P
   // Moved on before the round, so a round that dies half-way leaves its ports to no one.
   const { nextPort: firstPort, topology } = record;
   await writeLabRecord({ ...record, nextPort: nextProbePort(firstPort, topology.probes.length) });
-  await using agents = DetachedAgents.attach(record.agents, runId);
-  const lab = attachLab(record);
+  await using agents = await DetachedAgents.attach(lab, record.agents);
   if ((await routerRulesHash(lab)) !== record.rulesHash)
     log(`the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set ${record.ruleset} as given`);
   return await probeLab({ topology, lab, agents, firstPort }, options);
 }
 
-/** Remove the lab: every process in it, its namespaces, its records. */
+/** Remove the lab: every process in it, what its backend built, its records. */
 export async function downKeptLab(runId: string): Promise<LabRecord> {
   const record = await readLabRecord(runId);
-  await new NetnsBackend().preflight();
-  await attachLab(record).destroy();
+  await (await attachLab(record)).destroy();
   await removeLabDirectory(runId);
   return record;
 }
 
 /**
- * Remove the lab directories whose run has no record any more: an `up` killed before its lab
- * was kept, whose namespaces `clean` removed as a dead run's. A lab's run record is written
- * before its directory, so a lab being built is never taken for one.
+ * Remove the lab directories an `up` left when it died before its lab was kept (its lab the
+ * backend's clean removes as a dead run's). A directory being made is never taken for one.
  */
 export async function cleanStaleLabs(): Promise<string[]> {
-  const runs = new Set((await listRuns()).map((r) => r.runId));
-  const stale = (await labDirectories()).filter((runId) => !runs.has(runId));
-  for (const runId of stale) await removeLabDirectory(runId);
-  return stale.map((runId) => `lab:${runId}`);
+  const stale: string[] = [];
+  for (const runId of await labDirectories()) {
+    if (!(await labDirectoryStale(runId))) continue;
+    await removeLabDirectory(runId);
+    stale.push(`lab:${runId}`);
+  }
+  return stale;
 }
 
 /** Where `natproof exec` runs a command: a host, the router, a forwarder or a segment, by name. */
@@ -188,7 +178,7 @@ export function labNodeNames({ topology }: Pick<LabRecord, 'topology'>): string[
   ];
 }
 
-/** `argv` as the command line that runs it in `node` of the lab. */
-export function argvInLab(record: LabRecord, node: NodeRef, argv: readonly string[]): string[] {
-  return attachLab(record).argvIn(node, argv);
+/** The lab of record `record`, for a command run in one of its nodes. */
+export function keptLab(record: LabRecord): Lab {
+  return backendNamed(record.backend).attach(record.topology, record.runId);
 }

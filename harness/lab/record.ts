@@ -8,14 +8,16 @@ import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { isOwnerAlive } from '../backend/owner.js';
 import { UsageError } from '../errors.js';
+import type { DetachedAgent } from '../backend/backend.js';
 import type { BackendName } from '../result/result.js';
 import type { Topology } from '../scenario/topology.js';
-import type { DetachedAgent } from './detached.js';
 
 const LABS_DIR = '/run/natproof/labs';
 const RUN_ID = /^[0-9a-f]{6}$/;
 const RECORD = 'lab.json';
 const LOCK = 'probe.lock';
+/** The pid of the `up` building the lab; gone once the lab is kept, owned by nothing. */
+const OWNER = 'owner';
 
 export interface LabRecord {
   runId: string;
@@ -43,11 +45,37 @@ export function labDirectory(runId: string): string {
   return join(LABS_DIR, runId);
 }
 
-/** A directory of its own for a new lab. */
+/**
+ * A directory of its own for a new lab, owned by this process until disownLabDirectory. Made
+ * whole under another name, then renamed: a concurrent clean never sees it without its owner.
+ */
 export async function makeLabDirectory(runId: string): Promise<string> {
   const dir = labDirectory(runId);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const making = join(LABS_DIR, `.${runId}.${process.pid}`);
+  await mkdir(making, { recursive: true, mode: 0o700 });
+  await writeFile(join(making, OWNER), `${process.pid}\n`);
+  await rename(making, dir);
   return dir;
+}
+
+/** The lab is kept, its record written: it is owned by nothing now. */
+export async function disownLabDirectory(runId: string): Promise<void> {
+  await rm(join(labDirectory(runId), OWNER), { force: true });
+}
+
+/**
+ * Whether a lab directory was left by an `up` that died before its lab was kept: it is not
+ * kept (a record, and no owner) and its owner, if it names one, is gone.
+ */
+export async function labDirectoryStale(runId: string): Promise<boolean> {
+  const dir = labDirectory(runId);
+  const owner = await readFile(join(dir, OWNER), 'utf8').then(Number, () => undefined);
+  const recorded = await readFile(join(dir, RECORD)).then(
+    () => true,
+    () => false,
+  );
+  if (owner === undefined && recorded) return false;
+  return !isOwnerAlive(owner ?? 0);
 }
 
 export async function writeLabRecord(record: LabRecord): Promise<void> {

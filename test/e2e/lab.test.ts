@@ -11,6 +11,10 @@ import { main, type CliIO } from '../../harness/cli.js';
 import { probeResult, RunAbortedError, up } from '../../harness/index.js';
 import type { RunResult } from '../../harness/result/result.js';
 import '../../harness/vitest/index.js';
+import type { BackendName, DetachedAgent } from '../../harness/backend/backend.js';
+import { IMAGE_NODE } from '../../harness/backend/docker/images.js';
+import { keptLab } from '../../harness/lab/kept.js';
+import type { LabRecord } from '../../harness/lab/record.js';
 import { BACKENDS, IMAGE_BUILD_MS, skipNote } from './backend-cases.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
@@ -20,7 +24,8 @@ const work = mkdtempSync(join(tmpdir(), 'natproof-lab-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function natproof(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: 120_000 });
+  // Bounded by the first docker up, which builds natproof's images.
+  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: IMAGE_BUILD_MS });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -48,9 +53,14 @@ function running(pid: number): boolean {
 
 /** Wait, bounded, for `condition`. */
 async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
+  await untilAsync(async () => condition());
+}
+
+/** Wait, bounded, for `condition`: generous, for a loaded Docker engine. */
+async function untilAsync(condition: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met within 30 s');
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -84,12 +94,6 @@ describe('a kept lab, as of the command line: errors before anything is built', 
     expect(r.stdout).toMatch(new RegExp(`^usage:\n  natproof ${command}`));
   });
 
-  it('up keeps labs on netns only, and says what works on docker', async () => {
-    const r = await cli('up', SCENARIO, '--ruleset', 'hairpin', '--backend', 'docker');
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('natproof up keeps labs on the netns backend only, for now; a docker lab can be used from code');
-  });
-
   it('up refuses a scenario with several rule sets and no --ruleset, naming them, before building', async () => {
     const r = await cli('up', SCENARIO);
     expect(r.code).toBe(2);
@@ -97,116 +101,174 @@ describe('a kept lab, as of the command line: errors before anything is built', 
   });
 });
 
-describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
-  it('up keeps it; ls lists it; exec runs in its nodes; probe judges as run does; clean leaves it; down removes everything', async () => {
-    const up = natproof('up', SCENARIO, '--ruleset', 'hairpin');
-    expect(up.stderr).toContain('rule set hairpin: applying rules');
-    expect(up.code).toBe(0);
-    const runId = up.stdout.trim();
-    expect(runId).toMatch(/^[0-9a-f]{6}$/);
-    let downed = false;
-    try {
-      // Kept after the command that built it exited.
-      expect(leftBehind(runId)).toHaveLength(8);
-      const record = JSON.parse(readFileSync(`/run/natproof/labs/${runId}/lab.json`, 'utf8')) as { agents: Array<{ pid: number }> };
-      expect(record.agents.length).toBeGreaterThan(0);
-      for (const agent of record.agents) expect(running(agent.pid)).toBe(true);
+/** What differs between the backends in what a kept lab's test looks at. */
+const KEPT: Record<BackendName, { node: string; segmentLink: (runId: string) => RegExp; sleeping: (runId: string) => boolean }> = {
+  netns: {
+    node: process.execPath,
+    // The segment is its switch namespace, whose bridge is `seg`.
+    segmentLink: () => /^seg /m,
+    sleeping: (runId) => execFileSync('ip', ['netns', 'pids', `np-${runId}-router`], { encoding: 'utf8' }).trim() !== '',
+  },
+  docker: {
+    node: IMAGE_NODE,
+    // The segment is the Docker host's network, where the lab's bridges are.
+    segmentLink: (runId) => new RegExp(`^np-${runId}-\\d+ `, 'm'),
+    sleeping: (runId) => execFileSync('docker', ['top', `np-${runId}-router`], { encoding: 'utf8' }).includes('sleep 30'),
+  },
+};
 
-      const ls = await cli('ls', '--json');
-      expect(ls.code).toBe(0);
-      expect(JSON.parse(ls.stdout)).toContainEqual(
-        expect.objectContaining({ runId, scenario: 'dmz-three-network', backend: 'netns', ruleset: 'hairpin', state: 'kept' }),
-      );
-      const table = await cli('ls');
-      expect(table.stdout).toMatch(new RegExp(`^${runId} +dmz-three-network +netns +hairpin +\\d+[smh]\\S* +kept$`, 'm'));
+/** An HTTP GET from inside a node, with the node binary the node has; prints the body. */
+function fetchIn(node: string, url: string): string[] {
+  return [node, '-e', `require('http').get(${JSON.stringify(url)}, (r) => r.pipe(process.stdout)).setTimeout(5000, () => process.exit(9))`];
+}
 
-      // The hairpin, by hand: the server sees the router's DMZ address.
-      const curl = natproof('exec', runId, 'dmz-client', '--', 'curl', '-sS', '-m', '5', 'http://100.0.0.254/');
-      expect(curl.code).toBe(0);
-      expect(JSON.parse(curl.stdout)).toMatchObject({ remoteAddress: '172.16.0.254' });
-      const rules = natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-S', 'POSTROUTING');
-      expect(rules.stdout).toContain('-j SNAT --to-source 172.16.0.254');
-      // The command's own exit code, not natproof's.
-      expect(natproof('exec', runId, 'router', '--', 'sh', '-c', 'exit 7').code).toBe(7);
-      const addresses = natproof('exec', runId, 'segment:dmz', '--', 'ip', '-br', 'link');
-      expect(addresses.code).toBe(0);
-      expect(addresses.stdout).toMatch(/^seg /m);
+/** Whether the detached agent runs, asked of its node: alive and not a zombie. */
+async function agentRuns(record: LabRecord, agent: DetachedAgent): Promise<boolean> {
+  const stat = await keptLab(record).exec(agent.node, ['cat', `/proc/${agent.pid}/stat`], { allowFailure: true });
+  return stat.exitCode === 0 && stat.stdout.split(') ')[1]?.[0] !== 'Z';
+}
 
-      const noNode = await cli('exec', runId, 'nosuch', '--', 'true');
-      expect(noNode.code).toBe(2);
-      expect(noNode.stderr).toContain(`lab ${runId} has no node "nosuch"; its nodes: router, webserver, internet-client`);
+/**
+ * The scenario at subnets of its own: a Docker engine allows each subnet once, and a kept lab
+ * holds its subnets for as long as it is up, so other tests' labs of the scenario would wait.
+ */
+const OWN_SUBNETS: Array<[string, string]> = [
+  ['100.0.0.', '100.64.77.'],
+  ['172.16.0.', '172.31.77.'],
+  ['192.168.0.', '192.168.177.'],
+];
+const own = (text: string): string => OWN_SUBNETS.reduce((t, [from, to]) => t.replaceAll(from, to), text);
+const KEPT_SCENARIO = join(work, 'dmz-three-network.yaml');
+writeFileSync(KEPT_SCENARIO, own(readFileSync(SCENARIO, 'utf8')));
 
-      const out = join(work, 'probe');
-      const probe = await cli('probe', runId, '--json', '--out', out);
-      expect(probe.stderr).toBe('');
-      expect(probe.code).toBe(0);
-      const probed = JSON.parse(probe.stdout) as RunResult;
-      expect(probed).toMatchObject({ runId, scenario: 'dmz-three-network', backend: 'netns', passed: true, artifacts: out });
-      // Evidence from this round's own captures.
-      expect(probed.rulesets[0]!.captures.map((c) => c.file).every((f) => existsSync(f))).toBe(true);
-      const run = await cli('run', SCENARIO, '--ruleset', 'hairpin', '--json');
+describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind: left }) => {
+  const { node, segmentLink, sleeping } = KEPT[name];
+  it.skipIf(unavailable)(
+    `up keeps it; ls lists it; exec runs in its nodes; probe judges as run does; clean leaves it; down removes everything${skipNote(unavailable)}`,
+    async () => {
+      // Before the lab is up: on docker a run of the scenario would wait for the kept lab's subnets.
+      const run = await cli('run', KEPT_SCENARIO, '--ruleset', 'hairpin', '--json', '--backend', name);
       expect(run.code).toBe(0);
-      expect(verdicts(probed)).toEqual(verdicts(JSON.parse(run.stdout) as RunResult));
-      // A second round uses ports of its own, and the terminal output of run.
-      const again = await cli('probe', runId);
-      expect(again.code).toBe(0);
-      expect(again.stdout).toContain('PASS: 5 probes, every expectation met');
-      const ports = (r: RunResult): number[] => r.probes.map((p) => p.clientPort);
-      expect(new Set([...ports(probed), ...ports(JSON.parse((await cli('probe', runId, '--json')).stdout) as RunResult)]).size).toBe(10);
+      const up = natproof('up', KEPT_SCENARIO, '--ruleset', 'hairpin', '--backend', name);
+      expect(up.stderr).toContain('rule set hairpin: applying rules');
+      expect(up.code).toBe(0);
+      const runId = up.stdout.trim();
+      expect(runId).toMatch(/^[0-9a-f]{6}$/);
+      let downed = false;
+      try {
+        // Kept after the command that built it exited.
+        const built = await left(runId);
+        expect(built.length).toBeGreaterThan(0);
+        const record = JSON.parse(readFileSync(`/run/natproof/labs/${runId}/lab.json`, 'utf8')) as LabRecord;
+        expect(record.backend).toBe(name);
+        expect(record.agents.length).toBeGreaterThan(0);
+        for (const agent of record.agents) expect(await agentRuns(record, agent)).toBe(true);
 
-      expect(again.stderr).not.toContain('rules changed');
-      // Poked at by hand: the hairpin SNAT removed, the next round judges the rules as they are.
-      const snat = '-s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254'.split(' ');
-      expect(natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat).code).toBe(0);
-      const poked = await cli('probe', runId);
-      expect(poked.code).toBe(1);
-      expect(poked.stderr).toContain(
-        `the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set hairpin as given`,
-      );
-      // A timeout as the client would have had it, decided from the capture (the reply bypassed the router).
-      expect(poked.stdout).toMatch(/✗ dmz-to-public: .* failed \(timeout, decided from the capture after \d+ ms\)/);
+        const ls = await cli('ls', '--json');
+        expect(ls.code).toBe(0);
+        expect(JSON.parse(ls.stdout)).toContainEqual(
+          expect.objectContaining({ runId, scenario: 'dmz-three-network', backend: name, ruleset: 'hairpin', state: 'kept' }),
+        );
+        const table = await cli('ls');
+        expect(table.stdout).toMatch(new RegExp(`^${runId} +dmz-three-network +${name} +hairpin +\\d+[smh]\\S* +kept$`, 'm'));
 
-      // Ctrl-C reaches the command, whose end is natproof's: 128 + SIGINT.
-      const sleeping = spawn(process.execPath, ['bin/natproof.js', 'exec', runId, 'router', '--', 'sleep', '30'], { stdio: 'ignore' });
-      const ended = new Promise<number | null>((resolve) => sleeping.once('close', resolve));
-      await until(() => execFileSync('ip', ['netns', 'pids', `np-${runId}-router`], { encoding: 'utf8' }).trim() !== '');
-      sleeping.kill('SIGINT');
-      expect(await ended).toBe(130);
+        // The hairpin, by hand: the server sees the router's DMZ address.
+        const fetched = natproof('exec', runId, 'dmz-client', '--', ...fetchIn(node, own('http://100.0.0.254/')));
+        expect(fetched.code).toBe(0);
+        expect(JSON.parse(fetched.stdout)).toMatchObject({ remoteAddress: own('172.16.0.254') });
+        const rules = natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-S', 'POSTROUTING');
+        expect(rules.stdout).toContain(own('-j SNAT --to-source 172.16.0.254'));
+        // The command's own exit code and output, not natproof's; stdin reaches it.
+        const failed = natproof('exec', runId, 'router', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7');
+        expect(failed).toMatchObject({ code: 7, stdout: 'out\n', stderr: 'err\n' });
+        const piped = spawnSync(process.execPath, ['bin/natproof.js', 'exec', runId, 'router', '--', 'cat'], {
+          input: 'through stdin\n',
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        expect(piped.stdout).toBe('through stdin\n');
+        const links = natproof('exec', runId, 'segment:dmz', '--', 'ip', '-br', 'link');
+        expect(links.code).toBe(0);
+        expect(links.stdout).toMatch(segmentLink(runId));
 
-      // The directory of an `up` killed before its lab was kept, whose run clean removed.
-      const stale = 'fffff0';
-      mkdirSync(`/run/natproof/labs/${stale}`, { recursive: true });
-      const clean = await cli('clean');
-      expect(clean.code).toBe(0);
-      expect(clean.stdout).toContain(`lab:${stale}`);
-      expect(existsSync(`/run/natproof/labs/${stale}`)).toBe(false);
-      expect(clean.stdout).toMatch(new RegExp(`left (a kept lab|\\d+ kept labs) up: .*${runId} \\(dmz-three-network\\)`));
-      expect(leftBehind(runId)).toHaveLength(8);
+        const noNode = await cli('exec', runId, 'nosuch', '--', 'true');
+        expect(noNode.code).toBe(2);
+        expect(noNode.stderr).toContain(`lab ${runId} has no node "nosuch"; its nodes: router, webserver, internet-client`);
 
-      // An agent killed by hand: probe says so, and down still removes everything.
-      process.kill(record.agents[0]!.pid, 'SIGKILL');
-      await until(() => !running(record.agents[0]!.pid));
-      const orphaned = await cli('probe', runId);
-      expect(orphaned.code).toBe(2);
-      expect(orphaned.stderr).toMatch(
-        new RegExp(`the agent in \\S+ of lab ${runId} is gone \\(killed by hand\\?\\): natproof down ${runId}, then up again`),
-      );
+        const out = join(work, `probe-${name}`);
+        const probe = await cli('probe', runId, '--json', '--out', out);
+        expect(probe.stderr).toBe('');
+        expect(probe.code).toBe(0);
+        const probed = JSON.parse(probe.stdout) as RunResult;
+        expect(probed).toMatchObject({ runId, scenario: 'dmz-three-network', backend: name, passed: true, artifacts: out });
+        // Evidence from this round's own captures.
+        expect(probed.rulesets[0]!.captures.map((c) => c.file).every((f) => existsSync(f))).toBe(true);
+        expect(verdicts(probed)).toEqual(verdicts(JSON.parse(run.stdout) as RunResult));
+        // A second round uses ports of its own, and the terminal output of run.
+        const again = await cli('probe', runId);
+        expect(again.code).toBe(0);
+        expect(again.stdout).toContain('PASS: 5 probes, every expectation met');
+        const ports = (r: RunResult): number[] => r.probes.map((p) => p.clientPort);
+        expect(new Set([...ports(probed), ...ports(JSON.parse((await cli('probe', runId, '--json')).stdout) as RunResult)]).size).toBe(10);
 
-      const down = await cli('down', runId);
-      downed = true;
-      expect(down).toMatchObject({ code: 0, stdout: `removed lab ${runId} (dmz-three-network)\n` });
-      expect(leftBehind(runId)).toEqual([]);
-      for (const agent of record.agents) expect(running(agent.pid)).toBe(false);
-      expect(existsSync(`/run/natproof/labs/${runId}`)).toBe(false);
-      expect(existsSync(`/run/natproof/netns/${runId}.json`)).toBe(false);
-      expect(readdirSync(tmpdir()).filter((n) => n.startsWith(`natproof-${runId}-`))).toEqual([]);
-      const gone = await cli('probe', runId);
-      expect(gone.code).toBe(2);
-      expect(gone.stderr).toBe(`natproof: no kept lab ${runId}; natproof ls lists the kept labs\n`);
-    } finally {
-      if (!downed) natproof('down', runId);
-    }
-  }, 300_000);
+        expect(again.stderr).not.toContain('rules changed');
+        // Poked at by hand: the hairpin SNAT removed, the next round judges the rules as they are.
+        const snat = own('-s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254').split(' ');
+        expect(natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat).code).toBe(0);
+        const poked = await cli('probe', runId);
+        expect(poked.code).toBe(1);
+        expect(poked.stderr).toContain(
+          `the router's rules changed since lab ${runId} was built: judging them as they are now, not rule set hairpin as given`,
+        );
+        // A timeout as the client would have had it, decided from the capture (the reply bypassed the router).
+        expect(poked.stdout).toMatch(/✗ dmz-to-public: .* failed \(timeout, decided from the capture after \d+ ms\)/);
+
+        // Ctrl-C reaches the command, whose end is natproof's: 128 + SIGINT; nothing is left running.
+        const sleeper = spawn(process.execPath, ['bin/natproof.js', 'exec', runId, 'router', '--', 'sleep', '30'], { stdio: 'ignore' });
+        const ended = new Promise<number | null>((resolve) => sleeper.once('close', resolve));
+        await until(() => sleeping(runId));
+        sleeper.kill('SIGINT');
+        expect(await ended).toBe(130);
+        await until(() => !sleeping(runId));
+
+        // The directory of an `up` killed before its lab was kept, whose run clean removed.
+        const stale = 'fffff0';
+        mkdirSync(`/run/natproof/labs/${stale}`, { recursive: true });
+        const clean = await cli('clean', '--backend', name);
+        expect(clean.code).toBe(0);
+        expect(clean.stdout).toContain(`lab:${stale}`);
+        expect(existsSync(`/run/natproof/labs/${stale}`)).toBe(false);
+        expect(clean.stdout).toMatch(new RegExp(`left (a kept lab|\\d+ kept labs) up: .*${runId} \\(dmz-three-network\\)`));
+        expect((await left(runId)).sort()).toEqual(built.sort());
+
+        // An agent killed by hand: probe says so, and down still removes everything.
+        const victim = record.agents[0]!;
+        // The shell's kill: natproof's host image has no kill(1).
+        expect(natproof('exec', runId, victim.name, '--', 'sh', '-c', `kill -KILL ${victim.pid}`).code).toBe(0);
+        await untilAsync(async () => !(await agentRuns(record, victim)));
+        const orphaned = await cli('probe', runId);
+        expect(orphaned.code).toBe(2);
+        expect(orphaned.stderr).toMatch(
+          new RegExp(`the agent in \\S+ of lab ${runId} is gone \\(killed by hand\\?\\): natproof down ${runId}, then up again`),
+        );
+
+        const down = await cli('down', runId);
+        downed = true;
+        expect(down).toMatchObject({ code: 0, stdout: `removed lab ${runId} (dmz-three-network)\n` });
+        expect(await left(runId)).toEqual([]);
+        if (name === 'netns') for (const agent of record.agents) expect(running(agent.pid)).toBe(false);
+        expect(existsSync(`/run/natproof/labs/${runId}`)).toBe(false);
+        expect(existsSync(`/run/natproof/netns/${runId}.json`)).toBe(false);
+        expect(readdirSync(tmpdir()).filter((n) => n.startsWith(`natproof-${runId}-`))).toEqual([]);
+        const gone = await cli('probe', runId);
+        expect(gone.code).toBe(2);
+        expect(gone.stderr).toBe(`natproof: no kept lab ${runId}; natproof ls lists the kept labs\n`);
+      } finally {
+        if (!downed) natproof('down', runId);
+      }
+    },
+    IMAGE_BUILD_MS,
+  );
 });
 
 describe.each(BACKENDS)('a lab from code, up() on $name', ({ name, unavailable, make, leftBehind: left }) => {

@@ -1,6 +1,8 @@
 /** A kept lab's pure parts: its one rule set, its nodes by name, and each probe round's ports. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { hostname } from 'node:os';
+import { cleanLeaves } from '../../harness/backend/docker/cleanup.js';
 import { labNode, labNodeNames, labRuleset } from '../../harness/lab/kept.js';
 import { nextProbePort } from '../../harness/lab/round.js';
 import { FIRST_PROBE_PORT } from '../../harness/run.js';
@@ -58,5 +60,25 @@ describe("each probe round's source ports", () => {
     expect(nextProbePort(FIRST_PROBE_PORT, 5)).toBe(FIRST_PROBE_PORT + 5);
     expect(nextProbePort(31_990, 5)).toBe(31_995);
     expect(nextProbePort(31_995, 5)).toBe(FIRST_PROBE_PORT);
+  });
+});
+
+describe('which docker runs clean leaves', () => {
+  const here = hostname();
+  const dead = 2 ** 22 + 1;
+
+  it('leaves a kept lab, whatever its pid, unless kept labs go too (clean --all)', () => {
+    expect(cleanLeaves({ pid: dead, machine: here, kept: true }, false)).toBe(true);
+    expect(cleanLeaves({ pid: process.pid, machine: here, kept: true }, true)).toBe(false);
+  });
+
+  it('removes a run whose natproof is gone, and leaves one still going', () => {
+    expect(cleanLeaves({ pid: dead, machine: here, kept: false }, false)).toBe(false);
+    expect(cleanLeaves({ pid: process.pid, machine: here, kept: false }, true)).toBe(true);
+  });
+
+  it("never judges another machine's runs, kept or not", () => {
+    expect(cleanLeaves({ pid: dead, machine: `${here}-other`, kept: false }, true)).toBe(true);
+    expect(cleanLeaves({ pid: dead, machine: `${here}-other`, kept: true }, true)).toBe(true);
   });
 });

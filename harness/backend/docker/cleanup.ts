@@ -17,6 +17,8 @@ export interface RunResources {
   machine: string;
   /** The run's NATPROOF_RUN_TAG label, if it had one. */
   tag: string | undefined;
+  /** A kept lab (`natproof up`): owned by nothing, left by `clean` unless told otherwise. */
+  kept: boolean;
   containers: Array<{ id: string; name: string }>;
   networks: Array<{ id: string; name: string }>;
 }
@@ -39,6 +41,7 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
         pid: Number(labels[LABELS.pid] ?? 0),
         machine: labels[LABELS.machine] ?? '',
         tag: labels[LABELS.tag],
+        kept: false,
         containers: [],
         networks: [],
       };
@@ -46,7 +49,11 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
     }
     return run;
   };
-  for (const c of containers) entry(c.Labels)?.containers.push({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, '') });
+  for (const c of containers) {
+    const run = entry(c.Labels);
+    run?.containers.push({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, '') });
+    if (run && c.Labels[LABELS.kept] !== undefined) run.kept = true;
+  }
   for (const n of networks) entry(n.Labels)?.networks.push({ id: n.Id, name: n.Name });
   return runs;
 }
@@ -94,6 +101,15 @@ export function runIsAlive(run: Pick<RunResources, 'pid' | 'machine'>): boolean 
 }
 
 /**
+ * Whether `clean` leaves the run: another machine's (judged only there), a kept lab unless
+ * `kept` (clean --all), or a run whose natproof process is alive.
+ */
+export function cleanLeaves(run: Pick<RunResources, 'pid' | 'machine' | 'kept'>, kept: boolean): boolean {
+  if (run.machine !== hostname()) return true;
+  return run.kept ? !kept : isOwnerAlive(run.pid);
+}
+
+/**
  * Remove the DOCKER-USER accepts of runs that are no longer alive: those whose run has
  * nothing left on the engine, or whose run is dead. A run not known alive is looked up again
  * after the rules are read: a lab built since the runs were listed has accepts of its own.
@@ -104,7 +120,7 @@ export async function removeStaleAccepts(docker: Docker, observer: Observer, ali
   for (const rule of rules) {
     if (alive.has(rule.runId)) continue;
     const run = (await listRuns(docker, rule.runId)).get(rule.runId);
-    if (!run || !runIsAlive(run)) stale.push(rule);
+    if (!run || !(runIsAlive(run) || run.kept)) stale.push(rule);
   }
   await observer.closeBridges(stale);
   return stale.map((r) => `DOCKER-USER accept for ${r.bridge} (run ${r.runId})`);

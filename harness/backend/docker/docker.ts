@@ -9,7 +9,8 @@
  * DockerLab builds a lab from the plan (plan.ts) in order, one module per job: networks.ts
  * (the Docker networks), containers.ts (the containers, and a custom image's server),
  * interfaces.ts (each container's interfaces, addresses and routes as the scenario says),
- * segments.ts (which bridge port is which node, for segment captures), cleanup.ts (teardown).
+ * segments.ts (which bridge port is which node, for segment captures), cleanup.ts (teardown),
+ * detached.ts (a kept lab's agents).
  *
  * Nothing here leaks dockerode types through the Backend/Lab interface.
  */
@@ -18,15 +19,27 @@ import type Docker from 'dockerode';
 import { HostError } from '../../errors.js';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import type { Topology } from '../../scenario/topology.js';
-import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import {
+  nodeLabel,
+  type AgentNode,
+  type AttachedAgent,
+  type Backend,
+  type BuildOptions,
+  type CleanOptions,
+  type DetachedAgent,
+  type Lab,
+  type NodeInterface,
+  type NodeRef,
+} from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { listRuns, removeLab, removeRun, removeStaleAccepts, runIsAlive } from './cleanup.js';
+import { cleanLeaves, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
 import { connectEngine, engineAddress, type DockerBackendOptions } from './connection.js';
 import { reapAtExit, torndown } from './reaper.js';
 import { imageOf, startContainer, waitListening } from './containers.js';
 import { allSettledOrThrow, engine, withTimeout } from './engine.js';
+import { attachDetached, detachedGone, startDetached } from './detached.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
-import { containerLinks, setUpInterfaces } from './interfaces.js';
+import { containerLinks, setUpInterfaces, vethPeers } from './interfaces.js';
 import { LABELS, runLabels } from './labels.js';
 import { createNetworks } from './networks.js';
 import { Observer, observerUnavailable } from './observer.js';
@@ -94,12 +107,17 @@ export class DockerBackend implements Backend {
     return lab;
   }
 
-  async clean(): Promise<string[]> {
+  attach(topology: Topology, runId: string): Lab {
+    return new DockerLab(this.docker, planDocker(topology, runId), true);
+  }
+
+  async clean(options: CleanOptions = {}): Promise<string[]> {
     const runs = await listRuns(this.docker);
     const removed: string[] = [];
     const alive = new Set<string>();
     for (const run of runs.values()) {
-      if (runIsAlive(run)) alive.add(run.runId);
+      // A kept lab is owned by nothing: only `natproof down` (or clean --all) removes it.
+      if (cleanLeaves(run, options.kept === true)) alive.add(run.runId);
       else removed.push(...(await removeRun(this.docker, run)));
     }
     removed.push(...(await this.cleanAccepts(alive)));
@@ -133,22 +151,31 @@ export class DockerLab implements Lab {
   private readonly labels: Record<string, string>;
   private readonly processes = new ProcessGroup();
   private readonly pids = new Map<string, number>();
-  private segments = new Map<string, NodeInterface[]>();
+  private segments: Promise<Map<string, NodeInterface[]>> | undefined;
   private observer: Observer | undefined;
+  /** natproof's router image, for a kept lab's marker. */
+  private routerImage: string | undefined;
   private created = false;
   private destroyed = false;
 
   constructor(
     private readonly docker: Docker,
     private readonly plan: DockerPlan,
+    /** Built by another process (a kept lab): its containers, pids and segments are looked up. */
+    adopted = false,
   ) {
     this.runId = plan.runId;
     this.labels = runLabels(plan.runId, process.pid, hostname());
+    if (adopted) {
+      this.created = true;
+      this.observer = Observer.attach(docker, plan.observer);
+    }
   }
 
   async create(images: Record<ImageRole, string>, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
     const { networks, containers } = this.plan;
     this.created = true;
+    this.routerImage = images.router;
     log(`creating ${networks.length} Docker networks and ${containers.length} containers`);
     await createNetworks(this.docker, networks, this.labels, log, signal);
     const observer = await this.startObserver(images.router);
@@ -157,7 +184,7 @@ export class DockerLab implements Lab {
     await allSettledOrThrow(containers.map((c) => this.startNode(c, imageOf(c, images))));
     log('setting up interfaces, addresses and routes');
     const peers = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
-    this.segments = await mapSegments(observer, networks, peers);
+    this.segments = Promise.resolve(await mapSegments(observer, networks, peers));
     await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => waitListening(observer, c, this.pidOf(c))));
   }
 
@@ -176,14 +203,55 @@ export class DockerLab implements Lab {
     return this.spawn(node, [IMAGE_NODE, IMAGE_AGENT_SCRIPT]);
   }
 
+  startDetachedAgent(node: AgentNode, name: string, _dir: string, file: string): Promise<DetachedAgent> {
+    return startDetached(this, node, name, file);
+  }
+
+  async attachAgent(agent: DetachedAgent, fromStart: boolean): Promise<AttachedAgent> {
+    return attachDetached(this, agent, fromStart);
+  }
+
+  agentGone(agent: DetachedAgent): Promise<string | undefined> {
+    return detachedGone(this, agent);
+  }
+
+  terminalArgv(node: NodeRef, argv: readonly string[]): string[] {
+    // The docker CLI finds the engine as natproof does (connection.ts) and puts the terminal in
+    // raw mode, so Ctrl-C reaches the command through its own terminal.
+    return ['docker', 'exec', '-i', '-t', this.containerOf(node), ...argv];
+  }
+
+  /**
+   * A marker container, created and never started, labelled kept: `clean` leaves the run. Its
+   * pid label is the observer's (a process of the Docker host that lives as long as the lab),
+   * and the engine lists the newest container first, so a natproof that predates kept labs,
+   * reading the run's pid from it, takes the run for a live one and leaves it too.
+   */
+  async keep(): Promise<void> {
+    if (!this.routerImage) throw new Error(`lab ${this.runId} was not built by this process`);
+    const observer = await engine(`inspecting ${this.plan.observer}`, this.docker.getContainer(this.plan.observer).inspect());
+    await engine(
+      `creating container ${this.plan.kept}`,
+      this.docker.createContainer({
+        name: this.plan.kept,
+        Image: this.routerImage,
+        Cmd: ['true'],
+        Labels: { ...this.labels, [LABELS.pid]: String(observer.State.Pid), [LABELS.node]: 'kept', [LABELS.kept]: 'true' },
+        HostConfig: { NetworkMode: 'none' },
+      }),
+    );
+    // No reaper for it when this process exits.
+    torndown(this.runId);
+  }
+
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
     if (node.kind === 'segment') {
-      const ports = this.segments.get(node.network);
+      const ports = (await this.segmentPorts()).get(node.network);
       if (!ports) throw new Error(`no network ${node.network} in this lab`);
       return ports;
     }
     const planned = this.planned(node);
-    const links = await containerLinks(this.requireObserver(), this.pidOf(planned));
+    const links = await containerLinks(this.requireObserver(), await this.containerPid(planned));
     return links.map((l) => ({
       ifindex: l.ifindex,
       name: l.ifname,
@@ -243,6 +311,28 @@ export class DockerLab implements Lab {
 
   private containerOf(node: NodeRef): string {
     return node.kind === 'segment' ? this.plan.observer : this.planned(node).name;
+  }
+
+  /** The pid of a container's init, looked up for a lab another process built. */
+  private async containerPid(c: PlannedContainer): Promise<number> {
+    const known = this.pids.get(c.name);
+    if (known) return known;
+    const info = await engine(`inspecting ${c.name}`, this.docker.getContainer(c.name).inspect());
+    if (!info.State.Running) throw new HostError(`${c.name} of lab ${this.runId} is not running (stopped by hand?)`);
+    this.pids.set(c.name, info.State.Pid);
+    return info.State.Pid;
+  }
+
+  /** Which bridge port is which node, on each segment: found once, for a lab another process built. */
+  private segmentPorts(): Promise<Map<string, NodeInterface[]>> {
+    this.segments ??= (async () => {
+      const observer = this.requireObserver();
+      const peers = await Promise.all(
+        this.plan.containers.map(async (c) => vethPeers(c, await containerLinks(observer, await this.containerPid(c)))),
+      );
+      return mapSegments(observer, this.plan.networks, peers.flat());
+    })();
+    return this.segments;
   }
 
   private pidOf(c: PlannedContainer): number {

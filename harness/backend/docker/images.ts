@@ -26,6 +26,8 @@ import type { ImageRole } from './plan.js';
 /** Where natproof's agent lives inside the host image. */
 export const IMAGE_AGENT_ROOT = '/opt/natproof';
 export const IMAGE_AGENT_SCRIPT = `${IMAGE_AGENT_ROOT}/dist/harness/agent/main.js`;
+/** Reaches a kept lab's detached agent again (../../agent/relay.ts). */
+export const IMAGE_RELAY_SCRIPT = `${IMAGE_AGENT_ROOT}/dist/harness/agent/relay.js`;
 export const IMAGE_NODE = '/usr/local/bin/node';
 /** Build output kept to explain a failed build. */
 const BUILD_TAIL_LINES = 30;
@@ -75,8 +77,9 @@ async function agentFiles(): Promise<ContextFile[]> {
     { path: 'node', from: process.execPath },
     // The agent is an ES module; this is all of natproof's package.json it needs.
     { path: 'natproof/package.json', content: `${JSON.stringify({ name: 'natproof-agent', private: true, type: 'module' })}\n` },
-    // Every module the agent imports at run time (protocol.js only holds types, but is cheap).
-    ...['main.js', 'protocol.js', 'dns.js', 'udp.js'].map((name) => ({
+    // Every module the agent imports at run time (protocol.js only holds types, but is cheap),
+    // and the relay a kept lab's later commands reach a detached agent through.
+    ...['main.js', 'protocol.js', 'dns.js', 'udp.js', 'relay.js'].map((name) => ({
       path: `natproof/dist/harness/agent/${name}`,
       from: join(agentDir, name),
     })),

@@ -130,7 +130,8 @@ async function waitLinksUp(observer: Observer, c: PlannedContainer, pid: number)
   }
 }
 
-function vethPeers(c: PlannedContainer, links: readonly IpLink[]): VethPeer[] {
+/** Each of the container's interfaces by its veth peer, from the container's links. */
+export function vethPeers(c: PlannedContainer, links: readonly IpLink[]): VethPeer[] {
   return c.interfaces.map((iface) => {
     const link = links.find((l) => l.ifname === iface.name);
     if (link?.link_index === undefined) throw new HostError(`${c.name}: interface ${iface.name} has no peer on the Docker host`);

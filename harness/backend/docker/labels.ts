@@ -14,6 +14,11 @@ export const LABELS = {
   node: 'natproof.node',
   /** NATPROOF_RUN_TAG of the process that made it (run-tag.ts), when set. */
   tag: 'natproof.tag',
+  /**
+   * On a kept lab's marker (a container created, never started: `natproof up`): the run is
+   * owned by nothing, and `clean` leaves it while the marker is there.
+   */
+  kept: 'natproof.kept',
   /** On natproof's images (kept between runs). */
   image: 'natproof.image',
 } as const;

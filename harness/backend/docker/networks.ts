@@ -6,7 +6,7 @@
 import type Docker from 'dockerode';
 import { HostError } from '../../errors.js';
 import { compareSubnets, subnetsOverlap } from '../../ipv4.js';
-import { runIsAlive } from './cleanup.js';
+import { listRuns, runIsAlive } from './cleanup.js';
 import { engine } from './engine.js';
 import { LABELS } from './labels.js';
 import type { PlannedNetwork } from './plan.js';
@@ -21,7 +21,9 @@ interface SubnetHolder {
   subnet: string;
   /** The natproof run that made it, if one did. */
   runId: string | undefined;
+  /** Its natproof is alive, or it is a kept lab (which `natproof down` removes). */
   alive: boolean;
+  kept: boolean;
 }
 
 export async function createNetworks(
@@ -100,20 +102,25 @@ async function runsToWaitFor(
   if (holders.length === 0 && Date.now() <= deadline && !signal?.aborted) return [];
   const live = holders.filter((h) => h.alive);
   if (live.length > 0 && Date.now() <= deadline && !signal?.aborted) return live;
-  const named = holders.map(
-    (h) =>
-      `${h.name} (${h.subnet}${h.runId ? `, natproof run ${h.runId}${h.alive ? '' : ', whose natproof is gone: natproof clean --backend docker'}` : ''})`,
-  );
+  const named = holders.map((h) => `${h.name} (${h.subnet}${h.runId ? `, natproof run ${h.runId}${holderAdvice(h)}` : ''})`);
   throw new HostError(
     `network ${n.network} (${n.subnet}) overlaps ${named.join(', ') || 'a network on the Docker engine'}; Docker allows each subnet once per engine: ${message}`,
     { cause: err },
   );
 }
 
-/** Docker networks whose subnets overlap `subnet`, and whether a live natproof run holds each. */
+function holderAdvice(h: SubnetHolder): string {
+  if (h.kept) return `, a kept lab: natproof down ${h.runId} removes it`;
+  return h.alive ? '' : ', whose natproof is gone: natproof clean --backend docker';
+}
+
+/**
+ * Docker networks whose subnets overlap `subnet`, and whether a live natproof run holds each:
+ * a kept lab's is waited for too, as a run's, since its test or its user takes it down.
+ */
 async function subnetHolders(docker: Docker, subnet: string): Promise<SubnetHolder[]> {
   const networks = await engine('listing networks', docker.listNetworks());
-  return networks.flatMap((net) =>
+  const found = networks.flatMap((net) =>
     (net.IPAM?.Config ?? [])
       .map((c) => c.Subnet)
       .filter((s): s is string => typeof s === 'string' && s.includes('.') && subnetsOverlap(s, subnet))
@@ -121,7 +128,14 @@ async function subnetHolders(docker: Docker, subnet: string): Promise<SubnetHold
         const runId = net.Labels?.[LABELS.run];
         const alive =
           runId !== undefined && runIsAlive({ pid: Number(net.Labels?.[LABELS.pid] ?? 0), machine: net.Labels?.[LABELS.machine] ?? '' });
-        return { name: net.Name, subnet: s, runId, alive };
+        return { name: net.Name, subnet: s, runId, alive, kept: false };
       }),
+  );
+  return Promise.all(
+    found.map(async (h) => {
+      if (h.alive || h.runId === undefined) return h;
+      const kept = (await listRuns(docker, h.runId)).get(h.runId)?.kept === true;
+      return { ...h, alive: kept, kept };
+    }),
   );
 }

@@ -58,6 +58,11 @@ export class Observer {
     return new Observer(docker, name);
   }
 
+  /** The observer a kept lab's build started, for a later command on the lab. */
+  static attach(docker: Docker, name: string): Observer {
+    return new Observer(docker, name);
+  }
+
   /** Signal a process of the Docker host by pid (it is never a broad pattern). */
   readonly signal: Signaller = async (hostPid, signal) => {
     // The kill itself is never signalled: nothing to escalate to if it hangs.

@@ -94,6 +94,8 @@ export interface DockerPlan {
   containers: PlannedContainer[];
   /** Runs captures on the segments and changes the Docker host's firewall: see observer.ts. */
   observer: string;
+  /** A kept lab's marker: a container created and never started, labelled kept (labels.ts). */
+  kept: string;
 }
 
 export function containerPrefix(runId: string): string {
@@ -198,7 +200,7 @@ export function planDocker(topology: Topology, runId: string): DockerPlan {
     };
   });
 
-  return { runId, networks, containers: [routerContainer, ...forwarders, ...hosts], observer: `${prefix}observer` };
+  return { runId, networks, containers: [routerContainer, ...forwarders, ...hosts], observer: `${prefix}observer`, kept: `${prefix}kept` };
 }
 
 /**

@@ -11,8 +11,20 @@ import { mapLimit, startConcurrency } from '../../concurrency.js';
 import { HostError, ScenarioError } from '../../errors.js';
 import type { Topology } from '../../scenario/topology.js';
 import { assignments } from '../common.js';
-import { nodeLabel, type AgentNode, type Backend, type BuildOptions, type Lab, type NodeInterface, type NodeRef } from '../backend.js';
+import {
+  nodeLabel,
+  type AgentNode,
+  type AttachedAgent,
+  type Backend,
+  type BuildOptions,
+  type CleanOptions,
+  type DetachedAgent,
+  type Lab,
+  type NodeInterface,
+  type NodeRef,
+} from '../backend.js';
 import { ProcessGroup } from '../processes.js';
+import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
 import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
@@ -60,8 +72,8 @@ export class NetnsBackend implements Backend {
     }
   }
 
-  async clean(): Promise<string[]> {
-    return cleanStaleRuns(listNamespaces);
+  async clean(options: CleanOptions = {}): Promise<string[]> {
+    return cleanStaleRuns(listNamespaces, options.kept === true);
   }
 
   async build(topology: Topology, options: BuildOptions): Promise<NetnsLab> {
@@ -120,6 +132,8 @@ function destroyUnfinished(): void {
 export class NetnsLab implements Lab {
   readonly backend = 'netns' as const;
   private readonly processes = new ProcessGroup();
+  /** Agents this lab started detached: killed at destroy unless the lab was kept. */
+  private readonly detached: DetachedAgent[] = [];
   private created = false;
   private destroyed = false;
 
@@ -162,18 +176,37 @@ export class NetnsLab implements Lab {
   }
 
   /**
-   * The lab outlives this process (`natproof up`): its record says kept, so `clean` leaves it,
-   * and this process's exit no longer removes it. `holder`: a process in the lab that lives as
-   * long as it does.
+   * Its run record says kept, so `clean` leaves it, with one of its agents as the record's
+   * owner: a process in the lab that lives as long as it does.
    */
-  async keep(holder: number): Promise<void> {
-    await keepRun(this.runId, holder);
+  async keep(): Promise<void> {
+    await keepRun(this.runId, this.detached[0]?.pid ?? 0);
     unfinished.delete(this);
+    this.detached.length = 0;
   }
 
   /** `argv` as a command line that runs it inside `node`, for a process this lab does not own. */
   argvIn(node: NodeRef, argv: readonly string[]): string[] {
     return ['ip', 'netns', 'exec', this.namespace(node).ns, ...argv];
+  }
+
+  terminalArgv(node: NodeRef, argv: readonly string[]): string[] {
+    // `ip netns exec` keeps this process's terminal: nothing to ask for.
+    return this.argvIn(node, argv);
+  }
+
+  async startDetachedAgent(node: AgentNode, name: string, dir: string, file: string): Promise<DetachedAgent> {
+    const agent = await startDetached(name, node, this.argvIn(node, agentArgv()), dir, file);
+    this.detached.push(agent);
+    return agent;
+  }
+
+  async attachAgent(agent: DetachedAgent, fromStart: boolean): Promise<AttachedAgent> {
+    return attachDetached(agent, fromStart);
+  }
+
+  async agentGone(agent: DetachedAgent): Promise<string | undefined> {
+    return detachedAlive(agent) ? undefined : detachedErrors(agent);
   }
 
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -205,6 +238,7 @@ export class NetnsLab implements Lab {
     this.destroyed = true;
     unfinished.delete(this);
     // Processes first: a namespace with a process still inside outlives `ip netns del`.
+    for (const agent of this.detached) killQuietly(agent.pid);
     await this.processes.stopAll('SIGTERM', 1_000);
     if (!this.created) return;
     const existing = await listNamespaces();
@@ -230,6 +264,7 @@ export class NetnsLab implements Lab {
     if (this.destroyed) return;
     this.destroyed = true;
     this.processes.killAllNow();
+    for (const agent of this.detached) killQuietly(agent.pid);
     const input = this.plan.namespaces.map((n) => `netns del ${n.ns}\n`).join('');
     spawnSync('ip', ['-force', '-batch', '-'], { input, timeout: 10_000, stdio: ['pipe', 'ignore', 'ignore'] });
     forgetRunNow(this.runId);
@@ -240,6 +275,14 @@ export class NetnsLab implements Lab {
     const found = this.plan.namespaces.find((n) => nodeLabel(n.ref) === label);
     if (!found) throw new Error(`no node ${label} in this lab`);
     return found;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
   }
 }
 

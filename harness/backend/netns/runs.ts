@@ -94,16 +94,15 @@ async function readRecord(runId: string): Promise<RunRecord | undefined> {
  * Remove the runs whose recorded process is gone: first the processes still inside their
  * namespaces (a namespace outlives `ip netns del` while one runs), then the namespaces, then
  * the record; a record whose namespaces were never made (a kill in between) goes too.
- * Namespaces that look like natproof's but have no record are not touched, nor kept labs.
- * Returns what was
- * removed; what a concurrent clean or teardown removed first counts as removed by neither.
+ * Namespaces that look like natproof's but have no record are not touched, nor kept labs
+ * unless `kept` (`clean --all`). Returns what was removed; what a concurrent clean or teardown removed first counts as removed by neither.
  */
-export async function cleanStaleRuns(listNamespaces: () => Promise<Set<string>>): Promise<string[]> {
+export async function cleanStaleRuns(listNamespaces: () => Promise<Set<string>>, kept: boolean): Promise<string[]> {
   const removed: string[] = [];
   for (const runId of await recordedRuns()) {
     const record = await readRecord(runId);
-    // A kept lab is owned by nothing: only `natproof down` removes it.
-    if (record === undefined || record.kept || isOwnerAlive(record.pid)) continue;
+    // A kept lab is owned by nothing: only `natproof down` (or clean --all) removes it.
+    if (record === undefined || (record.kept ? !kept : isOwnerAlive(record.pid))) continue;
     const namespaces = runNamespaces(runId, await listNamespaces());
     for (const ns of namespaces) await killProcessesIn(ns);
     if (namespaces.length > 0) {

@@ -1,5 +1,6 @@
 /**
- * Agents that outlive the command that started them: a kept lab's (`natproof up`). Each reads
+ * The netns backend's detached agents, a kept lab's (`natproof up`): processes of this machine
+ * that outlive the command that started them. Each reads
  * the agent protocol (../agent/protocol.ts) from a FIFO that it holds open for writing itself,
  * so no command closing its end of the FIFO ends it, and writes its messages to a file that
  * a later command reads from where the file ends then. The agent itself is unchanged.
@@ -9,24 +10,8 @@ import { EventEmitter } from 'node:events';
 import { closeSync, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import type { AgentNode } from '../backend/backend.js';
-import { execCommand, LongProcess, type ProcessHandle } from '../exec.js';
-
-/** One detached agent, as the lab's record keeps it. */
-export interface DetachedAgent {
-  /** The host's name, or the router's. */
-  name: string;
-  node: AgentNode;
-  pid: number;
-  /** The FIFO the agent reads commands from. */
-  input: string;
-  /** The file the agent writes its replies and request log to. */
-  output: string;
-  /** Its stderr, for why it died. */
-  errors: string;
-  /** A word of its command line (the agent's script), so a reused pid is not taken for it. */
-  mark: string;
-}
+import type { AgentNode, AttachedAgent, DetachedAgent } from '../backend.js';
+import { execCommand, LongProcess, type ProcessHandle } from '../../exec.js';
 
 /** How often a reader looks for new lines in an agent's output: far below any probe's time. */
 const POLL_MS = 10;
@@ -69,7 +54,7 @@ export async function startDetached(
  * The agent's process, spoken to through its FIFO and its output file, read from the start or
  * from where it ends now; `release` lets go of it and leaves it running.
  */
-export function attachDetached(agent: DetachedAgent, fromStart: boolean): { process: LongProcess; release: () => void } {
+export function attachDetached(agent: DetachedAgent, fromStart: boolean): AttachedAgent {
   const handle = new DetachedHandle(agent, fromStart);
   return { process: new LongProcess([`agent in ${agent.name} (pid ${agent.pid})`], handle), release: () => handle.release() };
 }
