@@ -2,7 +2,7 @@
  * Kept labs from the command line: up -> ls -> exec -> probe -> clean -> down, through main(argv)
  * and the bin, and the errors a wrong run id or node name gives.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { main, type CliIO } from '../../harness/cli.js';
 import { probeResult, RunAbortedError, up } from '../../harness/index.js';
 import type { RunResult } from '../../harness/result/result.js';
 import '../../harness/vitest/index.js';
+import { type Finished, natproofBin } from '../commands.js';
 import { BACKENDS, IMAGE_BUILD_MS, skipNote } from './backend-cases.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
@@ -19,10 +20,7 @@ const SCENARIO = 'scenarios/dmz-three-network.yaml';
 const work = mkdtempSync(join(tmpdir(), 'natproof-lab-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function natproof(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const natproof = (...args: string[]): Promise<Finished> => natproofBin(args, 120_000);
 
 /** main(argv) with its output kept. */
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -78,8 +76,8 @@ describe('a kept lab, as of the command line: errors before anything is built', 
     expect(r.stderr).toMatch(message);
   });
 
-  it.each(['up', 'exec', 'probe', 'down', 'ls'])("`natproof %s --help` prints that command's usage and exits 0", (command) => {
-    const r = natproof(command, '--help');
+  it.each(['up', 'exec', 'probe', 'down', 'ls'])("`natproof %s --help` prints that command's usage and exits 0", async (command) => {
+    const r = await natproof(command, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^usage:\n  natproof ${command}`));
   });
@@ -99,7 +97,7 @@ describe('a kept lab, as of the command line: errors before anything is built', 
 
 describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
   it('up keeps it; ls lists it; exec runs in its nodes; probe judges as run does; clean leaves it; down removes everything', async () => {
-    const up = natproof('up', SCENARIO, '--ruleset', 'hairpin');
+    const up = await natproof('up', SCENARIO, '--ruleset', 'hairpin');
     expect(up.stderr).toContain('rule set hairpin: applying rules');
     expect(up.code).toBe(0);
     const runId = up.stdout.trim();
@@ -121,14 +119,14 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       expect(table.stdout).toMatch(new RegExp(`^${runId} +dmz-three-network +netns +hairpin +\\d+[smh]\\S* +kept$`, 'm'));
 
       // The hairpin, by hand: the server sees the router's DMZ address.
-      const curl = natproof('exec', runId, 'dmz-client', '--', 'curl', '-sS', '-m', '5', 'http://100.0.0.254/');
+      const curl = await natproof('exec', runId, 'dmz-client', '--', 'curl', '-sS', '-m', '5', 'http://100.0.0.254/');
       expect(curl.code).toBe(0);
       expect(JSON.parse(curl.stdout)).toMatchObject({ remoteAddress: '172.16.0.254' });
-      const rules = natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-S', 'POSTROUTING');
+      const rules = await natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-S', 'POSTROUTING');
       expect(rules.stdout).toContain('-j SNAT --to-source 172.16.0.254');
       // The command's own exit code, not natproof's.
-      expect(natproof('exec', runId, 'router', '--', 'sh', '-c', 'exit 7').code).toBe(7);
-      const addresses = natproof('exec', runId, 'segment:dmz', '--', 'ip', '-br', 'link');
+      expect((await natproof('exec', runId, 'router', '--', 'sh', '-c', 'exit 7')).code).toBe(7);
+      const addresses = await natproof('exec', runId, 'segment:dmz', '--', 'ip', '-br', 'link');
       expect(addresses.code).toBe(0);
       expect(addresses.stdout).toMatch(/^seg /m);
 
@@ -157,7 +155,7 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       expect(again.stderr).not.toContain('rules changed');
       // Poked at by hand: the hairpin SNAT removed, the next round judges the rules as they are.
       const snat = '-s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254'.split(' ');
-      expect(natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat).code).toBe(0);
+      expect((await natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat)).code).toBe(0);
       const poked = await cli('probe', runId);
       expect(poked.code).toBe(1);
       expect(poked.stderr).toContain(
@@ -169,7 +167,7 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       // Ctrl-C reaches the command, whose end is natproof's: 128 + SIGINT.
       const sleeping = spawn(process.execPath, ['bin/natproof.js', 'exec', runId, 'router', '--', 'sleep', '30'], { stdio: 'ignore' });
       const ended = new Promise<number | null>((resolve) => sleeping.once('close', resolve));
-      await until(() => execFileSync('ip', ['netns', 'pids', `np-${runId}-router`], { encoding: 'utf8' }).trim() !== '');
+      await until(() => execFileSync('ip', ['netns', 'pids', `np-${runId}-router`], { encoding: 'utf8', timeout: 5_000 }).trim() !== '');
       sleeping.kill('SIGINT');
       expect(await ended).toBe(130);
 
@@ -204,7 +202,7 @@ describe.skipIf(netnsUnavailable)(`a kept lab on netns${netnsUnavailable ? ` (sk
       expect(gone.code).toBe(2);
       expect(gone.stderr).toBe(`natproof: no kept lab ${runId}; natproof ls lists the kept labs\n`);
     } finally {
-      if (!downed) natproof('down', runId);
+      if (!downed) await natproof('down', runId);
     }
   }, 300_000);
 });
