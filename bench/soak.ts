@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { RunResult } from '../harness/result/result.js';
+import { mulberry32 } from './random.js';
 
 type Ending = 'finish' | 'interrupt' | 'kill';
 
@@ -150,16 +151,6 @@ function verdicts(result: RunResult): string {
     .join('\n');
 }
 
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 export async function soak(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -171,7 +162,7 @@ export async function soak(argv: string[]): Promise<number> {
     },
   });
   const runs = Number(values.runs);
-  const next = random(Number(values.seed));
+  const next = mulberry32(Number(values.seed));
   const args = [values.scenario, '--backend', values.backend];
   console.log(`soak: ${runs} runs of ${values.scenario} on ${values.backend} (seed ${values.seed})`);
   const before = hostState();

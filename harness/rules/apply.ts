@@ -5,10 +5,12 @@
  */
 import type { Lab, NodeRef } from '../backend/backend.js';
 import { HostError } from '../errors.js';
+import type { ExecOptions, ExecResult } from '../exec.js';
 import type { Forwarder, Router, RuleSource } from '../scenario/topology.js';
 import { compileRules } from './compile.js';
 import { ruleErrorFromKernel } from './kernel-errors.js';
 import { counterCommands } from './nft-counters.js';
+import type { RuleStep } from './rule-step.js';
 
 const ROUTER: NodeRef = { kind: 'router' };
 const TIMEOUT_MS = 15_000;
@@ -28,15 +30,29 @@ export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promi
   await lab.exec(ROUTER, ['iptables', '-P', 'FORWARD', router.forwardPolicy], { timeoutMs: TIMEOUT_MS });
 }
 
+/**
+ * The tool command that loads a step from stdin, or with `check` only asks the tool whether it
+ * would (`nft -c`, `iptables-restore --test`). --noflush: the reset already emptied the tables,
+ * and the scenario's FORWARD policy stays unless the rules themselves set one.
+ */
+export function toolArgv(step: Pick<RuleStep, 'tool'>, { check }: { check: boolean }): string[] {
+  if (step.tool === 'nft') return ['nft', ...(check ? ['-c'] : []), '-f', '-'];
+  return ['iptables-restore', ...(check ? ['--test'] : []), '--noflush'];
+}
+
+/** Runs a tool where the rules go: the router's namespace or container, or a throwaway namespace. */
+export type ToolExec = (argv: readonly string[], options: ExecOptions) => Promise<ExecResult>;
+
+/** Feed one step to its tool (or its check mode); a refusal throws a RuleError naming the user's line. */
+export async function runStep(exec: ToolExec, step: RuleStep, { check }: { check: boolean }): Promise<void> {
+  const result = await exec(toolArgv(step, { check }), { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
+  if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
+}
+
 /** Apply the candidate rules; a rule the kernel rejects throws a RuleError naming its line. */
 export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource, node: NodeRef = ROUTER): Promise<void> {
-  for (const step of compileRules(source)) {
-    // --noflush: the reset already emptied the tables, and the scenario's FORWARD policy stays
-    // unless the rules themselves set one.
-    const argv = step.tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
-    const result = await lab.exec(node, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
-    if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
-  }
+  const exec: ToolExec = (argv, options) => lab.exec(node, argv, options);
+  for (const step of compileRules(source)) await runStep(exec, step, { check: false });
   if (source.format === 'nft') await countEveryRule(lab, node);
 }
 
@@ -66,12 +82,9 @@ const COUNTER_BATCH = 50;
  */
 export async function checkRulesInRouter(lab: Pick<Lab, 'exec'>, router: Router, sources: readonly RuleSource[]): Promise<void> {
   await resetRouter(lab, router);
+  const exec: ToolExec = (argv, options) => lab.exec(ROUTER, argv, options);
   for (const source of sources) {
-    for (const step of compileRules(source)) {
-      const argv = step.tool === 'nft' ? ['nft', '-c', '-f', '-'] : ['iptables-restore', '--test', '--noflush'];
-      const result = await lab.exec(ROUTER, argv, { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
-      if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
-    }
+    for (const step of compileRules(source)) await runStep(exec, step, { check: true });
   }
 }
 

@@ -6,8 +6,8 @@
  */
 import { execCommand } from '../exec.js';
 import type { RuleSource } from '../scenario/topology.js';
+import { runStep, type ToolExec } from './apply.js';
 import { compileRules } from './compile.js';
-import { ruleErrorFromKernel } from './kernel-errors.js';
 
 const TIMEOUT_MS = 15_000;
 const UNSHARE = ['unshare', '--user', '--map-root-user', '--net', '--'];
@@ -33,14 +33,10 @@ export async function unsharedCheckUnavailable(): Promise<string | undefined> {
  * RuleError, with its line.
  */
 export async function checkRulesUnshared(sources: readonly RuleSource[]): Promise<void> {
+  const exec: ToolExec = (argv, options) => execCommand([...UNSHARE, ...argv], options);
   for (const source of sources) {
     const steps = compileRules(source);
-    const real = steps.length === 1;
-    for (const step of steps) {
-      const argv =
-        step.tool === 'nft' ? ['nft', ...(real ? [] : ['-c']), '-f', '-'] : ['iptables-restore', ...(real ? [] : ['--test']), '--noflush'];
-      const result = await execCommand([...UNSHARE, ...argv], { input: step.input, timeoutMs: TIMEOUT_MS, allowFailure: true });
-      if (result.exitCode !== 0) throw ruleErrorFromKernel(step, result.stderr || result.stdout);
-    }
+    const check = steps.length > 1;
+    for (const step of steps) await runStep(exec, step, { check });
   }
 }

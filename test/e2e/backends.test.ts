@@ -209,7 +209,7 @@ describe.skipIf(dockerUnavailable)(`docker teardown${skipNote(dockerUnavailable)
       const lab = await new DockerBackend().build(await loadScenario('scenarios/dmz-three-network.yaml'), { runId });
       let added = false;
       try {
-        added = addHostRule(runId, `np-${runId}-9`);
+        added = await addHostRule(runId, `np-${runId}-9`);
       } finally {
         await lab.destroy();
       }

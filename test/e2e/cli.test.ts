@@ -1,30 +1,28 @@
 /** The `natproof` command as users and CI call it: exit codes, JSON contract, artifacts. */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type Finished, natproofBin } from '../commands.js';
 import { expectPlausibleTimings } from '../timings.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 const work = mkdtempSync(join(tmpdir(), 'natproof-cli-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function natproof(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const natproof = (...args: string[]): Promise<Finished> => natproofBin(args, 60_000);
 
 describe('natproof before anything is built: usage, help, bad input', () => {
-  it('exits 2 and names the file, line and field of a scenario error', () => {
+  it('exits 2 and names the file, line and field of a scenario error', async () => {
     const file = join(work, 'bad.yaml');
     writeFileSync(file, readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace('address: 172.16.0.1\n', 'address: 172.17.0.1\n'));
-    const r = natproof('run', file);
+    const r = await natproof('run', file);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+: hosts\\.webserver\\.address`));
   });
 
-  it("validate compiles every rule set: a later rule set's unset variable is refused at its line, nothing built", () => {
+  it("validate compiles every rule set: a later rule set's unset variable is refused at its line, nothing built", async () => {
     const file = join(work, 'bad-rules.yaml');
     const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
       '-m conntrack --ctstate DNAT -j SNAT --to 192.168.0.254',
@@ -32,7 +30,7 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     );
     writeFileSync(file, text);
     const line = text.split('\n').findIndex((l) => l.includes('$TRUSTED_ROUTER'));
-    const r = natproof('validate', file);
+    const r = await natproof('validate', file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:${line + 1}:`);
     expect(r.stderr).toContain('`$TRUSTED_ROUTER` is not set: set it on a line of its own above');
@@ -55,7 +53,7 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     },
   ])(
     'validate has the kernel judge the rules, in a namespace that ends with the tool: $what is refused at its line',
-    ({ file, from, to, says }) => {
+    async ({ file, from, to, says }) => {
       const bad = join(work, 'kernel-refuses.yaml');
       const text = readFileSync(file, 'utf8').replace(from, to);
       writeFileSync(bad, text);
@@ -63,7 +61,7 @@ describe('natproof before anything is built: usage, help, bad input', () => {
       const lines = text.split('\n');
       let line = lines.findIndex((l) => l.includes(to));
       while (line > 0 && lines[line - 1]!.trimEnd().endsWith('\\')) line--;
-      const r = natproof('validate', bad);
+      const r = await natproof('validate', bad);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`${bad}:${line + 1}:`);
       expect(r.stderr).toContain(says);
@@ -72,8 +70,8 @@ describe('natproof before anything is built: usage, help, bad input', () => {
 
   it.each(['run', 'diff', 'explain', 'report', 'validate', 'clean'])(
     "`natproof %s --help` prints that command's usage and exits 0",
-    (command) => {
-      const r = natproof(command, '--help');
+    async (command) => {
+      const r = await natproof(command, '--help');
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^usage:\n  natproof ${command} `));
       expect(r.stdout).toContain('exit codes:');
@@ -81,30 +79,30 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     },
   );
 
-  it('`natproof --version` prints the version in package.json', () => {
+  it('`natproof --version` prints the version in package.json', async () => {
     const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
-    const r = natproof('--version');
+    const r = await natproof('--version');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`natproof ${version}\n`);
   });
 
-  it("an unknown option is named, with the command's usage, exit 2", () => {
-    const r = natproof('run', '--bogus', 'scenarios/dmz-three-network.yaml');
+  it("an unknown option is named, with the command's usage, exit 2", async () => {
+    const r = await natproof('run', '--bogus', 'scenarios/dmz-three-network.yaml');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^natproof run: unknown option --bogus\nusage:\n {2}natproof run SCENARIO\.yaml/);
   });
 
-  it('exits 2 with usage for an unknown command', () => {
-    const r = natproof('frobnicate');
+  it('exits 2 with usage for an unknown command', async () => {
+    const r = await natproof('frobnicate');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('usage:');
   });
 });
 
 describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
-  it('prints the result contract with --json, keeps artifacts with --out, and exits 0 when every expectation holds', () => {
+  it('prints the result contract with --json, keeps artifacts with --out, and exits 0 when every expectation holds', async () => {
     const out = join(work, 'run-dmz');
-    const r = natproof('run', 'scenarios/dmz-three-network.yaml', '--json', '--out', out);
+    const r = await natproof('run', 'scenarios/dmz-three-network.yaml', '--json', '--out', out);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
@@ -149,7 +147,7 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
     expect(kept.timings).toEqual(result.timings);
   });
 
-  it("holds candidate rules from --rules to the probes' expectations and exits 1 when they fall short", () => {
+  it("holds candidate rules from --rules to the probes' expectations and exits 1 when they fall short", async () => {
     const rules = join(work, 'dnat-only.rules');
     writeFileSync(
       rules,
@@ -161,7 +159,7 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
         '',
       ].join('\n'),
     );
-    const r = natproof('run', 'scenarios/dmz-three-network.yaml', '--rules', rules, '--json');
+    const r = await natproof('run', 'scenarios/dmz-three-network.yaml', '--rules', rules, '--json');
     expect(r.code).toBe(1);
     const result = JSON.parse(r.stdout);
     const failed = result.probes.filter((p: { expectationsMet: boolean }) => !p.expectationsMet).map((p: { name: string }) => p.name);
@@ -170,7 +168,7 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
     expect(dmz.failures).toContain('the reply went from the server straight to the client, bypassing the router');
   });
 
-  it("refuses a later rule set's rule the kernel rejects before the first rule set runs", () => {
+  it("refuses a later rule set's rule the kernel rejects before the first rule set runs", async () => {
     const file = join(work, 'kernel-rejects.yaml');
     const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
       '-d 192.168.0.0/24 \\\n          -m conntrack --ctstate DNAT -j SNAT --to 192.168.0.254',
@@ -179,7 +177,7 @@ describe.skipIf(netnsUnavailable)(`natproof run on netns${netnsUnavailable ? ` (
     expect(text).toContain('--ctstat DNAT');
     writeFileSync(file, text);
     const line = text.split('\n').findIndex((l) => l.includes('-d 192.168.0.0/24 \\')) + 1;
-    const r = natproof('run', file);
+    const r = await natproof('run', file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:${line}:`);
     expect(r.stderr).toContain('ctstat');
@@ -274,8 +272,8 @@ describe('hostile input is refused before anything is built', () => {
       /escape\.sh:2:4: [^\n]*\n {2}rule: \\x1b\]0;pwned\\x07iptables -F/,
     ],
   ];
-  it.each(cases)('%s: exit 2, the place named, nothing built', (_what, args, says) => {
-    const r = natproof(...args());
+  it.each(cases)('%s: exit 2, the place named, nothing built', async (_what, args, says) => {
+    const r = await natproof(...args());
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(says);
     expect(r.stderr).not.toContain('building');
@@ -291,8 +289,8 @@ describe('natproof with outputs it cannot write', () => {
     ['--out', ['--out', '/proc/natproof-test/out']],
     ['--junit', ['--junit', '/proc/natproof-test/junit.xml']],
     ['--junit on a directory', ['--junit', '/tmp']],
-  ])('%s: exits 2 naming the path, before anything is built', (_what, args) => {
-    const r = natproof('run', 'scenarios/dmz-three-network.yaml', ...args);
+  ])('%s: exits 2 naming the path, before anything is built', async (_what, args) => {
+    const r = await natproof('run', 'scenarios/dmz-three-network.yaml', ...args);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(args[1]!);
     expect(r.stderr).not.toContain('internal error');

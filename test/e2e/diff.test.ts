@@ -3,12 +3,13 @@
  * `natproof diff` between the seed's three DNAT rules and its summary rules, both ways, from
  * files and from git, and a run held to a kept baseline.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadScenario } from '../../harness/scenario/load.js';
+import { runCommand } from '../commands.js';
 import { netnsUnavailable } from './host.js';
 
 const SCENARIO = 'scenarios/dmz-three-network.yaml';
@@ -65,11 +66,14 @@ describe.skipIf(netnsUnavailable)(`natproof diff on netns${netnsUnavailable ? ` 
     writeFileSync(dnatOnly, rules('dnat-only'));
     writeFileSync(hairpin, rules('hairpin'));
     // A rules file under version control: committed as the three DNAT rules, now the summary rules.
-    const inRepo = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { stdio: 'ignore', timeout: 10_000 });
-    execFileSync('git', ['init', '-q', repo], { stdio: 'ignore', timeout: 10_000 });
+    const git = async (...args: string[]): Promise<void> => {
+      const r = await runCommand('git', args, { timeoutMs: 10_000 });
+      expect(r.code, `git ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    };
+    await git('init', '-q', repo);
     writeFileSync(tracked, rules('dnat-only'));
-    inRepo('add', 'firewall.rules');
-    inRepo('-c', 'user.name=natproof', '-c', 'user.email=natproof@example.invalid', 'commit', '-q', '-m', 'dnat only');
+    await git('-C', repo, 'add', 'firewall.rules');
+    await git('-C', repo, '-c', 'user.name=natproof', '-c', 'user.email=natproof@example.invalid', 'commit', '-q', '-m', 'dnat only');
     writeFileSync(tracked, rules('hairpin'));
     const md = join(work, 'diff.md');
     const page = join(work, 'diff.html');

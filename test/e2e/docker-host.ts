@@ -1,8 +1,8 @@
 /** What the docker tests need from the machine, and how they look for what a run left. */
-import { execFileSync } from 'node:child_process';
 import Docker from 'dockerode';
 import { DockerBackend } from '../../harness/backend/docker/docker.js';
 import { LABELS, RULE_COMMENT_PREFIX } from '../../harness/backend/docker/labels.js';
+import { runCommand } from '../commands.js';
 
 const BASE_IMAGE = 'debian:bookworm-slim';
 
@@ -28,22 +28,21 @@ export async function dockerSkipReason(): Promise<string | undefined> {
 const localEngine = !process.env['DOCKER_HOST'] || process.env['DOCKER_HOST'] === 'unix:///var/run/docker.sock';
 
 /** DOCKER-USER rules tagged with a run id, read straight from this machine's firewall. */
-function hostRules(runId: string): string[] {
+async function hostRules(runId: string): Promise<string[]> {
   if (!localEngine) return [];
   const rules: string[] = [];
   for (const tool of ['iptables-nft', 'iptables-legacy']) {
-    try {
-      const text = execFileSync(tool, ['-w', '5', '-S', 'DOCKER-USER'], {
-        encoding: 'utf8',
-        timeout: 10_000,
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      rules.push(...text.split('\n').filter((l) => l.includes(`${RULE_COMMENT_PREFIX}${runId}`)));
-    } catch {
-      // This back end has no DOCKER-USER chain.
-    }
+    const listed = await dockerUserChain(tool);
+    // Undefined: this back end has no DOCKER-USER chain.
+    if (listed) rules.push(...listed.split('\n').filter((l) => l.includes(`${RULE_COMMENT_PREFIX}${runId}`)));
   }
   return rules;
+}
+
+/** `tool -S DOCKER-USER`, or undefined where that iptables has no such chain (or no such tool). -w: the xtables lock. */
+async function dockerUserChain(tool: string): Promise<string | undefined> {
+  const listed = await runCommand(tool, ['-w', '5', '-S', 'DOCKER-USER'], { timeoutMs: 10_000 }).catch(() => undefined);
+  return listed?.code === 0 ? listed.stdout : undefined;
 }
 
 /**
@@ -51,16 +50,13 @@ function hostRules(runId: string): string[] {
  * insert does: one the lab never learnt it made (its exec timed out after the commit). False
  * when the engine is not this machine's or no iptables here has the chain.
  */
-export function addHostRule(runId: string, bridge: string): boolean {
+export async function addHostRule(runId: string, bridge: string): Promise<boolean> {
   if (!localEngine) return false;
   for (const tool of ['iptables-nft', 'iptables-legacy']) {
-    try {
-      execFileSync(tool, ['-w', '5', '-S', 'DOCKER-USER'], { timeout: 10_000, stdio: 'ignore' });
-    } catch {
-      continue;
-    }
+    if ((await dockerUserChain(tool)) === undefined) continue;
     const rule = ['-i', bridge, '-o', bridge, '-m', 'comment', '--comment', `${RULE_COMMENT_PREFIX}${runId}`, '-j', 'ACCEPT'];
-    execFileSync(tool, ['-w', '5', '-I', 'DOCKER-USER', '1', ...rule], { timeout: 10_000, stdio: 'ignore' });
+    const added = await runCommand(tool, ['-w', '5', '-I', 'DOCKER-USER', '1', ...rule], { timeoutMs: 10_000 });
+    if (added.code !== 0) throw new Error(`${tool} -I DOCKER-USER exited ${added.code}: ${added.stderr}`);
     return true;
   }
   return false;
@@ -74,6 +70,6 @@ export async function dockerLeftBehind(runId: string): Promise<string[]> {
   return [
     ...containers.map((c) => `container ${c.Names[0]}`),
     ...networks.map((n) => `network ${n.Name}`),
-    ...hostRules(runId).map((r) => `rule ${r}`),
+    ...(await hostRules(runId)).map((r) => `rule ${r}`),
   ];
 }

@@ -180,7 +180,7 @@ describe.skipIf(netnsUnavailable)(`natproof explain on netns${netnsUnavailable ?
         const bin = join(work, 'bin');
         rmSync(bin, { recursive: true, force: true });
         mkdirSync(bin);
-        const real = spawnSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8' }).stdout.trim();
+        const real = spawnSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8', timeout: 5_000 }).stdout.trim();
         writeFileSync(
           join(bin, 'nft'),
           `#!/bin/sh\nfor a in "$@"; do [ "$a" = monitor ] && { echo "nft: no tracing here" >&2; exit 1; }; done\nexec ${real} "$@"\n`,

@@ -11,6 +11,7 @@ import { main, type CliIO } from '../../harness/cli.js';
 import { probeResult, RunAbortedError, up } from '../../harness/index.js';
 import type { RunResult } from '../../harness/result/result.js';
 import '../../harness/vitest/index.js';
+import { type Finished, natproofBin } from '../commands.js';
 import type { BackendName, DetachedAgent } from '../../harness/backend/backend.js';
 import { IMAGE_NODE } from '../../harness/backend/docker/images.js';
 import { keptLab } from '../../harness/lab/kept.js';
@@ -23,11 +24,8 @@ const SCENARIO = 'scenarios/dmz-three-network.yaml';
 const work = mkdtempSync(join(tmpdir(), 'natproof-lab-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function natproof(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  // Bounded by the first docker up, which builds natproof's images.
-  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: IMAGE_BUILD_MS });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+// Bounded by the first docker up, which builds natproof's images.
+const natproof = (...args: string[]): Promise<Finished> => natproofBin(args, IMAGE_BUILD_MS);
 
 /** main(argv) with its output kept. */
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -88,8 +86,8 @@ describe('a kept lab, as of the command line: errors before anything is built', 
     expect(r.stderr).toMatch(message);
   });
 
-  it.each(['up', 'exec', 'probe', 'down', 'ls'])("`natproof %s --help` prints that command's usage and exits 0", (command) => {
-    const r = natproof(command, '--help');
+  it.each(['up', 'exec', 'probe', 'down', 'ls'])("`natproof %s --help` prints that command's usage and exits 0", async (command) => {
+    const r = await natproof(command, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^usage:\n  natproof ${command}`));
   });
@@ -149,7 +147,7 @@ describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind:
       // Before the lab is up: on docker a run of the scenario would wait for the kept lab's subnets.
       const run = await cli('run', KEPT_SCENARIO, '--ruleset', 'hairpin', '--json', '--backend', name);
       expect(run.code).toBe(0);
-      const up = natproof('up', KEPT_SCENARIO, '--ruleset', 'hairpin', '--backend', name);
+      const up = await natproof('up', KEPT_SCENARIO, '--ruleset', 'hairpin', '--backend', name);
       expect(up.stderr).toContain('rule set hairpin: applying rules');
       expect(up.code).toBe(0);
       const runId = up.stdout.trim();
@@ -173,13 +171,13 @@ describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind:
         expect(table.stdout).toMatch(new RegExp(`^${runId} +dmz-three-network +${name} +hairpin +\\d+[smh]\\S* +kept$`, 'm'));
 
         // The hairpin, by hand: the server sees the router's DMZ address.
-        const fetched = natproof('exec', runId, 'dmz-client', '--', ...fetchIn(node, own('http://100.0.0.254/')));
+        const fetched = await natproof('exec', runId, 'dmz-client', '--', ...fetchIn(node, own('http://100.0.0.254/')));
         expect(fetched.code).toBe(0);
         expect(JSON.parse(fetched.stdout)).toMatchObject({ remoteAddress: own('172.16.0.254') });
-        const rules = natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-S', 'POSTROUTING');
+        const rules = await natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-S', 'POSTROUTING');
         expect(rules.stdout).toContain(own('-j SNAT --to-source 172.16.0.254'));
         // The command's own exit code and output, not natproof's; stdin reaches it.
-        const failed = natproof('exec', runId, 'router', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7');
+        const failed = await natproof('exec', runId, 'router', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7');
         expect(failed).toMatchObject({ code: 7, stdout: 'out\n', stderr: 'err\n' });
         const piped = spawnSync(process.execPath, ['bin/natproof.js', 'exec', runId, 'router', '--', 'cat'], {
           input: 'through stdin\n',
@@ -187,7 +185,7 @@ describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind:
           timeout: 60_000,
         });
         expect(piped.stdout).toBe('through stdin\n');
-        const links = natproof('exec', runId, 'segment:dmz', '--', 'ip', '-br', 'link');
+        const links = await natproof('exec', runId, 'segment:dmz', '--', 'ip', '-br', 'link');
         expect(links.code).toBe(0);
         expect(links.stdout).toMatch(segmentLink(runId));
 
@@ -214,7 +212,7 @@ describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind:
         expect(again.stderr).not.toContain('rules changed');
         // Poked at by hand: the hairpin SNAT removed, the next round judges the rules as they are.
         const snat = own('-s 172.16.0.0/24 -d 172.16.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to 172.16.0.254').split(' ');
-        expect(natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat).code).toBe(0);
+        expect((await natproof('exec', runId, 'router', '--', 'iptables', '-t', 'nat', '-D', 'POSTROUTING', ...snat)).code).toBe(0);
         const poked = await cli('probe', runId);
         expect(poked.code).toBe(1);
         expect(poked.stderr).toContain(
@@ -244,7 +242,7 @@ describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind:
         // An agent killed by hand: probe says so, and down still removes everything.
         const victim = record.agents[0]!;
         // The shell's kill: natproof's host image has no kill(1).
-        expect(natproof('exec', runId, victim.name, '--', 'sh', '-c', `kill -KILL ${victim.pid}`).code).toBe(0);
+        expect((await natproof('exec', runId, victim.name, '--', 'sh', '-c', `kill -KILL ${victim.pid}`)).code).toBe(0);
         await untilAsync(async () => !(await agentRuns(record, victim)));
         const orphaned = await cli('probe', runId);
         expect(orphaned.code).toBe(2);
@@ -264,7 +262,7 @@ describe.each(BACKENDS)('a kept lab on $name', ({ name, unavailable, leftBehind:
         expect(gone.code).toBe(2);
         expect(gone.stderr).toBe(`natproof: no kept lab ${runId}; natproof ls lists the kept labs\n`);
       } finally {
-        if (!downed) natproof('down', runId);
+        if (!downed) await natproof('down', runId);
       }
     },
     IMAGE_BUILD_MS,

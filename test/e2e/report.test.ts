@@ -3,11 +3,11 @@
  * `natproof run` prints, report.html opened in headless Chromium, report.md, and JUnit XML.
  * The run directory and a screenshot of the page stay in test-artifacts/report-e2e/ for CI.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type Finished, natproofBin } from '../commands.js';
 import { SEED_LADDERS, compareWithSeed } from '../seed-ladders.js';
 import { parseXml } from '../xml.js';
 import { chromiumUnavailable, withPage } from './chromium.js';
@@ -17,10 +17,7 @@ const ARTIFACTS = resolve('test-artifacts/report-e2e');
 const RUN_DIR = join(ARTIFACTS, 'run');
 const JUNIT = join(ARTIFACTS, 'junit.xml');
 
-function natproof(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/natproof.js', ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const natproof = (...args: string[]): Promise<Finished> => natproofBin(args, 60_000);
 
 /** `rule set/probe` -> the ladder lines printed under that probe. */
 function laddersIn(terminal: string): Map<string, string[]> {
@@ -41,20 +38,21 @@ function laddersIn(terminal: string): Map<string, string[]> {
 }
 
 describe('natproof run --report without --out', () => {
-  it('is a usage error before anything is built', () => {
-    const r = natproof('run', 'scenarios/dmz-three-network.yaml', '--report');
+  it('is a usage error before anything is built', async () => {
+    const r = await natproof('run', 'scenarios/dmz-three-network.yaml', '--report');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('give --out DIR too');
   });
 });
 
 describe.skipIf(netnsUnavailable)(`reports of a real run${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
-  let run: ReturnType<typeof natproof>;
-  beforeAll(() => {
+  let run: Finished;
+  beforeAll(async () => {
     rmSync(ARTIFACTS, { recursive: true, force: true });
     mkdirSync(ARTIFACTS, { recursive: true });
-    run = natproof('run', 'scenarios/dmz-three-network.yaml', '--out', RUN_DIR, '--report', '--junit', JUNIT);
-  }, 60_000);
+    run = await natproof('run', 'scenarios/dmz-three-network.yaml', '--out', RUN_DIR, '--report', '--junit', JUNIT);
+    // Beyond the run's own bound, so a hung run ends as its own failure, output and all.
+  }, 75_000);
 
   it('exits 0 and prints, piped, without colour', () => {
     expect(run.stderr).not.toMatch(/natproof: /);
@@ -98,9 +96,9 @@ describe.skipIf(netnsUnavailable)(`reports of a real run${netnsUnavailable ? ` (
     expect(md).toMatch(/\[router\]\([^)]*\.pcap\) <sub>1 lo, \d+ eth1 \(internet\), \d+ eth2 \(dmz\), \d+ eth3 \(trusted\)<\/sub>/);
   });
 
-  it('renders the same reports again from the run directory with natproof report', () => {
+  it('renders the same reports again from the run directory with natproof report', async () => {
     const before = readFileSync(join(RUN_DIR, 'report.html'), 'utf8');
-    const again = natproof('report', RUN_DIR, '--junit', join(ARTIFACTS, 'junit-again.xml'));
+    const again = await natproof('report', RUN_DIR, '--junit', join(ARTIFACTS, 'junit-again.xml'));
     expect(again.code).toBe(0);
     expect(readFileSync(join(RUN_DIR, 'report.html'), 'utf8')).toBe(before);
     expect(readFileSync(join(ARTIFACTS, 'junit-again.xml'), 'utf8')).toBe(readFileSync(JUNIT, 'utf8'));

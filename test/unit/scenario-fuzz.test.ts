@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../bench/random.js';
 import { RuleError, ScenarioError } from '../../harness/errors.js';
 import { parseScenario } from '../../harness/scenario/load.js';
 
@@ -15,18 +16,6 @@ const SCENARIOS = ['scenarios', 'scenarios/diagnosis'].flatMap((dir) =>
     .filter((f) => f.endsWith('.yaml'))
     .map((f) => join(dir, f)),
 );
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** What gets spliced in: YAML structure, aliases, odd scalars, addresses and ports out of range. */
 const SPLICES = [
@@ -113,7 +102,7 @@ const CASES_PER_SCENARIO = 40;
 describe('the scenario loader under mangled input', () => {
   it.each(SCENARIOS)('%s: every mutation loads or is refused with the file and a place in it', (file) => {
     const text = readFileSync(file, 'utf8');
-    const next = random([...file].reduce((h, c) => Math.imul(h, 31) + c.charCodeAt(0), 7));
+    const next = mulberry32([...file].reduce((h, c) => Math.imul(h, 31) + c.charCodeAt(0), 7));
     let refused = 0;
     for (let i = 0; i < CASES_PER_SCENARIO; i++) {
       const mutated = mutate(text, next);

@@ -4,49 +4,22 @@
  * its payload, the answer by the DNS id and question it echoes, an ICMP error by the datagram it
  * quotes. Plus synthesized sightings for what the run does not show: a router's ICMP error.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { NodeInterface, NodeRef } from '../../harness/backend/backend.js';
 import { formatPlace } from '../../harness/result/result.js';
-import { sightings, type CaptureTrace, type FlowObservation, type Sighting } from '../../harness/trace/flows.js';
-import { IpProtocol, parsePcap, type PcapPacket } from '../../harness/trace/pcap.js';
+import { sightings, type FlowObservation, type Sighting } from '../../harness/trace/flows.js';
+import { IpProtocol, type PcapPacket } from '../../harness/trace/pcap.js';
 import { analyzeUdpFlow } from '../../harness/trace/udp-flows.js';
 import { udpOutcome } from '../../harness/verdict/udp-outcome.js';
+import { flowKey, RecordedRun } from '../recorded-run.js';
 
-const DIR = 'test/fixtures/dns-run';
-
-interface RecordedRun {
-  rulesets: Array<{ name: string; captures: Array<{ node: string; file: string; interfaces: NodeInterface[] }> }>;
-  probes: Array<{ ruleset: string; name: string; client: string; clientAddress: string; clientPort: number; target: string }>;
-}
-
-const run = JSON.parse(readFileSync(join(DIR, 'run.json'), 'utf8')) as RecordedRun;
-
-function nodeRef(label: string): NodeRef {
-  if (label === 'router') return { kind: 'router' };
-  return { kind: 'segment', network: label.slice('segment:'.length) };
-}
+const run = RecordedRun.load('test/fixtures/dns-run');
 
 function seen(ruleset: string): Sighting[] {
-  const set = run.rulesets.find((r) => r.name === ruleset)!;
-  const traces: CaptureTrace[] = set.captures.map((c) => ({
-    node: nodeRef(c.node),
-    interfaces: c.interfaces,
-    packets: parsePcap(readFileSync(join(DIR, c.file))),
-  }));
-  return sightings(traces);
+  return sightings(run.traces(ruleset));
 }
 
 function observe(ruleset: string, probeName: string): FlowObservation {
-  const probe = run.probes.find((p) => p.ruleset === ruleset && p.name === probeName)!;
-  const [address, port] = probe.target.split(':');
-  return analyzeUdpFlow(seen(ruleset), {
-    client: probe.client,
-    clientAddress: probe.clientAddress,
-    clientPort: probe.clientPort,
-    target: { address: address!, port: Number(port) },
-  });
+  return analyzeUdpFlow(seen(ruleset), flowKey(run.probe(ruleset, probeName)));
 }
 
 const where = (flow: FlowObservation, packet: 'request' | 'reply'): string[] =>
