@@ -84,9 +84,10 @@ describe('a host that runs its own image', () => {
   });
 
   describe.skipIf(dockerUnavailable)(`on docker${skipNote(dockerUnavailable)}`, () => {
-    const work = mkdtempSync(join(tmpdir(), 'natproof-own-image-'));
+    // Made when the suite runs, not when it is collected: a suite skipped or filtered out runs no afterAll.
+    let work: string | undefined;
     afterAll(async () => {
-      rmSync(work, { recursive: true, force: true });
+      if (work) rmSync(work, { recursive: true, force: true });
       await new Docker()
         .getImage(OWN_SERVER_IMAGE)
         .remove()
@@ -98,6 +99,7 @@ describe('a host that runs its own image', () => {
     beforeAll(async () => {
       // A user's own server: any HTTP server that logs nothing natproof can read. Built FROM
       // natproof's host image only because it has node; nothing of natproof's runs in it.
+      work = mkdtempSync(join(tmpdir(), 'natproof-own-image-'));
       const image = await buildOwnServerImage(work);
       const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
         '    services: [{ http: 80 }]\n',
@@ -124,7 +126,11 @@ describe('a host that runs its own image', () => {
 });
 
 describe.skipIf(dockerUnavailable)(`docker segment captures${skipNote(dockerUnavailable)}`, () => {
-  const work = mkdtempSync(join(tmpdir(), 'natproof-docker-segments-'));
+  // Made when the suite runs, not when it is collected: a suite skipped or filtered out runs no afterAll.
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'natproof-docker-segments-'));
+  });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(
@@ -182,7 +188,11 @@ async function buildOwnServerImage(dir: string): Promise<string> {
 }
 
 describe.skipIf(dockerUnavailable)(`docker teardown${skipNote(dockerUnavailable)}`, () => {
-  const work = mkdtempSync(join(tmpdir(), 'natproof-docker-teardown-'));
+  // Made when the suite runs, not when it is collected: a suite skipped or filtered out runs no afterAll.
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'natproof-docker-teardown-'));
+  });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(

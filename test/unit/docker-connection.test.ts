@@ -2,11 +2,11 @@
  * natproof's engine options against docker-modem's own reading of the environment: an option
  * means what the variable of the same name means, and an option given wins over the variable.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { connectEngine, engineAddress, type DockerBackendOptions } from '../../harness/backend/docker/connection.js';
 import { HostError } from '../../harness/errors.js';
 
@@ -50,6 +50,7 @@ function connection(docker: Docker): Record<string, unknown> {
 
 describe('the docker backend reaches the engine', () => {
   const certs = certDir('env');
+  afterAll(() => rmSync(certs, { recursive: true, force: true }));
   const cases: Env[] = [
     { DOCKER_HOST: 'unix:///tmp/natproof-test.sock' },
     { DOCKER_HOST: 'tcp://10.1.2.3:2375' },
