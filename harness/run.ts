@@ -134,7 +134,12 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     checkAborted();
     const agents = new AgentGroup(lab);
     await using _agents = teardownStep(runId, agents);
-    await Promise.all([requireNftablesIptables(lab), agents.start(topology)]);
+    // Nothing before the first probes needs the agents: they start while the router's rules are
+    // applied and the captures start. Awaited before the probes; a failure before then must not
+    // go unhandled meanwhile.
+    const agentsReady = agents.start(topology);
+    agentsReady.catch(() => undefined);
+    await requireNftablesIptables(lab);
     checkAborted();
     await applyForwarderRules(lab, topology.forwarders);
     // One rule set is applied at once anyway; with more, a later one's mistake must not wait.
@@ -144,8 +149,19 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
         topology.router,
         rulesets.map((r) => r.rules),
       );
-    const agentsMs = clock.lap();
-    const context: RulesetContext = { topology, lab, agents, runId, dir, keepArtifacts, log, clock, progress: options.progress };
+    let agentsMs = clock.lap();
+    const context: RulesetContext = {
+      topology,
+      lab,
+      agents,
+      agentsReady,
+      runId,
+      dir,
+      keepArtifacts,
+      log,
+      clock,
+      progress: options.progress,
+    };
     const probeResults: ProbeResult[] = [];
     const rulesetResults: RulesetResult[] = [];
     const rulesetTimings: RulesetTimings[] = [];
@@ -155,6 +171,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
       probeResults.push(...outcome.probes);
       rulesetResults.push(outcome.summary);
       rulesetTimings.push(outcome.timings);
+      agentsMs += outcome.agentsWaitMs;
     }
     timings = { buildMs, agentsMs, rulesets: rulesetTimings };
     result = assembleResult(topology, options.backend.name, runId, started, {
@@ -227,6 +244,8 @@ export interface RulesetContext {
   topology: Topology;
   lab: Lab;
   agents: ProbeAgents;
+  /** Settles once every agent is ready, when the agents may still be starting; awaited before the probes. */
+  agentsReady?: Promise<void>;
   runId: string;
   dir: RunDir;
   keepArtifacts: boolean;
@@ -240,6 +259,8 @@ export interface RulesetOutcome {
   probes: ProbeResult[];
   summary: RulesetResult;
   timings: RulesetTimings;
+  /** How long the probes waited for the agents once the captures were up (counted as the agents' time). */
+  agentsWaitMs: number;
 }
 
 /** One rule set on the built topology: reset, apply, then a probe round. */
@@ -260,7 +281,7 @@ export async function applyRuleset(lab: Lab, topology: Topology, ruleset: RuleSe
  * kernel's evidence; the probes' source ports start at `firstPort`.
  */
 export async function probeRound(
-  { topology, lab, agents, runId, dir, keepArtifacts, log, clock, progress }: RulesetContext,
+  { topology, lab, agents, agentsReady, runId, dir, keepArtifacts, log, clock, progress }: RulesetContext,
   ruleset: RuleSet,
   firstPort: number,
   checkAborted: () => void,
@@ -283,8 +304,8 @@ export async function probeRound(
         ports,
       )
     : agents;
-  const { replies, captured, captureMs, probesMs } = await probeUnderCapture(
-    { topology, lab, agents: watched, dir, log, clock },
+  const { replies, captured, captureMs, agentsWaitMs, probesMs } = await probeUnderCapture(
+    { topology, lab, agents: watched, agentsReady, dir, log, clock },
     ruleset,
     ports,
     paths,
@@ -332,6 +353,7 @@ export async function probeRound(
   analysisMs += clock.lap();
   return {
     probes,
+    agentsWaitMs,
     timings: { name: ruleset.name, applyMs, captureMs, probesMs, evidenceMs, analysisMs },
     summary: {
       name: ruleset.name,
@@ -351,11 +373,19 @@ export async function probeRound(
  * captured packets already show how it ends is stopped then (EvidenceWatch), not at its timeout.
  */
 async function probeUnderCapture(
-  { topology, lab, agents, dir, log, clock }: Pick<RulesetContext, 'topology' | 'lab' | 'agents' | 'dir' | 'log' | 'clock'>,
+  {
+    topology,
+    lab,
+    agents,
+    agentsReady,
+    dir,
+    log,
+    clock,
+  }: Pick<RulesetContext, 'topology' | 'lab' | 'agents' | 'agentsReady' | 'dir' | 'log' | 'clock'>,
   ruleset: RuleSet,
   ports: number[],
   paths: string[],
-): Promise<{ replies: ProbeReply[]; captured: CaptureResult; captureMs: number; probesMs: number }> {
+): Promise<{ replies: ProbeReply[]; captured: CaptureResult; captureMs: number; agentsWaitMs: number; probesMs: number }> {
   const stops = topology.probes.map(() => new AbortController());
   const watch = new EvidenceWatch(EvidenceWatch.probesOf(topology, ports), (i, decision) => {
     log(`rule set ${ruleset.name}: ${topology.probes[i]!.name} decided by evidence: ${decision.error}`);
@@ -368,6 +398,8 @@ async function probeUnderCapture(
     (point, packets) => watch.feed(point, packets),
   );
   const captureMs = clock.lap();
+  await agentsReady;
+  const agentsWaitMs = clock.lap();
   log(`rule set ${ruleset.name}: ${topology.probes.length} probes`);
   const replies = await Promise.all(
     topology.probes.map((probe, i) =>
@@ -386,7 +418,7 @@ async function probeUnderCapture(
   );
   watch.close();
   const probesMs = clock.lap();
-  return { replies, captured: await capture.stop(), captureMs, probesMs };
+  return { replies, captured: await capture.stop(), captureMs, agentsWaitMs, probesMs };
 }
 
 /**

@@ -247,7 +247,11 @@ export interface RunTimings {
   totalMs: number;
   /** The machine's checks and building the topology (namespaces or containers, links, sysctls). */
   buildMs: number;
-  /** Starting the agents and their servers, checking the router's rule tools, the other routers' rules. */
+  /**
+   * Checking the router's rule tools and loading the other routers' rules, then waiting for the
+   * agents and their servers: they start with that and keep starting while the first rule set is
+   * applied and its captures start, so this is the part of their start nothing else hid.
+   */
   agentsMs: number;
   rulesets: RulesetTimings[];
   /** Stopping the agents and removing the topology. */
