@@ -263,10 +263,16 @@ export interface RulesetOutcome {
   agentsWaitMs: number;
 }
 
-/** One rule set on the built topology: reset, apply, then a probe round. */
+/**
+ * One rule set on the built topology: reset and apply, then a probe round. The counters'
+ * baseline is read meanwhile: the rules touch none of them, and nothing crosses the lab yet.
+ */
 async function runRuleset(context: RulesetContext, ruleset: RuleSet, firstPort: number, checkAborted: () => void): Promise<RulesetOutcome> {
-  await applyRuleset(context.lab, context.topology, ruleset, context.log);
-  return probeRound(context, ruleset, firstPort, checkAborted);
+  const [, baseline] = await Promise.all([
+    applyRuleset(context.lab, context.topology, ruleset, context.log),
+    readCounterBaseline(context.lab, context.topology),
+  ]);
+  return probeRound(context, ruleset, firstPort, checkAborted, baseline);
 }
 
 /** The router reset (rules, conntrack table, FORWARD policy), then the rule set's rules loaded. */
@@ -278,16 +284,18 @@ export async function applyRuleset(lab: Lab, topology: Topology, ruleset: RuleSe
 
 /**
  * The probes sent under capture with the router's rules as they are, then judged from the
- * kernel's evidence; the probes' source ports start at `firstPort`.
+ * kernel's evidence; the probes' source ports start at `firstPort`. The counters' baseline is
+ * read here unless the caller read it already.
  */
 export async function probeRound(
   { topology, lab, agents, agentsReady, runId, dir, keepArtifacts, log, clock, progress }: RulesetContext,
   ruleset: RuleSet,
   firstPort: number,
   checkAborted: () => void,
+  counterBaseline?: CounterBaseline,
 ): Promise<RulesetOutcome> {
   // Kernel counters live as long as the namespaces: the evidence keeps what grew during the probes.
-  const baseline = await readCounterBaseline(lab, topology);
+  const baseline = counterBaseline ?? (await readCounterBaseline(lab, topology));
   const applyMs = clock.lap();
   checkAborted();
   // Source ports unique within the run, so no probe meets another's TIME_WAIT or packets.
