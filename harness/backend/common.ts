@@ -122,9 +122,9 @@ export function routerBaseSysctls(router: Pick<Router, 'forwarding' | 'bridgeNet
  * the bridge addressed and up. The bridge's own nf_call_* options stay off, so the namespace's
  * sysctl alone decides bridge netfilter; multicast snooping is off to keep IGMP out of captures.
  */
-export function bridgeLines(router: Pick<Router, 'bridges'>): string[] {
+export function bridgeLines(router: Pick<Router, 'bridges'>, indexOf?: (bridge: string) => number): string[] {
   return router.bridges.flatMap((bridge) => [
-    `link add name ${bridge.name} type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
+    `link add name ${bridge.name}${indexOf ? ` index ${indexOf(bridge.name)}` : ''} type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
     ...bridge.ports.flatMap((port) => [`link set ${port.name} master ${bridge.name}`, `link set ${port.name} up`]),
     ...addressLines(bridge.name, routerAddressSpecs({ ...bridge, peer: undefined })),
     `link set ${bridge.name} up`,

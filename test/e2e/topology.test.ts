@@ -5,7 +5,7 @@
  * other, by BACKENDS.test.ts; here each feature is checked where it lives, in the kernel.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BackendName, Lab } from '../../harness/backend/backend.js';
+import type { BackendName, Lab, NodeRef } from '../../harness/backend/backend.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { ProbeResult, RunResult } from '../../harness/result/result.js';
@@ -35,6 +35,14 @@ interface IpRoute {
 async function routerJson<T>(lab: Lab, argv: string[]): Promise<T> {
   const result = await lab.exec({ kind: 'router' }, ['ip', '-j', ...argv], { timeoutMs: 10_000 });
   return JSON.parse(result.stdout) as T;
+}
+
+const routerAndSegment: NodeRef[] = [{ kind: 'router' }, { kind: 'segment', network: 'lan-port1' }];
+
+/** `index name` of every interface the kernel lists in `node`. */
+async function kernelLinks(lab: Lab, node: NodeRef): Promise<string[]> {
+  const result = await lab.exec(node, ['ip', '-j', 'link', 'show'], { timeoutMs: 10_000 });
+  return (JSON.parse(result.stdout) as Array<{ ifindex: number; ifname: string }>).map((l) => `${l.ifindex} ${l.ifname}`);
 }
 
 async function routerAddresses(lab: Lab, dev: string): Promise<IpAddrInfo[]> {
@@ -169,11 +177,13 @@ describe.each(BACKENDS)('a bridge inside the router on $name', (backend) => {
     let addresses: IpAddrInfo[] = [];
     let portAddresses: IpAddrInfo[] = [];
     let netfilter = '';
+    /** What the lab says a capture in the router and in a LAN segment sees, and what their kernels list. */
+    let known: Array<{ said: string[]; kernel: string[] }> = [];
     let off: RunResult;
     let on: RunResult;
 
     beforeAll(async () => {
-      [ports, addresses, portAddresses, netfilter] = await inspectRouter(backend, file, runIds, (lab) =>
+      [ports, addresses, portAddresses, netfilter, known] = await inspectRouter(backend, file, runIds, (lab) =>
         Promise.all([
           routerJson<Array<{ ifname: string }>>(lab, ['link', 'show', 'master', 'br0']),
           routerAddresses(lab, 'br0'),
@@ -181,6 +191,13 @@ describe.each(BACKENDS)('a bridge inside the router on $name', (backend) => {
           lab
             .exec({ kind: 'router' }, ['sysctl', '-n', 'net.bridge.bridge-nf-call-iptables'], { timeoutMs: 10_000 })
             .then((r) => r.stdout.trim()),
+          // A docker segment is captured from the Docker host, where the lab itself asks the kernel.
+          Promise.all(
+            (lab.backend === 'netns' ? routerAndSegment : routerAndSegment.slice(0, 1)).map(async (node) => ({
+              said: (await lab.interfaces(node)).map((i) => `${i.ifindex} ${i.name}`),
+              kernel: await kernelLinks(lab, node),
+            })),
+          ),
         ]),
       );
       const topology = await loadScenario(file);
@@ -209,6 +226,11 @@ describe.each(BACKENDS)('a bridge inside the router on $name', (backend) => {
       expect(addresses.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['192.168.40.1/24']);
       expect(portAddresses).toEqual([]);
       expect(netfilter).toBe('0');
+    });
+
+    it("knows the interfaces a capture sees, with the kernel's own indexes", () => {
+      for (const { said, kernel } of known) expect(said).toEqual(kernel);
+      expect(known[0]!.said.map((i) => i.split(' ')[1])).toEqual(expect.arrayContaining(['eth0', 'eth1', 'eth2', 'br0']));
     });
 
     it('bridges LAN traffic between the ports, and routes what is addressed to the router through br0', () => {

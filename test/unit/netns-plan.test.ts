@@ -160,6 +160,26 @@ describe('planNetns for a point-to-point WAN', async () => {
   });
 });
 
+describe('planNetns gives every interface its index', async () => {
+  const plan = planNetns(await loadScenario('scenarios/bridged-lan.yaml'), 'abc123');
+
+  it('one of its own across the whole lab, above the ones the kernel numbers itself, and named in the link commands', () => {
+    const all = plan.namespaces.flatMap((n) => n.links.map((l) => l.ifindex));
+    expect(new Set(all).size).toBe(all.length);
+    expect(Math.min(...all)).toBeGreaterThan(1);
+    const commands = [...plan.linkBatch, ...plan.namespaces.flatMap((n) => n.batch)].join('\n');
+    for (const n of plan.namespaces)
+      for (const l of n.links) expect(commands, `${n.ns} ${l.name}`).toMatch(new RegExp(`name ${l.name} index ${l.ifindex} `));
+  });
+
+  it("lists every interface a capture sees in each namespace: a switch's bridge and ports, the router's legs and bridge", () => {
+    const names = (ns: string): string[] => plan.namespaces.find((n) => n.ns === ns)!.links.map((l) => l.name);
+    expect(names('np-abc123-router')).toEqual(['eth0', 'eth1', 'eth2', 'br0']);
+    expect(names('np-abc123-s-lan-port1')).toEqual(['seg', 'p1', 'p2']);
+    expect(names('np-abc123-h-laptop')).toEqual(['eth0']);
+  });
+});
+
 describe('planNetns for a router with a bridge', async () => {
   const topology = await loadScenario('scenarios/bridged-lan.yaml');
   const plan = planNetns(topology, 'abc123');
@@ -167,11 +187,11 @@ describe('planNetns for a router with a bridge', async () => {
 
   it('plugs each port into its own segment, then bridges them with the address on br0', () => {
     expect(router.attached).toEqual({ eth0: 'wan', eth1: 'lan-port1', eth2: 'lan-port2' });
-    const from = router.batch.indexOf(
-      'link add name br0 type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
-    );
+    const br0 = router.links.find((l) => l.name === 'br0')!;
+    const add = `link add name br0 index ${br0.ifindex} type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`;
+    const from = router.batch.indexOf(add);
     expect(router.batch.slice(from)).toEqual([
-      'link add name br0 type bridge mcast_snooping 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0',
+      add,
       'link set eth1 master br0',
       'link set eth1 up',
       'link set eth2 master br0',

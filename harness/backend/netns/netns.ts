@@ -29,6 +29,8 @@ import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, reco
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
 const IP_TIMEOUT_MS = 15_000;
+/** The kernel registers a namespace's loopback device first, always as index 1. */
+const LOOPBACK_IFINDEX = 1;
 
 /**
  * Every program the netns backend and the evidence it collects run on this machine (inside the
@@ -227,10 +229,13 @@ export class NetnsLab implements Lab {
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
+    // The plan gave every interface its index, and the loopback device is always the first.
     const planned = this.namespace(node);
-    const result = await execCommand(['ip', '-n', planned.ns, '-j', 'link', 'show'], { timeoutMs: IP_TIMEOUT_MS });
-    const links = JSON.parse(result.stdout) as Array<{ ifindex: number; ifname: string }>;
-    return links.map((l) => ({ ifindex: l.ifindex, name: l.ifname, attached: planned.attached[l.ifname] ?? l.ifname }));
+    return [{ name: 'lo', ifindex: LOOPBACK_IFINDEX }, ...planned.links].map((l) => ({
+      ifindex: l.ifindex,
+      name: l.name,
+      attached: planned.attached[l.name] ?? l.name,
+    }));
   }
 
   interrupt(): void {
