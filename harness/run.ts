@@ -21,7 +21,7 @@ import type { ProbeResult, RulesetResult, RulesetTimings, RunResult, RunTimings,
 import { RunDir } from './run-dir.js';
 import { watchedAgents, type ProbeProgress } from './progress.js';
 import { teardownStep, withoutTeardownErrors } from './teardown.js';
-import { applyForwarderRules, applyRules, checkRulesInRouter, requireNftablesIptables, resetRouter } from './rules/apply.js';
+import { applyForwarderRules, applyRules, checkRulesInRouter, resetRouter } from './rules/apply.js';
 import { checkRules } from './scenario/load.js';
 import type { RuleSet, RuleSource, Topology } from './scenario/topology.js';
 import { startCapture, type CaptureResult } from './trace/capture.js';
@@ -135,12 +135,10 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     const agents = new AgentGroup(lab);
     await using _agents = teardownStep(runId, agents);
     // Nothing before the first probes needs the agents: they start while the router's rules are
-    // applied and the captures start. Awaited before the probes; a failure before then must not
+    // applied (its iptables' flavour is checked by the first reset) and the captures start. Awaited before the probes; a failure before then must not
     // go unhandled meanwhile.
     const agentsReady = agents.start(topology);
     agentsReady.catch(() => undefined);
-    await requireNftablesIptables(lab);
-    checkAborted();
     await applyForwarderRules(lab, topology.forwarders);
     // One rule set is applied at once anyway; with more, a later one's mistake must not wait.
     if (rulesets.length > 1)

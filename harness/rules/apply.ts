@@ -27,7 +27,9 @@ const TIMEOUT_MS = 15_000;
 export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promise<void> {
   // The conntrack table and the rules are apart in the kernel, and nothing crosses the quiet lab
   // meanwhile: emptied at once. The policy goes in the table the flush removed, so after it.
+  // The flush resets iptables' rules only with the nf_tables flavour, asked meanwhile too.
   await Promise.all([
+    requireNftablesIptables(lab),
     lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS }),
     (async () => {
       await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS });
@@ -94,8 +96,21 @@ export async function checkRulesInRouter(lab: Pick<Lab, 'exec'>, router: Router,
   }
 }
 
+/** Each lab's router is asked once: its iptables stays what it is. */
+const flavourChecked = new WeakMap<Pick<Lab, 'exec'>, Promise<void>>();
+
 /** Refuse an iptables whose rules `nft flush ruleset` would not reset (the legacy flavour). */
-export async function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
+export function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
+  let checked = flavourChecked.get(lab);
+  if (!checked) {
+    checked = checkIptablesFlavour(lab);
+    flavourChecked.set(lab, checked);
+    checked.catch(() => flavourChecked.delete(lab));
+  }
+  return checked;
+}
+
+async function checkIptablesFlavour(lab: Pick<Lab, 'exec'>): Promise<void> {
   const version = await lab.exec(ROUTER, ['iptables-restore', '--version'], { timeoutMs: TIMEOUT_MS });
   if (!version.stdout.includes('nf_tables')) {
     throw new HostError(
