@@ -33,7 +33,7 @@ import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
 import { nftHairpinSnat } from './nft-fixes.js';
 import { nftMissedDnat } from './nft-missed-dnat.js';
-import { mayMatchDestination, mayMatchOutput, parseNftRuleset } from './nft-rules.js';
+import { mayMatchDestination, mayMatchInterface, parseNftRuleset } from './nft-rules.js';
 import type { Diagnosis } from '../result/result.js';
 import { parseConntrackEvent } from '../trace/conntrack.js';
 import {
@@ -231,7 +231,8 @@ function hasHairpinSnat(f: Facts, out: string, server: { address: string; port: 
         c.type === 'nat' &&
         c.hook === 'postrouting' &&
         c.rules.some(
-          (r) => /\b(snat|masquerade)\b/.test(r.text) && mayMatchDestination(r, server.address, server.port) && mayMatchOutput(r, out),
+          (r) =>
+            /\b(snat|masquerade)\b/.test(r.text) && mayMatchDestination(r, server.address, server.port) && mayMatchInterface(r, out, 'out'),
         ),
     );
   }

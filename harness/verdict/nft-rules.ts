@@ -147,21 +147,16 @@ export function jumpOf(chains: readonly NftChain[], from: NftChain, rule: NftRul
   return chain ? { chain, step: { rule, from: chainPlace(from), to: chainPlace(chain), matches } } : null;
 }
 
-/** natproof's reading of a rule's input interface match: one that names another interface cannot match. */
-export function mayMatchInterface(rule: NftRule, iface: string | undefined): boolean {
-  const m = /\biifname (!= )?(?:"([^"]+)"|(\S+))/.exec(rule.text);
-  // Not read: a negation, a set of names, or an arrival natproof did not see.
+/**
+ * natproof's reading of a rule's input (`iifname`) or output (`oifname`) interface match: one
+ * that names another interface cannot match.
+ */
+export function mayMatchInterface(rule: NftRule, iface: string | undefined, direction: 'in' | 'out' = 'in'): boolean {
+  const m = (direction === 'in' ? /\biifname (!= )?(?:"([^"]+)"|(\S+))/ : /\boifname (!= )?(?:"([^"]+)"|(\S+))/).exec(rule.text);
+  // Not read: a negation, a set of names, or an interface natproof did not see.
   if (!m || m[1] || m[3]?.startsWith('{') || iface === undefined) return true;
   const name = m[2] ?? m[3] ?? '';
   // nft's wildcard: a trailing * matches any suffix.
-  return name.endsWith('*') ? iface.startsWith(name.slice(0, -1)) : name === iface;
-}
-
-/** natproof's reading of a rule's output interface match, as mayMatchInterface reads the input's. */
-export function mayMatchOutput(rule: NftRule, iface: string): boolean {
-  const m = /\boifname (!= )?(?:"([^"]+)"|(\S+))/.exec(rule.text);
-  if (!m || m[1] || m[3]?.startsWith('{')) return true;
-  const name = m[2] ?? m[3] ?? '';
   return name.endsWith('*') ? iface.startsWith(name.slice(0, -1)) : name === iface;
 }
 
