@@ -33,7 +33,7 @@ import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
 import { dnatDestination, type HookPacket } from './netfilter-match.js';
 import { nftHairpinSnat } from './nft-fixes.js';
 import { nftMissedDnat } from './nft-missed-dnat.js';
-import { mayMatchDestination, mayMatchInterface, parseNftRuleset } from './nft-rules.js';
+import { mayMatchDestination, mayMatchInterface } from './nft-rules.js';
 import type { Diagnosis } from '../result/result.js';
 import { parseConntrackEvent } from '../trace/conntrack.js';
 import {
@@ -224,9 +224,8 @@ function withHairpin(f: Facts, dnatFix: string, to: string): string {
 
 /** natproof's reading of the rules: would the client's request, DNATed to `server`, be SNATed on its way out of `out`? */
 function hasHairpinSnat(f: Facts, out: string, server: { address: string; port: number }): boolean {
-  const nft = f.evidence.router.nftRuleset;
-  if (nft) {
-    return parseNftRuleset(nft).some(
+  if (f.nftChains) {
+    return f.nftChains.some(
       (c) =>
         c.type === 'nat' &&
         c.hook === 'postrouting' &&
@@ -244,9 +243,8 @@ function hasHairpinSnat(f: Facts, out: string, server: { address: string; port: 
 
 /** SNAT the DNATed requests that stay on `cidr` to the router's address there, in the rule set's own language. */
 function hairpinSnat(f: Facts, cidr: string, routerAddress: string): string {
-  const nft = f.evidence.router.nftRuleset;
-  return nft
-    ? nftHairpinSnat(parseNftRuleset(nft), cidr, routerAddress)
+  return f.nftChains
+    ? nftHairpinSnat(f.nftChains, cidr, routerAddress)
     : command('nat', '-A', 'POSTROUTING', `-s ${cidr} -d ${cidr} -m conntrack --ctstate DNAT -j SNAT --to ${routerAddress}`);
 }
 
@@ -327,8 +325,7 @@ function noDnatMatch(f: Facts): Diagnosis {
       "which DNAT rule missed is not named: the kernel's counters do not show where natproof's reading of the rule text sends this request",
     );
   }
-  const nftRuleset = f.evidence.router.nftRuleset;
-  const nft = nftRuleset ? nftMissedDnat(f, nftRuleset) : null;
+  const nft = f.nftChains ? nftMissedDnat(f, f.nftChains) : null;
   if (nft) ruleLines.push(...nft.evidence);
   else if (dnats.length === 0) ruleLines.push('nat PREROUTING has no DNAT or REDIRECT rule, in itself or in a chain it jumps to');
   const arrivedOn = f.arrival ? routerInterface(f.arrival) : undefined;

@@ -10,6 +10,7 @@ import { counted, describePolicy, describeRule, plural, walkChain, type ChainWal
 import { isIcmpHop } from '../trace/hop-label.js';
 import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type ProbeResult } from '../result/result.js';
+import { parseNftRuleset, type NftChain } from './nft-rules.js';
 import {
   baseChainOf,
   describeTraceStep,
@@ -57,6 +58,23 @@ export interface Facts {
   traced: TracedPacket[];
   /** The trace's rule or policy that dropped (or rejected) the request, if one did. */
   tracedDrop: { packet: TracedPacket; step: TraceStep } | null;
+  /** The router's nft rule set, read into chains; null when its rules were iptables. */
+  nftChains: NftChain[] | null;
+}
+
+/**
+ * The rule set's nft listing and trace, read once for all of a rule set's probes: they share
+ * the router's evidence, and a trace of hundreds of probes is read once, not once per probe.
+ */
+const readRouter = new WeakMap<KernelEvidence['router'], { chains: NftChain[] | null; trace: TracedPacket[] }>();
+
+function routerReading(router: KernelEvidence['router']): { chains: NftChain[] | null; trace: TracedPacket[] } {
+  let reading = readRouter.get(router);
+  if (!reading) {
+    reading = { chains: router.nftRuleset ? parseNftRuleset(router.nftRuleset) : null, trace: parseNftTrace(router.nftTrace ?? []) };
+    readRouter.set(router, reading);
+  }
+  return reading;
 }
 
 export interface Endpoint {
@@ -78,7 +96,8 @@ export function gather(input: DiagnosisInput): Facts {
   const answer = flow.reply[0];
   const target = endpoint(result.target);
   const from = arrival ? endpoint(arrival.src) : undefined;
-  const traced = parseNftTrace(evidence.router.nftTrace ?? []).filter((p) => {
+  const reading = routerReading(evidence.router);
+  const traced = reading.trace.filter((p) => {
     const h = firstHeader(p);
     // The router's own source address is unknown when no conntrack entry recorded it (an OUTPUT drop comes before one).
     const fromRouter = result.client === topology.router.name && result.clientAddress === UNKNOWN_ADDRESS;
@@ -110,6 +129,7 @@ export function gather(input: DiagnosisInput): Facts {
   return {
     traced,
     tracedDrop: dropped[0] ?? null,
+    nftChains: reading.chains,
     topology,
     result,
     flow,

@@ -13,14 +13,13 @@ import {
   mayMatchDestination,
   mayMatchInterface,
   nftDnatTarget,
-  parseNftRuleset,
   reachableDnats,
   ruleStatement,
+  type NftChain,
   type ReachedDnat,
 } from './nft-rules.js';
 
-export function nftMissedDnat(f: Facts, rulesetText: string): { evidence: string[]; suggestion: string | null; to: string | null } {
-  const chains = parseNftRuleset(rulesetText);
+export function nftMissedDnat(f: Facts, chains: readonly NftChain[]): { evidence: string[]; suggestion: string | null; to: string | null } {
   const iface = ipInterface(f.topology.router, f.arrival);
   const reached = reachableDnats(chains);
   const covering = reached.filter((r) => mayMatchDestination(r.rule, f.target.address, f.target.port));

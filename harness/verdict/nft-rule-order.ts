@@ -9,7 +9,6 @@ import {
   mayMatchDestination,
   mayMatchInterface,
   nftRuleCounter,
-  parseNftRuleset,
   ruleStatement,
   type NftChain,
   type JumpStep,
@@ -36,9 +35,8 @@ import {
  * natproof's reading of its text (destination address and port only).
  */
 export function nftRuleOrder(f: Facts): Diagnosis | null {
-  const text = f.evidence.router.nftRuleset;
-  if (!text) return null;
-  const chains = parseNftRuleset(text);
+  const chains = f.nftChains;
+  if (!chains) return null;
   const isNatPrerouting = (family: string, table: string, name: string): boolean =>
     chains.some((c) => c.family === family && c.table === table && c.name === name && c.type === 'nat' && c.hook === 'prerouting');
   for (const packet of f.traced) {

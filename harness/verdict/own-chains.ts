@@ -7,7 +7,7 @@ import { command, counted, describePolicy, describeReading, walkChain } from './
 import { formatRoute, lookupRoute } from '../ipv4.js';
 import type { HookPacket } from './netfilter-match.js';
 import type { Diagnosis } from '../result/result.js';
-import { isNftDnat, mayMatchDestination, parseNftRuleset } from './nft-rules.js';
+import { isNftDnat, mayMatchDestination } from './nft-rules.js';
 import { baseChainOf, describeTraceStep, type TraceStep, type TracedPacket } from '../trace/nft-trace.js';
 import {
   UNKNOWN_ADDRESS,
@@ -109,10 +109,7 @@ function outputPacket(f: Facts): HookPacket | undefined {
 function tracedHook(f: Facts, packet: TracedPacket, step: TraceStep): string | null {
   const base = baseChainOf(packet, step);
   if (!base) return null;
-  const nft = f.evidence.router.nftRuleset;
-  const chain = nft
-    ? parseNftRuleset(nft).find((c) => c.family === base.family && c.table === base.table && c.name === base.chain)
-    : undefined;
+  const chain = f.nftChains?.find((c) => c.family === base.family && c.table === base.table && c.name === base.chain);
   if (chain?.hook) return chain.hook.toUpperCase();
   return base.table === 'filter' && ['INPUT', 'OUTPUT', 'FORWARD'].includes(base.chain) ? base.chain : null;
 }
@@ -142,11 +139,10 @@ export function routerNoRoute(f: Facts): Diagnosis | null {
 export function dnatMeantFor(f: Facts): boolean {
   const { port } = f.target;
   const iptables = (f.preroutingWalk?.steps ?? []).some((s) => isDnat(s) && portsCover(s.rule.text, port));
-  const nft = f.evidence.router.nftRuleset;
   return (
     iptables ||
-    (!!nft &&
-      parseNftRuleset(nft).some(
+    (!!f.nftChains &&
+      f.nftChains.some(
         (c) =>
           c.type === 'nat' &&
           c.hook === 'prerouting' &&
