@@ -30,7 +30,7 @@ import {
   type RuleStep,
 } from './chains.js';
 import { formatRoute, fromNumber, lookupRoute, subnetRange } from '../ipv4.js';
-import { dnatDestination, type HookPacket } from './netfilter-match.js';
+import { dnatDestination, formatDestination, type DnatDestination, type HookPacket } from './netfilter-match.js';
 import { nftHairpinSnat } from './nft-fixes.js';
 import { nftMissedDnat } from './nft-missed-dnat.js';
 import { mayMatchDestination, mayMatchInterface } from './nft-rules.js';
@@ -212,13 +212,12 @@ function replyBridgedPastNetfilter(f: Facts): Diagnosis | null {
  * A forward to a server behind the same router interface as the client needs the hairpin SNAT
  * too, or the next run fails with the reply bypassing the router: the fix says both.
  */
-function withHairpin(f: Facts, dnatFix: string, to: string): string {
-  const [address = '', port] = to.split(':');
-  const server = hostAt(f.topology, address);
+function withHairpin(f: Facts, dnatFix: string, to: DnatDestination): string {
+  const server = hostAt(f.topology, to.address);
   const leg = routerOn(f.topology.router, f.client.network);
   const subnet = f.topology.networks.find((n) => n.name === f.client.network)?.subnet;
   if (!server || !leg || !subnet || routerOn(f.topology.router, server.network)?.name !== leg.name) return dnatFix;
-  if (hasHairpinSnat(f, leg.name, { address: server.address, port: port ? Number(port) : f.target.port })) return dnatFix;
+  if (hasHairpinSnat(f, leg.name, { address: server.address, port: to.port ?? f.target.port })) return dnatFix;
   return `${dnatFix}\n${hairpinSnat(f, `${subnet.address}/${subnet.prefix}`, leg.address)}`;
 }
 
@@ -331,8 +330,7 @@ function noDnatMatch(f: Facts): Diagnosis {
   const arrivedOn = f.arrival ? routerInterface(f.arrival) : undefined;
   const misses = (s: RuleStep): number => (s.verdict.result === 'no-match' ? s.verdict.because.length : 0);
   const closest = [...dnats].sort((a, b) => misses(a) - misses(b))[0];
-  const destination = (closest && dnatDestination(closest.parsed)) ?? serverFor(f);
-  const to = destination ? `${destination.address}${destination.port ? `:${destination.port}` : ''}` : null;
+  const to = (closest && dnatDestination(closest.parsed)) ?? serverFor(f);
   return {
     cause: 'no-dnat-match',
     severity: 'failure',
@@ -360,7 +358,7 @@ function noDnatMatch(f: Facts): Diagnosis {
               'nat',
               '-A',
               'PREROUTING',
-              `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j DNAT --to ${to}`,
+              `-d ${f.target.address} -p ${isUdp(f) ? 'udp' : 'tcp'} --dport ${f.target.port} -j DNAT --to ${formatDestination(to)}`,
             ),
             to,
           )

@@ -8,7 +8,7 @@ import type { HostEvidence, IptablesRule, KernelEvidence } from '../result/kerne
 import type { FlowObservation, Hop } from '../trace/flows.js';
 import { counted, describePolicy, describeRule, plural, walkChain, type ChainWalk, type RuleStep } from './chains.js';
 import { isIcmpHop } from '../trace/hop-label.js';
-import { dnatDestination, parseRule, type HookPacket } from './netfilter-match.js';
+import { dnatDestination, parseRule, type DnatDestination, type HookPacket } from './netfilter-match.js';
 import { formatPlace, type ProbeResult } from '../result/result.js';
 import { parseNftRuleset, type NftChain } from './nft-rules.js';
 import {
@@ -326,7 +326,7 @@ export function nftOr(
 }
 
 /** The one host serving the probe's port, when the rules do not say where it should go. */
-export function serverFor(f: Facts): { address: string; port: number | null } | null {
+export function serverFor(f: Facts): DnatDestination | null {
   const kind = isUdp(f) ? 'udp' : 'http';
   const servers = f.topology.hosts.filter((h) => h.services.some((s) => s.port === f.target.port && s.kind === kind));
   return servers.length === 1 && servers[0] ? { address: servers[0].address, port: null } : null;

@@ -206,7 +206,18 @@ function invert(c: Check): Check {
 }
 
 /** A DNAT rule's `--to-destination`, split: `172.16.0.1:8080` -> address and port. */
-export function dnatDestination(rule: ParsedRule): { address: string; port: number | null } | null {
+/** Where a DNAT sends a request: its port is the request's own when the rule names none. */
+export interface DnatDestination {
+  address: string;
+  port: number | null;
+}
+
+/** `192.168.1.10:8080`, or the address alone, as the rule tools take it. */
+export function formatDestination({ address, port }: DnatDestination): string {
+  return port === null ? address : `${address}:${port}`;
+}
+
+export function dnatDestination(rule: ParsedRule): DnatDestination | null {
   if (rule.target !== 'DNAT') return null;
   const to = rule.targetOptions['--to-destination'] ?? rule.targetOptions['--to'];
   const match = to ? /^([\d.]+)(?:-[\d.]+)?(?::(\d+))?/.exec(to) : null;

@@ -4,6 +4,7 @@
  * set without one gets the commands that make one. Pure.
  */
 import { chainPlace, type NftChain } from './nft-rules.js';
+import { formatDestination, type DnatDestination } from './netfilter-match.js';
 
 type NatHook = 'prerouting' | 'postrouting';
 
@@ -13,8 +14,17 @@ export function nftHairpinSnat(chains: readonly NftChain[], cidr: string, router
 }
 
 /** Forward `address:port` to `to`, ahead of every other rule of the nat prerouting chain. */
-export function nftDnat(chains: readonly NftChain[], target: { address: string; port: number; proto: 'tcp' | 'udp' }, to: string): string {
-  return inNatChain(chains, 'prerouting', 'insert', `ip daddr ${target.address} ${target.proto} dport ${target.port} dnat ip to ${to}`);
+export function nftDnat(
+  chains: readonly NftChain[],
+  target: { address: string; port: number; proto: 'tcp' | 'udp' },
+  to: DnatDestination,
+): string {
+  return inNatChain(
+    chains,
+    'prerouting',
+    'insert',
+    `ip daddr ${target.address} ${target.proto} dport ${target.port} dnat ip to ${formatDestination(to)}`,
+  );
 }
 
 function inNatChain(chains: readonly NftChain[], hook: NatHook, action: 'add' | 'insert', statement: string): string {

@@ -7,6 +7,7 @@
  */
 import { isUdp, ipInterface, serverFor, type Facts } from './diagnosis-facts.js';
 import { nftDnat } from './nft-fixes.js';
+import type { DnatDestination } from './netfilter-match.js';
 import {
   chainPlace,
   describeNftRule,
@@ -19,7 +20,10 @@ import {
   type ReachedDnat,
 } from './nft-rules.js';
 
-export function nftMissedDnat(f: Facts, chains: readonly NftChain[]): { evidence: string[]; suggestion: string | null; to: string | null } {
+export function nftMissedDnat(
+  f: Facts,
+  chains: readonly NftChain[],
+): { evidence: string[]; suggestion: string | null; to: DnatDestination | null } {
   const iface = ipInterface(f.topology.router, f.arrival);
   const reached = reachableDnats(chains);
   const covering = reached.filter((r) => mayMatchDestination(r.rule, f.target.address, f.target.port));
@@ -30,8 +34,9 @@ export function nftMissedDnat(f: Facts, chains: readonly NftChain[]): { evidence
   if (reached.length === 0)
     evidence.push('nft -a list ruleset: nat prerouting reaches no dnat or redirect rule, in its own chains or through jumps');
   const fromRule = covering.map((r) => nftDnatTarget(r.rule)).find((to) => to !== null);
+  // Without a rule to take it from, the one host serving the port, at the port asked.
   const server = serverFor(f);
-  const to = fromRule ?? (server ? server.address : null);
+  const to = fromRule ?? (server ? { address: server.address, port: null } : null);
   return {
     evidence,
     to,

@@ -6,6 +6,7 @@
  */
 
 import { plural } from './chains.js';
+import type { DnatDestination } from './netfilter-match.js';
 
 export interface NftRule {
   /** The rule as nft prints it, without its `# handle` comment. */
@@ -182,7 +183,7 @@ export function reachableDnats(chains: readonly NftChain[]): ReachedDnat[] {
 }
 
 /** Where a dnat rule sends the request: `192.168.1.10:8080`; null for a redirect or a map. */
-export function nftDnatTarget(rule: NftRule): string | null {
-  const m = /\bdnat (?:ip )?to ([\d.]+(?::\d+)?)(?=\s|$)/.exec(rule.text);
-  return m?.[1] ?? null;
+export function nftDnatTarget(rule: NftRule): DnatDestination | null {
+  const m = /\bdnat (?:ip )?to ([\d.]+)(?::(\d+))?(?=\s|$)/.exec(rule.text);
+  return m?.[1] ? { address: m[1], port: m[2] ? Number(m[2]) : null } : null;
 }
