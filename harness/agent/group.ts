@@ -65,7 +65,6 @@ export async function readyAgent(agent: AgentClient, place: AgentPlace): Promise
 export class AgentGroup implements AsyncDisposable {
   private readonly agents = new Map<string, AgentClient>();
   private starting: Promise<void> | undefined;
-  private closing = false;
 
   constructor(private readonly lab: Lab) {}
 
@@ -73,11 +72,10 @@ export class AgentGroup implements AsyncDisposable {
    * Start an agent in every host that has no image of its own (such a host serves with its own
    * server), and in the router when it serves or probes; serve each one's services, and prepare
    * the ones that send HTTP probes. Agents that started are closed by disposal even when another
-   * fails, and disposal while they start starts no more.
+   * fails.
    */
   start(topology: Topology): Promise<void> {
     this.starting ??= mapLimit(agentPlaces(topology), startConcurrency(), async (place) => {
-      if (this.closing) throw new NatproofError('the agents were closed while they started');
       const agent = new AgentClient(place.name, this.lab.startAgent(place.ref));
       this.agents.set(place.name, agent);
       await readyAgent(agent, place);
@@ -102,12 +100,11 @@ export class AgentGroup implements AsyncDisposable {
 
   /**
    * Close every agent; all are tried, and the failures are reported together. A start still
-   * under way (the run failed before it needed the agents) starts no more and is waited for: the
-   * agents it started are closed, which ends their waits for a ready line.
+   * under way (the run failed before it needed the agents) is waited for: every agent it has
+   * under way is in the map, so closing them fails its waits, and after a failure it starts no
+   * more (mapLimit).
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    // From here no agent is added: every one is in the map, and closed.
-    this.closing = true;
     const closed = Promise.allSettled([...this.agents.values()].map((a) => a.close()));
     await this.starting?.catch(() => undefined);
     const outcomes = await closed;

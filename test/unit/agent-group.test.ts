@@ -1,0 +1,60 @@
+/**
+ * The agents start while the router is readied, so a run can fail (a rule the kernel rejects)
+ * while some are still starting: closing the group then must start no more and leave none
+ * running. Stand-in agents are local node processes that speak just enough of the protocol.
+ */
+import { describe, expect, it } from 'vitest';
+import { scaleScenario } from '../../bench/scale.js';
+import { AgentGroup } from '../../harness/agent/group.js';
+import type { AgentNode, Lab } from '../../harness/backend/backend.js';
+import { startConcurrency } from '../../harness/concurrency.js';
+import { startProcess, type LongProcess } from '../../harness/exec.js';
+import { parseScenario } from '../../harness/scenario/load.js';
+
+/**
+ * A stand-in agent: ready after a moment, then answers every command with success, so the group
+ * keeps starting the next ones while earlier ones are ready.
+ */
+const STAND_IN = `
+  const lines = require('node:readline').createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const { id, op } = JSON.parse(line);
+    console.log(JSON.stringify({ id, op, ok: true, detail: null }));
+  });
+  setTimeout(() => console.log(JSON.stringify({ event: 'ready', pid: process.pid })), 50);
+`;
+
+function standInAgents(): { lab: Lab; started: LongProcess[] } {
+  const started: LongProcess[] = [];
+  const lab = {
+    startAgent(_node: AgentNode): LongProcess {
+      const proc = startProcess([process.execPath, '-e', STAND_IN]);
+      started.push(proc);
+      return proc;
+    },
+  } as unknown as Lab;
+  return { lab, started };
+}
+
+describe('an agent group closed while its agents start', () => {
+  it('starts no more agents, stops every one it started, and its start ends instead of hanging', async () => {
+    // Many more hosts than start at once, so the start is still going when the group closes.
+    const topology = parseScenario(scaleScenario(10 * startConcurrency()), 'scale.yaml');
+    const { lab, started } = standInAgents();
+    const group = new AgentGroup(lab);
+    const starting = group.start(topology).then(
+      () => 'every agent started',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    while (started.length < 2 * startConcurrency()) await new Promise((r) => setTimeout(r, 5));
+    await group[Symbol.asyncDispose]();
+    const startedWhenClosed = started.length;
+
+    expect(await starting).not.toBe('every agent started');
+    // Nothing started after the close, and nothing it started still runs.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(started.length).toBe(startedWhenClosed);
+    expect(started.length).toBeLessThan(topology.hosts.length);
+    expect(started.filter((p) => p.running).map((p) => p.argv[0])).toEqual([]);
+  }, 60_000);
+});
