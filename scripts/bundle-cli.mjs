@@ -5,16 +5,16 @@
  * the entry loads with import() becomes a chunk of its own, read only by the commands that need
  * it. Run after tsc (npm run build): bundling tsc's output keeps tsc's semantics.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const outdir = `${root}dist/cli`;
+const outdir = join(root, 'dist', 'cli');
+const entry = join(outdir, 'natproof.js');
 
-// Chunks are named by content hash: without this, every build would leave the last one's behind.
-rmSync(outdir, { recursive: true, force: true });
-await build({
+const { outputFiles } = await build({
   absWorkingDir: root,
   entryPoints: { natproof: 'dist/harness/cli.js' },
   outdir,
@@ -30,5 +30,22 @@ await build({
   // yaml and ipaddr.js are CommonJS: their require() of node's modules needs a real require. The
   // import is renamed so as not to clash with natproof's own createRequire imports.
   banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
+  write: false,
   logLevel: 'warning',
 });
+
+// A natproof started meanwhile (a test, or `npm pack`'s prepare elsewhere) must find the old CLI
+// or the new one, never a part: each file is written whole and renamed into place, the chunks
+// before the entry that imports them.
+mkdirSync(outdir, { recursive: true });
+const ordered = [...outputFiles.filter((f) => f.path !== entry), ...outputFiles.filter((f) => f.path === entry)];
+for (const file of ordered) {
+  const partial = `${file.path}.${process.pid}.partial`;
+  writeFileSync(partial, file.contents);
+  renameSync(partial, file.path);
+}
+// Chunks are named by their content's hash: those of earlier builds are no longer imported.
+const current = new Set(ordered.map((f) => basename(f.path)));
+for (const name of readdirSync(outdir)) {
+  if (name.endsWith('.js') && !current.has(name)) rmSync(join(outdir, name), { force: true });
+}
