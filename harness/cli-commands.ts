@@ -36,7 +36,7 @@ import { ProgressPrinter } from './progress.js';
 import { cleanStaleLabs, keptLab, downKeptLab, labNode, labNodeNames, probeKeptLab, upKeptLab } from './lab/kept.js';
 import { listLabRecords, readLabRecord } from './lab/record.js';
 
-export type Command = (args: string[], io: CliIO) => Promise<number>;
+type Command = (args: string[], io: CliIO) => Promise<number>;
 
 export const COMMANDS: Record<CommandName, Command> = {
   run: runCommand,
