@@ -4,7 +4,10 @@
  * reading order is the one reported.
  */
 import type { TSchema } from '@sinclair/typebox';
-import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+// Check and Errors by name, not the Value namespace: the CLI's bundle then leaves out the rest of
+// TypeBox's value operations (clone, cast, diff, ...), which a scenario check never uses.
+import { Check } from '@sinclair/typebox/value';
+import { Errors, ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { LineCounter, parseDocument, visit, type Alias, type YAMLError } from 'yaml';
 import { ScenarioError } from '../errors.js';
 import { Scenario, type RawScenario } from './schema.js';
@@ -55,10 +58,10 @@ function yamlError(source: ScenarioSource, error: YAMLError): ScenarioError {
 
 function validate(source: ScenarioSource): RawScenario {
   const data = toData(source);
-  if (Value.Check(Scenario, data)) return data;
+  if (Check(Scenario, data)) return data;
   // TypeBox reports a missing required field twice: as missing, and as its absent value having
   // the wrong type. Only the first says what is wrong.
-  const errors = [...Value.Errors(Scenario, data)].filter(
+  const errors = [...Errors(Scenario, data)].filter(
     (error) => error.value !== undefined || error.type === ValueErrorType.ObjectRequiredProperty,
   );
   throw schemaError(source, data, errors);

@@ -3,8 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Finished, natproofBin } from '../commands.js';
+import { type Finished, natproofBin, runCommand } from '../commands.js';
 import { expectPlausibleTimings } from '../timings.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
@@ -96,6 +97,64 @@ describe('natproof before anything is built: usage, help, bad input', () => {
     const r = await natproof('frobnicate');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('usage:');
+  });
+});
+
+describe('natproof starts from its bundle (dist/cli)', () => {
+  /**
+   * The files node loads as modules for `natproof ARGS`: ES modules as a module.register() hook
+   * sees them, CommonJS ones (dockerode, undici, yaml unbundled) from require.cache at exit.
+   */
+  async function modulesLoaded(name: string, args: string[]): Promise<{ run: Finished; files: string[] }> {
+    const log = join(work, `${name}.modules`);
+    const hooks = join(work, `${name}-hooks.mjs`);
+    writeFileSync(
+      hooks,
+      `import { appendFileSync } from 'node:fs';
+export async function load(url, context, next) {
+  appendFileSync(${JSON.stringify(log)}, url + '\\n');
+  return next(url, context);
+}
+`,
+    );
+    const preload = join(work, `${name}-preload.mjs`);
+    writeFileSync(
+      preload,
+      `import { appendFileSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+register(${JSON.stringify(pathToFileURL(hooks).href)});
+const { cache } = createRequire(import.meta.url);
+process.on('exit', () => {
+  for (const file of Object.keys(cache)) appendFileSync(${JSON.stringify(log)}, pathToFileURL(file).href + '\\n');
+});
+`,
+    );
+    const run = await runCommand(process.execPath, ['--import', pathToFileURL(preload).href, 'bin/natproof.js', ...args], {
+      timeoutMs: 60_000,
+    });
+    const urls = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((url) => url.startsWith('file:'));
+    return { run, files: urls.map((url) => fileURLToPath(url)).filter((file) => file !== preload && file !== hooks) };
+  }
+
+  it('--version reads the entry and none of the commands: under 50 kB of code, nothing from node_modules', async () => {
+    const { run, files } = await modulesLoaded('version', ['--version']);
+    expect(run.code).toBe(0);
+    expect(files.length).toBeGreaterThan(1);
+    expect(files.filter((file) => !/\/(bin\/natproof|dist\/cli\/[^/]+)\.js$/.test(file))).toEqual([]);
+    const bytes = files.reduce((sum, file) => sum + readFileSync(file).length, 0);
+    expect(bytes).toBeLessThan(50_000);
+  });
+
+  it('a command loads natproof, yaml and TypeBox from the bundle alone: no module from node_modules (dockerode, undici)', async () => {
+    const { run, files } = await modulesLoaded('validate', ['validate', 'scenarios/dmz-three-network.yaml']);
+    expect(run.stdout).toContain('dmz-three-network.yaml: ok');
+    // The run chunk is among them: the whole of what a netns run loads before it builds.
+    expect(files.some((file) => readFileSync(file, 'utf8').includes('function runScenario('))).toBe(true);
+    expect(files.filter((file) => !/\/(bin\/natproof|dist\/cli\/[^/]+)\.js$/.test(file))).toEqual([]);
+    expect(files.length).toBeLessThan(15);
   });
 });
 
