@@ -91,9 +91,14 @@ const COUNTER_BATCH = 50;
 export async function checkRulesInRouter(lab: Pick<Lab, 'exec'>, router: Router, sources: readonly RuleSource[]): Promise<void> {
   await resetRouter(lab, router);
   const exec: ToolExec = (argv, options) => lab.exec(ROUTER, argv, options);
-  for (const source of sources) {
-    for (const step of compileRules(source)) await runStep(exec, step, { check: true });
-  }
+  // The rule sets at once (a check commits nothing); the first one in order that fails is reported.
+  const checked = await Promise.allSettled(
+    sources.map(async (source) => {
+      for (const step of compileRules(source)) await runStep(exec, step, { check: true });
+    }),
+  );
+  const failed = checked.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Each lab's router is asked once: its iptables stays what it is. */
