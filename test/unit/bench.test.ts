@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { median } from '../../bench/bench.js';
+import { median, renderBench, type BenchReport, type Row } from '../../bench/bench.js';
+import type { RunTimings } from '../../harness/result/result.js';
 import { mulberry32 } from '../../bench/random.js';
 import { clientAddress, scaleScenario } from '../../bench/scale.js';
 import { parseScenario } from '../../harness/scenario/load.js';
@@ -30,5 +31,47 @@ describe('mulberry32', () => {
     expect([next(), next(), next()]).toEqual([0.6270739405881613, 0.002735721180215478, 0.5274470399599522]);
     const again = mulberry32(1);
     expect(again()).toBe(0.6270739405881613);
+  });
+});
+
+/** A run's timings with every phase `ms`, one rule set. */
+function timings(ms: number): RunTimings {
+  const rs = { name: 'hairpin', applyMs: ms, captureMs: ms, probesMs: ms, evidenceMs: ms, analysisMs: ms };
+  return { totalMs: 8 * ms, buildMs: ms, agentsMs: ms, rulesets: [rs], teardownMs: ms };
+}
+
+function row(name: string, walls: number[], phaseMs?: number): Row {
+  return {
+    name,
+    samples: walls.map((wallS) => ({ wallS, cpuS: 0.5 })),
+    timings: phaseMs === undefined ? [] : walls.map(() => timings(phaseMs)),
+  };
+}
+
+describe('renderBench', () => {
+  const netns = { script: row('hand-written script', [0.4, 0.5, 0.6]), natproof: [row('natproof, seed', [1, 2, 3], 10)], scale: [] };
+  const docker = { script: row('plain docker CLI script', [6, 8, 7]), natproof: [row('natproof --backend docker', [12, 14, 10.5], 700)] };
+
+  it('puts each natproof row against its own script: the docker row against the docker script, not the netns one', () => {
+    const text = renderBench({ ...netns, docker }, 3);
+    expect(text).toMatch(/^natproof, seed +2\.00 s +4\.00x +0\.50 CPU s$/m);
+    expect(text).toMatch(/^docker backend, against a plain docker CLI script/m);
+    expect(text).toMatch(/^plain docker CLI script +7\.00 s +1\.00x /m);
+    // 12 s median against the docker script's 7 s.
+    expect(text).toMatch(/^natproof --backend docker +12\.00 s +1\.71x /m);
+    expect(text).toContain(
+      '    where the time went (median ms): build 700, agents 700, apply 700, capture 700, probes 700, evidence 700, analysis 700, teardown 700',
+    );
+  });
+
+  it('prints the docker pair alone when the netns pair did not run', () => {
+    const report: BenchReport = { script: row('', []), natproof: [], scale: [], docker };
+    const text = renderBench(report, 3);
+    expect(text).not.toMatch(/hand-written script|rule-set switch/);
+    expect(text).toMatch(/^natproof --backend docker .* 1\.71x /m);
+  });
+
+  it('prints no docker rows unless asked for', () => {
+    expect(renderBench(netns, 3)).not.toMatch(/docker/);
   });
 });

@@ -78,10 +78,7 @@ export async function removeLab(docker: Docker, runId: string, observer: Observe
   // Host rules before the observer that removes them goes. Read back from the chain by this
   // run's comment, not remembered: an insert whose exec timed out may still have landed.
   if (observer) {
-    await observer
-      .listBridges()
-      .then((rules) => observer.closeBridges(rules.filter((r) => r.runId === runId)))
-      .catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
+    await observer.closeRunBridges(runId).catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
   }
   // By label, so containers and networks a failed build left half-made go too.
   const runs = await listRuns(docker, runId).catch((err: Error) => {

@@ -177,14 +177,18 @@ export class DockerLab implements Lab {
     this.created = true;
     this.routerImage = images.router;
     log(`creating ${networks.length} Docker networks and ${containers.length} containers`);
-    await createNetworks(this.docker, networks, this.labels, log, signal);
-    const observer = await this.startObserver(images.router);
-    await observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
+    // The observer is on the host's network, so it starts while the lab's networks are made; the
+    // accepts name bridges by name, so they go in while the containers start. Nothing crosses a
+    // bridge before the interfaces are set up below, which waits for both.
     // Settled, not raced: a failed create must not start the teardown while siblings are in flight.
-    await allSettledOrThrow(containers.map((c) => this.startNode(c, imageOf(c, images))));
+    const starting = this.startObserver(images.router);
+    await allSettledOrThrow<unknown>([createNetworks(this.docker, networks, this.labels, log, signal), starting]);
+    const observer = await starting;
+    const bridges = observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
+    await allSettledOrThrow<unknown>([bridges, ...containers.map((c) => this.startNode(c, imageOf(c, images)))]);
     log('setting up interfaces, addresses and routes');
-    const peers = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
-    this.segments = Promise.resolve(await mapSegments(observer, networks, peers));
+    const { peers, hostLinks } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
+    this.segments = Promise.resolve(await mapSegments(observer, networks, peers, hostLinks));
     await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => waitListening(observer, c, this.pidOf(c))));
   }
 

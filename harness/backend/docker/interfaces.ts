@@ -47,16 +47,20 @@ export async function setUpInterfaces(
   observer: Observer,
   containers: readonly PlannedContainer[],
   pidOf: (c: PlannedContainer) => number,
-): Promise<VethPeer[]> {
+): Promise<{ peers: VethPeer[]; hostLinks: IpLink[] }> {
   const addresses = await dockerAddresses(observer, containers, pidOf);
   const setup = containers.flatMap((c, i) => setupLines(c, addresses[i]!));
-  await runSetup(
+  // The same exec then lists each container's links (often already up, so no wait follows)
+  // and the Docker host's (the segments' bridge ports): two round trips fewer.
+  const listings = [...containers.map((c) => inNs(c, 'ip -j link show')), 'link show'];
+  const output = await runSetup(
     observer,
-    setup,
+    [...setup, ...listings],
     containers.map((c) => `netns delete ${c.name}`),
   );
-  const up = await allSettledOrThrow(containers.map(async (c) => ({ c, links: await waitLinksUp(observer, c, pidOf(c)) })));
-  return up.flatMap(({ c, links }) => vethPeers(c, links));
+  const listed = jsonLines<IpLink[]>(output, containers.length + 1);
+  const up = await allSettledOrThrow(containers.map(async (c, i) => ({ c, links: await waitLinksUp(observer, c, pidOf(c), listed[i]!) })));
+  return { peers: up.flatMap(({ c, links }) => vethPeers(c, links)), hostLinks: listed[containers.length]! };
 }
 
 /** The links of the container whose init is `pid`. */
@@ -102,9 +106,10 @@ export function setupLines(c: PlannedContainer, current: ReadonlyMap<string, str
   ];
 }
 
-async function runSetup(observer: Observer, setup: readonly string[], detach: readonly string[]): Promise<void> {
+/** Runs the set-up batch; its output is the JSON of the batch's listings (-j), one per line. */
+async function runSetup(observer: Observer, setup: readonly string[], detach: readonly string[]): Promise<string> {
   try {
-    await observer.exec(['ip', '-batch', '-'], { input: lines([...setup, ...detach]), timeoutMs: SETUP_TIMEOUT_MS });
+    return (await observer.exec(['ip', '-j', '-batch', '-'], { input: lines([...setup, ...detach]), timeoutMs: SETUP_TIMEOUT_MS })).stdout;
   } catch (err) {
     // The names would hold the namespaces until the observer goes; drop them now.
     await observer.exec(['ip', '-force', '-batch', '-'], { input: lines(detach), allowFailure: true });
@@ -116,10 +121,9 @@ async function runSetup(observer: Observer, setup: readonly string[], detach: re
  * Wait until the kernel has processed each link's carrier change (operstate UP): until then
  * the link has no working queue and the first packets of a run would vanish.
  */
-async function waitLinksUp(observer: Observer, c: PlannedContainer, pid: number): Promise<IpLink[]> {
+async function waitLinksUp(observer: Observer, c: PlannedContainer, pid: number, first: IpLink[]): Promise<IpLink[]> {
   const deadline = Date.now() + LINK_UP_TIMEOUT_MS;
-  for (;;) {
-    const links = await containerLinks(observer, pid);
+  for (let links = first; ; links = await containerLinks(observer, pid)) {
     const names = [...c.interfaces.map((i) => i.name), ...c.bridges];
     const down = names.filter((name) => links.find((l) => l.ifname === name)?.operstate !== 'UP');
     if (down.length === 0) return links;

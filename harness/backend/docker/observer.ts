@@ -28,6 +28,8 @@ const TIMEOUT_MS = 15_000;
 
 export class Observer {
   private iptables: Promise<IptablesTool | undefined> | undefined;
+  /** Signals not sent yet, by signal name: the pids each goes to. */
+  private readonly signalling = new Map<string, { pids: Set<number>; sent: Promise<void> }>();
 
   private constructor(
     private readonly docker: Docker,
@@ -63,13 +65,31 @@ export class Observer {
     return new Observer(docker, name);
   }
 
-  /** Signal a process of the Docker host by pid (it is never a broad pattern). */
-  readonly signal: Signaller = async (hostPid, signal) => {
-    // The kill itself is never signalled: nothing to escalate to if it hangs.
-    await execInContainer(this.docker, this.name, ['kill', '-s', signal.replace(/^SIG/, ''), String(hostPid)], async () => {}, {
-      timeoutMs: 5_000,
-      allowFailure: true,
-    });
+  /**
+   * Signal a process of the Docker host by pid (it is never a broad pattern). Signals asked for
+   * in the same turn of the event loop (every capture's counters, every capture stopped) go as
+   * one kill per signal: each exec costs the engine three round trips.
+   */
+  readonly signal: Signaller = (hostPid, signal) => {
+    const name = signal.replace(/^SIG/, '');
+    let batch = this.signalling.get(name);
+    if (!batch) {
+      const pids = new Set<number>();
+      const sent = new Promise<void>((resolvePromise) => setImmediate(resolvePromise)).then(async () => {
+        // Later signals form the next batch.
+        this.signalling.delete(name);
+        // The kill itself is never signalled: nothing to escalate to if it hangs. One pid gone
+        // already fails the kill but not the others.
+        await execInContainer(this.docker, this.name, ['kill', '-s', name, ...[...pids].map(String)], async () => {}, {
+          timeoutMs: 5_000,
+          allowFailure: true,
+        });
+      });
+      batch = { pids, sent };
+      this.signalling.set(name, batch);
+    }
+    batch.pids.add(hostPid);
+    return batch.sent;
   };
 
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -99,6 +119,14 @@ export class Observer {
     if (!tool) return;
     const present = new Set((await this.listBridges()).map(key));
     const remove = rules.filter((r) => present.has(key(r)));
+    if (remove.length > 0) await this.exec(restoreArgv(tool), { input: restoreInput('-D', remove), timeoutMs: TIMEOUT_MS });
+  }
+
+  /** Remove one run's accepts, as read from the chain now: one listing, one restore. */
+  async closeRunBridges(runId: string): Promise<void> {
+    const tool = await this.iptablesTool();
+    if (!tool) return;
+    const remove = (await this.listBridges()).filter((r) => r.runId === runId);
     if (remove.length > 0) await this.exec(restoreArgv(tool), { input: restoreInput('-D', remove), timeoutMs: TIMEOUT_MS });
   }
 

@@ -30,6 +30,8 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
   signalCode: NodeJS.Signals | null = null;
   private readonly started: Promise<void>;
   private exec: Docker.Exec | undefined;
+  /** Once known: a running process keeps its pid, so each later signal costs no inspect. */
+  private pid: number | undefined;
   private ended = false;
 
   constructor(
@@ -94,10 +96,14 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
    */
   private async hostPid(): Promise<number | undefined> {
     await this.started;
+    if (this.pid !== undefined) return this.pid;
     const deadline = Date.now() + PID_TIMEOUT_MS;
     while (this.exec && !this.ended && Date.now() < deadline) {
       const info = await engine('inspecting an exec', this.exec.inspect()).catch(() => undefined);
-      if (info && info.Pid > 0) return info.Pid;
+      if (info && info.Pid > 0) {
+        this.pid = info.Pid;
+        return info.Pid;
+      }
       if (info && !info.Running && info.ExitCode !== null) return undefined;
       await new Promise((r) => setTimeout(r, PID_POLL_MS));
     }

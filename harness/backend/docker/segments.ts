@@ -9,13 +9,14 @@ import type { IpLink, VethPeer } from './interfaces.js';
 import type { Observer } from './observer.js';
 import type { PlannedNetwork } from './plan.js';
 
-/** Each scenario network's bridge and ports, by the scenario's network name. */
+/** Each scenario network's bridge and ports, by the scenario's network name; the Docker host's links listed unless given. */
 export async function mapSegments(
   observer: Observer,
   networks: readonly PlannedNetwork[],
   peers: readonly VethPeer[],
+  hostLinks?: readonly IpLink[],
 ): Promise<Map<string, NodeInterface[]>> {
-  const links = JSON.parse((await observer.exec(['ip', '-j', 'link', 'show'])).stdout) as IpLink[];
+  const links = hostLinks ?? (JSON.parse((await observer.exec(['ip', '-j', 'link', 'show'])).stdout) as IpLink[]);
   return new Map(networks.map((n) => [n.network, segmentInterfaces(n, links, peers)]));
 }
 
