@@ -19,6 +19,7 @@ export const TRACE_TABLE = 'natproof_trace';
 /** A table created and deleted only to mark a point in the monitor's stream. */
 const MARKER_TABLE = 'natproof_trace_marker';
 const EXEC_TIMEOUT_MS = 5_000;
+const MARKER_TRANSACTION = `add table inet ${MARKER_TABLE}\ndelete table inet ${MARKER_TABLE}\n`;
 
 const TRACE_RULES = `table inet ${TRACE_TABLE} {
   chain prerouting {
@@ -82,8 +83,8 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
   const marked = async (deadline: number): Promise<boolean> => {
     const before = markers;
     while (markers === before && proc.running && Date.now() < deadline) {
-      await tryExec(['nft', 'add', 'table', 'inet', MARKER_TABLE]);
-      await tryExec(['nft', 'delete', 'table', 'inet', MARKER_TABLE]);
+      // One transaction, one spawn: the monitor prints the add and the delete as two events.
+      await tryExec(['nft', '-f', '-'], MARKER_TRANSACTION);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 50);
         notify = () => {
@@ -98,10 +99,11 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
   const removeTable = (): Promise<boolean> => tryExec(['nft', 'delete', 'table', 'inet', TRACE_TABLE]);
   // The trace adds to the evidence; a kernel or nft that cannot trace leaves it out, said so.
   let missing: string | null = null;
-  if (!(await marked(Date.now() + timeoutMs)))
-    missing = `nft monitor did not start in the router: ${proc.stderr.trim() || 'no events seen'}`;
-  else if (!(await tryExec(['nft', '-f', '-'], TRACE_RULES)))
-    missing = 'the router could not load the table that marks packets for tracing';
+  // The marking table loads while the monitor starts: no probe is sent before both are done, so
+  // packets it marks before the monitor is live are none of the probes'.
+  const [live, loaded] = await Promise.all([marked(Date.now() + timeoutMs), tryExec(['nft', '-f', '-'], TRACE_RULES)]);
+  if (!live) missing = `nft monitor did not start in the router: ${proc.stderr.trim() || 'no events seen'}`;
+  else if (!loaded) missing = 'the router could not load the table that marks packets for tracing';
   if (missing !== null) {
     await proc.stop('SIGKILL');
     await removeTable();
