@@ -313,10 +313,12 @@ async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, tim
     const timeoutMs = Math.max(MARKER_EXEC_MIN_MS, deadline - Date.now());
     await lab.exec(router, ['conntrack', command, ...MARKER_TUPLE, ...extra], { allowFailure: true, timeoutMs }).catch(() => {});
   };
-  while (!seen) {
+  for (let attempt = 0; !seen; attempt++) {
     if (!proc.running || Date.now() > deadline) break;
-    // Delete first: an entry left by an earlier attempt blocks a new insert.
-    await conntrack('-D');
+    // An entry left by an earlier attempt blocks a new insert: delete it first. The first
+    // attempt has none to meet (each wait ends by deleting its entry, and a leftover expires
+    // in 5 s); should it fail anyway, the next attempt deletes.
+    if (attempt > 0) await conntrack('-D');
     await conntrack('-I', '-t', '5');
     seen = await marker.since(before, 50);
   }
