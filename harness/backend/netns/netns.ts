@@ -335,11 +335,25 @@ async function ipBatch(globalOptions: string[], lines: string[]): Promise<void> 
  * by ip, a small process, where a spawn of natproof's own costs it several milliseconds each.
  */
 async function setSysctls(perNamespace: Array<[ns: string, sysctls: Record<string, string>]>): Promise<void> {
-  // -e: the bridge-nf keys exist only while br_netfilter is loaded, the IPv6 ones only with IPv6.
-  const lines = perNamespace
-    .filter(([, sysctls]) => Object.keys(sysctls).length > 0)
-    .map(([ns, sysctls]) => `netns exec ${ns} sysctl -q -e -w ${assignments(sysctls).join(' ')}`);
-  await ipBatch([], lines);
+  await ipBatch([], sysctlBatchLines(perNamespace));
+}
+
+/**
+ * ip splits a batch line into at most 512 words ("Too many arguments to command"): a switch with
+ * a hundred ports has thousands of per-interface values, so a namespace's may take several lines.
+ */
+const SYSCTLS_PER_LINE = 400;
+
+/** The `ip -batch` lines that set natproof's sysctls in every namespace. */
+export function sysctlBatchLines(perNamespace: Array<[ns: string, sysctls: Record<string, string>]>): string[] {
+  return perNamespace.flatMap(([ns, sysctls]) => {
+    const all = assignments(sysctls);
+    const lines: string[] = [];
+    // -e: the bridge-nf keys exist only while br_netfilter is loaded, the IPv6 ones only with IPv6.
+    for (let i = 0; i < all.length; i += SYSCTLS_PER_LINE)
+      lines.push(`netns exec ${ns} sysctl -q -e -w ${all.slice(i, i + SYSCTLS_PER_LINE).join(' ')}`);
+    return lines;
+  });
 }
 
 /** Where `ip netns` keeps the namespace named `ns`. */
