@@ -135,8 +135,8 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     const agents = new AgentGroup(lab);
     await using _agents = teardownStep(runId, agents);
     // Nothing before the first probes needs the agents: they start while the router's rules are
-    // applied (its iptables' flavour is checked by the first reset) and the captures start. Awaited before the probes; a failure before then must not
-    // go unhandled meanwhile.
+    // applied (its iptables' flavour is checked by the first reset) and the captures start.
+    // Awaited before the probes; a failure before then must not go unhandled meanwhile.
     const agentsReady = agents.start(topology);
     agentsReady.catch(() => undefined);
     await applyForwarderRules(lab, topology.forwarders);
