@@ -12,7 +12,7 @@ import type { ExecResult } from '../exec.js';
 import { labNode, labRuleset } from '../lab/kept.js';
 import { nextProbePort, probeLab } from '../lab/round.js';
 import type { RunResult } from '../result/result.js';
-import { applyForwarderRules, requireNftablesIptables } from '../rules/apply.js';
+import { applyForwarderRules } from '../rules/apply.js';
 import { applyRuleset, buildLab, FIRST_PROBE_PORT, newRunId } from '../run.js';
 import { checkRules, loadScenario } from '../scenario/load.js';
 import type { Topology } from '../scenario/topology.js';
@@ -85,7 +85,7 @@ export async function up(scenario: Topology | string, options: LabOptions = {}):
   };
   options.signal?.addEventListener('abort', abandon, { once: true });
   try {
-    await Promise.all([requireNftablesIptables(lab), agents.start(labTopology)]);
+    await agents.start(labTopology);
     await applyForwarderRules(lab, topology.forwarders);
     await applyRuleset(lab, labTopology, ruleset, log);
   } catch (err) {

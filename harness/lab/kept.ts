@@ -10,7 +10,7 @@ import type { Backend, DetachedAgent, Lab, NodeRef } from '../backend/backend.js
 import { backendNamed } from '../backend/select.js';
 import { UsageError } from '../errors.js';
 import type { RunResult } from '../result/result.js';
-import { applyForwarderRules, requireNftablesIptables } from '../rules/apply.js';
+import { applyForwarderRules } from '../rules/apply.js';
 import { applyRuleset, buildLab, FIRST_PROBE_PORT, newRunId, RunAbortedError, selectRulesets, type RunOptions } from '../run.js';
 import { checkRules } from '../scenario/load.js';
 import type { RuleSet, Topology } from '../scenario/topology.js';
@@ -69,7 +69,7 @@ export async function upKeptLab(topology: Topology, options: UpOptions): Promise
   try {
     const dir = await makeLabDirectory(runId);
     log(`starting agents`);
-    await Promise.all([requireNftablesIptables(lab), DetachedAgents.start(labTopology, lab, dir, agents)]);
+    await DetachedAgents.start(labTopology, lab, dir, agents);
     await applyForwarderRules(lab, topology.forwarders);
     await applyRuleset(lab, labTopology, ruleset, log);
     const rulesHash = await routerRulesHash(lab);

@@ -105,7 +105,7 @@ export async function checkRulesInRouter(lab: Pick<Lab, 'exec'>, router: Router,
 const flavourChecked = new WeakMap<Pick<Lab, 'exec'>, Promise<void>>();
 
 /** Refuse an iptables whose rules `nft flush ruleset` would not reset (the legacy flavour). */
-export function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
+function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
   let checked = flavourChecked.get(lab);
   if (!checked) {
     checked = checkIptablesFlavour(lab);

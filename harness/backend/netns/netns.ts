@@ -365,7 +365,7 @@ function netnsPath(ns: string): string {
 async function setScenarioSysctls(file: string, n: PlannedNamespace): Promise<void> {
   const sysctls = n.sysctls.scenario;
   if (Object.keys(sysctls).length === 0) return;
-  const argv = ['ip', 'netns', 'exec', n.ns, 'sysctl', '-q', '-w', ...assignments(sysctls)];
+  const argv = ['nsenter', `--net=${netnsPath(n.ns)}`, '--', 'sysctl', '-q', '-w', ...assignments(sysctls)];
   const result = await execCommand(argv, { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
   if (result.exitCode === 0) return;
   const label = nodeLabel(n.ref);
