@@ -1,7 +1,7 @@
 /**
- * The agents of a run: one per host that runs natproof's agent, and one in the router when it
- * serves or probes, started a few at a time, closed together. Disposable, so a run's
- * `await using` closes them before the lab goes away.
+ * The agents of a run: one in every node (host or router) that serves, and for the nodes that
+ * only probe, one each or one prober shared by all of them; started a few at a time, closed
+ * together. Disposable, so a run's `await using` closes them before the lab goes away.
  */
 import type { AgentNode, Lab } from '../backend/backend.js';
 import { mapLimit, startConcurrency } from '../concurrency.js';
@@ -17,7 +17,7 @@ import { AgentClient } from './client.js';
  */
 export const START_TIMEOUT_MS = 60_000;
 
-/** A node that runs natproof's agent, what it serves, and whether it sends HTTP probes. */
+/** A node that runs natproof's agent, what it serves, and what it probes. */
 export interface AgentPlace {
   name: string;
   ref: AgentNode;
@@ -25,69 +25,113 @@ export interface AgentPlace {
   addresses: string[];
   /** It sends HTTP probes: only those load undici (a TCP probe is node's own connect). */
   httpProbes: boolean;
+  /** How many probes it sends in one round. */
+  probes: number;
+  /** It only sends HTTP and TCP probes: a shared prober can send them for it (Lab.startProber). */
+  probesOnly: boolean;
 }
 
 /**
- * Every host that has no image of its own (such a host serves with its own server), and the
- * router when it serves or probes: where a run's (or a kept lab's) agents run.
+ * Every node that serves or probes: hosts that have no image of its own (such a host serves
+ * with its own server), and the router. A node that does neither needs no agent.
  */
 export function agentPlaces(topology: Topology): AgentPlace[] {
   const { router } = topology;
-  const httpProbes = (name: string): boolean => topology.probes.some((p) => p.from === name && p.kind === 'http');
+  const place = (name: string, ref: AgentNode, services: Service[], addresses: string[]): AgentPlace => {
+    const probes = topology.probes.filter((p) => p.from === name);
+    return {
+      name,
+      ref,
+      services,
+      addresses,
+      httpProbes: probes.some((p) => p.kind === 'http'),
+      probes: probes.length,
+      probesOnly: services.length === 0 && probes.length > 0 && probes.every((p) => p.kind !== 'udp'),
+    };
+  };
   const hosts = topology.hosts
     .filter((host) => host.image === undefined)
-    .map((host) => ({
-      name: host.name,
-      ref: { kind: 'host' as const, name: host.name },
-      services: host.services,
-      addresses: [host.address],
-      httpProbes: httpProbes(host.name),
-    }));
-  const routerRuns = router.services.length > 0 || topology.probes.some((p) => p.from === router.name);
-  const routerPlace = {
-    name: router.name,
-    ref: { kind: 'router' as const },
-    services: router.services,
-    addresses: routerAddresses(router).map((a) => a.address),
-    httpProbes: httpProbes(router.name),
-  };
-  return [...hosts, ...(routerRuns ? [routerPlace] : [])];
+    .map((host) => place(host.name, { kind: 'host', name: host.name }, host.services, [host.address]));
+  const routerPlace = place(
+    router.name,
+    { kind: 'router' },
+    router.services,
+    routerAddresses(router).map((a) => a.address),
+  );
+  return [...hosts, routerPlace].filter((p) => p.services.length > 0 || p.probes > 0);
 }
 
 /** Wait for a started agent's ready line, then have it serve its place's services and prepare its probes. */
-export async function readyAgent(agent: AgentClient, place: AgentPlace): Promise<void> {
+export async function readyAgent(agent: AgentClient, place: Pick<AgentPlace, 'services' | 'addresses' | 'httpProbes'>): Promise<void> {
   await agent.waitReady(START_TIMEOUT_MS);
   // A UDP responder binds each of the node's addresses, so it answers from the one asked.
   for (const service of place.services) await agent.serve(service, place.addresses);
   if (place.httpProbes) await agent.prepare();
 }
 
+export interface AgentGroupOptions {
+  /**
+   * How many times each probe will be sent (a run's rule sets). When known, and the backend can,
+   * the nodes that only probe share one prober holding a socket per probe; otherwise (a library
+   * lab probes as often as its caller asks) every node gets its own agent.
+   */
+  probeRounds?: number;
+}
+
+/** What the group starts: one node's own agent, or the prober shared by several nodes. */
+type Start = { own: AgentPlace } | { shared: AgentPlace[] };
+
 export class AgentGroup implements AsyncDisposable {
   private readonly agents = new Map<string, AgentClient>();
+  private prober: { client: AgentClient; hosts: ReadonlySet<string> } | undefined;
   private starting: Promise<void> | undefined;
 
-  constructor(private readonly lab: Lab) {}
+  constructor(
+    private readonly lab: Lab,
+    private readonly options: AgentGroupOptions = {},
+  ) {}
 
   /**
-   * Start an agent in every host that has no image of its own (such a host serves with its own
-   * server), and in the router when it serves or probes; serve each one's services, and prepare
-   * the ones that send HTTP probes. Agents that started are closed by disposal even when another
-   * fails.
+   * Start an agent in every node that serves or probes, or one prober for the nodes that only
+   * probe (see AgentGroupOptions); serve each one's services, and prepare the ones that send HTTP
+   * probes. Agents that started are closed by disposal even when another fails.
    */
   start(topology: Topology): Promise<void> {
-    this.starting ??= mapLimit(agentPlaces(topology), startConcurrency(), async (place) => {
-      const agent = new AgentClient(place.name, this.lab.startAgent(place.ref));
-      this.agents.set(place.name, agent);
-      await readyAgent(agent, place);
+    this.starting ??= mapLimit(this.plan(topology), startConcurrency(), async (start) => {
+      if ('own' in start) {
+        const agent = new AgentClient(start.own.name, this.lab.startAgent(start.own.ref));
+        this.agents.set(start.own.name, agent);
+        await readyAgent(agent, start.own);
+        return;
+      }
+      const { shared } = start;
+      const rounds = this.options.probeRounds ?? 1;
+      const clients = shared.map((p) => ({ node: p.ref, name: p.name, sockets: p.probes * rounds }));
+      const proc = this.lab.startProber?.(clients);
+      if (!proc) throw new TypeError('AgentGroup: this lab has no shared prober');
+      const client = new AgentClient(proberLabel(shared), proc);
+      this.prober = { client, hosts: new Set(shared.map((p) => p.name)) };
+      await readyAgent(client, { services: [], addresses: [], httpProbes: shared.some((p) => p.httpProbes) });
     }).then(() => undefined);
     return this.starting;
   }
 
-  /** The agent of a host, or of the router by its name. */
-  of(host: string): AgentClient {
+  /** The prober first: it is one start for many nodes. */
+  private plan(topology: Topology): Start[] {
+    const places = agentPlaces(topology);
+    const canShare = this.options.probeRounds !== undefined && this.lab.startProber !== undefined;
+    const shared = canShare ? places.filter((p) => p.probesOnly) : [];
+    const own = places.filter((p) => !shared.includes(p)).map((p) => ({ own: p }));
+    return shared.length > 0 ? [{ shared }, ...own] : own;
+  }
+
+  /** What probes from a host, or from the router by its name: its own agent or the shared prober. */
+  of(host: string): Pick<AgentClient, 'probe'> {
     const agent = this.agents.get(host);
-    if (!agent) throw new NatproofError(`no agent runs in host ${host}`);
-    return agent;
+    if (agent) return agent;
+    const prober = this.prober;
+    if (prober?.hosts.has(host)) return { probe: (request, signal) => prober.client.probe({ ...request, from: host }, signal) };
+    throw new NatproofError(`no agent runs in host ${host}`);
   }
 
   /** Every request the servers logged up to now, with the node (host or router) that logged it. */
@@ -105,10 +149,18 @@ export class AgentGroup implements AsyncDisposable {
    * more (mapLimit).
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    const closed = Promise.allSettled([...this.agents.values()].map((a) => a.close()));
+    const all = [...this.agents.values(), ...(this.prober ? [this.prober.client] : [])];
+    const closed = Promise.allSettled(all.map((a) => a.close()));
     await this.starting?.catch(() => undefined);
     const outcomes = await closed;
     const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
     if (errors.length > 0) throw new AggregateError(errors, errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; '));
   }
+}
+
+/** How the shared prober is named in errors: "the agent in 3 probing hosts (a, b, c)". */
+function proberLabel(shared: readonly AgentPlace[]): string {
+  const names = shared.map((p) => p.name);
+  const listed = names.length > 4 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ');
+  return `${names.length} probing host${names.length === 1 ? '' : 's'} (${listed})`;
 }

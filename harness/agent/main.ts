@@ -5,7 +5,7 @@
  * nothing about scenarios; natproof drives it over stdin/stdout (./protocol.ts).
  */
 import { createServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type {
   AbortCommand,
@@ -18,6 +18,7 @@ import type {
   ProbeReply,
   ServeCommand,
 } from './protocol.js';
+import { PROBER_ARG, PROBER_FDS_ENV } from './protocol.js';
 import { serveUdp, udpProbe } from './udp.js';
 
 /**
@@ -131,6 +132,32 @@ class ProgressDeadline {
   }
 }
 
+/**
+ * A shared prober's sockets, by host: TCP sockets made in that host's network namespace before
+ * this process started, one per probe (a socket connects once). Undefined for a host's own agent.
+ */
+const hostSockets = ((): Map<string, number[]> | undefined => {
+  const at = process.argv.indexOf(PROBER_ARG);
+  const lists = process.env[PROBER_FDS_ENV];
+  if (at < 0 || lists === undefined) return undefined;
+  const names = JSON.parse(process.argv[at + 1] ?? '[]') as string[];
+  const fds = lists.split(';').map((list) => (list === '' ? [] : list.split(',').map(Number)));
+  return new Map(names.map((name, i) => [name, fds[i] ?? []]));
+})();
+
+/**
+ * The socket a TCP or HTTP probe connects from: a new one in this agent's host, or for a shared
+ * prober one made in the probe's host. A prober lives in an empty namespace of its own, so it
+ * never makes a socket itself: one could reach nothing.
+ */
+function probeSocket(command: ProbeCommand): Socket | Error {
+  if (hostSockets === undefined) return new Socket();
+  if (command.from === undefined) return new Error('a shared prober needs the host a probe is sent from');
+  const fd = hostSockets.get(command.from)?.shift();
+  if (fd === undefined) return new Error(`the prober holds no socket of ${command.from} for this probe (one per planned probe)`);
+  return new Socket({ fd });
+}
+
 /** What natproof decided from the evidence: the probe ends now, with this outcome. */
 export type Decision = Pick<AbortCommand, 'error' | 'detail'>;
 
@@ -139,12 +166,16 @@ const running = new Map<number, (decision: Decision) => void>();
 
 function probe(command: ProbeCommand): Promise<ProbeReply> {
   const onAbort = (end: (decision: Decision) => void): void => void running.set(command.localPort, end);
-  const done =
-    command.kind === 'udp'
-      ? udpProbe(command, (ms, progress, expire) => new ProgressDeadline(ms, progress, expire), onAbort)
-      : command.kind === 'tcp'
-        ? tcpProbe(command, onAbort)
-        : httpProbe(command, onAbort);
+  if (command.kind === 'udp') {
+    const done = udpProbe(command, (ms, progress, expire) => new ProgressDeadline(ms, progress, expire), onAbort);
+    return done.finally(() => running.delete(command.localPort));
+  }
+  const socket = probeSocket(command);
+  if (socket instanceof Error) {
+    const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
+    return Promise.resolve({ ...base, ok: false, error: 'error', detail: socket.message, durationMs: 0, decidedBy: 'client' });
+  }
+  const done = command.kind === 'tcp' ? tcpProbe(command, socket, onAbort) : httpProbe(command, socket, onAbort);
   return done.finally(() => running.delete(command.localPort));
 }
 
@@ -156,14 +187,14 @@ function abort(command: AbortCommand): void {
  * A TCP connect from the chosen source port, ok once the handshake completes; the connection
  * is then closed (a FIN once nothing is left to write), as an HTTP probe's is after its response.
  */
-function tcpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => void) => void): Promise<ProbeReply> {
+function tcpProbe(command: ProbeCommand, unconnected: Socket, onAbort: (end: (decision: Decision) => void) => void): Promise<ProbeReply> {
   const started = performance.now();
   const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
   return new Promise((resolve) => {
     let timedOut = false;
     let decided: Decision | undefined;
     let settled = false;
-    const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
+    const s = unconnected.connect({ host: command.address, port: command.port, localPort: command.localPort });
     // The handshake is the only progress a TCP probe makes, and it ends the probe: the deadline
     // is the HTTP probe's, counted from the SYN.
     const deadline = new ProgressDeadline(
@@ -198,7 +229,11 @@ function tcpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => 
   });
 }
 
-async function httpProbe(command: ProbeCommand, onAbort: (end: (decision: Decision) => void) => void): Promise<ProbeReply> {
+async function httpProbe(
+  command: ProbeCommand,
+  unconnected: Socket,
+  onAbort: (end: (decision: Decision) => void) => void,
+): Promise<ProbeReply> {
   const { Client, request } = await loadUndici();
   const started = performance.now();
   const controller = new AbortController();
@@ -223,7 +258,8 @@ async function httpProbe(command: ProbeCommand, onAbort: (end: (decision: Decisi
     // Bind the chosen source port ourselves: undici's default connector cannot, and the
     // trace analysis finds this probe's packets by it.
     connect: (_options, callback) => {
-      const s = connect({ host: command.address, port: command.port, localPort: command.localPort });
+      // undici connects once: a request on a client of its own, without pipelining or retries.
+      const s = unconnected.connect({ host: command.address, port: command.port, localPort: command.localPort });
       socket = s;
       deadline.start();
       let settled = false;
@@ -256,7 +292,7 @@ async function httpProbe(command: ProbeCommand, onAbort: (end: (decision: Decisi
     return { ...base, ok: false, status: null, error, detail, durationMs, decidedBy: decided ? 'evidence' : 'client' };
   } finally {
     deadline.stop();
-    socket?.destroy();
+    unconnected.destroy();
     await client.destroy().catch(() => {});
   }
 }

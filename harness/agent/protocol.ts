@@ -8,6 +8,14 @@ import type { ProbeKind, Service } from '../scenario/topology.js';
 /** The agent's HTTP server logs every request it accepts as a RequestEvent. */
 export type { ProbeError, RequestEvent };
 
+/**
+ * A shared prober learns its hosts' sockets at start: the hosts' names follow this argument on
+ * its command line, and the environment variable holds one list of socket fds per host, in the
+ * same order (`5,6;7`).
+ */
+export const PROBER_ARG = '--prober-for';
+export const PROBER_FDS_ENV = 'NATPROOF_PROBER_FDS';
+
 export interface ServeCommand {
   id: number;
   op: 'serve';
@@ -30,6 +38,11 @@ export interface ProbeCommand {
   /** The client's source port, chosen by natproof so the probe's packets can be found. */
   localPort: number;
   timeoutMs: number;
+  /**
+   * For a shared prober (one agent probing for many hosts): the host the probe is sent from,
+   * whose sockets, made in that host, the agent holds. Absent for a host's own agent.
+   */
+  from?: string;
 }
 
 /** Load what probes need (undici), so that loading is never part of a probe's time. */

@@ -54,6 +54,14 @@ export interface Backend {
   clean(options?: CleanOptions): Promise<string[]>;
 }
 
+/** A node whose probes a shared prober sends, and how many it sends in all. */
+export interface ProberClient {
+  node: AgentNode;
+  /** The name its probes give as `from`: the host's, or the router's. */
+  name: string;
+  sockets: number;
+}
+
 /**
  * An agent that outlives the process that started it (a kept lab's): what a later process
  * needs to reach it again, as plain data the lab's record keeps. It reads commands from a FIFO
@@ -89,6 +97,13 @@ export interface Lab extends AsyncDisposable {
   spawn(node: NodeRef, argv: readonly string[]): LongProcess;
   /** Start natproof's agent (probes and HTTP server, ../agent/main.ts) in a host or in the router. */
   startAgent(node: AgentNode): LongProcess;
+  /**
+   * One agent that probes from every node of `clients` (HTTP and TCP probes that name their
+   * node in `from`), each with `sockets` TCP sockets made in that node beforehand, one per probe:
+   * a node that only probes then costs no process of its own. A backend that cannot make sockets
+   * in another node's network leaves it out, and such nodes get their own agents.
+   */
+  startProber?(clients: readonly ProberClient[]): LongProcess;
   /**
    * Start the agent detached, for a kept lab: it outlives this process. `dir` is a directory of
    * this machine that lives as long as the lab and `file` a name of its own, for a backend that

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
+import { PROBER_ARG } from '../../agent/protocol.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { mapLimit, startConcurrency } from '../../concurrency.js';
 import { HostError, ScenarioError } from '../../errors.js';
@@ -22,8 +23,10 @@ import {
   type Lab,
   type NodeInterface,
   type NodeRef,
+  type ProberClient,
 } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
+import { proberArgv, proberSupported } from './prober.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
 import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
@@ -35,7 +38,7 @@ const LOOPBACK_IFINDEX = 1;
 /**
  * Every program the netns backend and the evidence it collects run on this machine (inside the
  * lab's namespaces, but the machine's binaries), with the Debian package that has it.
- * ci/install-host-tools.sh installs these packages; grep, timeout, nsenter and bash are Debian essentials.
+ * ci/install-host-tools.sh installs these packages; grep, timeout, util-linux, perl-base and bash are Debian essentials.
  */
 export const HOST_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
   { tool: 'ip', pkg: 'iproute2' },
@@ -50,6 +53,8 @@ export const HOST_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
   { tool: 'grep', pkg: 'grep' },
   { tool: 'timeout', pkg: 'coreutils' },
   { tool: 'nsenter', pkg: 'util-linux' },
+  { tool: 'prlimit', pkg: 'util-linux' },
+  { tool: 'perl', pkg: 'perl-base' },
   { tool: 'bash', pkg: 'bash' },
 ];
 
@@ -139,6 +144,8 @@ export class NetnsLab implements Lab {
   private readonly detached: DetachedAgent[] = [];
   private created = false;
   private destroyed = false;
+  /** Only where natproof knows the syscalls that make a host's sockets (./prober.ts). */
+  readonly startProber?: (clients: readonly ProberClient[]) => LongProcess;
 
   constructor(
     readonly runId: string,
@@ -149,6 +156,7 @@ export class NetnsLab implements Lab {
     private readonly adopted: boolean,
   ) {
     this.created = adopted;
+    if (proberSupported()) this.startProber = (clients) => this.startSharedProber(clients);
   }
 
   async create(log: (line: string) => void): Promise<void> {
@@ -226,6 +234,12 @@ export class NetnsLab implements Lab {
 
   startAgent(node: AgentNode): LongProcess {
     return this.spawn(node, agentArgv());
+  }
+
+  private startSharedProber(clients: readonly ProberClient[]): LongProcess {
+    const hosts = clients.map((c) => ({ netns: netnsPath(this.namespace(c.node).ns), sockets: c.sockets }));
+    const names = JSON.stringify(clients.map((c) => c.name));
+    return this.processes.add(startProcess(proberArgv(hosts, [...agentArgv(), PROBER_ARG, names])));
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
