@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lab } from '../../harness/backend/backend.js';
 import { baseSysctls } from '../../harness/backend/common.js';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import { writeSysctls } from '../../harness/backend/netns/sysctls.js';
 import { newRunId, runScenario } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import type { Topology } from '../../harness/scenario/topology.js';
@@ -123,6 +124,31 @@ describe.skipIf(netnsUnavailable)(`sysctls on netns${skipNote}`, () => {
     } finally {
       await lab?.destroy();
       execFileSync('ip', ['netns', 'del', bare], { timeout: 5_000 });
+    }
+  });
+
+  it("writes natproof's values inside each namespace, skips a key this kernel lacks, and names the namespace and key the kernel refuses", async () => {
+    const [a, b] = [`np-${newRunId()}-sysctl-a`, `np-${newRunId()}-sysctl-b`];
+    try {
+      for (const ns of [a, b]) execFileSync('ip', ['netns', 'add', ns], { timeout: 5_000 });
+      const before = readIn(a, ['net.ipv4.ip_forward']);
+      await writeSysctls([
+        [`/run/netns/${a}`, { 'net.ipv4.conf.lo.rp_filter': '2', 'net.bridge.no-such-key': '1' }],
+        [`/run/netns/${b}`, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '2' }],
+      ]);
+      expect(readIn(a, ['net.ipv4.conf.lo.rp_filter', 'net.ipv4.ip_forward'])).toEqual({
+        'net.ipv4.conf.lo.rp_filter': '2',
+        ...before,
+      });
+      expect(readIn(b, ['net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter'])).toEqual({
+        'net.ipv4.ip_forward': '1',
+        'net.ipv4.conf.all.rp_filter': '2',
+      });
+      await expect(writeSysctls([[`/run/netns/${b}`, { 'net.ipv4.conf.all.rp_filter': 'bogus' }]])).rejects.toThrow(
+        new RegExp(`/run/netns/${b}: net\\.ipv4\\.conf\\.all\\.rp_filter = bogus: Invalid argument`),
+      );
+    } finally {
+      for (const ns of [a, b]) execFileSync('ip', ['netns', 'del', ns], { timeout: 5_000 });
     }
   });
 

@@ -1,9 +1,7 @@
 /** The netns plan: what the backend will create for a topology, checked without root. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { sysctlBatchLines } from '../../harness/backend/netns/netns.js';
 import { planNetns } from '../../harness/backend/netns/plan.js';
-import { scaleScenario } from '../../bench/scale.js';
 import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
 
 /** What natproof pins in every namespace, as `all` and `default`. */
@@ -218,26 +216,5 @@ describe('planNetns for a router with a bridge', async () => {
     const laptop = plan.namespaces.find((n) => n.ns === 'np-abc123-h-laptop')!;
     expect(laptop.batch).toContain('route add default via 192.168.40.1 dev eth0');
     expect(plan.namespaces.find((n) => n.ns === 'np-abc123-s-lan-port1')?.attached).toEqual({ seg: 'bridge', p1: 'router', p2: 'laptop' });
-  });
-});
-
-describe('the sysctl batch of a lab with a hundred hosts on one segment', () => {
-  const plan = planNetns(parseScenario(scaleScenario(100), 'scale-100.yaml'), 'abc123');
-  const perInterface = plan.namespaces.map((n): [string, Record<string, string>] => [n.ns, n.sysctls.interfaces]);
-  const lines = sysctlBatchLines(perInterface);
-
-  it("keeps every line within the 512 words ip takes on one batch line, the switch's values over several lines", () => {
-    for (const line of lines) expect(line.split(' ').length).toBeLessThanOrEqual(512);
-    const trusted = lines.filter((l) => l.startsWith('netns exec np-abc123-s-trusted '));
-    expect(trusted.length).toBeGreaterThan(1);
-  });
-
-  it('sets every value of every namespace, once', () => {
-    const set = lines.flatMap((l) => {
-      const [, , ns, , , , , ...values] = l.split(' ');
-      return values.map((v) => `${ns} ${v}`);
-    });
-    const wanted = perInterface.flatMap(([ns, sysctls]) => Object.entries(sysctls).map(([k, v]) => `${ns} ${k}=${v}`));
-    expect(set.sort()).toEqual(wanted.sort());
   });
 });

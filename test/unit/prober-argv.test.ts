@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { proberArgv, proberSupported } from '../../harness/backend/netns/prober.js';
+import { proberArgv } from '../../harness/backend/netns/prober.js';
 
 const softLimit = (): number => {
   const line = readFileSync('/proc/self/limits', 'utf8')
@@ -13,7 +13,7 @@ const softLimit = (): number => {
   return Number(line?.slice('Max open files'.length).trim().split(/\s+/)[0]);
 };
 
-describe.skipIf(!proberSupported())('the shared prober command line', () => {
+describe('the shared prober command line', () => {
   it('passes each namespace with its socket count, then the agent, and needs no prlimit for a few sockets', () => {
     const argv = proberArgv(
       [

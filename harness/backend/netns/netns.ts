@@ -26,7 +26,9 @@ import {
   type ProberClient,
 } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { proberArgv, proberSupported } from './prober.js';
+import { proberArgv } from './prober.js';
+import { writeSysctls } from './sysctls.js';
+import { ipBatchesIn } from './ip-batches.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
 import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
@@ -144,9 +146,6 @@ export class NetnsLab implements Lab {
   private readonly detached: DetachedAgent[] = [];
   private created = false;
   private destroyed = false;
-  /** Only where natproof knows the syscalls that make a host's sockets (./prober.ts). */
-  readonly startProber?: (clients: readonly ProberClient[]) => LongProcess;
-
   constructor(
     readonly runId: string,
     private readonly plan: NetnsPlan,
@@ -156,7 +155,6 @@ export class NetnsLab implements Lab {
     private readonly adopted: boolean,
   ) {
     this.created = adopted;
-    if (proberSupported()) this.startProber = (clients) => this.startSharedProber(clients);
   }
 
   async create(log: (line: string) => void): Promise<void> {
@@ -169,18 +167,21 @@ export class NetnsLab implements Lab {
       [],
       namespaces.map((n) => `netns add ${n.ns}`),
     );
-    await setSysctls(namespaces.map((n) => [n.ns, n.sysctls.base]));
+    await writeSysctls(namespaces.map((n) => [netnsPath(n.ns), n.sysctls.base]));
     log(`wiring ${linkBatch.length} links`);
     await ipBatch([], linkBatch);
     // Each namespace's own steps need only its own interfaces, which the link batch made.
     // A few namespaces at a time: hundreds of spawns at once would each outlast its timeout.
     const limit = startConcurrency();
-    await mapLimit(namespaces, limit, (n) => ipBatch(['-n', n.ns], n.batch));
+    await ipBatchesIn(
+      namespaces.map((n) => [netnsPath(n.ns), n.batch]),
+      limit,
+    );
     // Only once every namespace has brought its links up: a bridge's carrier comes from a port
     // whose peer another namespace's batch brings up, and a wait holding a slot while that batch
     // queued behind it would stall the build.
     await mapLimit(namespaces, limit, waitBridgesUp);
-    await setSysctls(namespaces.map((n) => [n.ns, n.sysctls.interfaces]));
+    await writeSysctls(namespaces.map((n) => [netnsPath(n.ns), n.sysctls.interfaces]));
     await mapLimit(namespaces, limit, (n) => setScenarioSysctls(this.file, n));
   }
 
@@ -236,7 +237,7 @@ export class NetnsLab implements Lab {
     return this.spawn(node, agentArgv());
   }
 
-  private startSharedProber(clients: readonly ProberClient[]): LongProcess {
+  startProber(clients: readonly ProberClient[]): LongProcess {
     const hosts = clients.map((c) => ({ netns: netnsPath(this.namespace(c.node).ns), sockets: c.sockets }));
     const names = JSON.stringify(clients.map((c) => c.name));
     return this.processes.add(startProcess(proberArgv(hosts, [...agentArgv(), PROBER_ARG, names])));
@@ -341,32 +342,6 @@ async function ipBatch(globalOptions: string[], lines: string[]): Promise<void> 
   await execCommand(['ip', ...globalOptions, '-batch', '-'], {
     input: `${lines.join('\n')}\n`,
     timeoutMs: IP_TIMEOUT_MS + lines.length * IP_LINE_TIMEOUT_MS,
-  });
-}
-
-/**
- * natproof's own sysctls, every namespace's in one `ip -batch`: each `netns exec` line is forked
- * by ip, a small process, where a spawn of natproof's own costs it several milliseconds each.
- */
-async function setSysctls(perNamespace: Array<[ns: string, sysctls: Record<string, string>]>): Promise<void> {
-  await ipBatch([], sysctlBatchLines(perNamespace));
-}
-
-/**
- * ip splits a batch line into at most 512 words ("Too many arguments to command"): a switch with
- * a hundred ports has thousands of per-interface values, so a namespace's may take several lines.
- */
-const SYSCTLS_PER_LINE = 400;
-
-/** The `ip -batch` lines that set natproof's sysctls in every namespace. */
-export function sysctlBatchLines(perNamespace: Array<[ns: string, sysctls: Record<string, string>]>): string[] {
-  return perNamespace.flatMap(([ns, sysctls]) => {
-    const all = assignments(sysctls);
-    const lines: string[] = [];
-    // -e: the bridge-nf keys exist only while br_netfilter is loaded, the IPv6 ones only with IPv6.
-    for (let i = 0; i < all.length; i += SYSCTLS_PER_LINE)
-      lines.push(`netns exec ${ns} sysctl -q -e -w ${all.slice(i, i + SYSCTLS_PER_LINE).join(' ')}`);
-    return lines;
   });
 }
 

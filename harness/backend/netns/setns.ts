@@ -1,0 +1,40 @@
+/**
+ * Work inside many network namespaces from one small process. A network namespace is entered
+ * with setns(2), per process: node cannot call it, and a process per namespace (nsenter, `ip
+ * netns exec`) costs a fork, an exec and several milliseconds of natproof's own time each, which
+ * hundreds of hosts turn into seconds. perl (Debian's essential perl-base) calls setns through
+ * syscall(), which takes the syscall's number.
+ */
+import { HostError } from '../../errors.js';
+
+/** setns(2) and unshare(2) by node's process.arch: every architecture node is built for on Linux. */
+const SYSCALLS: Readonly<Record<string, { setns: number; unshare: number }>> = {
+  x64: { setns: 308, unshare: 272 },
+  ia32: { setns: 346, unshare: 310 },
+  arm64: { setns: 268, unshare: 97 },
+  arm: { setns: 375, unshare: 337 },
+  riscv64: { setns: 268, unshare: 97 },
+  loong64: { setns: 268, unshare: 97 },
+  ppc64: { setns: 350, unshare: 282 },
+  s390x: { setns: 339, unshare: 303 },
+};
+
+/**
+ * `perl -e PROGRAM` with `$SETNS`, `$UNSHARE` and `$CLONE_NEWNET` defined before it, and `enter($path)`,
+ * which moves the process into the network namespace at `path` or dies naming it.
+ */
+export function perlInNamespaces(program: string, args: readonly string[]): string[] {
+  const calls = SYSCALLS[process.arch];
+  if (!calls) throw new HostError(`natproof does not know the setns syscall's number on ${process.arch}`);
+  const prelude = String.raw`
+use strict; use warnings;
+my ($SETNS, $UNSHARE, $CLONE_NEWNET) = (${calls.setns}, ${calls.unshare}, 0x40000000);
+sub enter {
+  my ($path) = @_;
+  open(my $ns, '<', $path) or die "cannot open $path: $!\n";
+  syscall($SETNS, fileno($ns), $CLONE_NEWNET) == 0 or die "cannot enter $path: $!\n";
+  close($ns);
+}
+`;
+  return ['perl', '-e', prelude + program, '--', ...args];
+}
