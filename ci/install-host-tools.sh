@@ -7,7 +7,8 @@ set -euo pipefail
 # curl: the hand-written baseline natproof is benchmarked against (bench/baseline-seed.sh) probes with it;
 # with ca-certificates, install-node.sh downloads Node from the npm registry with it.
 # util-linux: `natproof validate` runs the rule tools in a throwaway namespace with its unshare.
-packages=(iproute2 iptables nftables conntrack tcpdump procps util-linux git curl ca-certificates)
+# perl-base (essential, so always there): the netns backend enters namespaces with its setns.
+packages=(iproute2 iptables nftables conntrack tcpdump procps util-linux perl-base git curl ca-certificates)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
