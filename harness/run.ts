@@ -132,7 +132,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     await using _interrupt = onAbort(options.signal, () => lab.interrupt());
     const buildMs = clock.lap();
     checkAborted();
-    // Every rule set sends every probe once: the shared prober knows how many sockets to hold.
+    // Every rule set sends every probe once: a shared agent knows how many sockets to hold.
     const agents = new AgentGroup(lab, { probeRounds: rulesets.length });
     await using _agents = teardownStep(runId, agents);
     // Nothing before the first probes needs the agents: they start while the router's rules are

@@ -15,7 +15,7 @@ import type {
   DoneReply,
   ProbeCommand,
   ProbeReply,
-  RequestEvent,
+  AgentRequestEvent,
   ServeReply,
 } from './protocol.js';
 
@@ -48,7 +48,7 @@ type Pending = { resolve: (reply: AgentMessage) => void; reject: (err: Error) =>
 export class AgentClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly requests: RequestEvent[] = [];
+  private readonly requests: AgentRequestEvent[] = [];
   private readonly ready: Promise<void>;
 
   constructor(
@@ -107,12 +107,12 @@ export class AgentClient {
   }
 
   /** Serve HTTP on every address, or answer UDP queries on each of `addresses` (the host's own). */
-  async serve(service: Service, addresses: readonly string[] = []): Promise<void> {
+  async serve(service: Service, addresses: readonly string[] = [], host?: string): Promise<void> {
     const command =
-      service.kind === 'udp' ? { op: 'serve', kind: 'udp', port: service.port, addresses } : { op: 'serve', port: service.port };
+      service.kind === 'udp' ? { op: 'serve', kind: 'udp', port: service.port, addresses } : { op: 'serve', port: service.port, host };
     const reply = (await this.send(command, SERVE_TIMEOUT_MS)) as ServeReply;
     if (!reply.ok) {
-      throw new HostError(`${this.host} could not serve ${service.kind.toUpperCase()} on port ${service.port}: ${reply.detail}`);
+      throw new HostError(`${host ?? this.host} could not serve ${service.kind.toUpperCase()} on port ${service.port}: ${reply.detail}`);
     }
   }
 
@@ -147,7 +147,7 @@ export class AgentClient {
    * The requests the server logged up to now. A server logs a request before it answers it, so
    * once this returns, every request of a probe that got its answer is here.
    */
-  async drainRequests(): Promise<RequestEvent[]> {
+  async drainRequests(): Promise<AgentRequestEvent[]> {
     await this.send({ op: 'sync' }, SYNC_TIMEOUT_MS);
     return this.requests.splice(0);
   }

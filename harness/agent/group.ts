@@ -1,7 +1,8 @@
 /**
- * The agents of a run: one in every node (host or router) that serves, and for the nodes that
- * only probe, one each or one prober shared by all of them; started a few at a time, closed
- * together. Disposable, so a run's `await using` closes them before the lab goes away.
+ * The agents of a run: one in every node (host or router) that serves or probes, or, where the
+ * backend can, one agent shared by every node that needs only HTTP and TCP (see
+ * AgentGroupOptions); started a few at a time, closed together. Disposable, so a run's
+ * `await using` closes them before the lab goes away.
  */
 import type { AgentNode, Lab } from '../backend/backend.js';
 import { mapLimit, startConcurrency } from '../concurrency.js';
@@ -27,8 +28,8 @@ export interface AgentPlace {
   httpProbes: boolean;
   /** How many probes it sends in one round. */
   probes: number;
-  /** It only sends HTTP and TCP probes: a shared prober can send them for it (Lab.startProber). */
-  probesOnly: boolean;
+  /** It serves and probes only HTTP and TCP: a shared agent can do it for it (Lab.startSharedAgent). */
+  sharable: boolean;
 }
 
 /**
@@ -46,7 +47,7 @@ export function agentPlaces(topology: Topology): AgentPlace[] {
       addresses,
       httpProbes: probes.some((p) => p.kind === 'http'),
       probes: probes.length,
-      probesOnly: services.length === 0 && probes.length > 0 && probes.every((p) => p.kind !== 'udp'),
+      sharable: services.every((s) => s.kind === 'http') && probes.every((p) => p.kind !== 'udp'),
     };
   };
   const hosts = topology.hosts
@@ -62,28 +63,35 @@ export function agentPlaces(topology: Topology): AgentPlace[] {
 }
 
 /** Wait for a started agent's ready line, then have it serve its place's services and prepare its probes. */
-export async function readyAgent(agent: AgentClient, place: Pick<AgentPlace, 'services' | 'addresses' | 'httpProbes'>): Promise<void> {
+export async function readyAgent(agent: AgentClient, place: AgentPlace): Promise<void> {
   await agent.waitReady(START_TIMEOUT_MS);
   // A UDP responder binds each of the node's addresses, so it answers from the one asked.
   for (const service of place.services) await agent.serve(service, place.addresses);
   if (place.httpProbes) await agent.prepare();
 }
 
+/** Ready a shared agent: it serves each node's services on that node's sockets, and prepares once. */
+async function readySharedAgent(agent: AgentClient, places: readonly AgentPlace[]): Promise<void> {
+  await agent.waitReady(START_TIMEOUT_MS);
+  for (const place of places) for (const service of place.services) await agent.serve(service, [], place.name);
+  if (places.some((p) => p.httpProbes)) await agent.prepare();
+}
+
 export interface AgentGroupOptions {
   /**
    * How many times each probe will be sent (a run's rule sets). When known, and the backend can,
-   * the nodes that only probe share one prober holding a socket per probe; otherwise (a library
-   * lab probes as often as its caller asks) every node gets its own agent.
+   * the nodes that need only HTTP and TCP share one agent holding a socket per probe; otherwise
+   * (a library lab probes as often as its caller asks) every node gets its own agent.
    */
   probeRounds?: number;
 }
 
-/** What the group starts: one node's own agent, or the prober shared by several nodes. */
+/** What the group starts: one node's own agent, or the agent shared by several nodes. */
 type Start = { own: AgentPlace } | { shared: AgentPlace[] };
 
 export class AgentGroup implements AsyncDisposable {
   private readonly agents = new Map<string, AgentClient>();
-  private prober: { client: AgentClient; hosts: ReadonlySet<string> } | undefined;
+  private shared: { client: AgentClient; nodes: ReadonlySet<string> } | undefined;
   private starting: Promise<void> | undefined;
 
   constructor(
@@ -92,9 +100,9 @@ export class AgentGroup implements AsyncDisposable {
   ) {}
 
   /**
-   * Start an agent in every node that serves or probes, or one prober for the nodes that only
-   * probe (see AgentGroupOptions); serve each one's services, and prepare the ones that send HTTP
-   * probes. Agents that started are closed by disposal even when another fails.
+   * Start an agent in every node that serves or probes, or one shared agent for the nodes that
+   * can share (see AgentGroupOptions); serve each one's services, and prepare the ones that send
+   * HTTP probes. Agents that started are closed by disposal even when another fails.
    */
   start(topology: Topology): Promise<void> {
     this.starting ??= mapLimit(this.plan(topology), startConcurrency(), async (start) => {
@@ -106,40 +114,47 @@ export class AgentGroup implements AsyncDisposable {
       }
       const { shared } = start;
       const rounds = this.options.probeRounds ?? 1;
-      const clients = shared.map((p) => ({ node: p.ref, name: p.name, sockets: p.probes * rounds }));
-      const proc = this.lab.startProber?.(clients);
-      if (!proc) throw new TypeError('AgentGroup: this lab has no shared prober');
-      const client = new AgentClient(proberLabel(shared), proc);
-      this.prober = { client, hosts: new Set(shared.map((p) => p.name)) };
-      await readyAgent(client, { services: [], addresses: [], httpProbes: shared.some((p) => p.httpProbes) });
+      const nodes = shared.map((p) => ({
+        node: p.ref,
+        name: p.name,
+        sockets: p.probes * rounds,
+        listen: p.services.map((s) => s.port),
+      }));
+      const proc = this.lab.startSharedAgent?.(nodes);
+      if (!proc) throw new TypeError('AgentGroup: this lab has no shared agent');
+      const client = new AgentClient(sharedLabel(shared), proc);
+      this.shared = { client, nodes: new Set(shared.map((p) => p.name)) };
+      await readySharedAgent(client, shared);
     }).then(() => undefined);
     return this.starting;
   }
 
-  /** The prober first: it is one start for many nodes. */
+  /** The shared agent first: it is one start for many nodes. */
   private plan(topology: Topology): Start[] {
     const places = agentPlaces(topology);
-    const canShare = this.options.probeRounds !== undefined && this.lab.startProber !== undefined;
-    const shared = canShare ? places.filter((p) => p.probesOnly) : [];
+    const canShare = this.options.probeRounds !== undefined && this.lab.startSharedAgent !== undefined;
+    const shared = canShare ? places.filter((p) => p.sharable) : [];
     const own = places.filter((p) => !shared.includes(p)).map((p) => ({ own: p }));
     return shared.length > 0 ? [{ shared }, ...own] : own;
   }
 
-  /** What probes from a host, or from the router by its name: its own agent or the shared prober. */
+  /** What probes from a host, or from the router by its name: its own agent or the shared one. */
   of(host: string): Pick<AgentClient, 'probe'> {
     const agent = this.agents.get(host);
     if (agent) return agent;
-    const prober = this.prober;
-    if (prober?.hosts.has(host)) return { probe: (request, signal) => prober.client.probe({ ...request, from: host }, signal) };
+    const shared = this.shared;
+    if (shared?.nodes.has(host)) return { probe: (request, signal) => shared.client.probe({ ...request, from: host }, signal) };
     throw new NatproofError(`no agent runs in host ${host}`);
   }
 
   /** Every request the servers logged up to now, with the node (host or router) that logged it. */
   async drainRequests(): Promise<ServerLogLine[]> {
-    const logs = await Promise.all(
-      [...this.agents.values()].map(async (a) => (await a.drainRequests()).map((r) => ({ host: a.host, ...r }))),
-    );
+    const logs = await Promise.all(this.all().map(async (a) => (await a.drainRequests()).map((r) => ({ ...r, host: r.host ?? a.host }))));
     return logs.flat();
+  }
+
+  private all(): AgentClient[] {
+    return [...(this.shared ? [this.shared.client] : []), ...this.agents.values()];
   }
 
   /**
@@ -149,8 +164,7 @@ export class AgentGroup implements AsyncDisposable {
    * more (mapLimit).
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    const all = [...this.agents.values(), ...(this.prober ? [this.prober.client] : [])];
-    const closed = Promise.allSettled(all.map((a) => a.close()));
+    const closed = Promise.allSettled(this.all().map((a) => a.close()));
     await this.starting?.catch(() => undefined);
     const outcomes = await closed;
     const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
@@ -158,9 +172,9 @@ export class AgentGroup implements AsyncDisposable {
   }
 }
 
-/** How the shared prober is named in errors: "the agent in 3 probing hosts (a, b, c)". */
-function proberLabel(shared: readonly AgentPlace[]): string {
+/** How the shared agent is named in errors: "the agent in 3 hosts (a, b, c)". */
+function sharedLabel(shared: readonly AgentPlace[]): string {
   const names = shared.map((p) => p.name);
   const listed = names.length > 4 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ');
-  return `${names.length} probing host${names.length === 1 ? '' : 's'} (${listed})`;
+  return `${names.length} node${names.length === 1 ? '' : 's'} (${listed})`;
 }

@@ -18,7 +18,7 @@ import type {
   ProbeReply,
   ServeCommand,
 } from './protocol.js';
-import { PROBER_ARG, PROBER_FDS_ENV } from './protocol.js';
+import { SHARED_ARG, SHARED_FDS_ENV } from './protocol.js';
 import { serveUdp, udpProbe } from './udp.js';
 
 /**
@@ -56,10 +56,18 @@ function send(message: AgentMessage): void {
 }
 
 function serve(command: ServeCommand): void {
+  const fail = (detail: string): void => send({ id: command.id, op: 'serve', ok: false, detail });
+  // A shared agent serves on the node's listening socket: a port of its own would be in its empty namespace.
+  const fd = command.host === undefined ? undefined : shared?.get(command.host)?.listeners.get(command.port);
+  if (shared !== undefined && fd === undefined) {
+    fail(`the shared agent holds no listening socket of ${command.host} on port ${command.port}`);
+    return;
+  }
   const server = createServer((req, res) => {
     const remoteAddress = req.socket.remoteAddress ?? '';
     const remotePort = req.socket.remotePort ?? 0;
     send({
+      ...(command.host === undefined ? {} : { host: command.host }),
       event: 'request',
       port: command.port,
       remoteAddress,
@@ -71,8 +79,10 @@ function serve(command: ServeCommand): void {
     res.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
     res.end(JSON.stringify({ remoteAddress, remotePort }));
   });
-  server.once('error', (err) => send({ id: command.id, op: 'serve', ok: false, detail: err.message }));
-  server.listen(command.port, '0.0.0.0', () => send({ id: command.id, op: 'serve', ok: true, detail: null }));
+  server.once('error', (err) => fail(err.message));
+  const listening = (): void => send({ id: command.id, op: 'serve', ok: true, detail: null });
+  if (fd === undefined) server.listen(command.port, '0.0.0.0', listening);
+  else server.listen({ fd }, listening);
 }
 
 function classify(err: unknown, timedOut: boolean): { error: ProbeError; detail: string } {
@@ -132,29 +142,41 @@ class ProgressDeadline {
   }
 }
 
-/**
- * A shared prober's sockets, by host: TCP sockets made in that host's network namespace before
- * this process started, one per probe (a socket connects once). Undefined for a host's own agent.
- */
-const hostSockets = ((): Map<string, number[]> | undefined => {
-  const at = process.argv.indexOf(PROBER_ARG);
-  const lists = process.env[PROBER_FDS_ENV];
+/** A node's sockets in a shared agent, made in that node's network namespace before this process started. */
+interface NodeSockets {
+  /** Unconnected, one per probe (a socket connects once). */
+  probes: number[];
+  /** Listening, by port. */
+  listeners: Map<number, number>;
+}
+
+/** A shared agent's nodes and their sockets; undefined for a node's own agent. */
+const shared = ((): Map<string, NodeSockets> | undefined => {
+  const at = process.argv.indexOf(SHARED_ARG);
+  const lists = process.env[SHARED_FDS_ENV];
   if (at < 0 || lists === undefined) return undefined;
   const names = JSON.parse(process.argv[at + 1] ?? '[]') as string[];
-  const fds = lists.split(';').map((list) => (list === '' ? [] : list.split(',').map(Number)));
-  return new Map(names.map((name, i) => [name, fds[i] ?? []]));
+  const numbers = (list: string | undefined): string[] => (list ? list.split(',') : []);
+  const nodes = lists.split(';').map((entry): NodeSockets => {
+    const [probes, listeners] = entry.split('/');
+    return {
+      probes: numbers(probes).map(Number),
+      listeners: new Map(numbers(listeners).map((pair) => pair.split(':').map(Number) as [number, number])),
+    };
+  });
+  return new Map(names.map((name, i) => [name, nodes[i] ?? { probes: [], listeners: new Map() }]));
 })();
 
 /**
- * The socket a TCP or HTTP probe connects from: a new one in this agent's host, or for a shared
- * prober one made in the probe's host. A prober lives in an empty namespace of its own, so it
- * never makes a socket itself: one could reach nothing.
+ * The socket a TCP or HTTP probe connects from: a new one in this agent's node, or for a shared
+ * agent one made in the probe's node. A shared agent lives in an empty namespace of its own, so
+ * it never makes a socket itself: one could reach nothing.
  */
 function probeSocket(command: ProbeCommand): Socket | Error {
-  if (hostSockets === undefined) return new Socket();
-  if (command.from === undefined) return new Error('a shared prober needs the host a probe is sent from');
-  const fd = hostSockets.get(command.from)?.shift();
-  if (fd === undefined) return new Error(`the prober holds no socket of ${command.from} for this probe (one per planned probe)`);
+  if (shared === undefined) return new Socket();
+  if (command.from === undefined) return new Error('a shared agent needs the node a probe is sent from');
+  const fd = shared.get(command.from)?.probes.shift();
+  if (fd === undefined) return new Error(`the shared agent holds no socket of ${command.from} for this probe (one per planned probe)`);
   return new Socket({ fd });
 }
 
@@ -167,16 +189,20 @@ const running = new Map<number, (decision: Decision) => void>();
 function probe(command: ProbeCommand): Promise<ProbeReply> {
   const onAbort = (end: (decision: Decision) => void): void => void running.set(command.localPort, end);
   if (command.kind === 'udp') {
+    if (shared !== undefined) return Promise.resolve(unsentProbe(command, 'a shared agent sends no UDP probes: their node runs its own'));
     const done = udpProbe(command, (ms, progress, expire) => new ProgressDeadline(ms, progress, expire), onAbort);
     return done.finally(() => running.delete(command.localPort));
   }
   const socket = probeSocket(command);
-  if (socket instanceof Error) {
-    const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
-    return Promise.resolve({ ...base, ok: false, error: 'error', detail: socket.message, durationMs: 0, decidedBy: 'client' });
-  }
+  if (socket instanceof Error) return Promise.resolve(unsentProbe(command, socket.message));
   const done = command.kind === 'tcp' ? tcpProbe(command, socket, onAbort) : httpProbe(command, socket, onAbort);
   return done.finally(() => running.delete(command.localPort));
+}
+
+/** The reply to a probe this agent cannot send. */
+function unsentProbe(command: ProbeCommand, detail: string): ProbeReply {
+  const base = { id: command.id, op: 'probe' as const, localPort: command.localPort, status: null };
+  return { ...base, ok: false, error: 'error', detail, durationMs: 0, decidedBy: 'client' };
 }
 
 function abort(command: AbortCommand): void {
@@ -309,7 +335,9 @@ async function prepare(command: PrepareCommand): Promise<DoneReply> {
 function handle(line: string): void {
   if (line.trim() === '') return;
   const command = JSON.parse(line) as AgentCommand;
-  if (command.op === 'serve' && command.kind === 'udp') void serveUdp(command, send).then(send);
+  if (command.op === 'serve' && command.kind === 'udp' && shared !== undefined)
+    send({ id: command.id, op: 'serve', ok: false, detail: 'a shared agent serves no UDP: its node runs its own' });
+  else if (command.op === 'serve' && command.kind === 'udp') void serveUdp(command, send).then(send);
   else if (command.op === 'serve') serve(command);
   else if (command.op === 'probe') void probe(command).then(send);
   else if (command.op === 'prepare') void prepare(command).then(send);

@@ -9,12 +9,12 @@ import type { ProbeKind, Service } from '../scenario/topology.js';
 export type { ProbeError, RequestEvent };
 
 /**
- * A shared prober learns its hosts' sockets at start: the hosts' names follow this argument on
- * its command line, and the environment variable holds one list of socket fds per host, in the
- * same order (`5,6;7`).
+ * A shared agent (one process for many nodes) learns its nodes' sockets at start: the nodes'
+ * names follow this argument on its command line, and the environment variable holds, for each
+ * node in the same order, its probe sockets and its listening sockets (`5,6/80:7;8/`).
  */
-export const PROBER_ARG = '--prober-for';
-export const PROBER_FDS_ENV = 'NATPROOF_PROBER_FDS';
+export const SHARED_ARG = '--shared-for';
+export const SHARED_FDS_ENV = 'NATPROOF_SHARED_FDS';
 
 export interface ServeCommand {
   id: number;
@@ -24,6 +24,8 @@ export interface ServeCommand {
   port: number;
   /** For udp: the host's own addresses, one socket each, so answers leave from the address asked. */
   addresses?: string[];
+  /** For a shared agent: the node to serve in, whose listening socket it holds. */
+  host?: string;
 }
 
 export interface ProbeCommand {
@@ -39,8 +41,8 @@ export interface ProbeCommand {
   localPort: number;
   timeoutMs: number;
   /**
-   * For a shared prober (one agent probing for many hosts): the host the probe is sent from,
-   * whose sockets, made in that host, the agent holds. Absent for a host's own agent.
+   * For a shared agent: the node the probe is sent from, whose sockets, made in that node, the
+   * agent holds. Absent for a node's own agent.
    */
   from?: string;
 }
@@ -111,4 +113,7 @@ export interface DoneReply {
   detail: string | null;
 }
 
-export type AgentMessage = ProbeReply | ServeReply | DoneReply | RequestEvent | ReadyEvent;
+/** A request a server logged; a shared agent also says which of its nodes served it. */
+export type AgentRequestEvent = RequestEvent & { host?: string };
+
+export type AgentMessage = ProbeReply | ServeReply | DoneReply | AgentRequestEvent | ReadyEvent;

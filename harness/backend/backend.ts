@@ -54,12 +54,15 @@ export interface Backend {
   clean(options?: CleanOptions): Promise<string[]>;
 }
 
-/** A node whose probes a shared prober sends, and how many it sends in all. */
-export interface ProberClient {
+/** A node a shared agent serves in and probes from. */
+export interface SharedAgentNode {
   node: AgentNode;
-  /** The name its probes give as `from`: the host's, or the router's. */
+  /** The name its probes give as `from` and its services as `host`: the host's, or the router's. */
   name: string;
+  /** How many probes it sends in all: one socket each. */
   sockets: number;
+  /** The TCP ports it serves HTTP on. */
+  listen: readonly number[];
 }
 
 /**
@@ -98,12 +101,13 @@ export interface Lab extends AsyncDisposable {
   /** Start natproof's agent (probes and HTTP server, ../agent/main.ts) in a host or in the router. */
   startAgent(node: AgentNode): LongProcess;
   /**
-   * One agent that probes from every node of `clients` (HTTP and TCP probes that name their
-   * node in `from`), each with `sockets` TCP sockets made in that node beforehand, one per probe:
-   * a node that only probes then costs no process of its own. A backend that cannot make sockets
-   * in another node's network leaves it out, and such nodes get their own agents.
+   * One agent for every node of `nodes`: it sends their HTTP and TCP probes (which name their
+   * node in `from`) from TCP sockets made in each node beforehand, one per probe, and serves
+   * HTTP on listening sockets made there (`host`). A node that needs nothing else then costs no
+   * process of its own. A backend that cannot make sockets in another node's network leaves it
+   * out, and such nodes get their own agents.
    */
-  startProber?(clients: readonly ProberClient[]): LongProcess;
+  startSharedAgent?(nodes: readonly SharedAgentNode[]): LongProcess;
   /**
    * Start the agent detached, for a kept lab: it outlives this process. `dir` is a directory of
    * this machine that lives as long as the lab and `file` a name of its own, for a backend that

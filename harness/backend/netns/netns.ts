@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
-import { PROBER_ARG } from '../../agent/protocol.js';
+import { SHARED_ARG } from '../../agent/protocol.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { mapLimit, startConcurrency } from '../../concurrency.js';
 import { HostError, ScenarioError } from '../../errors.js';
@@ -23,10 +23,10 @@ import {
   type Lab,
   type NodeInterface,
   type NodeRef,
-  type ProberClient,
+  type SharedAgentNode,
 } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { proberArgv } from './prober.js';
+import { sharedAgentArgv } from './shared-agent.js';
 import { writeSysctls } from './sysctls.js';
 import { ipBatchesIn } from './ip-batches.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
@@ -237,10 +237,10 @@ export class NetnsLab implements Lab {
     return this.spawn(node, agentArgv());
   }
 
-  startProber(clients: readonly ProberClient[]): LongProcess {
-    const hosts = clients.map((c) => ({ netns: netnsPath(this.namespace(c.node).ns), sockets: c.sockets }));
-    const names = JSON.stringify(clients.map((c) => c.name));
-    return this.processes.add(startProcess(proberArgv(hosts, [...agentArgv(), PROBER_ARG, names])));
+  startSharedAgent(nodes: readonly SharedAgentNode[]): LongProcess {
+    const namespaces = nodes.map((n) => ({ netns: netnsPath(this.namespace(n.node).ns), sockets: n.sockets, listen: n.listen }));
+    const names = JSON.stringify(nodes.map((n) => n.name));
+    return this.processes.add(startProcess(sharedAgentArgv(namespaces, [...agentArgv(), SHARED_ARG, names])));
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {

@@ -1,0 +1,112 @@
+/**
+ * On the netns backend the nodes that need only HTTP and TCP share one agent: one process
+ * holding sockets made in each of those nodes beforehand, so a run of hundreds of clients does
+ * not start hundreds of node processes. Each probe still leaves from its own host, each server
+ * still listens in its own, and the shared agent itself can reach nothing.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { AgentGroup } from '../../harness/agent/group.js';
+import { NetnsBackend } from '../../harness/backend/netns/netns.js';
+import { applyRules, resetRouter } from '../../harness/rules/apply.js';
+import { newRunId } from '../../harness/run.js';
+import { loadScenario } from '../../harness/scenario/load.js';
+import { leftBehind, netnsUnavailable } from './host.js';
+
+/** This process's children that run a shared agent (perl becomes the agent: same pid). */
+function sharedPids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return ppid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--shared-for');
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+/** The processes inside the lab's namespaces (a node's own agent would be one). */
+function agentsIn(runId: string): string[] {
+  const inside = readdirSync('/run/netns').filter((ns) => ns.startsWith(`np-${runId}-`));
+  return inside.flatMap((ns) =>
+    execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5_000 }).split('\n').filter(Boolean),
+  );
+}
+
+/** The TCP listening addresses in a namespace. */
+function listening(ns: string): string[] {
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Htln'], { encoding: 'utf8', timeout: 5_000 });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.trim().split(/\s+/)[3] ?? '');
+}
+
+describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
+  it("serves in the server's node, sends each probe from its own host, holds one socket per planned probe, and lives where it can reach nothing", async () => {
+    const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+    const ruleset = topology.rulesets.find((r) => r.name === 'hairpin');
+    if (!ruleset) throw new Error('dmz-three-network has no hairpin rule set');
+    const runId = newRunId();
+    try {
+      await using lab = await new NetnsBackend().build(topology, { runId });
+      await using agents = new AgentGroup(lab, { probeRounds: 1 });
+      await agents.start(topology);
+      await resetRouter(lab, topology.router);
+      await applyRules(lab, ruleset.rules);
+
+      // One process for the three clients and the web server, and no other agent.
+      const [shared, ...others] = sharedPids();
+      expect(others).toEqual([]);
+      expect(shared).toBeDefined();
+      expect(agentsIn(runId)).toEqual([]);
+      // The server listens in the webserver's namespace, as its own agent would.
+      expect(listening(`np-${runId}-h-webserver`)).toContain('0.0.0.0:80');
+      // Its own namespace, neither this machine's nor a lab node's, with only a loopback device in it.
+      const ownNs = readlinkSync(`/proc/${shared}/ns/net`);
+      expect(ownNs).not.toBe(readlinkSync('/proc/self/ns/net'));
+      const devices = readFileSync(`/proc/${shared}/net/dev`, 'utf8').split('\n').slice(2).filter(Boolean);
+      expect(devices.map((line) => line.trim().split(':')[0])).toEqual(['lo']);
+
+      const send = (round: number) =>
+        Promise.all(
+          topology.probes.map((probe, i) =>
+            agents.of(probe.from).probe({
+              kind: probe.kind,
+              address: probe.target.address,
+              port: probe.target.port,
+              path: `/shared-agent-test/${round}/${probe.name}`,
+              localPort: 31_000 + round * 100 + i,
+              timeoutMs: 5_000,
+            }),
+          ),
+        );
+      const replies = await send(1);
+      expect(replies.map((r) => `${r.ok} ${r.error}`)).toEqual(topology.probes.map(() => 'true null'));
+      // The server saw each probe come from where the scenario expects (its own host, or the
+      // router's SNAT), and the log names the node that served it.
+      const log = await agents.drainRequests();
+      for (const probe of topology.probes) {
+        const seen = log.find((line) => line.path === `/shared-agent-test/1/${probe.name}`);
+        expect({ probe: probe.name, host: seen?.host, from: seen?.remoteAddress }).toEqual({
+          probe: probe.name,
+          host: 'webserver',
+          from: probe.expect.serverSees,
+        });
+      }
+
+      // One round was planned: a second has no socket left in any host, and says so.
+      const again = await send(2);
+      expect(again.map((r) => r.ok)).toEqual(topology.probes.map(() => false));
+      expect(again[0]?.detail).toMatch(/holds no socket of internet-client for this probe/);
+    } finally {
+      expect(leftBehind(runId)).toEqual([]);
+      expect(sharedPids()).toEqual([]);
+    }
+  }, 60_000);
+});
