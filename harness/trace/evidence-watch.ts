@@ -52,6 +52,8 @@ interface ProbeState {
 
 export class EvidenceWatch {
   private readonly states: ProbeState[];
+  /** The probes' indexes by client: a packet is read for its own client's probes only, not all of them. */
+  private readonly byClient = new Map<string, number[]>();
   private closed = false;
 
   /**
@@ -65,6 +67,9 @@ export class EvidenceWatch {
     this.states = probes.map((probe) =>
       probe ? { probe, isn: undefined, strangers: new Set(), decided: false } : undefined,
     ) as ProbeState[];
+    probes.forEach((probe, index) => {
+      if (probe) this.byClient.set(probe.client, [...(this.byClient.get(probe.client) ?? []), index]);
+    });
   }
 
   /** The run's probes from hosts, by index. */
@@ -83,11 +88,12 @@ export class EvidenceWatch {
     // Only a segment shows a host's own packets: the router's capture cannot tell what a client saw.
     if (point.node.kind !== 'segment') return;
     for (const s of sightings([{ node: point.node, interfaces: point.interfaces, packets }])) {
-      this.states.forEach((state, index) => {
-        if (!state || state.decided || state.probe.client !== s.node) return;
+      for (const index of this.byClient.get(s.node) ?? []) {
+        const state = this.states[index];
+        if (!state || state.decided) continue;
         if (state.probe.kind === 'tcp') this.seeTcp(state, index, s);
         else this.seeUdp(state, index, s);
-      });
+      }
     }
   }
 

@@ -117,39 +117,71 @@ function place(
 }
 
 export function analyzeFlow(all: readonly Sighting[], key: ProbeFlowKey): FlowObservation {
+  const index = tcpIndex(all);
   const clientEndpoint = `${key.clientAddress}:${key.clientPort}`;
-  const firstSyn = all.find(
-    (s) => isSyn(s.packet) && s.hop.src === clientEndpoint && s.hop.dst === `${key.target.address}:${key.target.port}`,
-  );
+  const target = `${key.target.address}:${key.target.port}`;
+  const firstSyn = index.synsFrom.get(clientEndpoint)?.find((s) => s.hop.dst === target);
   if (!firstSyn?.packet.tcp) return emptyObservation();
   const isn = firstSyn.packet.tcp.seq;
-  const request = firstPerPlace(all.filter((s) => isSyn(s.packet) && s.packet.tcp?.seq === isn));
+  const request = firstPerPlace(index.synsBySeq.get(isn) ?? []);
 
-  const expectedAck = (isn + 1) % SEQ_MOD;
-  const firstAnswer = all.find((s) => isAnswer(s.packet) && s.packet.tcp?.ack === expectedAck);
+  const answers = index.answersByAck.get((isn + 1) % SEQ_MOD) ?? [];
+  const firstAnswer = answers[0]?.packet.tcp;
   const reply = firstAnswer
-    ? firstPerPlace(
-        all.filter(
-          (s) =>
-            isAnswer(s.packet) &&
-            s.packet.tcp?.ack === expectedAck &&
-            s.packet.tcp.seq === firstAnswer.packet.tcp?.seq &&
-            s.packet.tcp.flags.rst === firstAnswer.packet.tcp.flags.rst,
-        ),
-      )
+    ? firstPerPlace(answers.filter((s) => s.packet.tcp?.seq === firstAnswer.seq && s.packet.tcp.flags.rst === firstAnswer.flags.rst))
     : [];
 
   return observation(request, reply, key, (atClient) =>
-    all.some(
+    (index.resetsBy.get(key.client) ?? []).some(
       (s) =>
-        s.node === key.client &&
         s.hop.direction === 'out' &&
-        s.packet.tcp?.flags.rst === true &&
-        s.packet.tcp.srcPort === key.clientPort &&
+        s.packet.tcp?.srcPort === key.clientPort &&
         s.packet.src === key.clientAddress &&
         s.hop.timeNs >= atClient.hop.timeNs,
     ),
   );
+}
+
+/** The sightings a TCP flow is found by, each list in capture order. */
+interface TcpIndex {
+  /** SYNs by the source they were seen with. */
+  synsFrom: Map<string, Sighting[]>;
+  /** SYNs by sequence number, which NAT does not change. */
+  synsBySeq: Map<number, Sighting[]>;
+  /** SYN-ACKs and resets by the sequence number they acknowledge. */
+  answersByAck: Map<number, Sighting[]>;
+  /** Resets by the node they were seen at. */
+  resetsBy: Map<string, Sighting[]>;
+}
+
+/**
+ * Every probe of a rule set is followed through the same sightings: indexed once, a probe costs
+ * its own packets, not all of them (hundreds of clients made that quadratic). Sightings are
+ * never changed once made, so the index of an array stays right.
+ */
+const tcpIndexes = new WeakMap<readonly Sighting[], TcpIndex>();
+
+function tcpIndex(all: readonly Sighting[]): TcpIndex {
+  const known = tcpIndexes.get(all);
+  if (known) return known;
+  const index: TcpIndex = { synsFrom: new Map(), synsBySeq: new Map(), answersByAck: new Map(), resetsBy: new Map() };
+  const add = <K>(map: Map<K, Sighting[]>, key: K, s: Sighting): void => {
+    const list = map.get(key);
+    if (list) list.push(s);
+    else map.set(key, [s]);
+  };
+  for (const s of all) {
+    const tcp = s.packet.tcp;
+    if (!tcp) continue;
+    if (isSyn(s.packet)) {
+      add(index.synsFrom, s.hop.src, s);
+      add(index.synsBySeq, tcp.seq, s);
+    }
+    if (isAnswer(s.packet)) add(index.answersByAck, tcp.ack, s);
+    if (tcp.flags.rst) add(index.resetsBy, s.node, s);
+  }
+  tcpIndexes.set(all, index);
+  return index;
 }
 
 /**
