@@ -39,7 +39,7 @@ import { imageOf, startContainer, waitListening } from './containers.js';
 import { allSettledOrThrow, engine, withTimeout } from './engine.js';
 import { attachDetached, detachedGone, startDetached } from './detached.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
-import { containerLinks, setUpInterfaces, vethPeers } from './interfaces.js';
+import { containerLinks, setUpInterfaces, vethPeers, type IpLink } from './interfaces.js';
 import { LABELS, runLabels } from './labels.js';
 import { createNetworks } from './networks.js';
 import { Observer, observerUnavailable } from './observer.js';
@@ -151,6 +151,12 @@ export class DockerLab implements Lab {
   private readonly labels: Record<string, string>;
   private readonly processes = new ProcessGroup();
   private readonly pids = new Map<string, number>();
+  /**
+   * Each container's links as its set-up left them, by container name: nothing renames or
+   * adds one afterwards, so a capture's interfaces need no exec (one on a capture's way to
+   * starting cost a loaded engine a second and more).
+   */
+  private readonly links = new Map<string, IpLink[]>();
   private segments: Promise<Map<string, NodeInterface[]>> | undefined;
   private observer: Observer | undefined;
   /** natproof's router image, for a kept lab's marker. */
@@ -187,7 +193,8 @@ export class DockerLab implements Lab {
     const bridges = observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
     await allSettledOrThrow<unknown>([bridges, ...containers.map((c) => this.startNode(c, imageOf(c, images)))]);
     log('setting up interfaces, addresses and routes');
-    const { peers, hostLinks } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
+    const { peers, hostLinks, links } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
+    for (const [name, list] of links) this.links.set(name, list);
     this.segments = Promise.resolve(await mapSegments(observer, networks, peers, hostLinks));
     await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => waitListening(observer, c, this.pidOf(c))));
   }
@@ -255,7 +262,7 @@ export class DockerLab implements Lab {
       return ports;
     }
     const planned = this.planned(node);
-    const links = await containerLinks(this.requireObserver(), await this.containerPid(planned));
+    const links = this.links.get(planned.name) ?? (await containerLinks(this.requireObserver(), await this.containerPid(planned)));
     return links.map((l) => ({
       ifindex: l.ifindex,
       name: l.ifname,
