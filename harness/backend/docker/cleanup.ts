@@ -9,6 +9,7 @@ import type Docker from 'dockerode';
 import { isOwnerAlive } from '../owner.js';
 import { engine } from './engine.js';
 import { LABELS } from './labels.js';
+import type { BridgeAccept } from './firewall.js';
 import type { Observer } from './observer.js';
 
 export interface RunResources {
@@ -70,17 +71,26 @@ export async function removeRun(docker: Docker, run: RunResources): Promise<stri
 }
 
 /**
- * Remove one lab: its host rules, then its containers and networks. Returns what could not be
- * removed, so a teardown goes as far as it can and then says everything that is left.
+ * Remove one lab's host rules (the accepts `planned` for its bridges, and any other of the
+ * run's): returns what could not be removed, as removeLab does.
  */
-export async function removeLab(docker: Docker, runId: string, observer: Observer | undefined): Promise<string[]> {
-  const problems: string[] = [];
-  // Host rules before the observer that removes them goes. Read back from the chain by this
-  // run's comment, not remembered: an insert whose exec timed out may still have landed.
-  if (observer) {
-    await observer.closeRunBridges(runId).catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
+export async function closeLabAccepts(observer: Observer, runId: string, planned: readonly BridgeAccept[]): Promise<string[]> {
+  try {
+    await observer.closeRunBridges(runId, planned);
+    return [];
+  } catch (err) {
+    return [`DOCKER-USER rules: ${(err as Error).message}`];
   }
-  // By label, so containers and networks a failed build left half-made go too.
+}
+
+/**
+ * Remove one lab's containers and networks, by its run label, so what a failed build left
+ * half-made goes too. Its host rules go first (closeLabAccepts), while the observer is there.
+ * Returns what could not be removed, so a teardown goes as far as it can and then says
+ * everything that is left.
+ */
+export async function removeLab(docker: Docker, runId: string): Promise<string[]> {
+  const problems: string[] = [];
   const runs = await listRuns(docker, runId).catch((err: Error) => {
     problems.push(err.message);
     return new Map<string, never>();

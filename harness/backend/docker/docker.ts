@@ -32,7 +32,8 @@ import {
   type NodeRef,
 } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { cleanLeaves, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
+import { cleanLeaves, closeLabAccepts, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
+import type { BridgeAccept } from './firewall.js';
 import { connectEngine, engineAddress, type DockerBackendOptions } from './connection.js';
 import { reapAtExit, torndown } from './reaper.js';
 import { imageOf, startContainer, waitListening } from './containers.js';
@@ -190,7 +191,7 @@ export class DockerLab implements Lab {
     const starting = this.startObserver(images.router);
     await allSettledOrThrow<unknown>([createNetworks(this.docker, networks, this.labels, log, signal), starting]);
     const observer = await starting;
-    const bridges = observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
+    const bridges = observer.openBridges(this.accepts());
     await allSettledOrThrow<unknown>([bridges, ...containers.map((c) => this.startNode(c, imageOf(c, images)))]);
     log('setting up interfaces, addresses and routes');
     const { peers, hostLinks, links } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
@@ -278,14 +279,19 @@ export class DockerLab implements Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    // The host rules go while the processes stop: they only let traffic across the lab's
+    // bridges, and nothing is sent any more. Both before the observer, which does both, goes.
+    const closing = this.created && this.observer ? closeLabAccepts(this.observer, this.runId, this.accepts()) : Promise.resolve([]);
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
+    this.observer?.closeSignalShell();
+    const closed = await closing;
     if (!this.created) {
       torndown(this.runId);
       return;
     }
-    const problems = await removeLab(this.docker, this.runId, this.observer);
+    const problems = [...closed, ...(await removeLab(this.docker, this.runId))];
     // What is left now is for `natproof clean`, which says so below.
     torndown(this.runId);
     if (problems.length > 0) {
@@ -299,9 +305,15 @@ export class DockerLab implements Lab {
     await this.destroy();
   }
 
+  /** The DOCKER-USER accepts the lab makes: one per bridge, tagged with the run. */
+  private accepts(): BridgeAccept[] {
+    return this.plan.networks.map((n) => ({ bridge: n.bridge, runId: this.runId }));
+  }
+
   private async startObserver(image: string): Promise<Observer> {
     try {
       this.observer = await Observer.start(this.docker, this.plan.observer, image, this.labels);
+      this.observer.startSignalShell();
     } catch (err) {
       throw observerUnavailable(err);
     }
