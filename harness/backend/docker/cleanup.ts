@@ -59,14 +59,30 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
   return runs;
 }
 
-/** Containers first (a network with endpoints cannot go), then networks. Returns what went. */
-export async function removeRun(docker: Docker, run: RunResources): Promise<string[]> {
-  await Promise.all(
-    run.containers.map((c) =>
-      engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing),
-    ),
-  );
-  await Promise.all(run.networks.map((n) => engine(`removing ${n.name}`, docker.getNetwork(n.id).remove()).catch(ignoreMissing)));
+/**
+ * Containers first (a network with endpoints cannot go), then networks. Returns what went.
+ *
+ * `observer`: a container of the run that must stay until `released` (the lab's observer,
+ * while it removes the lab's host rules). It is on the host's network, not the lab's, so the
+ * networks go without waiting for it: the rest of the teardown overlaps the host rules' removal.
+ */
+export async function removeRun(
+  docker: Docker,
+  run: RunResources,
+  observer?: { name: string; released: Promise<unknown> },
+): Promise<string[]> {
+  const remove = (c: { id: string; name: string }): Promise<void> =>
+    engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing);
+  const held = run.containers.filter((c) => c.name === observer?.name);
+  const observerGone = observer && held.length > 0 ? observer.released.then(() => Promise.all(held.map(remove))) : Promise.resolve([]);
+  const rest = (async () => {
+    await Promise.all(run.containers.filter((c) => !held.includes(c)).map(remove));
+    await Promise.all(run.networks.map((n) => engine(`removing ${n.name}`, docker.getNetwork(n.id).remove()).catch(ignoreMissing)));
+  })();
+  // Settled, not raced: a failure is reported once both have ended, so nothing is left in flight.
+  const [lab, own] = await Promise.allSettled([rest, observerGone]);
+  if (lab.status === 'rejected') throw lab.reason;
+  if (own.status === 'rejected') throw own.reason;
   return [...run.containers.map((c) => c.name), ...run.networks.map((n) => n.name)];
 }
 
@@ -85,18 +101,18 @@ export async function closeLabAccepts(observer: Observer, runId: string, planned
 
 /**
  * Remove one lab's containers and networks, by its run label, so what a failed build left
- * half-made goes too. Its host rules go first (closeLabAccepts), while the observer is there.
- * Returns what could not be removed, so a teardown goes as far as it can and then says
- * everything that is left.
+ * half-made goes too; its observer (if named) only once `released`, since it removes the lab's
+ * host rules meanwhile (closeLabAccepts). Returns what could not be removed, so a teardown
+ * goes as far as it can and then says everything that is left.
  */
-export async function removeLab(docker: Docker, runId: string): Promise<string[]> {
+export async function removeLab(docker: Docker, runId: string, observer?: { name: string; released: Promise<unknown> }): Promise<string[]> {
   const problems: string[] = [];
   const runs = await listRuns(docker, runId).catch((err: Error) => {
     problems.push(err.message);
     return new Map<string, never>();
   });
   for (const run of runs.values()) {
-    await removeRun(docker, run).catch((err: Error) => problems.push(err.message));
+    await removeRun(docker, run, observer).catch((err: Error) => problems.push(err.message));
   }
   return problems;
 }

@@ -279,19 +279,20 @@ export class DockerLab implements Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    // The host rules go while the processes stop: they only let traffic across the lab's
-    // bridges, and nothing is sent any more. Both before the observer, which does both, goes.
+    // The host rules go while the processes stop and the lab's containers and networks go: they
+    // only let traffic across the lab's bridges, and nothing is sent any more. The observer,
+    // which removes them, goes last.
     const closing = this.created && this.observer ? closeLabAccepts(this.observer, this.runId, this.accepts()) : Promise.resolve([]);
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
     this.observer?.closeSignalShell();
-    const closed = await closing;
     if (!this.created) {
       torndown(this.runId);
       return;
     }
-    const problems = [...closed, ...(await removeLab(this.docker, this.runId))];
+    const removed = await removeLab(this.docker, this.runId, { name: this.plan.observer, released: closing });
+    const problems = [...(await closing), ...removed];
     // What is left now is for `natproof clean`, which says so below.
     torndown(this.runId);
     if (problems.length > 0) {
