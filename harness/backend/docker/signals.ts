@@ -16,6 +16,7 @@ const LOOP = 'while read -r sig pids; do kill -s "$sig" $pids 2>/dev/null; echo 
 const ANSWER_TIMEOUT_MS = 5_000;
 
 export class SignalShell {
+  private readonly proc: LongProcess;
   private readonly waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private buffered = '';
   private closed = false;
@@ -27,8 +28,6 @@ export class SignalShell {
     stdout?.setEncoding('utf8').on('data', (chunk: string) => this.answer(chunk));
     void this.proc.exited.then(() => this.end(new Error('the signal shell in the observer ended')));
   }
-
-  private readonly proc: LongProcess;
 
   /** False once the shell is gone: callers send the signal some other way. */
   get alive(): boolean {
