@@ -75,14 +75,33 @@ describe('planDocker for the seed scenario', async () => {
     );
     const router = planDocker(parseScenario(text, 'sysctls.yaml'), 'abc123').containers[0]!;
     expect(router.sysctls.scenario).toEqual({ 'net.ipv4.conf.eth1.route_localnet': '1', 'net.ipv4.conf.all.rp_filter': '1' });
-    const lines = setupLines(router, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
+    const lines = setupLines(router, 4242, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
     const sysctlLines = lines.filter((l) => l.includes('sysctl'));
     expect(sysctlLines).toHaveLength(2);
-    expect(sysctlLines[0]).toMatch(/^netns exec np-abc123-router sysctl -q -e -w .*net\.ipv4\.conf\.eth1\.route_localnet=0/);
-    expect(sysctlLines[1]).toBe(
-      'netns exec np-abc123-router sysctl -q -w net.ipv4.conf.eth1.route_localnet=1 net.ipv4.conf.all.rp_filter=1',
-    );
+    expect(sysctlLines[0]).toMatch(/^nsenter -t 4242 -n -- sysctl -q -e -w .*net\.ipv4\.conf\.eth1\.route_localnet=0/);
+    expect(sysctlLines[1]).toBe('nsenter -t 4242 -n -- sysctl -q -w net.ipv4.conf.eth1.route_localnet=1 net.ipv4.conf.all.rp_filter=1');
     expect(lines.at(-1)).toBe(sysctlLines[1]);
+  });
+
+  it("feeds a container's interface lines to one ip -batch in its namespace, as a here-document nothing expands", () => {
+    const router = container('router');
+    const current = new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`]));
+    const lines = setupLines(router, 4242, current);
+    const end = lines.indexOf('NATPROOF_BATCH_END');
+    expect(lines[0]).toBe("nsenter -t 4242 -n -- ip -batch - <<'NATPROOF_BATCH_END'");
+    expect(lines.slice(1, end)).toEqual(interfaceBatch(router, current));
+    expect(lines.slice(end + 1).every((l) => l.startsWith('nsenter -t 4242 -n -- sysctl '))).toBe(true);
+  });
+
+  it('quotes a word the shell would read otherwise', () => {
+    const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
+      '  default_route: { dev: eth1 }\n',
+      '  default_route: { dev: eth1 }\n  sysctls: { net.ipv4.conf.eth1.route_localnet: 1 }\n',
+    );
+    const router = planDocker(parseScenario(text, 'sysctls.yaml'), 'abc123').containers[0]!;
+    router.sysctls.scenario = { 'net.ipv4.x$(touch /tmp/y)': "it's" };
+    const lines = setupLines(router, 1, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
+    expect(lines.at(-1)).toBe(`nsenter -t 1 -n -- sysctl -q -w 'net.ipv4.x$(touch /tmp/y)=it'\\''s'`);
   });
 
   it('renames the router interfaces through temporaries, since Docker may have used the scenario names', () => {

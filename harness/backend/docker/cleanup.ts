@@ -9,6 +9,7 @@ import type Docker from 'dockerode';
 import { isOwnerAlive } from '../owner.js';
 import { engine } from './engine.js';
 import { LABELS } from './labels.js';
+import type { BridgeAccept } from './firewall.js';
 import type { Observer } from './observer.js';
 
 export interface RunResources {
@@ -58,35 +59,60 @@ export async function listRuns(docker: Docker, runId?: string): Promise<Map<stri
   return runs;
 }
 
-/** Containers first (a network with endpoints cannot go), then networks. Returns what went. */
-export async function removeRun(docker: Docker, run: RunResources): Promise<string[]> {
-  await Promise.all(
-    run.containers.map((c) =>
-      engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing),
-    ),
-  );
-  await Promise.all(run.networks.map((n) => engine(`removing ${n.name}`, docker.getNetwork(n.id).remove()).catch(ignoreMissing)));
+/**
+ * Containers first (a network with endpoints cannot go), then networks. Returns what went.
+ *
+ * `observer`: a container of the run that must stay until `released` (the lab's observer,
+ * while it removes the lab's host rules). It is on the host's network, not the lab's, so the
+ * networks go without waiting for it: the rest of the teardown overlaps the host rules' removal.
+ */
+export async function removeRun(
+  docker: Docker,
+  run: RunResources,
+  observer?: { name: string; released: Promise<unknown> },
+): Promise<string[]> {
+  const remove = (c: { id: string; name: string }): Promise<void> =>
+    engine(`removing ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true })).catch(ignoreMissing);
+  const held = run.containers.filter((c) => c.name === observer?.name);
+  const observerGone = observer && held.length > 0 ? observer.released.then(() => Promise.all(held.map(remove))) : Promise.resolve([]);
+  const rest = (async () => {
+    await Promise.all(run.containers.filter((c) => !held.includes(c)).map(remove));
+    await Promise.all(run.networks.map((n) => engine(`removing ${n.name}`, docker.getNetwork(n.id).remove()).catch(ignoreMissing)));
+  })();
+  // Settled, not raced: a failure is reported once both have ended, so nothing is left in flight.
+  const [lab, own] = await Promise.allSettled([rest, observerGone]);
+  if (lab.status === 'rejected') throw lab.reason;
+  if (own.status === 'rejected') throw own.reason;
   return [...run.containers.map((c) => c.name), ...run.networks.map((n) => n.name)];
 }
 
 /**
- * Remove one lab: its host rules, then its containers and networks. Returns what could not be
- * removed, so a teardown goes as far as it can and then says everything that is left.
+ * Remove one lab's host rules (the accepts `planned` for its bridges, and any other of the
+ * run's): returns what could not be removed, as removeLab does.
  */
-export async function removeLab(docker: Docker, runId: string, observer: Observer | undefined): Promise<string[]> {
-  const problems: string[] = [];
-  // Host rules before the observer that removes them goes. Read back from the chain by this
-  // run's comment, not remembered: an insert whose exec timed out may still have landed.
-  if (observer) {
-    await observer.closeRunBridges(runId).catch((err: Error) => problems.push(`DOCKER-USER rules: ${err.message}`));
+export async function closeLabAccepts(observer: Observer, runId: string, planned: readonly BridgeAccept[]): Promise<string[]> {
+  try {
+    await observer.closeRunBridges(runId, planned);
+    return [];
+  } catch (err) {
+    return [`DOCKER-USER rules: ${(err as Error).message}`];
   }
-  // By label, so containers and networks a failed build left half-made go too.
+}
+
+/**
+ * Remove one lab's containers and networks, by its run label, so what a failed build left
+ * half-made goes too; its observer (if named) only once `released`, since it removes the lab's
+ * host rules meanwhile (closeLabAccepts). Returns what could not be removed, so a teardown
+ * goes as far as it can and then says everything that is left.
+ */
+export async function removeLab(docker: Docker, runId: string, observer?: { name: string; released: Promise<unknown> }): Promise<string[]> {
+  const problems: string[] = [];
   const runs = await listRuns(docker, runId).catch((err: Error) => {
     problems.push(err.message);
     return new Map<string, never>();
   });
   for (const run of runs.values()) {
-    await removeRun(docker, run).catch((err: Error) => problems.push(err.message));
+    await removeRun(docker, run, observer).catch((err: Error) => problems.push(err.message));
   }
   return problems;
 }

@@ -32,14 +32,15 @@ import {
   type NodeRef,
 } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
-import { cleanLeaves, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
+import { cleanLeaves, closeLabAccepts, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
+import type { BridgeAccept } from './firewall.js';
 import { connectEngine, engineAddress, type DockerBackendOptions } from './connection.js';
 import { reapAtExit, torndown } from './reaper.js';
 import { imageOf, startContainer, waitListening } from './containers.js';
 import { allSettledOrThrow, engine, withTimeout } from './engine.js';
 import { attachDetached, detachedGone, startDetached } from './detached.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
-import { containerLinks, setUpInterfaces, vethPeers } from './interfaces.js';
+import { containerLinks, setUpInterfaces, vethPeers, type IpLink } from './interfaces.js';
 import { LABELS, runLabels } from './labels.js';
 import { createNetworks } from './networks.js';
 import { Observer, observerUnavailable } from './observer.js';
@@ -151,6 +152,12 @@ export class DockerLab implements Lab {
   private readonly labels: Record<string, string>;
   private readonly processes = new ProcessGroup();
   private readonly pids = new Map<string, number>();
+  /**
+   * Each container's links as its set-up left them, by container name: nothing renames or
+   * adds one afterwards, so a capture's interfaces need no exec (one on a capture's way to
+   * starting cost a loaded engine a second and more).
+   */
+  private readonly links = new Map<string, IpLink[]>();
   private segments: Promise<Map<string, NodeInterface[]>> | undefined;
   private observer: Observer | undefined;
   /** natproof's router image, for a kept lab's marker. */
@@ -184,10 +191,11 @@ export class DockerLab implements Lab {
     const starting = this.startObserver(images.router);
     await allSettledOrThrow<unknown>([createNetworks(this.docker, networks, this.labels, log, signal), starting]);
     const observer = await starting;
-    const bridges = observer.openBridges(networks.map((n) => ({ bridge: n.bridge, runId: this.runId })));
+    const bridges = observer.openBridges(this.accepts());
     await allSettledOrThrow<unknown>([bridges, ...containers.map((c) => this.startNode(c, imageOf(c, images)))]);
     log('setting up interfaces, addresses and routes');
-    const { peers, hostLinks } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
+    const { peers, hostLinks, links } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
+    for (const [name, list] of links) this.links.set(name, list);
     this.segments = Promise.resolve(await mapSegments(observer, networks, peers, hostLinks));
     await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => waitListening(observer, c, this.pidOf(c))));
   }
@@ -255,7 +263,7 @@ export class DockerLab implements Lab {
       return ports;
     }
     const planned = this.planned(node);
-    const links = await containerLinks(this.requireObserver(), await this.containerPid(planned));
+    const links = this.links.get(planned.name) ?? (await containerLinks(this.requireObserver(), await this.containerPid(planned)));
     return links.map((l) => ({
       ifindex: l.ifindex,
       name: l.ifname,
@@ -271,14 +279,20 @@ export class DockerLab implements Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    // The host rules go while the processes stop and the lab's containers and networks go: they
+    // only let traffic across the lab's bridges, and nothing is sent any more. The observer,
+    // which removes them, goes last.
+    const closing = this.created && this.observer ? closeLabAccepts(this.observer, this.runId, this.accepts()) : Promise.resolve([]);
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
+    this.observer?.closeSignalShell();
     if (!this.created) {
       torndown(this.runId);
       return;
     }
-    const problems = await removeLab(this.docker, this.runId, this.observer);
+    const removed = await removeLab(this.docker, this.runId, { name: this.plan.observer, released: closing });
+    const problems = [...(await closing), ...removed];
     // What is left now is for `natproof clean`, which says so below.
     torndown(this.runId);
     if (problems.length > 0) {
@@ -292,9 +306,15 @@ export class DockerLab implements Lab {
     await this.destroy();
   }
 
+  /** The DOCKER-USER accepts the lab makes: one per bridge, tagged with the run. */
+  private accepts(): BridgeAccept[] {
+    return this.plan.networks.map((n) => ({ bridge: n.bridge, runId: this.runId }));
+  }
+
   private async startObserver(image: string): Promise<Observer> {
     try {
       this.observer = await Observer.start(this.docker, this.plan.observer, image, this.labels);
+      this.observer.startSignalShell();
     } catch (err) {
       throw observerUnavailable(err);
     }

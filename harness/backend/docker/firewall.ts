@@ -36,6 +36,11 @@ export function listArgv(tool: IptablesTool): string[] {
   return [tool, ...LOCK_WAIT, '-S', DOCKER_USER_CHAIN];
 }
 
+/** Delete one accept; fails when the chain has no such rule. */
+export function deleteArgv(tool: IptablesTool, rule: BridgeAccept): string[] {
+  return [tool, ...LOCK_WAIT, '-D', DOCKER_USER_CHAIN, ...match(rule)];
+}
+
 /** One iptables-restore for a whole lab: each exec costs the engine a tenth of a second. */
 export function restoreArgv(tool: IptablesTool): string[] {
   return [`${tool}-restore`, ...LOCK_WAIT, '--noflush'];

@@ -10,8 +10,7 @@
  * architecture (checked in preflight).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -32,8 +31,11 @@ export const IMAGE_NODE = '/usr/local/bin/node';
 /** Build output kept to explain a failed build. */
 const BUILD_TAIL_LINES = 30;
 
-/** One file of a build context: copied from `from`, or written from `content`. */
-type ContextFile = { path: string; from: string } | { path: string; content: string };
+/**
+ * One file of a build context: copied from `from`, or written from `content`. `identity`, when
+ * given, stands for the file's bytes in the image's tag (see nodeIdentity).
+ */
+type ContextFile = { path: string; from: string; identity?: string } | { path: string; content: string };
 
 interface ImageSource {
   role: ImageRole;
@@ -74,7 +76,7 @@ async function agentFiles(): Promise<ContextFile[]> {
   // undici is resolved the way the agent resolves it, from natproof's own node_modules.
   const undiciDir = dirname(createRequire(import.meta.url).resolve('undici/package.json'));
   return [
-    { path: 'node', from: process.execPath },
+    { path: 'node', from: process.execPath, identity: await nodeIdentity() },
     // The agent is an ES module; this is all of natproof's package.json it needs.
     { path: 'natproof/package.json', content: `${JSON.stringify({ name: 'natproof-agent', private: true, type: 'module' })}\n` },
     // Every module the agent imports at run time (protocol.js only holds types, but is cheap),
@@ -87,14 +89,30 @@ async function agentFiles(): Promise<ContextFile[]> {
   ];
 }
 
+/**
+ * The node binary in the image's tag, without reading its 100 MB: hashing it cost every run
+ * about half a CPU-second per image, twice, before the lab could start. The binary is named by
+ * what makes one node differ from another (its version and those of everything built into it,
+ * the platform it was built for) and by its size, so a different build of the same version
+ * still gets an image of its own.
+ */
+async function nodeIdentity(): Promise<string> {
+  const { size } = await stat(process.execPath);
+  return JSON.stringify({ versions: process.versions, platform: process.platform, arch: process.arch, size });
+}
+
 async function contentHash(files: ContextFile[]): Promise<string> {
+  // Read all at once: one stream per file, in turn, took a loaded machine a few hundred
+  // milliseconds for undici's two hundred small files, on every run, before the lab started.
+  const contents = await Promise.all(
+    files.map((file) => ('content' in file ? file.content : file.identity !== undefined ? file.identity : readFile(file.from))),
+  );
   const hash = createHash('sha256');
-  for (const file of files) {
+  files.forEach((file, i) => {
     hash.update(`${file.path}\0`);
-    if ('content' in file) hash.update(file.content);
-    else for await (const chunk of createReadStream(file.from)) hash.update(chunk as Buffer);
+    hash.update(contents[i]!);
     hash.update('\0');
-  }
+  });
   return hash.digest('hex').slice(0, 16);
 }
 

@@ -5,8 +5,10 @@
  * each container's namespace, so host images need no tools.
  */
 import { HostError } from '../../errors.js';
+import type { ExecResult } from '../../exec.js';
 import { assignments } from '../common.js';
 import { allSettledOrThrow } from './engine.js';
+import { shellLine } from './shell.js';
 import type { Observer } from './observer.js';
 import { interfaceBatch, type PlannedContainer } from './plan.js';
 
@@ -39,28 +41,29 @@ export interface VethPeer {
 /**
  * Give every started container the scenario's interfaces, addresses, routes and
  * per-interface sysctls, from the observer inside each container's namespace. Every exec
- * costs the engine a tenth of a second or more, so the whole lab is set up by two `ip -batch`
- * runs in the observer: each container's namespace is named there (`netns attach`), and each
- * line runs a command in one of them (`netns exec`, which forks in batch mode).
+ * costs the engine a tenth of a second or more, so the whole lab is set up by two shell scripts
+ * in the observer, and inside them each container by one `ip -batch` entered with `nsenter -n`
+ * (a process per container, not one per line: `ip netns exec` forked one for each line and
+ * made a mount namespace for it, which cost a loaded machine seconds).
  */
 export async function setUpInterfaces(
   observer: Observer,
   containers: readonly PlannedContainer[],
   pidOf: (c: PlannedContainer) => number,
-): Promise<{ peers: VethPeer[]; hostLinks: IpLink[] }> {
+): Promise<{ peers: VethPeer[]; hostLinks: IpLink[]; links: Map<string, IpLink[]> }> {
   const addresses = await dockerAddresses(observer, containers, pidOf);
-  const setup = containers.flatMap((c, i) => setupLines(c, addresses[i]!));
+  const setup = containers.flatMap((c, i) => setupLines(c, pidOf(c), addresses[i]!));
   // The same exec then lists each container's links (often already up, so no wait follows)
   // and the Docker host's (the segments' bridge ports): two round trips fewer.
-  const listings = [...containers.map((c) => inNs(c, 'ip -j link show')), 'link show'];
-  const output = await runSetup(
-    observer,
-    [...setup, ...listings],
-    containers.map((c) => `netns delete ${c.name}`),
-  );
+  const listings = [...containers.map((c) => inNetns(pidOf(c), ['ip', '-j', 'link', 'show'])), 'ip -j link show'];
+  const output = (await runScript(observer, [...setup, ...listings])).stdout;
   const listed = jsonLines<IpLink[]>(output, containers.length + 1);
   const up = await allSettledOrThrow(containers.map(async (c, i) => ({ c, links: await waitLinksUp(observer, c, pidOf(c), listed[i]!) })));
-  return { peers: up.flatMap(({ c, links }) => vethPeers(c, links)), hostLinks: listed[containers.length]! };
+  return {
+    peers: up.flatMap(({ c, links }) => vethPeers(c, links)),
+    hostLinks: listed[containers.length]!,
+    links: new Map(up.map(({ c, links }) => [c.name, links])),
+  };
 }
 
 /** The links of the container whose init is `pid`. */
@@ -68,23 +71,21 @@ export async function containerLinks(observer: Observer, pid: number): Promise<I
   return JSON.parse((await observer.inNetns(pid, ['ip', '-j', 'link', 'show'])).stdout) as IpLink[];
 }
 
-function inNs(c: PlannedContainer, command: string): string {
-  return `netns exec ${c.name} ${command}`;
+/** A shell line of the observer's script: `argv` run in the network namespace of `pid`. */
+function inNetns(pid: number, argv: readonly string[]): string {
+  return shellLine(['nsenter', '-t', String(pid), '-n', '--', ...argv]);
 }
 
-/**
- * Per container, in order: the interface Docker named for each address it gave. Leaves each
- * container's namespace named in the observer for the setup batch, which removes the names.
- */
+/** Per container, in order: the interface Docker named for each address it gave. */
 async function dockerAddresses(
   observer: Observer,
   containers: readonly PlannedContainer[],
   pidOf: (c: PlannedContainer) => number,
 ): Promise<Array<Map<string, string>>> {
-  const discovery = await observer.exec(['ip', '-batch', '-'], {
-    input: lines([...containers.map((c) => `netns attach ${c.name} ${pidOf(c)}`), ...containers.map((c) => inNs(c, 'ip -j addr show'))]),
-    timeoutMs: SETUP_TIMEOUT_MS,
-  });
+  const discovery = await runScript(
+    observer,
+    containers.map((c) => inNetns(pidOf(c), ['ip', '-j', 'addr', 'show'])),
+  );
   return jsonLines<IpAddr[]>(discovery.stdout, containers.length).map((links) => {
     const current = new Map<string, string>();
     for (const link of links) for (const a of link.addr_info ?? []) if (a.family === 'inet') current.set(a.local, link.ifname);
@@ -92,29 +93,31 @@ async function dockerAddresses(
   });
 }
 
-/** A container's set-up as lines of the observer's `ip -batch`: interfaces, routes, sysctls. */
-export function setupLines(c: PlannedContainer, current: ReadonlyMap<string, string>): string[] {
+/** Ends the here-document that feeds a container's `ip -batch`: no ip line is this word. */
+const BATCH_END = 'NATPROOF_BATCH_END';
+
+/**
+ * A container's set-up as lines of the observer's script: its interfaces and routes as one
+ * `ip -batch` in its namespace, then its sysctls.
+ */
+export function setupLines(c: PlannedContainer, pid: number, current: ReadonlyMap<string, string>): string[] {
   const perInterface = assignments(c.sysctls.interfaces);
   const scenario = assignments(c.sysctls.scenario);
   return [
-    ...interfaceBatch(c, current).map((line) => inNs(c, `ip ${line}`)),
+    // Quoted delimiter: the lines reach ip as they are, nothing expanded.
+    `${inNetns(pid, ['ip', '-batch', '-'])} <<'${BATCH_END}'`,
+    ...interfaceBatch(c, current),
+    BATCH_END,
     // -e: IPv6 keys are absent on a kernel without IPv6.
-    ...(perInterface.length > 0 ? [inNs(c, `sysctl -q -e -w ${perInterface.join(' ')}`)] : []),
+    ...(perInterface.length > 0 ? [inNetns(pid, ['sysctl', '-q', '-e', '-w', ...perInterface])] : []),
     // The scenario's, last and without -e: a name the kernel lacks fails the set-up, naming it.
-    // The schema allows no spaces or quotes in them, so they stay one word each in the batch.
-    ...(scenario.length > 0 ? [inNs(c, `sysctl -q -w ${scenario.join(' ')}`)] : []),
+    ...(scenario.length > 0 ? [inNetns(pid, ['sysctl', '-q', '-w', ...scenario])] : []),
   ];
 }
 
-/** Runs the set-up batch; its output is the JSON of the batch's listings (-j), one per line. */
-async function runSetup(observer: Observer, setup: readonly string[], detach: readonly string[]): Promise<string> {
-  try {
-    return (await observer.exec(['ip', '-j', '-batch', '-'], { input: lines([...setup, ...detach]), timeoutMs: SETUP_TIMEOUT_MS })).stdout;
-  } catch (err) {
-    // The names would hold the namespaces until the observer goes; drop them now.
-    await observer.exec(['ip', '-force', '-batch', '-'], { input: lines(detach), allowFailure: true });
-    throw err;
-  }
+/** Runs shell lines in the observer, stopping at the first that fails (its stderr says which). */
+function runScript(observer: Observer, script: readonly string[]): Promise<ExecResult> {
+  return observer.exec(['sh', '-e', '-s'], { input: lines(script), timeoutMs: SETUP_TIMEOUT_MS });
 }
 
 /**

@@ -26,6 +26,11 @@ interface SubnetHolder {
   kept: boolean;
 }
 
+/**
+ * Create the lab's networks: all at once, since the engine takes a few hundred milliseconds for
+ * each and none depends on another. Only when the engine refuses one for a subnet something
+ * else holds does the ordered path take over (createOrdered).
+ */
 export async function createNetworks(
   docker: Docker,
   networks: readonly PlannedNetwork[],
@@ -33,9 +38,45 @@ export async function createNetworks(
   log: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  // One at a time, in address order: a subnet another live run holds is waited for, and the
-  // fixed order keeps two runs from each holding a subnet the other waits for.
-  for (const n of [...networks].sort((a, b) => compareSubnets(a.subnet, b.subnet))) await createNetwork(docker, n, labels, log, signal);
+  const ordered = [...networks].sort((a, b) => compareSubnets(a.subnet, b.subnet));
+  const results = await Promise.allSettled(
+    ordered.map((n) => engine(`creating network ${n.name}`, docker.createNetwork(networkSpec(n, labels)))),
+  );
+  const first = results.findIndex((r) => r.status === 'rejected');
+  if (first < 0) return;
+  const other = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !isOverlap(r.reason));
+  // Not a clash (a name taken, an engine error): nothing to wait for; teardown removes the rest by label.
+  if (other) throw other.reason;
+  // A clash: fall back to the ordered path from the first refused subnet. Waiting for a subnet
+  // while holding a higher one could deadlock with another run waiting the other way round, so
+  // the ones made above it are let go first; the ones below it are what the ordered path would
+  // hold at this point anyway.
+  await Promise.all(
+    ordered
+      .slice(first + 1)
+      .flatMap((n, i) =>
+        results[first + 1 + i]!.status === 'fulfilled' ? [engine(`removing network ${n.name}`, docker.getNetwork(n.name).remove())] : [],
+      ),
+  );
+  await createOrdered(docker, ordered.slice(first), labels, log, signal);
+}
+
+/**
+ * One at a time, in address order: a subnet another live run holds is waited for, and the
+ * fixed order keeps two runs from each holding a subnet the other waits for.
+ */
+async function createOrdered(
+  docker: Docker,
+  ordered: readonly PlannedNetwork[],
+  labels: Record<string, string>,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const n of ordered) await createNetwork(docker, n, labels, log, signal);
+}
+
+function isOverlap(err: unknown): boolean {
+  return /overlap/i.test((err as Error).message);
 }
 
 /**
@@ -96,7 +137,7 @@ async function runsToWaitFor(
   signal?: AbortSignal,
 ): Promise<SubnetHolder[]> {
   const message = (err as Error).message;
-  if (!/overlap/i.test(message)) throw err;
+  if (!isOverlap(err)) throw err;
   const holders = await subnetHolders(docker, n.subnet);
   // The holder went between the refused create and this listing (a run tearing down): try again.
   if (holders.length === 0 && Date.now() <= deadline && !signal?.aborted) return [];

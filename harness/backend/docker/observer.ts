@@ -10,7 +10,8 @@
  *  - sets up each container's network from outside (`nsenter -n` into its namespace), so
  *    host images need no tools and Docker's read-only /proc/sys in containers is no obstacle;
  *  - adds and removes natproof's DOCKER-USER accepts (firewall.ts);
- *  - signals processes started over the exec API, which has no signal call (process.ts).
+ *  - signals processes started over the exec API, which has no signal call (process.ts),
+ *    through one shell that stays running (signals.ts).
  *
  * It holds only the capabilities those need, not --privileged: NET_ADMIN and NET_RAW (captures,
  * links, iptables), SYS_ADMIN and SYS_PTRACE (entering another container's namespace), with
@@ -20,14 +21,27 @@ import type Docker from 'dockerode';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import { HostError } from '../../errors.js';
 import { execInContainer, startInContainer, type Signaller } from './process.js';
-import { IPTABLES_TOOLS, listArgv, parseAccepts, restoreArgv, restoreInput, type BridgeAccept, type IptablesTool } from './firewall.js';
+import {
+  deleteArgv,
+  IPTABLES_TOOLS,
+  listArgv,
+  parseAccepts,
+  restoreArgv,
+  restoreInput,
+  type BridgeAccept,
+  type IptablesTool,
+} from './firewall.js';
+import { shellLine } from './shell.js';
 import { engine } from './engine.js';
+import { SignalShell } from './signals.js';
 import { LABELS } from './labels.js';
 
 const TIMEOUT_MS = 15_000;
 
 export class Observer {
   private iptables: Promise<IptablesTool | undefined> | undefined;
+  /** Started for a lab this process builds (startSignalShell); an attached lab execs `kill`. */
+  private shell: SignalShell | undefined;
   /** Signals not sent yet, by signal name: the pids each goes to. */
   private readonly signalling = new Map<string, { pids: Set<number>; sent: Promise<void> }>();
 
@@ -78,12 +92,7 @@ export class Observer {
       const sent = new Promise<void>((resolvePromise) => setImmediate(resolvePromise)).then(async () => {
         // Later signals form the next batch.
         this.signalling.delete(name);
-        // The kill itself is never signalled: nothing to escalate to if it hangs. One pid gone
-        // already fails the kill but not the others.
-        await execInContainer(this.docker, this.name, ['kill', '-s', name, ...[...pids].map(String)], async () => {}, {
-          timeoutMs: 5_000,
-          allowFailure: true,
-        });
+        await this.kill(name, [...pids]);
       });
       batch = { pids, sent };
       this.signalling.set(name, batch);
@@ -91,6 +100,31 @@ export class Observer {
     batch.pids.add(hostPid);
     return batch.sent;
   };
+
+  /**
+   * Keep a shell running in the observer that sends signals (signals.ts), so later signals
+   * cost no exec each. For a lab this process builds and tears down: closeSignalShell ends it.
+   */
+  startSignalShell(): void {
+    this.shell ??= new SignalShell((argv) => startInContainer(this.docker, this.name, argv, async () => {}, true));
+  }
+
+  closeSignalShell(): void {
+    this.shell?.close();
+  }
+
+  private async kill(name: string, pids: number[]): Promise<void> {
+    if (this.shell?.alive) {
+      await this.shell.send(name, pids);
+      return;
+    }
+    // The kill itself is never signalled: nothing to escalate to if it hangs. One pid gone
+    // already fails the kill but not the others.
+    await execInContainer(this.docker, this.name, ['kill', '-s', name, ...pids.map(String)], async () => {}, {
+      timeoutMs: 5_000,
+      allowFailure: true,
+    });
+  }
 
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return execInContainer(this.docker, this.name, argv, this.signal, options);
@@ -122,11 +156,22 @@ export class Observer {
     if (remove.length > 0) await this.exec(restoreArgv(tool), { input: restoreInput('-D', remove), timeoutMs: TIMEOUT_MS });
   }
 
-  /** Remove one run's accepts, as read from the chain now: one listing, one restore. */
-  async closeRunBridges(runId: string): Promise<void> {
+  /**
+   * Remove one run's accepts, in one exec: each of `planned` (every accept the run can have
+   * made) deleted until the chain has none left, then the chain read back, so an accept of the
+   * run's that was not planned (a bridge from another natproof version) is still found and
+   * removed by one restore more. Not remembered from the insert: one whose exec timed out may
+   * still have landed.
+   */
+  async closeRunBridges(runId: string, planned: readonly BridgeAccept[]): Promise<void> {
     const tool = await this.iptablesTool();
     if (!tool) return;
-    const remove = (await this.listBridges()).filter((r) => r.runId === runId);
+    const script = [
+      ...planned.map((rule) => `while ${shellLine(deleteArgv(tool, rule))} 2>/dev/null; do :; done`),
+      shellLine(listArgv(tool)),
+    ];
+    const listing = await this.exec(['sh', '-e', '-s'], { input: script.map((l) => `${l}\n`).join(''), timeoutMs: TIMEOUT_MS });
+    const remove = parseAccepts(listing.stdout).filter((r) => r.runId === runId);
     if (remove.length > 0) await this.exec(restoreArgv(tool), { input: restoreInput('-D', remove), timeoutMs: TIMEOUT_MS });
   }
 

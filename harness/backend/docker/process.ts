@@ -7,6 +7,7 @@
  * shares that namespace. That works the same with a remote engine (DOCKER_HOST).
  */
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { CommandError } from '../../errors.js';
@@ -39,6 +40,8 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     container: string,
     private readonly argv: readonly string[],
     private readonly signaller: Signaller,
+    /** Its connection does not keep node running (see startInContainer). */
+    private readonly background = false,
   ) {
     super();
     this.started = this.start(container).catch((err: unknown) => {
@@ -73,6 +76,7 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     );
     const stream = (await engine(`starting an exec in ${container}`, exec.start({ hijack: true, stdin: true }))) as Duplex;
     this.exec = exec;
+    if (this.background) (stream as Partial<Socket>).unref?.();
     this.docker.modem.demuxStream(stream, this.stdout, this.stderr);
     // Ending our stdin half-closes the connection, which the engine passes on as EOF.
     this.stdin.pipe(stream);
@@ -121,9 +125,19 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
   }
 }
 
-/** Start a long-lived process in a container. */
-export function startInContainer(docker: Docker, container: string, argv: readonly string[], signaller: Signaller): LongProcess {
-  return new LongProcess(argv, new ContainerProcess(docker, container, argv, signaller));
+/**
+ * Start a long-lived process in a container. A `background` one (a helper that serves the lab
+ * while it lasts) does not keep node running by its connection alone, as a child process that
+ * is unref'd would not.
+ */
+export function startInContainer(
+  docker: Docker,
+  container: string,
+  argv: readonly string[],
+  signaller: Signaller,
+  background = false,
+): LongProcess {
+  return new LongProcess(argv, new ContainerProcess(docker, container, argv, signaller, background));
 }
 
 /** Run a command in a container to completion, with the same contract as execCommand. */
