@@ -3,7 +3,7 @@
  * that carry the command, exit code, stdout and stderr.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { deadline, type Deadline } from './deadline.js';
@@ -185,11 +185,28 @@ export class LongProcess {
   }
 }
 
-/** Start a long-lived process with piped stdio. */
-export function startProcess(argv: readonly string[]): LongProcess {
+export interface SpawnOptions {
+  /**
+   * Write the process's stdout to this file of the machine natproof runs on, instead of a pipe
+   * natproof reads as it comes. For a process that writes many small pieces (nft monitor flushes
+   * every word): through a pipe, natproof wakes for each piece, and the process waits whenever
+   * natproof is busy; a file takes them at once, and is read in bursts when it matters.
+   */
+  stdoutFile?: string;
+}
+
+/** Start a long-lived process with piped stdio (stdout to a file with `stdoutFile`). */
+export function startProcess(argv: readonly string[], options: SpawnOptions = {}): LongProcess {
   const [file, ...args] = argv;
   if (file === undefined) throw new TypeError('startProcess: empty argv');
-  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'w');
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(file, args, { stdio: ['pipe', out, 'pipe'] });
+  } finally {
+    // The child holds its own copy.
+    if (typeof out === 'number') closeSync(out);
+  }
   // Spawn failures (ENOENT) surface through 'close' with a null code; keep 'error' from throwing.
   child.once('error', () => {});
   child.stdin?.on('error', () => {});

@@ -31,6 +31,11 @@ export class RunDir {
     return join(this.path, `${ruleset}-nft-trace.txt`);
   }
 
+  /** nft monitor's raw output while a rule set's probes run; the trace is kept in nftTrace. */
+  nftMonitor(ruleset: string): string {
+    return join(this.path, `${ruleset}-nft-monitor.txt`);
+  }
+
   kernelTranscript(ruleset: string): string {
     return join(this.path, `${ruleset}-kernel.txt`);
   }

@@ -401,7 +401,7 @@ async function probeUnderCapture(
   await using capture = await startCapture(
     lab,
     topology,
-    (node) => dir.pcap(ruleset.name, node),
+    { pcap: (node) => dir.pcap(ruleset.name, node), nftMonitor: dir.nftMonitor(ruleset.name) },
     (point, packets) => watch.feed(point, packets),
   );
   const captureMs = clock.lap();

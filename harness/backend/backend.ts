@@ -3,7 +3,7 @@
  * above it (rules, capture, probes, analysis) is written once in terms of "run this argv in
  * that node"; nothing above it knows whether a node is a namespace or a container.
  */
-import type { ExecOptions, ExecResult, LongProcess } from '../exec.js';
+import type { ExecOptions, ExecResult, LongProcess, SpawnOptions } from '../exec.js';
 import type { BackendName, CaptureInterface } from '../result/result.js';
 import type { Topology } from '../scenario/topology.js';
 
@@ -97,7 +97,7 @@ export interface Lab extends AsyncDisposable {
   readonly backend: BackendName;
   exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** A long-lived process in a node; the lab stops any still running at teardown. */
-  spawn(node: NodeRef, argv: readonly string[]): LongProcess;
+  spawn(node: NodeRef, argv: readonly string[], options?: SpawnOptions): LongProcess;
   /** Start natproof's agent (probes and HTTP server, ../agent/main.ts) in a host or in the router. */
   startAgent(node: AgentNode): LongProcess;
   /**

@@ -87,13 +87,15 @@ interface RunningPoint {
   unread: number;
 }
 
-/** `pcapFile` names the file for a capture point (`router`, `segment:<network>`). */
-export async function startCapture(
-  lab: Lab,
-  topology: Topology,
-  pcapFile: (node: string) => string,
-  onPackets?: PacketListener,
-): Promise<RunningCapture> {
+/** Where a capture keeps what it records, on the machine running natproof. */
+export interface CaptureFiles {
+  /** The pcap of a capture point (`router`, `segment:<network>`). */
+  pcap(node: string): string;
+  /** nft monitor's raw output while it runs; removed once read. */
+  nftMonitor: string;
+}
+
+export async function startCapture(lab: Lab, topology: Topology, files: CaptureFiles, onPackets?: PacketListener): Promise<RunningCapture> {
   const nodes: NodeRef[] = [{ kind: 'router' }, ...topology.networks.map((n) => ({ kind: 'segment' as const, network: n.name }))];
   const points: RunningPoint[] = [];
   // Set by the starts below; `as` keeps their type from narrowing to undefined.
@@ -105,7 +107,7 @@ export async function startCapture(
   // Every recorder starts at once: each waits for its own proof of life, and none needs another.
   const started = await Promise.allSettled([
     ...nodes.map(async (node) => {
-      const point = await launchTcpdump(lab, node, pcapFile(nodeLabel(node)), onPackets);
+      const point = await launchTcpdump(lab, node, files.pcap(nodeLabel(node)), onPackets);
       // Known before it is ready, so a failure anywhere stops it too.
       points.push(point);
       await tcpdumpReady(point);
@@ -115,7 +117,7 @@ export async function startCapture(
     startConntrackEvents(lab).then((c) => {
       conntrack = c;
     }),
-    startNftTrace(lab, READY_TIMEOUT_MS).then((t) => {
+    startNftTrace(lab, READY_TIMEOUT_MS, files.nftMonitor).then((t) => {
       trace = t;
     }),
   ]);

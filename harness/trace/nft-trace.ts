@@ -5,13 +5,15 @@
  * every base chain it entered, every rule that matched it and the verdict, in every nf_tables
  * table: the user's nft rules and iptables-nft's alike (the router has no other iptables).
  *
- * The table only marks packets: a filter chain with no verdict of its own, ahead of every other
- * hook (raw is -300), so no verdict changes. It exists only while the probes run, so the rule set
- * natproof reads afterwards is the user's alone.
+ * The table only marks packets: a filter chain ahead of every other hook (raw is -300) whose one
+ * rule accepts, which ends only this chain (every later base chain still sees the packet), so no
+ * verdict changes; accepting in the rule spares the monitor a policy line for every packet. It
+ * exists only while the probes run, so the rule set natproof reads afterwards is the user's alone.
  */
-import { createInterface } from 'node:readline';
+import { rm } from 'node:fs/promises';
 import type { Lab, NodeRef } from '../backend/backend.js';
 import type { NftChainRules } from '../result/kernel.js';
+import { AppendedLines } from './appended-lines.js';
 
 const ROUTER: NodeRef = { kind: 'router' };
 /** natproof's own table; the user's rules never see it (it is added after them and removed before the evidence is read). */
@@ -20,15 +22,21 @@ export const TRACE_TABLE = 'natproof_trace';
 const MARKER_TABLE = 'natproof_trace_marker';
 const EXEC_TIMEOUT_MS = 5_000;
 const MARKER_TRANSACTION = `add table inet ${MARKER_TABLE}\ndelete table inet ${MARKER_TABLE}\n`;
+/** Removes the marking table, also when it is gone already (adding an existing table changes nothing). */
+const REMOVE_TRACE = `add table inet ${TRACE_TABLE}\ndelete table inet ${TRACE_TABLE}\n`;
+/** How long one marker attempt waits for its marker before the next attempt. */
+const MARKER_WAIT_MS = 50;
+/** Between two reads of the monitor's output while a marker is awaited. */
+const MARKER_POLL_MS = 5;
 
 const TRACE_RULES = `table inet ${TRACE_TABLE} {
   chain prerouting {
     type filter hook prerouting priority -350; policy accept;
-    meta l4proto { tcp, udp, icmp } meta nftrace set 1
+    meta l4proto { tcp, udp, icmp } meta nftrace set 1 accept
   }
   chain output {
     type filter hook output priority -350; policy accept;
-    meta l4proto { tcp, udp, icmp } meta nftrace set 1
+    meta l4proto { tcp, udp, icmp } meta nftrace set 1 accept
   }
 }
 `;
@@ -51,24 +59,29 @@ export interface TraceRecord {
 }
 
 /**
- * Mark packets and start reading the trace. `nft monitor` prints nothing when it is ready, and
- * its stream carries ruleset changes in the order the kernel made them, after any trace event
- * sent before: a marker table's creation, once seen, proves the stream is live (at the start)
- * and that every earlier event has been read (at the end).
+ * Mark packets and start the trace; `file` (on this machine) takes the monitor's raw output while
+ * it runs, and is removed when it stops. `nft monitor` prints nothing when it is ready, and its
+ * stream carries ruleset changes in the order the kernel made them, after any trace event sent
+ * before: a marker table's creation, once seen, proves the stream is live (at the start) and that
+ * every earlier event has been printed (at the end).
  */
-export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<RunningTrace> {
+export async function startNftTrace(lab: Lab, timeoutMs: number, file: string): Promise<RunningTrace> {
   // -a: each rule line names the rule's handle, which ties it to the user's rule (see nftChains).
-  const proc = lab.spawn(ROUTER, ['nft', '-a', 'monitor']);
+  // The output goes to a file: nft flushes every word it prints (about 29 writes a trace line),
+  // and through a pipe natproof woke for each while nft waited whenever natproof was busy, so a
+  // trace of 100 clients drained for many seconds after the probes. The file is read only when
+  // a marker is awaited.
+  const proc = lab.spawn(ROUTER, ['nft', '-a', 'monitor'], { stdoutFile: file });
+  const output = new AppendedLines(file);
   const lines: string[] = [];
   let markers = 0;
-  let notify: (() => void) | undefined;
-  createInterface({ input: proc.child.stdout! }).on('line', (line) => {
-    if (line.startsWith('trace id ')) lines.push(line);
-    else if (line.includes(`table inet ${MARKER_TABLE}`) && line.startsWith('add ')) {
-      markers++;
-      notify?.();
+  const readOutput = async (): Promise<void> => {
+    // An unreadable file shows as a marker never seen, which the trace reports as missing.
+    for (const line of await output.read().catch(() => [])) {
+      if (line.startsWith('trace id ')) lines.push(line);
+      else if (line.startsWith('add ') && line.includes(`table inet ${MARKER_TABLE}`)) markers++;
     }
-  });
+  };
   // The trace only adds to the evidence: a command that fails or times out (a loaded machine)
   // never fails the run, it leaves the trace out or incomplete, said so.
   const tryRead = async (argv: string[], input?: string): Promise<string | null> => {
@@ -79,51 +92,68 @@ export async function startNftTrace(lab: Lab, timeoutMs: number): Promise<Runnin
       return null;
     }
   };
-  const tryExec = async (argv: string[], input?: string): Promise<boolean> => (await tryRead(argv, input)) !== null;
-  const marked = async (deadline: number): Promise<boolean> => {
+  const transaction = async (text: string): Promise<boolean> => (await tryRead(['nft', '-f', '-'], text)) !== null;
+  /**
+   * Whether a marker shows in the output by `deadline`: the first attempt is `first` (a
+   * transaction already under way that adds a marker), later ones are `again`.
+   */
+  const marked = async (deadline: number, first: Promise<boolean>, again: string): Promise<boolean> => {
     const before = markers;
+    let attempt: Promise<boolean> | undefined = first;
     while (markers === before && proc.running && Date.now() < deadline) {
-      // One transaction, one spawn: the monitor prints the add and the delete as two events.
-      await tryExec(['nft', '-f', '-'], MARKER_TRANSACTION);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 50);
-        notify = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      notify = undefined;
+      await (attempt ?? transaction(again));
+      attempt = undefined;
+      for (let waited = 0; waited < MARKER_WAIT_MS; waited += MARKER_POLL_MS) {
+        await readOutput();
+        if (markers > before) break;
+        await new Promise((resolve) => setTimeout(resolve, MARKER_POLL_MS));
+      }
     }
     return markers > before;
   };
-  const removeTable = (): Promise<boolean> => tryExec(['nft', 'delete', 'table', 'inet', TRACE_TABLE]);
+  const finish = async (): Promise<void> => {
+    await output.close();
+    await rm(file, { force: true });
+  };
+  // The marking table and the first marker go in one transaction; should the monitor not be
+  // live yet, later markers come alone. No probe is sent before the table is loaded and the
+  // monitor live, so packets it marks before that are none of the probes'.
+  const loading = transaction(TRACE_RULES + MARKER_TRANSACTION);
+  const live = await marked(Date.now() + timeoutMs, loading, MARKER_TRANSACTION);
+  const loaded = await loading;
   // The trace adds to the evidence; a kernel or nft that cannot trace leaves it out, said so.
   let missing: string | null = null;
-  // The marking table loads while the monitor starts: no probe is sent before both are done, so
-  // packets it marks before the monitor is live are none of the probes'.
-  const [live, loaded] = await Promise.all([marked(Date.now() + timeoutMs), tryExec(['nft', '-f', '-'], TRACE_RULES)]);
   if (!live) missing = `nft monitor did not start in the router: ${proc.stderr.trim() || 'no events seen'}`;
   else if (!loaded) missing = 'the router could not load the table that marks packets for tracing';
   if (missing !== null) {
     await proc.stop('SIGKILL');
-    await removeTable();
+    await transaction(REMOVE_TRACE);
+    await finish();
     const reason = missing;
     return { missing: reason, stop: async () => ({ lines: [], chains: [] }) };
   }
   let stopped: Promise<TraceRecord> | undefined;
   const gaps: string[] = [];
   const stop = async (drain: boolean): Promise<TraceRecord> => {
-    await removeTable();
-    if (!drain) {
+    try {
+      if (!drain) {
+        await transaction(REMOVE_TRACE);
+        await proc.stop('SIGINT');
+        return { lines, chains: [] };
+      }
+      // One transaction removes the marking table and marks the stream after its last packet.
+      const removing = transaction(REMOVE_TRACE + MARKER_TRANSACTION);
+      // Listed once the marking table is gone, so the listing is the user's rule set alone.
+      const listing = removing.then(() => tryRead(['nft', '-j', 'list', 'ruleset']));
+      const [caughtUp, listed] = await Promise.all([marked(Date.now() + timeoutMs, removing, REMOVE_TRACE + MARKER_TRANSACTION), listing]);
+      if (!caughtUp) gaps.push('the nft trace may be incomplete: nft monitor did not catch up before it was stopped');
+      const chains = listed === null ? null : parseNftChains(listed);
+      if (chains === null) gaps.push("the router's nf_tables chains could not be listed: the trace's rule lines are not tied to rules");
       await proc.stop('SIGINT');
-      return { lines, chains: [] };
+      return { lines, chains: chains ?? [] };
+    } finally {
+      await finish();
     }
-    const [caughtUp, listing] = await Promise.all([marked(Date.now() + timeoutMs), tryRead(['nft', '-j', 'list', 'ruleset'])]);
-    if (!caughtUp) gaps.push('the nft trace may be incomplete: nft monitor did not catch up before it was stopped');
-    const chains = listing === null ? null : parseNftChains(listing);
-    if (chains === null) gaps.push("the router's nf_tables chains could not be listed: the trace's rule lines are not tied to rules");
-    await proc.stop('SIGINT');
-    return { lines, chains: chains ?? [] };
   };
   return {
     get missing() {

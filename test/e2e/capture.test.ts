@@ -56,7 +56,10 @@ async function withHairpinLab(
 describe.skipIf(netnsUnavailable)(`captures on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
   it('keep every packet of the probes although tcpdump was stopped (SIGSTOP) while they ran', async () => {
     await withHairpinLab(async (lab, agents, topology, runId) => {
-      const capture = await startCapture(lab, topology, (node) => join(work, `${node.replace(':', '-')}.pcap`));
+      const capture = await startCapture(lab, topology, {
+        pcap: (node) => join(work, `${node.replace(':', '-')}.pcap`),
+        nftMonitor: join(work, 'nft-monitor.txt'),
+      });
       const router = tcpdumpsIn(`np-${runId}-router`);
       expect(router).toHaveLength(1);
       for (const pid of router) process.kill(pid, 'SIGSTOP');
@@ -98,7 +101,10 @@ describe.skipIf(netnsUnavailable)(`captures on netns${netnsUnavailable ? ` (skip
         "const s = require('node:dgram').createSocket('udp4'); const b = Buffer.alloc(32); const go = () => { for (let i = 0; i < 100; i++) s.send(b, 9, '127.0.0.1'); setImmediate(go); }; go(); process.stderr.write('flooding\\n');",
       ]);
       await flood.waitForStderr(/flooding/, 10_000);
-      const capture = await startCapture(lab, topology, (node) => join(work, `busy-${node.replace(':', '-')}.pcap`));
+      const capture = await startCapture(lab, topology, {
+        pcap: (node) => join(work, `busy-${node.replace(':', '-')}.pcap`),
+        nftMonitor: join(work, 'busy-nft-monitor.txt'),
+      });
       await flood.stop('SIGKILL');
       const probe = topology.probes[0]!;
       const reply = await agents.of(probe.from).probe({

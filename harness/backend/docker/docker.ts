@@ -14,10 +14,11 @@
  *
  * Nothing here leaks dockerode types through the Backend/Lab interface.
  */
+import { createWriteStream } from 'node:fs';
 import { hostname } from 'node:os';
 import type Docker from 'dockerode';
 import { HostError } from '../../errors.js';
-import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
+import type { ExecOptions, ExecResult, LongProcess, SpawnOptions } from '../../exec.js';
 import type { Topology } from '../../scenario/topology.js';
 import {
   nodeLabel,
@@ -205,9 +206,12 @@ export class DockerLab implements Lab {
     return execInContainer(this.docker, this.containerOf(node), argv, observer.signal, options);
   }
 
-  spawn(node: NodeRef, argv: readonly string[]): LongProcess {
+  spawn(node: NodeRef, argv: readonly string[], options: SpawnOptions = {}): LongProcess {
     const observer = this.requireObserver();
-    return this.processes.add(startInContainer(this.docker, this.containerOf(node), argv, observer.signal));
+    const proc = this.processes.add(startInContainer(this.docker, this.containerOf(node), argv, observer.signal));
+    // The engine streams the output to natproof anyway; the file is where the caller reads it.
+    if (options.stdoutFile !== undefined) proc.child.stdout?.pipe(createWriteStream(options.stdoutFile));
+    return proc;
   }
 
   startAgent(node: AgentNode): LongProcess {

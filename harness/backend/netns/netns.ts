@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess } from '../../exec.js';
+import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess, type SpawnOptions } from '../../exec.js';
 import { SHARED_ARG } from '../../agent/protocol.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { mapLimit, startConcurrency } from '../../concurrency.js';
@@ -229,8 +229,8 @@ export class NetnsLab implements Lab {
     return execCommand(this.argvIn(node, argv), options);
   }
 
-  spawn(node: NodeRef, argv: readonly string[]): LongProcess {
-    return this.processes.add(startProcess(this.argvIn(node, argv)));
+  spawn(node: NodeRef, argv: readonly string[], options?: SpawnOptions): LongProcess {
+    return this.processes.add(startProcess(this.argvIn(node, argv), options));
   }
 
   startAgent(node: AgentNode): LongProcess {
