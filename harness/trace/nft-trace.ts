@@ -54,7 +54,7 @@ export interface RunningTrace {
 export interface TraceRecord {
   /** `nft monitor` trace lines, in order. */
   lines: string[];
-  /** The router's chains and their rules' handles, read once the marking table was gone. */
+  /** The router's chains and their rules' handles, natproof's marking table left out. */
   chains: NftChainRules[];
 }
 
@@ -143,11 +143,14 @@ export async function startNftTrace(lab: Lab, timeoutMs: number, file: string): 
       }
       // One transaction removes the marking table and marks the stream after its last packet.
       const removing = transaction(REMOVE_TRACE + MARKER_TRANSACTION);
-      // Listed once the marking table is gone, so the listing is the user's rule set alone.
-      const listing = removing.then(() => tryRead(['nft', '-j', 'list', 'ruleset']));
-      const [caughtUp, listed] = await Promise.all([marked(Date.now() + timeoutMs, removing, REMOVE_TRACE + MARKER_TRANSACTION), listing]);
+      // Listed meanwhile, on a loaded machine each command takes long: the marking table may
+      // still be in the listing, and is left out of it, so the chains are the user's alone.
+      const [caughtUp, listed] = await Promise.all([
+        marked(Date.now() + timeoutMs, removing, REMOVE_TRACE + MARKER_TRANSACTION),
+        tryRead(['nft', '-j', 'list', 'ruleset']),
+      ]);
       if (!caughtUp) gaps.push('the nft trace may be incomplete: nft monitor did not catch up before it was stopped');
-      const chains = listed === null ? null : parseNftChains(listed);
+      const chains = listed === null ? null : withoutTraceTable(parseNftChains(listed));
       if (chains === null) gaps.push("the router's nf_tables chains could not be listed: the trace's rule lines are not tied to rules");
       await proc.stop('SIGINT');
       return { lines, chains: chains ?? [] };
@@ -265,6 +268,10 @@ export function parseNftChains(json: string): NftChainRules[] | null {
     }
   }
   return [...chains.values()];
+}
+
+function withoutTraceTable(chains: NftChainRules[] | null): NftChainRules[] | null {
+  return chains?.filter((c) => !(c.family === 'inet' && c.table === TRACE_TABLE)) ?? null;
 }
 
 export function traceHeader(step: TraceStep): TraceHeader {
