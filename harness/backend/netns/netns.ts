@@ -40,7 +40,7 @@ const LOOPBACK_IFINDEX = 1;
 /**
  * Every program the netns backend and the evidence it collects run on this machine (inside the
  * lab's namespaces, but the machine's binaries), with the Debian package that has it.
- * ci/install-host-tools.sh installs these packages; grep, timeout, util-linux, perl-base and bash are Debian essentials.
+ * ci/install-host-tools.sh installs these packages; grep, coreutils (timeout, nice), util-linux, perl-base and bash are Debian essentials.
  */
 export const HOST_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
   { tool: 'ip', pkg: 'iproute2' },
@@ -54,6 +54,7 @@ export const HOST_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
   { tool: 'sysctl', pkg: 'procps' },
   { tool: 'grep', pkg: 'grep' },
   { tool: 'timeout', pkg: 'coreutils' },
+  { tool: 'nice', pkg: 'coreutils' },
   { tool: 'nsenter', pkg: 'util-linux' },
   { tool: 'prlimit', pkg: 'util-linux' },
   { tool: 'perl', pkg: 'perl-base' },
