@@ -172,7 +172,7 @@ export class AgentGroup implements AsyncDisposable {
   }
 }
 
-/** How the shared agent is named in errors: "the agent in 3 hosts (a, b, c)". */
+/** How the shared agent is named in errors: "the agent in 3 nodes (a, b, c)". */
 function sharedLabel(shared: readonly AgentPlace[]): string {
   const names = shared.map((p) => p.name);
   const listed = names.length > 4 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ');
