@@ -15,6 +15,13 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Return the result instead of throwing on a non-zero exit. */
   allowFailure?: boolean;
+  /**
+   * One of natproof's own tools that reads or changes only the node's network (netfilter,
+   * conntrack, captures, /proc/net, /proc/sys/net): a backend may run it in the node's network
+   * namespace from outside the node, which on docker costs no engine exec. Never set for a
+   * user's command, or one that needs the node's files or processes.
+   */
+  networkOnly?: boolean;
 }
 
 export interface ExecResult {
@@ -185,6 +192,41 @@ export class LongProcess {
   }
 }
 
+/** How long a killed command that never reports its end is waited for before natproof gives up on it. */
+const KILL_GRACE_MS = 2_000;
+
+/**
+ * Run a started process (elsewhere: in a container, through a lab's command runner) to
+ * completion, with execCommand's contract; `shown` is the command line its errors print. On a
+ * timeout it is killed, and waited for only a grace period more, so a runner or engine that
+ * never reports the end cannot hang natproof.
+ */
+export async function completeProcess(shown: readonly string[], proc: LongProcess, options: ExecOptions = {}): Promise<ExecResult> {
+  const handle = proc.child;
+  let stdout = '';
+  let stderr = '';
+  handle.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  handle.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  handle.stdin?.end(options.input ?? '');
+  let timedOut = false;
+  let grace: NodeJS.Timeout | undefined;
+  let timer: Deadline | undefined;
+  const gaveUp = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
+    timer = deadline(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => {
+      timedOut = true;
+      handle.kill('SIGKILL');
+      grace = setTimeout(() => resolve({ exitCode: null, signal: null }), KILL_GRACE_MS);
+    });
+  });
+  const { exitCode, signal } = await Promise.race([proc.exited, gaveUp]);
+  timer?.cancel();
+  clearTimeout(grace);
+  if (timedOut || (exitCode !== 0 && !options.allowFailure)) {
+    throw new CommandError(shown, exitCode, signal, stdout, stderr, timedOut);
+  }
+  return { argv: shown, exitCode, signal, stdout, stderr };
+}
+
 export interface SpawnOptions {
   /**
    * Write the process's stdout to this file of the machine natproof runs on, instead of a pipe
@@ -193,6 +235,13 @@ export interface SpawnOptions {
    * natproof is busy; a file takes them at once, and is read in bursts when it matters.
    */
   stdoutFile?: string;
+  /**
+   * One of natproof's own tools that reads or changes only the node's network (netfilter,
+   * conntrack, captures, /proc/net, /proc/sys/net): a backend may run it in the node's network
+   * namespace from outside the node, which on docker costs no engine exec. Never set for a
+   * user's command, or one that needs the node's files or processes.
+   */
+  networkOnly?: boolean;
 }
 
 /** Start a long-lived process with piped stdio (stdout to a file with `stdoutFile`). */

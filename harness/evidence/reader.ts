@@ -44,7 +44,7 @@ export class Reader {
   ): Promise<ExecResult | null> {
     let result: ExecResult;
     try {
-      result = await this.lab.exec(node, argv, { timeoutMs, allowFailure: true });
+      result = await this.lab.exec(node, argv, { timeoutMs, allowFailure: true, networkOnly: true });
     } catch (err) {
       missing.push(`${argv.join(' ')}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
       return null;

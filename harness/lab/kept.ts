@@ -107,7 +107,7 @@ export async function upKeptLab(topology: Topology, options: UpOptions): Promise
 
 /** The router's rules without counters (`nft -s`: every iptables-nft rule is there too), hashed. */
 async function routerRulesHash(lab: Pick<Lab, 'exec'>): Promise<string> {
-  const listing = await lab.exec({ kind: 'router' }, ['nft', '-s', 'list', 'ruleset'], { timeoutMs: 15_000 });
+  const listing = await lab.exec({ kind: 'router' }, ['nft', '-s', 'list', 'ruleset'], { timeoutMs: 15_000, networkOnly: true });
   return textHash(listing.stdout);
 }
 

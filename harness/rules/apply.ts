@@ -30,10 +30,10 @@ export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promi
   // The flush resets iptables' rules only with the nf_tables flavour, asked meanwhile too.
   await Promise.all([
     requireNftablesIptables(lab),
-    lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS }),
+    lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS, networkOnly: true }),
     (async () => {
-      await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS });
-      await lab.exec(ROUTER, ['iptables', '-P', 'FORWARD', router.forwardPolicy], { timeoutMs: TIMEOUT_MS });
+      await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS, networkOnly: true });
+      await lab.exec(ROUTER, ['iptables', '-P', 'FORWARD', router.forwardPolicy], { timeoutMs: TIMEOUT_MS, networkOnly: true });
     })(),
   ]);
 }
@@ -59,7 +59,7 @@ export async function runStep(exec: ToolExec, step: RuleStep, { check }: { check
 
 /** Apply the candidate rules; a rule the kernel rejects throws a RuleError naming its line. */
 export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource, node: NodeRef = ROUTER): Promise<void> {
-  const exec: ToolExec = (argv, options) => lab.exec(node, argv, options);
+  const exec: ToolExec = (argv, options) => lab.exec(node, argv, { ...options, networkOnly: true });
   for (const step of compileRules(source)) await runStep(exec, step, { check: false });
   if (source.format === 'nft') await countEveryRule(lab, node);
 }
@@ -69,14 +69,14 @@ export async function applyRules(lab: Pick<Lab, 'exec'>, source: RuleSource, nod
  * cannot write a rule back, the rules stay as they were and the kernel's trace is the evidence.
  */
 async function countEveryRule(lab: Pick<Lab, 'exec'>, node: NodeRef): Promise<void> {
-  const listed = await lab.exec(node, ['nft', '-j', 'list', 'ruleset'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+  const listed = await lab.exec(node, ['nft', '-j', 'list', 'ruleset'], { timeoutMs: TIMEOUT_MS, allowFailure: true, networkOnly: true });
   const commands = listed.exitCode === 0 ? counterCommands(listed.stdout) : [];
   // As an argument, not on stdin: nft reads JSON from a file it opens, and /dev/stdin cannot be
   // opened when stdin is a socket, as a spawned process's is. Batches keep each argument well
   // under the kernel's 128 KiB limit on one.
   for (let i = 0; i < commands.length; i += COUNTER_BATCH) {
     const batch = JSON.stringify({ nftables: commands.slice(i, i + COUNTER_BATCH) });
-    await lab.exec(node, ['nft', '-j', batch], { timeoutMs: TIMEOUT_MS, allowFailure: true });
+    await lab.exec(node, ['nft', '-j', batch], { timeoutMs: TIMEOUT_MS, allowFailure: true, networkOnly: true });
   }
 }
 
@@ -90,7 +90,7 @@ const COUNTER_BATCH = 50;
  */
 export async function checkRulesInRouter(lab: Pick<Lab, 'exec'>, router: Router, sources: readonly RuleSource[]): Promise<void> {
   await resetRouter(lab, router);
-  const exec: ToolExec = (argv, options) => lab.exec(ROUTER, argv, options);
+  const exec: ToolExec = (argv, options) => lab.exec(ROUTER, argv, { ...options, networkOnly: true });
   // The rule sets at once (a check commits nothing); the first one in order that fails is reported.
   const checked = await Promise.allSettled(
     sources.map(async (source) => {
@@ -116,7 +116,7 @@ function requireNftablesIptables(lab: Pick<Lab, 'exec'>): Promise<void> {
 }
 
 async function checkIptablesFlavour(lab: Pick<Lab, 'exec'>): Promise<void> {
-  const version = await lab.exec(ROUTER, ['iptables-restore', '--version'], { timeoutMs: TIMEOUT_MS });
+  const version = await lab.exec(ROUTER, ['iptables-restore', '--version'], { timeoutMs: TIMEOUT_MS, networkOnly: true });
   if (!version.stdout.includes('nf_tables')) {
     throw new HostError(
       `natproof needs iptables with the nf_tables backend, found: ${version.stdout.trim()}; ` +

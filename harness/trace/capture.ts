@@ -178,23 +178,27 @@ async function launchTcpdump(lab: Lab, node: NodeRef, file: string, onPackets: P
   const interfaces = await interfacesOf(lab, node);
   // -i any with SLL2 keeps each packet's interface and direction; a larger snaplen and
   // immediate, unbuffered writes keep the kernel from dropping packets and SIGINT from losing them.
-  const proc = lab.spawn(node, [
-    'tcpdump',
-    '-i',
-    'any',
-    '-y',
-    'LINUX_SLL2',
-    '-s',
-    '2048',
-    '-B',
-    '4096',
-    '-nn',
-    '--immediate-mode',
-    '-U',
-    '-w',
-    '-',
-    interfaceFilter(interfaces),
-  ]);
+  const proc = lab.spawn(
+    node,
+    [
+      'tcpdump',
+      '-i',
+      'any',
+      '-y',
+      'LINUX_SLL2',
+      '-s',
+      '2048',
+      '-B',
+      '4096',
+      '-nn',
+      '--immediate-mode',
+      '-U',
+      '-w',
+      '-',
+      interfaceFilter(interfaces),
+    ],
+    { networkOnly: true },
+  );
   const sink = createWriteStream(file);
   proc.child.stdout?.pipe(sink);
   if (onPackets) previewPackets(proc, { node, interfaces }, onPackets);
@@ -313,7 +317,9 @@ async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, tim
   // it is bounded by the whole wait, and one that runs out is a failed attempt, not an error.
   const conntrack = async (command: '-D' | '-I', ...extra: string[]): Promise<void> => {
     const timeoutMs = Math.max(MARKER_EXEC_MIN_MS, deadline - Date.now());
-    await lab.exec(router, ['conntrack', command, ...MARKER_TUPLE, ...extra], { allowFailure: true, timeoutMs }).catch(() => {});
+    await lab
+      .exec(router, ['conntrack', command, ...MARKER_TUPLE, ...extra], { allowFailure: true, timeoutMs, networkOnly: true })
+      .catch(() => {});
   };
   for (let attempt = 0; !seen; attempt++) {
     if (!proc.running || Date.now() > deadline) break;
@@ -332,7 +338,7 @@ async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, tim
 const MARKER_EXEC_MIN_MS = 5_000;
 
 async function startConntrackEvents(lab: Lab): Promise<ConntrackEvents> {
-  const proc = lab.spawn({ kind: 'router' }, ['conntrack', '-E', '-o', 'timestamp']);
+  const proc = lab.spawn({ kind: 'router' }, ['conntrack', '-E', '-o', 'timestamp'], { networkOnly: true });
   const lines: string[] = [];
   const marker = new MarkerWatch();
   createInterface({ input: proc.child.stdout! }).on('line', (line) => {

@@ -76,7 +76,7 @@ export async function startNftTrace(lab: Lab, timeoutMs: number, file: string): 
   // last trace lines many seconds after the probes (with it, it had caught up when they ended).
   // Where it may not raise its priority (a container without CAP_SYS_NICE) nice says so and
   // runs nft as it is.
-  const proc = lab.spawn(ROUTER, ['nice', '-n', '-10', 'nft', '-a', 'monitor'], { stdoutFile: file });
+  const proc = lab.spawn(ROUTER, ['nice', '-n', '-10', 'nft', '-a', 'monitor'], { stdoutFile: file, networkOnly: true });
   const output = new AppendedLines(file);
   const lines: string[] = [];
   let markers = 0;
@@ -91,7 +91,12 @@ export async function startNftTrace(lab: Lab, timeoutMs: number, file: string): 
   // never fails the run, it leaves the trace out or incomplete, said so.
   const tryRead = async (argv: string[], input?: string): Promise<string | null> => {
     try {
-      const r = await lab.exec(ROUTER, argv, { allowFailure: true, timeoutMs: EXEC_TIMEOUT_MS, ...(input ? { input } : {}) });
+      const r = await lab.exec(ROUTER, argv, {
+        allowFailure: true,
+        timeoutMs: EXEC_TIMEOUT_MS,
+        networkOnly: true,
+        ...(input ? { input } : {}),
+      });
       return r.exitCode === 0 ? r.stdout : null;
     } catch {
       return null;

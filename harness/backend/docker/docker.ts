@@ -44,6 +44,7 @@ import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
 import { containerLinks, setUpInterfaces, vethPeers, type IpLink } from './interfaces.js';
 import { LABELS, runLabels } from './labels.js';
 import { createNetworks } from './networks.js';
+import type { RunnerPlace } from '../runner/runner.js';
 import { Observer, observerUnavailable } from './observer.js';
 import { planDocker, type DockerPlan, type ImageRole, type PlannedContainer } from './plan.js';
 import { execInContainer, startInContainer } from './process.js';
@@ -201,14 +202,26 @@ export class DockerLab implements Lab {
     await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => waitListening(observer, c, this.pidOf(c))));
   }
 
-  exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+  async exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     const observer = this.requireObserver();
-    return execInContainer(this.docker, this.containerOf(node), argv, observer.signal, options);
+    const container = this.containerOf(node);
+    if (options?.networkOnly) {
+      // A lab another process built learns its containers' pids here.
+      if (node.kind !== 'segment') await this.containerPid(this.planned(node));
+      const place = this.networkPlace(node);
+      // Errors print the command that does the same by hand.
+      if (place) return observer.runner().exec(argv, place, ['docker', 'exec', container, ...argv], options);
+    }
+    return execInContainer(this.docker, container, argv, observer.signal, options);
   }
 
   spawn(node: NodeRef, argv: readonly string[], options: SpawnOptions = {}): LongProcess {
     const observer = this.requireObserver();
-    const proc = this.processes.add(startInContainer(this.docker, this.containerOf(node), argv, observer.signal));
+    const place = options.networkOnly ? this.networkPlace(node) : undefined;
+    const started = place
+      ? observer.runner().start(argv, place)
+      : startInContainer(this.docker, this.containerOf(node), argv, observer.signal);
+    const proc = this.processes.add(started);
     // The engine streams the output to natproof anyway; the file is where the caller reads it.
     if (options.stdoutFile !== undefined) proc.child.stdout?.pipe(createWriteStream(options.stdoutFile));
     return proc;
@@ -290,6 +303,7 @@ export class DockerLab implements Lab {
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
+    await this.observer?.closeRunner();
     this.observer?.closeSignalShell();
     if (!this.created) {
       torndown(this.runId);
@@ -328,6 +342,17 @@ export class DockerLab implements Lab {
   /** Start a node's container and keep its pid: the observer enters its namespace by it. */
   private async startNode(c: PlannedContainer, image: string): Promise<void> {
     this.pids.set(c.name, await startContainer(this.docker, c, image, this.plan.networks, this.labels));
+  }
+
+  /**
+   * Where the observer's runner runs a command that needs only `node`'s network: in the
+   * network namespace of its container's init (the observer sees the host's pids), or for a
+   * segment in the observer itself, on the host's network. Undefined while the pid is unknown.
+   */
+  private networkPlace(node: NodeRef): RunnerPlace | undefined {
+    if (node.kind === 'segment') return { ns: '' };
+    const pid = this.pids.get(this.planned(node).name);
+    return pid === undefined ? undefined : { ns: `/proc/${pid}/ns/net` };
   }
 
   private planned(node: NodeRef): PlannedContainer {

@@ -11,7 +11,10 @@
  *    host images need no tools and Docker's read-only /proc/sys in containers is no obstacle;
  *  - adds and removes natproof's DOCKER-USER accepts (firewall.ts);
  *  - signals processes started over the exec API, which has no signal call (process.ts),
- *    through one shell that stays running (signals.ts).
+ *    through one shell that stays running (signals.ts);
+ *  - runs natproof's own network tools (rules, captures, conntrack, the evidence's readings) in
+ *    any container's network namespace through the lab's command runner (../runner): a fork
+ *    each instead of an engine exec of three round trips.
  *
  * It holds only the capabilities those need, not --privileged: NET_ADMIN and NET_RAW (captures,
  * links, iptables), SYS_ADMIN and SYS_PTRACE (entering another container's namespace), with
@@ -20,7 +23,9 @@
 import type Docker from 'dockerode';
 import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
 import { HostError } from '../../errors.js';
-import { execInContainer, startInContainer, type Signaller } from './process.js';
+import { runnerArgv } from '../runner/program.js';
+import { CommandRunner } from '../runner/runner.js';
+import { execInContainer, startHeldInContainer, startInContainer, type Signaller } from './process.js';
 import {
   deleteArgv,
   IPTABLES_TOOLS,
@@ -44,6 +49,7 @@ export class Observer {
   private shell: SignalShell | undefined;
   /** Signals not sent yet, by signal name: the pids each goes to. */
   private readonly signalling = new Map<string, { pids: Set<number>; sent: Promise<void> }>();
+  private commandRunner: CommandRunner | undefined;
 
   private constructor(
     private readonly docker: Docker,
@@ -111,6 +117,20 @@ export class Observer {
 
   closeSignalShell(): void {
     this.shell?.close();
+  }
+
+  /** The lab's command runner, started at its first command: see the module's comment. */
+  runner(): CommandRunner {
+    if (!this.commandRunner) {
+      // It signals its commands itself, and ends when its input does.
+      const { proc, hold } = startHeldInContainer(this.docker, this.name, runnerArgv(), async () => {});
+      this.commandRunner = new CommandRunner(proc, `the observer ${this.name}`, hold);
+    }
+    return this.commandRunner;
+  }
+
+  async closeRunner(): Promise<void> {
+    await this.commandRunner?.close();
   }
 
   private async kill(name: string, pids: number[]): Promise<void> {

@@ -10,18 +10,15 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import { CommandError } from '../../errors.js';
-import { LongProcess, type ExecOptions, type ExecResult, type ProcessHandle } from '../../exec.js';
+import { completeProcess, LongProcess, type ExecOptions, type ExecResult, type ProcessHandle } from '../../exec.js';
 import { engine } from './engine.js';
 
 /** Delivers a signal to a pid of the Docker host; provided by the lab (its observer). */
 export type Signaller = (hostPid: number, signal: NodeJS.Signals) => Promise<void>;
 
-const DEFAULT_TIMEOUT_MS = 10_000;
 /** How long a started exec may take to report its pid; it is normally a few milliseconds. */
 const PID_TIMEOUT_MS = 5_000;
 const PID_POLL_MS = 10;
-const KILL_GRACE_MS = 2_000;
 
 class ContainerProcess extends EventEmitter implements ProcessHandle {
   readonly stdin = new PassThrough();
@@ -31,6 +28,7 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
   signalCode: NodeJS.Signals | null = null;
   private readonly started: Promise<void>;
   private exec: Docker.Exec | undefined;
+  private stream: Partial<Socket> | undefined;
   /** Once known: a running process keeps its pid, so each later signal costs no inspect. */
   private pid: number | undefined;
   private ended = false;
@@ -40,8 +38,8 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     container: string,
     private readonly argv: readonly string[],
     private readonly signaller: Signaller,
-    /** Its connection does not keep node running (see startInContainer). */
-    private readonly background = false,
+    /** Its connection does not keep node running (see startInContainer, hold). */
+    private background = false,
   ) {
     super();
     this.started = this.start(container).catch((err: unknown) => {
@@ -63,6 +61,16 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     return true;
   }
 
+  /**
+   * Whether its connection keeps node running: a background process's does not until asked
+   * (its work is under way), and stops again after.
+   */
+  hold(held: boolean): void {
+    this.background = !held;
+    if (held) this.stream?.ref?.();
+    else this.stream?.unref?.();
+  }
+
   private async start(container: string): Promise<void> {
     const exec = await engine(
       `creating an exec in ${container}`,
@@ -76,7 +84,8 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     );
     const stream = (await engine(`starting an exec in ${container}`, exec.start({ hijack: true, stdin: true }))) as Duplex;
     this.exec = exec;
-    if (this.background) (stream as Partial<Socket>).unref?.();
+    this.stream = stream as Partial<Socket>;
+    if (this.background) this.stream.unref?.();
     this.docker.modem.demuxStream(stream, this.stdout, this.stderr);
     // Ending our stdin half-closes the connection, which the engine passes on as EOF.
     this.stdin.pipe(stream);
@@ -140,37 +149,27 @@ export function startInContainer(
   return new LongProcess(argv, new ContainerProcess(docker, container, argv, signaller, background));
 }
 
+/**
+ * A background process in a container and a way to hold it (ContainerProcess.hold): for a
+ * helper whose connection should keep node running only while it does something for natproof.
+ */
+export function startHeldInContainer(
+  docker: Docker,
+  container: string,
+  argv: readonly string[],
+  signaller: Signaller,
+): { proc: LongProcess; hold: (held: boolean) => void } {
+  const handle = new ContainerProcess(docker, container, argv, signaller, true);
+  return { proc: new LongProcess(argv, handle), hold: (held) => handle.hold(held) };
+}
+
 /** Run a command in a container to completion, with the same contract as execCommand. */
-export async function execInContainer(
+export function execInContainer(
   docker: Docker,
   container: string,
   argv: readonly string[],
   signaller: Signaller,
   options: ExecOptions = {},
 ): Promise<ExecResult> {
-  const proc = startInContainer(docker, container, argv, signaller);
-  const handle = proc.child;
-  let stdout = '';
-  let stderr = '';
-  handle.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  handle.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  handle.stdin?.end(options.input ?? '');
-  let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
-  // On timeout: SIGKILL, then give up waiting after a grace period even if the engine never
-  // reports the end, so a hung engine cannot hang natproof.
-  const deadline = new Promise<{ exitCode: number | null }>((resolve) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      handle.kill('SIGKILL');
-      timer = setTimeout(() => resolve({ exitCode: null }), KILL_GRACE_MS);
-    }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  });
-  const { exitCode } = await Promise.race([proc.exited, deadline]);
-  clearTimeout(timer);
-  const shown = ['docker', 'exec', container, ...argv];
-  if (timedOut || (exitCode !== 0 && !options.allowFailure)) {
-    throw new CommandError(shown, exitCode, null, stdout, stderr, timedOut);
-  }
-  return { argv: shown, exitCode, signal: null, stdout, stderr };
+  return completeProcess(['docker', 'exec', container, ...argv], startInContainer(docker, container, argv, signaller), options);
 }

@@ -5,7 +5,7 @@
  */
 import { CommandError, HostError } from '../../errors.js';
 import { execCommand } from '../../exec.js';
-import { perlInNamespaces } from './setns.js';
+import { perlInNamespaces } from '../setns.js';
 
 /**
  * Arguments: how many at once, then NSPATH LINES pairs; stdin is every namespace's lines in that

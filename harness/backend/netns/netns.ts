@@ -26,6 +26,8 @@ import {
   type SharedAgentNode,
 } from '../backend.js';
 import { ProcessGroup } from '../processes.js';
+import type { CommandRunner, RunnerPlace } from '../runner/runner.js';
+import { startNetnsRunner } from './runner.js';
 import { sharedAgentArgv } from './shared-agent.js';
 import { writeSysctls } from './sysctls.js';
 import { ipBatchesIn } from './ip-batches.js';
@@ -145,6 +147,8 @@ export class NetnsLab implements Lab {
   private readonly processes = new ProcessGroup();
   /** Agents this lab started detached: killed at destroy unless the lab was kept. */
   private readonly detached: DetachedAgent[] = [];
+  /** Runs the lab's commands in its namespaces, started at the first (../runner). */
+  private commandRunner: CommandRunner | undefined;
   private created = false;
   private destroyed = false;
   constructor(
@@ -226,12 +230,13 @@ export class NetnsLab implements Lab {
     return detachedAlive(agent) ? undefined : detachedErrors(agent);
   }
 
-  exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    return execCommand(this.argvIn(node, argv), options);
+  async exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    // Errors print the command line that does the same from a shell.
+    return this.runner().exec(argv, this.place(node), this.terminalArgv(node, argv), options);
   }
 
   spawn(node: NodeRef, argv: readonly string[], options?: SpawnOptions): LongProcess {
-    return this.processes.add(startProcess(this.argvIn(node, argv), options));
+    return this.processes.add(this.runner().start(argv, this.place(node, options?.stdoutFile)));
   }
 
   startAgent(node: AgentNode): LongProcess {
@@ -266,6 +271,7 @@ export class NetnsLab implements Lab {
     // Processes first: a namespace with a process still inside outlives `ip netns del`.
     for (const agent of this.detached) killQuietly(agent.pid);
     await this.processes.stopAll('SIGTERM', 1_000);
+    await this.commandRunner?.close();
     if (!this.created) return;
     const existing = await listNamespaces();
     const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
@@ -294,6 +300,16 @@ export class NetnsLab implements Lab {
     const input = this.plan.namespaces.map((n) => `netns del ${n.ns}\n`).join('');
     spawnSync('ip', ['-force', '-batch', '-'], { input, timeout: 10_000, stdio: ['pipe', 'ignore', 'ignore'] });
     forgetRunNow(this.runId);
+  }
+
+  private runner(): CommandRunner {
+    if (this.destroyed) throw new Error(`lab ${this.runId} is torn down`);
+    this.commandRunner ??= startNetnsRunner(`lab ${this.runId}`);
+    return this.commandRunner;
+  }
+
+  private place(node: NodeRef, stdoutFile?: string): RunnerPlace {
+    return { ns: netnsPath(this.namespace(node).ns), ...(stdoutFile !== undefined && { stdoutFile }) };
   }
 
   private namespace(node: NodeRef): PlannedNamespace {

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { SHARED_FDS_ENV } from '../../agent/protocol.js';
-import { perlInNamespaces } from './setns.js';
+import { perlInNamespaces } from '../setns.js';
 
 /**
  * Arguments: NSPATH COUNT PORTS triples (PORTS: comma-separated, or `-`), then `--` and the

@@ -4,7 +4,7 @@
  */
 import { CommandError, HostError } from '../../errors.js';
 import { execCommand } from '../../exec.js';
-import { perlInNamespaces } from './setns.js';
+import { perlInNamespaces } from '../setns.js';
 
 /**
  * stdin: `@PATH` enters a namespace, `KEY<TAB>VALUE` writes a sysctl there. A key the kernel does

@@ -5,7 +5,7 @@
  * hundreds of hosts turn into seconds. perl (Debian's essential perl-base) calls setns through
  * syscall(), which takes the syscall's number.
  */
-import { HostError } from '../../errors.js';
+import { HostError } from '../errors.js';
 
 /** setns(2) and unshare(2) by node's process.arch: every architecture node is built for on Linux. */
 const SYSCALLS: Readonly<Record<string, { setns: number; unshare: number }>> = {
