@@ -97,6 +97,20 @@ describe.skipIf(netnsUnavailable)(`the command runner${netnsUnavailable ? ` (ski
     expect(await proc.exited).toEqual({ exitCode: null, signal: 'SIGTERM' });
   });
 
+  it('ends a command signalled the moment it starts by that signal, and only that command', async () => {
+    const other = runner.start(['sh', '-c', 'echo $$; exec sleep 30'], HERE);
+    let out = '';
+    other.child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+    for (let i = 0; i < 20; i++) {
+      const proc = runner.start(['sleep', '30'], HERE);
+      proc.signal('SIGTERM');
+      expect(await proc.exited).toEqual({ exitCode: null, signal: 'SIGTERM' });
+    }
+    expect(other.running).toBe(true);
+    await other.stop('SIGKILL', 1_000);
+    expect(await gone(Number(out.trim()))).toBe(true);
+  });
+
   it('writes a command\u2019s stdout to a file when asked, and none of it to natproof', async () => {
     const file = join(dir, 'out.txt');
     const proc = runner.start(['sh', '-c', 'echo to the file; echo to natproof >&2'], { ...HERE, stdoutFile: file });

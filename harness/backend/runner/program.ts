@@ -58,10 +58,19 @@ sub start {
   unless (pipe($in_r, $in_w) && pipe($err_r, $err_w) && ($outfile ne '' || pipe($out_r, $out_w))) {
     send_frame($id, 'E', "natproof's command runner: pipe: $!\n"); return ended($id, 127, 0);
   }
+  # Until the child has dropped the runner's handlers: a signal meant for the command must
+  # never run the runner's own (which would kill the runner's other commands).
+  my $blocked = POSIX::SigSet->new(POSIX::SIGTERM(), POSIX::SIGHUP(), POSIX::SIGCHLD(), POSIX::SIGINT());
+  my $before = POSIX::SigSet->new();
+  POSIX::sigprocmask(POSIX::SIG_BLOCK(), $blocked, $before);
   my $pid = fork();
-  if (!defined $pid) { send_frame($id, 'E', "natproof's command runner: fork: $!\n"); return ended($id, 127, 0); }
+  if (!defined $pid) {
+    POSIX::sigprocmask(POSIX::SIG_SETMASK(), $before);
+    send_frame($id, 'E', "natproof's command runner: fork: $!\n"); return ended($id, 127, 0);
+  }
   if ($pid == 0) {
     $SIG{$_} = 'DEFAULT' for qw(PIPE CHLD TERM HUP);
+    POSIX::sigprocmask(POSIX::SIG_SETMASK(), $before);
     POSIX::dup2(fileno($err_w), 2);
     POSIX::dup2(fileno($in_r), 0);
     eval {
@@ -73,6 +82,7 @@ sub start {
     syswrite(STDERR, $@);
     POSIX::_exit(127);
   }
+  POSIX::sigprocmask(POSIX::SIG_SETMASK(), $before);
   close($in_r); close($err_w); close($out_w) if $out_w;
   nonblock($in_w);
   my $p = { id => $id, pid => $pid, in => $in_w, inbuf => '', close_in => 0, O => $out_r, E => $err_r };
