@@ -24,6 +24,9 @@ export interface ExecOptions {
   networkOnly?: boolean;
 }
 
+/** Runs a command to completion somewhere (this machine, a lab's runner): execCommand's contract. */
+export type Exec = (argv: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
+
 export interface ExecResult {
   argv: readonly string[];
   exitCode: number | null;

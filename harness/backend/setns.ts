@@ -5,7 +5,8 @@
  * hundreds of hosts turn into seconds. perl (Debian's essential perl-base) calls setns through
  * syscall(), which takes the syscall's number.
  */
-import { HostError } from '../errors.js';
+import { CommandError, HostError } from '../errors.js';
+import type { Exec } from '../exec.js';
 
 /** setns(2) and unshare(2) by node's process.arch: every architecture node is built for on Linux. */
 const SYSCALLS: Readonly<Record<string, { setns: number; unshare: number }>> = {
@@ -37,4 +38,25 @@ sub enter {
 }
 `;
   return ['perl', '-e', prelude + program, '--', ...args];
+}
+
+/**
+ * Run a perl program of perlInNamespaces through `exec`. A failure says `what` failed and what
+ * the program said (it names the namespace), not the program's text.
+ */
+export async function runPerl(
+  exec: Exec,
+  what: string,
+  program: string,
+  args: readonly string[],
+  input: string,
+  timeoutMs: number,
+): Promise<void> {
+  try {
+    await exec(perlInNamespaces(program, args), { input, timeoutMs });
+  } catch (err) {
+    if (err instanceof CommandError)
+      throw new HostError(`${what}${err.timedOut ? ' (timed out)' : ''}: ${err.stderr.trim()}`, { cause: err });
+    throw err;
+  }
 }

@@ -14,20 +14,34 @@ import { newRunId } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
-/** This process's children that run a shared agent (perl becomes the agent: same pid). */
+/** The parent of each process now. */
+function parents(): Map<number, number> {
+  const found = new Map<number, number>();
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      found.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** This process's descendants (the lab's command runner starts it) that run a shared agent (perl becomes the agent: same pid). */
 function sharedPids(): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        return ppid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--shared-for');
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
+  const ppids = parents();
+  const descends = (pid: number): boolean => {
+    for (let p = ppids.get(pid); p !== undefined && p > 1; p = ppids.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  return [...ppids.keys()].filter((pid) => {
+    try {
+      return descends(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--shared-for');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
 }
 
 /** The processes inside the lab's namespaces (a node's own agent would be one). */

@@ -3,9 +3,8 @@
  * namespace and runs ip there, a few at a time. From node every such spawn costs several
  * milliseconds of its own time; hundreds of hosts made that most of a build.
  */
-import { CommandError, HostError } from '../../errors.js';
-import { execCommand } from '../../exec.js';
-import { perlInNamespaces } from '../setns.js';
+import { execCommand, type Exec } from '../../exec.js';
+import { runPerl } from '../setns.js';
 
 /**
  * Arguments: how many at once, then NSPATH LINES pairs; stdin is every namespace's lines in that
@@ -50,18 +49,16 @@ const LINE_TIMEOUT_MS = 1_000;
 const TIMEOUT_MS = 15_000;
 
 /** Run each namespace's batch inside it (by its /run/netns path), at most `limit` at once. */
-export async function ipBatchesIn(perNamespace: ReadonlyArray<[netns: string, lines: readonly string[]]>, limit: number): Promise<void> {
+export async function ipBatchesIn(
+  perNamespace: ReadonlyArray<[netns: string, lines: readonly string[]]>,
+  limit: number,
+  exec: Exec = execCommand,
+): Promise<void> {
   const jobs = perNamespace.filter(([, lines]) => lines.length > 0);
   if (jobs.length === 0) return;
   const args = [String(limit), ...jobs.flatMap(([netns, lines]) => [netns, String(lines.length)])];
   const input = jobs.flatMap(([, lines]) => lines.map((l) => `${l}\n`)).join('');
   const count = jobs.reduce((n, [, lines]) => n + lines.length, 0);
-  try {
-    await execCommand(perlInNamespaces(PROGRAM, args), { input, timeoutMs: TIMEOUT_MS + count * LINE_TIMEOUT_MS });
-  } catch (err) {
-    // Not the program's text: what ip said, after the namespace it said it in.
-    if (err instanceof CommandError)
-      throw new HostError(`ip -batch failed in a namespace${err.timedOut ? ' (timed out)' : ''}: ${err.stderr.trim()}`, { cause: err });
-    throw err;
-  }
+  // What ip said, after the namespace it said it in.
+  await runPerl(exec, 'ip -batch failed in a namespace', PROGRAM, args, input, TIMEOUT_MS + count * LINE_TIMEOUT_MS);
 }

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { execCommand, onPath, startProcess, type ExecOptions, type ExecResult, type LongProcess, type SpawnOptions } from '../../exec.js';
+import { execCommand, onPath, type Exec, type ExecOptions, type ExecResult, type LongProcess, type SpawnOptions } from '../../exec.js';
 import { SHARED_ARG } from '../../agent/protocol.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { mapLimit, startConcurrency } from '../../concurrency.js';
@@ -167,27 +167,36 @@ export class NetnsLab implements Lab {
     log(`creating ${namespaces.length} namespaces`);
     this.created = true;
     removeAtExit(this);
+    const exec = this.hostExec;
     await recordRun(this.runId, this.file);
     await ipBatch(
+      exec,
       [],
       namespaces.map((n) => `netns add ${n.ns}`),
     );
-    await writeSysctls(namespaces.map((n) => [netnsPath(n.ns), n.sysctls.base]));
+    await writeSysctls(
+      namespaces.map((n) => [netnsPath(n.ns), n.sysctls.base]),
+      exec,
+    );
     log(`wiring ${linkBatch.length} links`);
-    await ipBatch([], linkBatch);
+    await ipBatch(exec, [], linkBatch);
     // Each namespace's own steps need only its own interfaces, which the link batch made.
     // A few namespaces at a time: hundreds of spawns at once would each outlast its timeout.
     const limit = startConcurrency();
     await ipBatchesIn(
       namespaces.map((n) => [netnsPath(n.ns), n.batch]),
       limit,
+      exec,
     );
     // Only once every namespace has brought its links up: a bridge's carrier comes from a port
     // whose peer another namespace's batch brings up, and a wait holding a slot while that batch
     // queued behind it would stall the build.
-    await mapLimit(namespaces, limit, waitBridgesUp);
-    await writeSysctls(namespaces.map((n) => [netnsPath(n.ns), n.sysctls.interfaces]));
-    await mapLimit(namespaces, limit, (n) => setScenarioSysctls(this.file, n));
+    await mapLimit(namespaces, limit, (n) => waitBridgesUp(exec, n));
+    await writeSysctls(
+      namespaces.map((n) => [netnsPath(n.ns), n.sysctls.interfaces]),
+      exec,
+    );
+    await mapLimit(namespaces, limit, (n) => setScenarioSysctls(exec, this.file, n));
   }
 
   /**
@@ -246,7 +255,7 @@ export class NetnsLab implements Lab {
   startSharedAgent(nodes: readonly SharedAgentNode[]): LongProcess {
     const namespaces = nodes.map((n) => ({ netns: netnsPath(this.namespace(n.node).ns), sockets: n.sockets, listen: n.listen }));
     const names = JSON.stringify(nodes.map((n) => n.name));
-    return this.processes.add(startProcess(sharedAgentArgv(namespaces, [...agentArgv(), SHARED_ARG, names])));
+    return this.processes.add(this.runner().start(sharedAgentArgv(namespaces, [...agentArgv(), SHARED_ARG, names]), { ns: '' }));
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
@@ -271,17 +280,21 @@ export class NetnsLab implements Lab {
     // Processes first: a namespace with a process still inside outlives `ip netns del`.
     for (const agent of this.detached) killQuietly(agent.pid);
     await this.processes.stopAll('SIGTERM', 1_000);
-    await this.commandRunner?.close();
-    if (!this.created) return;
-    const existing = await listNamespaces();
-    const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
-    if (this.adopted) for (const ns of ours) await killProcessesIn(ns);
-    if (ours.length > 0)
-      await ipBatch(
-        ['-force'],
-        ours.map((ns) => `netns del ${ns}`),
-      );
-    await forgetRun(this.runId);
+    try {
+      if (!this.created) return;
+      const existing = await listNamespaces(this.hostExec);
+      const ours = this.plan.namespaces.map((n) => n.ns).filter((ns) => existing.has(ns));
+      if (this.adopted) for (const ns of ours) await killProcessesIn(ns);
+      if (ours.length > 0)
+        await ipBatch(
+          this.hostExec,
+          ['-force'],
+          ours.map((ns) => `netns del ${ns}`),
+        );
+      await forgetRun(this.runId);
+    } finally {
+      await this.commandRunner?.close();
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -302,8 +315,18 @@ export class NetnsLab implements Lab {
     forgetRunNow(this.runId);
   }
 
-  private runner(): CommandRunner {
-    if (this.destroyed) throw new Error(`lab ${this.runId} is torn down`);
+  /**
+   * Commands of this machine's own namespace (the build's ip batches and namespace writers, the
+   * teardown), through the runner while it runs: a node spawn each costs natproof far more. A
+   * runner that died (killed by someone) must not stop the teardown: then they are spawned.
+   */
+  private readonly hostExec: Exec = (argv, options) => {
+    if (this.commandRunner?.alive === false || (this.destroyed && !this.commandRunner)) return execCommand(argv, options);
+    return this.runner(true).exec(argv, { ns: '' }, argv, options);
+  };
+
+  private runner(duringTeardown = false): CommandRunner {
+    if (this.destroyed && !duringTeardown) throw new Error(`lab ${this.runId} is torn down`);
     this.commandRunner ??= startNetnsRunner(`lab ${this.runId}`);
     return this.commandRunner;
   }
@@ -337,11 +360,11 @@ export function agentArgv(): string[] {
 const BRIDGE_UP_TIMEOUT_MS = 30_000;
 
 /** Until the kernel has processed a bridge's carrier (operstate UP), what the node sends through it is dropped. */
-async function waitBridgesUp(n: PlannedNamespace): Promise<void> {
+async function waitBridgesUp(exec: Exec, n: PlannedNamespace): Promise<void> {
   if (n.bridges.length === 0) return;
   const deadline = Date.now() + BRIDGE_UP_TIMEOUT_MS;
   for (;;) {
-    const result = await execCommand(['ip', '-n', n.ns, '-j', 'link', 'show', 'type', 'bridge'], { timeoutMs: IP_TIMEOUT_MS });
+    const result = await exec(['ip', '-n', n.ns, '-j', 'link', 'show', 'type', 'bridge'], { timeoutMs: IP_TIMEOUT_MS });
     const links = JSON.parse(result.stdout) as Array<{ ifname: string; operstate?: string }>;
     const down = n.bridges.filter((name) => links.find((l) => l.ifname === name)?.operstate !== 'UP');
     if (down.length === 0) return;
@@ -354,9 +377,9 @@ async function waitBridgesUp(n: PlannedNamespace): Promise<void> {
 /** A batch's lines may each start a process (`netns exec`): its bound grows with them. */
 const IP_LINE_TIMEOUT_MS = 1_000;
 
-async function ipBatch(globalOptions: string[], lines: string[]): Promise<void> {
+async function ipBatch(exec: Exec, globalOptions: string[], lines: string[]): Promise<void> {
   if (lines.length === 0) return;
-  await execCommand(['ip', ...globalOptions, '-batch', '-'], {
+  await exec(['ip', ...globalOptions, '-batch', '-'], {
     input: `${lines.join('\n')}\n`,
     timeoutMs: IP_TIMEOUT_MS + lines.length * IP_LINE_TIMEOUT_MS,
   });
@@ -368,11 +391,11 @@ function netnsPath(ns: string): string {
 }
 
 /** The scenario's sysctls, last. Without -e: a name or value the kernel refuses is the scenario's error. */
-async function setScenarioSysctls(file: string, n: PlannedNamespace): Promise<void> {
+async function setScenarioSysctls(exec: Exec, file: string, n: PlannedNamespace): Promise<void> {
   const sysctls = n.sysctls.scenario;
   if (Object.keys(sysctls).length === 0) return;
   const argv = ['nsenter', `--net=${netnsPath(n.ns)}`, '--', 'sysctl', '-q', '-w', ...assignments(sysctls)];
-  const result = await execCommand(argv, { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
+  const result = await exec(argv, { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
   if (result.exitCode === 0) return;
   const label = nodeLabel(n.ref);
   const field =
@@ -381,8 +404,8 @@ async function setScenarioSysctls(file: string, n: PlannedNamespace): Promise<vo
 }
 
 /** Names of the network namespaces that exist now. */
-export async function listNamespaces(): Promise<Set<string>> {
-  const result = await execCommand(['ip', '-j', 'netns', 'list'], { timeoutMs: IP_TIMEOUT_MS });
+export async function listNamespaces(exec: Exec = execCommand): Promise<Set<string>> {
+  const result = await exec(['ip', '-j', 'netns', 'list'], { timeoutMs: IP_TIMEOUT_MS });
   const text = result.stdout.trim();
   if (!text) return new Set();
   return new Set((JSON.parse(text) as Array<{ name: string }>).map((n) => n.name));

@@ -2,9 +2,8 @@
  * natproof's own sysctls, every namespace's from one process (./setns.ts): a switch of a hundred
  * ports has thousands of per-interface values, and a scale run hundreds of namespaces.
  */
-import { CommandError, HostError } from '../../errors.js';
-import { execCommand } from '../../exec.js';
-import { perlInNamespaces } from '../setns.js';
+import { execCommand, type Exec } from '../../exec.js';
+import { runPerl } from '../setns.js';
 
 /**
  * stdin: `@PATH` enters a namespace, `KEY<TAB>VALUE` writes a sysctl there. A key the kernel does
@@ -30,17 +29,14 @@ while (my $line = <STDIN>) {
 const TIMEOUT_MS = 60_000;
 
 /** Write `sysctls` in each namespace (by its /run/netns path). */
-export async function writeSysctls(perNamespace: ReadonlyArray<[netns: string, sysctls: Record<string, string>]>): Promise<void> {
+export async function writeSysctls(
+  perNamespace: ReadonlyArray<[netns: string, sysctls: Record<string, string>]>,
+  exec: Exec = execCommand,
+): Promise<void> {
   const lines = perNamespace.flatMap(([netns, sysctls]) => {
     const entries = Object.entries(sysctls);
     return entries.length === 0 ? [] : [`@${netns}`, ...entries.map(([key, value]) => `${key}\t${value}`)];
   });
   if (lines.length === 0) return;
-  try {
-    await execCommand(perlInNamespaces(PROGRAM, []), { input: `${lines.join('\n')}\n`, timeoutMs: TIMEOUT_MS });
-  } catch (err) {
-    if (err instanceof CommandError)
-      throw new HostError(`natproof could not set its sysctls${err.timedOut ? ' (timed out)' : ''}: ${err.stderr.trim()}`, { cause: err });
-    throw err;
-  }
+  await runPerl(exec, 'natproof could not set its sysctls', PROGRAM, [], `${lines.join('\n')}\n`, TIMEOUT_MS);
 }

@@ -136,6 +136,11 @@ export class CommandRunner {
     });
   }
 
+  /** False once the runner has gone: its commands then end at once, with the reason on stderr. */
+  get alive(): boolean {
+    return this.gone === undefined;
+  }
+
   /** Start `argv` in `place`; its handle behaves like a child process's. */
   start(argv: readonly string[], place: RunnerPlace): LongProcess {
     const id = this.nextId++;
