@@ -284,6 +284,8 @@ interface ConntrackEvents {
 class MarkerWatch {
   private sightings = 0;
   private readonly pulse = new Pulse();
+  /** Whether the marker entry is in the conntrack table now, as far as the commands said. */
+  entry = false;
 
   saw(): void {
     this.sightings++;
@@ -304,35 +306,45 @@ class MarkerWatch {
 const MARKER_TUPLE = ['-p', 'udp', '-s', MARKER.src, '-d', MARKER.dst, '--sport', MARKER.port, '--dport', MARKER.port];
 
 /**
- * Insert the marker entry until its event shows up in the stream: its event comes after every
- * event the kernel sent before it, so seeing it means the stream is live (at the start) and has
- * delivered everything earlier (at the end).
+ * Change the marker entry until the change's event shows up in the stream: its event comes
+ * after every event the kernel sent before it, so seeing it means the stream is live (at the
+ * start) and has delivered everything earlier (at the end). The start inserts the entry and
+ * leaves it; the end deletes it: one command each when the stream keeps up, and no entry left.
  */
-async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, timeoutMs: number): Promise<boolean> {
+async function awaitMarker(lab: Lab, proc: LongProcess, marker: MarkerWatch, timeoutMs: number, end: boolean): Promise<boolean> {
   const router: NodeRef = { kind: 'router' };
   const deadline = Date.now() + timeoutMs;
   const before = marker.count;
   let seen = false;
   // One attempt's command may take long on a loaded engine (a docker exec of several seconds):
   // it is bounded by the whole wait, and one that runs out is a failed attempt, not an error.
-  const conntrack = async (command: '-D' | '-I', ...extra: string[]): Promise<void> => {
+  const conntrack = async (command: '-D' | '-I', ...extra: string[]): Promise<boolean> => {
     const timeoutMs = Math.max(MARKER_EXEC_MIN_MS, deadline - Date.now());
-    await lab
+    const result = await lab
       .exec(router, ['conntrack', command, ...MARKER_TUPLE, ...extra], { allowFailure: true, timeoutMs, networkOnly: true })
-      .catch(() => {});
+      .catch(() => undefined);
+    return result?.exitCode === 0;
   };
-  for (let attempt = 0; !seen; attempt++) {
+  // A delete if the entry is there, else an insert: either is an event. A failed delete means
+  // it was not there (it expired), a failed insert that it was.
+  const change = async (): Promise<void> => {
+    if (marker.entry && (await conntrack('-D'))) marker.entry = false;
+    else if (await conntrack('-I', '-t', MARKER_LIFETIME_S)) marker.entry = true;
+    else if (await conntrack('-D')) marker.entry = false;
+  };
+  for (;;) {
     if (!proc.running || Date.now() > deadline) break;
-    // An entry left by an earlier attempt blocks a new insert: delete it first. The first
-    // attempt has none to meet (each wait ends by deleting its entry, and a leftover expires
-    // in 5 s); should it fail anyway, the next attempt deletes.
-    if (attempt > 0) await conntrack('-D');
-    await conntrack('-I', '-t', '5');
+    await change();
     seen = await marker.since(before, 50);
+    if (seen) break;
   }
-  await conntrack('-D');
+  // Retries at the end may have put it back; at the start it stays for the end to delete.
+  if (end && marker.entry && (await conntrack('-D'))) marker.entry = false;
   return seen;
 }
+
+/** Longer than a rule set's probes take: the end's delete finds it (if not, it inserts). */
+const MARKER_LIFETIME_S = '600';
 
 /** A marker command gets at least this long, also when the wait is nearly over. */
 const MARKER_EXEC_MIN_MS = 5_000;
@@ -346,7 +358,7 @@ async function startConntrackEvents(lab: Lab): Promise<ConntrackEvents> {
     if (line.includes(`src=${MARKER.src} dst=${MARKER.dst}`)) marker.saw();
   });
   // conntrack -E prints nothing when it is ready, so insert a marker entry and wait to see it.
-  if (!(await awaitMarker(lab, proc, marker, READY_TIMEOUT_MS))) {
+  if (!(await awaitMarker(lab, proc, marker, READY_TIMEOUT_MS, false))) {
     await proc.stop('SIGKILL');
     throw new HostError(`conntrack -E did not start in the router: ${proc.stderr.trim() || 'no events seen'}`);
   }
@@ -355,5 +367,5 @@ async function startConntrackEvents(lab: Lab): Promise<ConntrackEvents> {
 
 /** Wait until conntrack -E has passed on every event up to now (bounded: its stream is best effort). */
 async function drainConntrack(lab: Lab, events: ConntrackEvents): Promise<void> {
-  await awaitMarker(lab, events.proc, events.marker, DRAIN_TIMEOUT_MS);
+  await awaitMarker(lab, events.proc, events.marker, DRAIN_TIMEOUT_MS, true);
 }
