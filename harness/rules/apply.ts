@@ -24,26 +24,18 @@ const TIMEOUT_MS = 15_000;
  * of iptables-legacy would survive it and leak from one rule set into the next, so natproof
  * requires the nf_tables flavour (see `requireNftablesIptables`).
  */
-export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Pick<Router, 'forwardPolicy'>): Promise<void> {
+export async function resetRouter(lab: Pick<Lab, 'exec'>, router: Router): Promise<void> {
   // The conntrack table and the rules are apart in the kernel, and nothing crosses the quiet lab
-  // meanwhile: emptied at once. The flush resets iptables' rules only with the nf_tables
-  // flavour, asked meanwhile too.
+  // meanwhile: emptied at once. The policy goes in the table the flush removed, so after it.
+  // The flush resets iptables' rules only with the nf_tables flavour, asked meanwhile too.
   await Promise.all([
     requireNftablesIptables(lab),
     lab.exec(ROUTER, ['conntrack', '-F'], { timeoutMs: TIMEOUT_MS, networkOnly: true }),
-    lab.exec(ROUTER, ['nft', '-f', '-'], { input: resetTransaction(router), timeoutMs: TIMEOUT_MS, networkOnly: true }),
+    (async () => {
+      await lab.exec(ROUTER, ['nft', 'flush', 'ruleset'], { timeoutMs: TIMEOUT_MS, networkOnly: true });
+      await lab.exec(ROUTER, ['iptables', '-P', 'FORWARD', router.forwardPolicy], { timeoutMs: TIMEOUT_MS, networkOnly: true });
+    })(),
   ]);
-}
-
-/**
- * Every table gone, then the scenario's FORWARD policy, in one transaction: the table and
- * chain are exactly those \`iptables -P FORWARD <policy>\` makes with the nf_tables flavour
- * (\`nft -j list ruleset\` is the same after either), and iptables-restore adds to them as to its
- * own. One command instead of two in a row, on every rule-set switch.
- */
-export function resetTransaction(router: Pick<Router, 'forwardPolicy'>): string {
-  const policy = router.forwardPolicy.toLowerCase();
-  return `flush ruleset\nadd table ip filter\nadd chain ip filter FORWARD { type filter hook forward priority filter; policy ${policy}; }\n`;
 }
 
 /**

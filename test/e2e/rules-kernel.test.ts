@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleError } from '../../harness/errors.js';
-import { execCommand, type ExecOptions, type ExecResult } from '../../harness/exec.js';
-import { applyRules, resetRouter } from '../../harness/rules/apply.js';
+import { execCommand, type ExecResult } from '../../harness/exec.js';
+import { applyRules } from '../../harness/rules/apply.js';
 import { netnsUnavailable } from './host.js';
 import type { RuleFormat, RuleSource } from '../../harness/scenario/topology.js';
 
@@ -186,28 +186,4 @@ iptables -t nat -A POSTROUTING -j ACCEPT
     expect(err.position).toEqual({ file: FILE, line: 10, column: 19 });
     expect(err.message).toContain('No such file or directory');
   });
-
-  it.each(['ACCEPT', 'DROP'] as const)(
-    'resets to the same kernel state as `nft flush ruleset` then `iptables -P FORWARD %s`, and iptables-restore adds to it as to its own',
-    async (forwardPolicy) => {
-      const lab = { exec: (_node: unknown, argv: readonly string[], options?: ExecOptions) => inNetns([...argv], options?.input) };
-      // A table's handle only counts the tables the namespace has had.
-      const ruleset = async (): Promise<unknown> =>
-        (
-          JSON.parse((await inNetns(['nft', '-j', 'list', 'ruleset'])).stdout) as { nftables: Array<{ table?: { handle?: number } }> }
-        ).nftables.map((o) => (o.table ? { table: { ...o.table, handle: undefined } } : o));
-      // Some rules first, in tables the reset must remove.
-      await apply(source('iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE\niptables -A INPUT -j ACCEPT'));
-      await inNetns(['nft', 'flush', 'ruleset']);
-      await inNetns(['iptables', '-P', 'FORWARD', forwardPolicy]);
-      const byTheTools = await ruleset();
-      await apply(source('iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE\niptables -A INPUT -j ACCEPT'));
-      await resetRouter(lab, { forwardPolicy });
-      expect(await ruleset()).toEqual(byTheTools);
-      await apply(source('iptables -A FORWARD -i eth0 -j ACCEPT'));
-      expect(await saved('filter')).toContain(`:FORWARD ${forwardPolicy} [0:0]`);
-      expect(await saved('filter')).toContain('-A FORWARD -i eth0 -j ACCEPT');
-      expect((await inNetns(['nft', 'flush', 'ruleset'])).exitCode).toBe(0);
-    },
-  );
 });
