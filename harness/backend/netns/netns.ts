@@ -30,7 +30,6 @@ import type { CommandRunner, RunnerPlace } from '../runner/runner.js';
 import { startNetnsRunner } from './runner.js';
 import { sharedAgentArgv } from './shared-agent.js';
 import { writeSysctls } from './sysctls.js';
-import { ipBatchesIn } from './ip-batches.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
 import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
@@ -183,11 +182,7 @@ export class NetnsLab implements Lab {
     // Each namespace's own steps need only its own interfaces, which the link batch made.
     // A few namespaces at a time: hundreds of spawns at once would each outlast its timeout.
     const limit = startConcurrency();
-    await ipBatchesIn(
-      namespaces.map((n) => [netnsPath(n.ns), n.batch]),
-      limit,
-      exec,
-    );
+    await mapLimit(namespaces, limit, (n) => this.ipBatchIn(n));
     // Only once every namespace has brought its links up: a bridge's carrier comes from a port
     // whose peer another namespace's batch brings up, and a wait holding a slot while that batch
     // queued behind it would stall the build.
@@ -324,6 +319,19 @@ export class NetnsLab implements Lab {
     if (this.commandRunner?.alive === false || (this.destroyed && !this.commandRunner)) return execCommand(argv, options);
     return this.runner(true).exec(argv, { ns: '' }, argv, options);
   };
+
+  /** A namespace's own steps, one `ip -batch` inside it; one ip refuses names its namespace. */
+  private async ipBatchIn(n: PlannedNamespace): Promise<void> {
+    if (n.batch.length === 0) return;
+    const argv = ['ip', '-batch', '-'];
+    const result = await this.runner().exec(argv, this.place(n.ref), this.terminalArgv(n.ref, argv), {
+      input: `${n.batch.join('\n')}\n`,
+      timeoutMs: IP_TIMEOUT_MS + n.batch.length * IP_LINE_TIMEOUT_MS,
+      allowFailure: true,
+    });
+    if (result.exitCode !== 0)
+      throw new HostError(`ip -batch failed in ${netnsPath(n.ns)} (${nodeLabel(n.ref)}): ${(result.stderr || result.stdout).trim()}`);
+  }
 
   private runner(duringTeardown = false): CommandRunner {
     if (this.destroyed && !duringTeardown) throw new Error(`lab ${this.runId} is torn down`);
