@@ -57,4 +57,36 @@ describe('an agent group closed while its agents start', () => {
     expect(started.length).toBeLessThan(topology.hosts.length);
     expect(started.filter((p) => p.running).map((p) => p.argv[0])).toEqual([]);
   }, 60_000);
+
+  it('stops a shared agent that is still starting, and its start ends instead of hanging', async () => {
+    const topology = parseScenario(scaleScenario(20), 'scale.yaml');
+    const started: LongProcess[] = [];
+    // Ready only long after the close: the group must not wait for it.
+    const slow = STAND_IN.replace('50);', '30_000);');
+    const lab = {
+      startAgent(_node: AgentNode): LongProcess {
+        const proc = startProcess([process.execPath, '-e', STAND_IN]);
+        started.push(proc);
+        return proc;
+      },
+      startSharedAgent(): LongProcess {
+        const proc = startProcess([process.execPath, '-e', slow]);
+        started.push(proc);
+        return proc;
+      },
+    } as unknown as Lab;
+    const group = new AgentGroup(lab, { probeRounds: 1 });
+    const starting = group.start(topology).then(
+      () => 'every agent started',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    while (started.length < 1) await new Promise((r) => setTimeout(r, 5));
+    // The shared agent starts first (it is one start for many nodes).
+    expect(started[0]?.argv[2]).toContain('30_000');
+    const closedAt = Date.now();
+    await group[Symbol.asyncDispose]();
+    expect(await starting).not.toBe('every agent started');
+    expect(Date.now() - closedAt).toBeLessThan(10_000);
+    expect(started.filter((p) => p.running).map((p) => p.argv[0])).toEqual([]);
+  }, 60_000);
 });
