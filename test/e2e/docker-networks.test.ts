@@ -3,11 +3,13 @@
  * refuses a subnet another run holds, the ordered path that waits for it without holding a
  * higher subnet meanwhile (two runs waiting on each other's subnets would never finish).
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LABELS, runLabels } from '../../harness/backend/docker/labels.js';
 import { createNetworks } from '../../harness/backend/docker/networks.js';
+import { reaperScriptPath } from '../../harness/backend/docker/reaper.js';
 import type { PlannedNetwork } from '../../harness/backend/docker/plan.js';
 import { newRunId } from '../../harness/run.js';
 import { dockerSkipReason } from './docker-host.js';
@@ -50,7 +52,11 @@ async function holder(labels: Record<string, string>): Promise<Docker.Network> {
 }
 
 afterEach(async () => {
-  const runs = made.splice(0);
+  await removeNetworksOf(made.splice(0));
+});
+
+/** Remove the networks of `runs` (by run label, or by name for a holder). */
+async function removeNetworksOf(runs: string[]): Promise<void> {
   const networks = await docker.listNetworks();
   await Promise.all(
     networks
@@ -62,7 +68,7 @@ afterEach(async () => {
           .catch(() => {}),
       ),
   );
-});
+}
 
 describe.skipIf(dockerUnavailable)(`docker networks${skipNote(dockerUnavailable)}`, () => {
   it('are all made at once when no subnet is taken', async () => {
@@ -100,4 +106,38 @@ describe.skipIf(dockerUnavailable)(`docker networks${skipNote(dockerUnavailable)
       /network n2 \(10\.233\.2\.0\/24\) overlaps np-hold-[0-9a-f]+ \(10\.233\.2\.0\/24\); Docker allows each subnet once per engine/,
     );
   });
+
+  it("wait for a dead run's subnet while a reaper removes that run, and fail at once without one", async () => {
+    // A natproof process that has exited: its pid names no process any more.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid ?? 0;
+    const otherRun = newRunId();
+    made.push(otherRun);
+    const blocker = await holder(runLabels(otherRun, gone, hostname()));
+    const runId = newRunId();
+    made.push(runId);
+    await expect(createNetworks(docker, planned(runId), runLabels(runId, process.pid, hostname()), () => {})).rejects.toThrow(
+      new RegExp(`natproof run ${otherRun}, whose natproof is gone`),
+    );
+    // What the failed create made before it failed.
+    await removeNetworksOf([runId]);
+    // A reaper for that process (a stand-in with a reaper's command line) is removing it.
+    const reaper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', reaperScriptPath(), String(gone), '{}'], {
+      stdio: 'ignore',
+    });
+    try {
+      const again = newRunId();
+      made.push(again);
+      let waited = false;
+      await createNetworks(docker, planned(again), runLabels(again, process.pid, hostname()), (line) => {
+        if (line.startsWith('waiting for natproof run') && !waited) {
+          waited = true;
+          void blocker.remove();
+        }
+      });
+      expect(waited, 'the run never waited').toBe(true);
+      expect(await subnetsOf(again)).toEqual(['10.233.1.0/24', '10.233.2.0/24', '10.233.3.0/24']);
+    } finally {
+      reaper.kill('SIGKILL');
+    }
+  }, 60_000);
 });

@@ -3,12 +3,14 @@
  * subnets. Docker allows each subnet once per engine, so creating one may mean waiting for
  * another natproof run to let go of it.
  */
+import { hostname } from 'node:os';
 import type Docker from 'dockerode';
 import { HostError } from '../../errors.js';
 import { compareSubnets, subnetsOverlap } from '../../ipv4.js';
 import { listRuns, runIsAlive } from './cleanup.js';
 import { engine } from './engine.js';
 import { LABELS } from './labels.js';
+import { reaperRunsFor } from './reaper.js';
 import type { PlannedNetwork } from './plan.js';
 
 /** How long a run waits for another live run to release a subnet (a whole test file's worth). */
@@ -167,8 +169,9 @@ async function subnetHolders(docker: Docker, subnet: string): Promise<SubnetHold
       .filter((s): s is string => typeof s === 'string' && s.includes('.') && subnetsOverlap(s, subnet))
       .map((s) => {
         const runId = net.Labels?.[LABELS.run];
-        const alive =
-          runId !== undefined && runIsAlive({ pid: Number(net.Labels?.[LABELS.pid] ?? 0), machine: net.Labels?.[LABELS.machine] ?? '' });
+        const owner = { pid: Number(net.Labels?.[LABELS.pid] ?? 0), machine: net.Labels?.[LABELS.machine] ?? '' };
+        // A run whose natproof exited with a reaper removing it (reaper.ts) is about to go.
+        const alive = runId !== undefined && (runIsAlive(owner) || (owner.machine === hostname() && reaperRunsFor(owner.pid)));
         return { name: net.Name, subnet: s, runId, alive, kept: false };
       }),
   );

@@ -6,7 +6,7 @@
  * removes its namespaces synchronously instead.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../package-root.js';
 import type { DockerBackendOptions } from './connection.js';
@@ -42,4 +42,24 @@ function startReaper(): void {
     child.unref();
   }
   unfinished.clear();
+}
+
+/**
+ * Whether a reaper on this machine is removing natproof process `pid`'s labs now: a run whose
+ * natproof is gone but whose reaper works is about to go, and is waited for like a live one.
+ */
+export function reaperRunsFor(pid: number): boolean {
+  const script = reaperScriptPath();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const at = args.indexOf(script);
+    if (at >= 0 && args[at + 1] === String(pid)) return true;
+  }
+  return false;
 }
