@@ -14,14 +14,16 @@
  *    through one shell that stays running (signals.ts);
  *  - runs natproof's own network tools (rules, captures, conntrack, the evidence's readings) in
  *    any container's network namespace through the lab's command runner (../runner): a fork
- *    each instead of an engine exec of three round trips.
+ *    each instead of an engine exec of three round trips. Its own commands (the set-up above,
+ *    the accepts) go the same way: after its start, a lab's build and teardown cost the engine
+ *    no exec but the runner's and the signal shell's.
  *
  * It holds only the capabilities those need, not --privileged: NET_ADMIN and NET_RAW (captures,
  * links, iptables), SYS_ADMIN and SYS_PTRACE (entering another container's namespace), with
  * /proc/sys writable (systempaths=unconfined) so sysctls land in the entered namespace.
  */
 import type Docker from 'dockerode';
-import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
+import type { ExecOptions, ExecResult } from '../../exec.js';
 import { HostError } from '../../errors.js';
 import { runnerArgv } from '../runner/program.js';
 import { CommandRunner } from '../runner/runner.js';
@@ -119,7 +121,10 @@ export class Observer {
     this.shell?.close();
   }
 
-  /** The lab's command runner, started at its first command: see the module's comment. */
+  /**
+   * The lab's command runner, started at its first command (see the module's comment); a lab
+   * this process builds starts it with the observer, so its start overlaps the containers'.
+   */
   runner(): CommandRunner {
     if (!this.commandRunner) {
       // It signals its commands itself, and ends when its input does.
@@ -146,17 +151,16 @@ export class Observer {
     });
   }
 
+  /** Run a command in the observer, on the Docker host's network, through the runner. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    return execInContainer(this.docker, this.name, argv, this.signal, options);
+    // Errors print the command that does the same by hand.
+    return this.runner().exec(argv, { ns: '' }, ['docker', 'exec', this.name, ...argv], options);
   }
 
-  spawn(argv: readonly string[]): LongProcess {
-    return startInContainer(this.docker, this.name, argv, this.signal);
-  }
-
-  /** Run a command in the network namespace of the process `hostPid` (a container's init). */
+  /** Run a command in the network namespace of the process `hostPid` (a container's init), through the runner. */
   inNetns(hostPid: number, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    return this.exec(['nsenter', '-t', String(hostPid), '-n', '--', ...argv], { timeoutMs: TIMEOUT_MS, ...options });
+    const byHand = ['docker', 'exec', this.name, 'nsenter', '-t', String(hostPid), '-n', '--', ...argv];
+    return this.runner().exec(argv, { ns: `/proc/${hostPid}/ns/net` }, byHand, { timeoutMs: TIMEOUT_MS, ...options });
   }
 
   /** Insert the accepts; a no-op on an engine that runs without its iptables rules. */
