@@ -31,7 +31,10 @@ import {
   type Lab,
   type NodeInterface,
   type NodeRef,
+  type SharedAgentNode,
 } from '../backend.js';
+import { SHARED_ARG } from '../../agent/protocol.js';
+import { sharedAgentArgv } from '../netns/shared-agent.js';
 import { ProcessGroup } from '../processes.js';
 import { cleanLeaves, closeLabAccepts, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
 import type { BridgeAccept } from './firewall.js';
@@ -234,6 +237,25 @@ export class DockerLab implements Lab {
   startAgent(node: AgentNode): LongProcess {
     // The router image carries the agent as the host image does (images.ts).
     return this.spawn(node, [IMAGE_NODE, IMAGE_AGENT_SCRIPT]);
+  }
+
+  /**
+   * One agent for the nodes that need only HTTP and TCP (AgentGroup decides which), in the
+   * observer: made by the netns backend's program, which makes each node's sockets inside that
+   * node's namespace (by its container's pid, as the runner enters it) and then becomes the agent
+   * in a namespace of its own that holds only a loopback device. Its sockets send from, and
+   * listen in, the nodes, as each node's own agent would; one node process instead of one per
+   * container, each an engine exec and a node start competing with the rules' apply for the CPU.
+   */
+  startSharedAgent(nodes: readonly SharedAgentNode[]): LongProcess {
+    const namespaces = nodes.map((n) => {
+      const place = this.networkPlace(n.node);
+      // Only a lab this process built shares an agent (a run's), and it knows every pid.
+      if (!place) throw new Error(`the pid of ${nodeLabel(n.node)}'s container is not known in this process`);
+      return { netns: place.ns, sockets: n.sockets, listen: n.listen };
+    });
+    const agent = [IMAGE_NODE, IMAGE_AGENT_SCRIPT, SHARED_ARG, JSON.stringify(nodes.map((n) => n.name))];
+    return this.processes.add(this.requireObserver().runner().start(sharedAgentArgv(namespaces, agent), { ns: '' }));
   }
 
   startDetachedAgent(node: AgentNode, name: string, _dir: string, file: string): Promise<DetachedAgent> {
