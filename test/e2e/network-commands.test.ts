@@ -76,7 +76,7 @@ const docker = BACKENDS.find((b) => b.name === 'docker')!;
 
 describe('a docker lab', () => {
   it.skipIf(docker.unavailable)(
-    `is built and torn down with two engine execs, both in its observer: its runner and its signal shell${skipNote(docker.unavailable)}`,
+    `is built and torn down with one engine exec, its observer's command runner${skipNote(docker.unavailable)}`,
     async () => {
       const topology = await loadScenario('scenarios/dmz-three-network.yaml');
       const runId = newRunId();
@@ -94,7 +94,7 @@ describe('a docker lab', () => {
         } finally {
           await lab.destroy();
         }
-        expect(execs.containers()).toEqual([`np-${runId}-observer`, `np-${runId}-observer`]);
+        expect(execs.containers()).toEqual([`np-${runId}-observer`]);
       } finally {
         execs.restore();
       }

@@ -330,7 +330,6 @@ export class DockerLab implements Lab {
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
-    observer?.closeSignalShell();
     // The runner's last command is the accepts' removal; it ends while the containers go.
     const released = closing.then(async (problems) => {
       await observer?.closeRunner();
@@ -364,7 +363,6 @@ export class DockerLab implements Lab {
   private async startObserver(image: string): Promise<Observer> {
     try {
       this.observer = await Observer.start(this.docker, this.plan.observer, image, this.labels);
-      this.observer.startSignalShell();
       // Now, not at the first command: its start overlaps the containers'.
       this.observer.runner();
     } catch (err) {
