@@ -23,20 +23,20 @@ async function addressesOf(lab: Lab, node: NodeRef): Promise<string[]> {
   return links.flatMap((l) => l.addr_info.map((a) => a.local));
 }
 
-/** Engine execs started in this process from now on (every Container's exec, through getContainer). */
-function countExecs(): { count: () => number; restore: () => void } {
+/** Engine execs started in this process from now on (every Container's exec, through getContainer): the containers they went to. */
+function countExecs(): { count: () => number; containers: () => string[]; restore: () => void } {
   const original = Docker.prototype.getContainer;
-  let count = 0;
+  const containers: string[] = [];
   Docker.prototype.getContainer = function (this: Docker, id: string) {
     const container = original.call(this, id);
     const exec = container.exec.bind(container);
     container.exec = ((...args: Parameters<typeof exec>) => {
-      count++;
+      containers.push(id);
       return exec(...args);
     }) as typeof container.exec;
     return container;
   };
-  return { count: () => count, restore: () => (Docker.prototype.getContainer = original) };
+  return { count: () => containers.length, containers: () => [...containers], restore: () => (Docker.prototype.getContainer = original) };
 }
 
 describe.each(BACKENDS)('network-only commands on $name', (backend) => {
@@ -67,6 +67,38 @@ describe.each(BACKENDS)('network-only commands on $name', (backend) => {
       } finally {
         execs.restore();
       }
+    },
+    IMAGE_BUILD_MS,
+  );
+});
+
+const docker = BACKENDS.find((b) => b.name === 'docker')!;
+
+describe('a docker lab', () => {
+  it.skipIf(docker.unavailable)(
+    `is built and torn down with one engine exec, its observer's command runner${skipNote(docker.unavailable)}`,
+    async () => {
+      const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+      const runId = newRunId();
+      const execs = countExecs();
+      try {
+        const lab = await docker.make().build(topology, { runId });
+        try {
+          // Built as the scenario says: what the set-up (run by the runner) gave each node.
+          expect(await addressesOf(lab, { kind: 'router' })).toEqual(
+            expect.arrayContaining(['100.0.0.254', '172.16.0.254', '192.168.0.254']),
+          );
+          expect(await addressesOf(lab, { kind: 'host', name: 'internet-client' })).toContain('123.45.6.7');
+          const ports = await lab.interfaces({ kind: 'segment', network: 'dmz' });
+          expect(ports.map((p) => p.attached).sort()).toEqual(['bridge', 'dmz-client', 'router', 'webserver']);
+        } finally {
+          await lab.destroy();
+        }
+        expect(execs.containers()).toEqual([`np-${runId}-observer`]);
+      } finally {
+        execs.restore();
+      }
+      expect(await docker.leftBehind(runId)).toEqual([]);
     },
     IMAGE_BUILD_MS,
   );

@@ -1,17 +1,24 @@
 /**
- * On the netns backend the nodes that need only HTTP and TCP share one agent: one process
- * holding sockets made in each of those nodes beforehand, so a run of hundreds of clients does
- * not start hundreds of node processes. Each probe still leaves from its own host, each server
- * still listens in its own, and the shared agent itself can reach nothing.
+ * The nodes that need only HTTP and TCP share one agent: one process holding sockets made in
+ * each of those nodes beforehand, so a run of hundreds of clients does not start hundreds of
+ * node processes (on docker: an engine exec and a node start per container). Each probe still
+ * leaves from its own host, each server still listens in its own, and the shared agent itself
+ * can reach nothing.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import Docker from 'dockerode';
 import { AgentGroup } from '../../harness/agent/group.js';
+import type { Lab } from '../../harness/backend/backend.js';
+import { DockerBackend } from '../../harness/backend/docker/docker.js';
 import { NetnsBackend } from '../../harness/backend/netns/netns.js';
 import { applyRules, resetRouter } from '../../harness/rules/apply.js';
 import { newRunId } from '../../harness/run.js';
 import { loadScenario } from '../../harness/scenario/load.js';
+import type { Topology } from '../../harness/scenario/topology.js';
+import { dockerLeftBehind, dockerSkipReason } from './docker-host.js';
+import { IMAGE_BUILD_MS } from './backend-cases.js';
 import { leftBehind, netnsUnavailable } from './host.js';
 
 /** The parent of each process now. */
@@ -61,6 +68,44 @@ function listening(ns: string): string[] {
     .map((line) => line.trim().split(/\s+/)[3] ?? '');
 }
 
+/**
+ * One planned round from every probe's host: each leaves from its own host and is served in the
+ * webserver; a second round, not planned, finds no socket left and says so.
+ */
+async function probesFromTheirHosts(agents: AgentGroup, topology: Topology): Promise<void> {
+  const send = (round: number) =>
+    Promise.all(
+      topology.probes.map((probe, i) =>
+        agents.of(probe.from).probe({
+          kind: probe.kind,
+          address: probe.target.address,
+          port: probe.target.port,
+          path: `/shared-agent-test/${round}/${probe.name}`,
+          localPort: 31_000 + round * 100 + i,
+          timeoutMs: 5_000,
+        }),
+      ),
+    );
+  const replies = await send(1);
+  expect(replies.map((r) => `${r.ok} ${r.error}`)).toEqual(topology.probes.map(() => 'true null'));
+  // The server saw each probe come from where the scenario expects (its own host, or the
+  // router's SNAT), and the log names the node that served it.
+  const log = await agents.drainRequests();
+  for (const probe of topology.probes) {
+    const seen = log.find((line) => line.path === `/shared-agent-test/1/${probe.name}`);
+    expect({ probe: probe.name, host: seen?.host, from: seen?.remoteAddress }).toEqual({
+      probe: probe.name,
+      host: 'webserver',
+      from: probe.expect.serverSees,
+    });
+  }
+
+  // One round was planned: a second has no socket left in any host, and says so.
+  const again = await send(2);
+  expect(again.map((r) => r.ok)).toEqual(topology.probes.map(() => false));
+  expect(again[0]?.detail).toMatch(/holds no socket of internet-client for this probe/);
+}
+
 describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
   it("serves in the server's node, sends each probe from its own host, holds one socket per planned probe, and lives where it can reach nothing", async () => {
     const topology = await loadScenario('scenarios/dmz-three-network.yaml');
@@ -87,40 +132,49 @@ describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? `
       const devices = readFileSync(`/proc/${shared}/net/dev`, 'utf8').split('\n').slice(2).filter(Boolean);
       expect(devices.map((line) => line.trim().split(':')[0])).toEqual(['lo']);
 
-      const send = (round: number) =>
-        Promise.all(
-          topology.probes.map((probe, i) =>
-            agents.of(probe.from).probe({
-              kind: probe.kind,
-              address: probe.target.address,
-              port: probe.target.port,
-              path: `/shared-agent-test/${round}/${probe.name}`,
-              localPort: 31_000 + round * 100 + i,
-              timeoutMs: 5_000,
-            }),
-          ),
-        );
-      const replies = await send(1);
-      expect(replies.map((r) => `${r.ok} ${r.error}`)).toEqual(topology.probes.map(() => 'true null'));
-      // The server saw each probe come from where the scenario expects (its own host, or the
-      // router's SNAT), and the log names the node that served it.
-      const log = await agents.drainRequests();
-      for (const probe of topology.probes) {
-        const seen = log.find((line) => line.path === `/shared-agent-test/1/${probe.name}`);
-        expect({ probe: probe.name, host: seen?.host, from: seen?.remoteAddress }).toEqual({
-          probe: probe.name,
-          host: 'webserver',
-          from: probe.expect.serverSees,
-        });
-      }
-
-      // One round was planned: a second has no socket left in any host, and says so.
-      const again = await send(2);
-      expect(again.map((r) => r.ok)).toEqual(topology.probes.map(() => false));
-      expect(again[0]?.detail).toMatch(/holds no socket of internet-client for this probe/);
+      await probesFromTheirHosts(agents, topology);
     } finally {
       expect(leftBehind(runId)).toEqual([]);
       expect(sharedPids()).toEqual([]);
     }
   }, 60_000);
+});
+
+/** What runs in a container, by its engine's account (`docker top`). */
+async function processesIn(container: string): Promise<string[]> {
+  const top = (await new Docker().getContainer(container).top()) as { Titles: string[]; Processes: string[][] };
+  const command = top.Titles.indexOf('CMD');
+  return top.Processes.map((p) => p[command] ?? '');
+}
+
+const dockerUnavailable = await dockerSkipReason();
+
+describe.skipIf(dockerUnavailable)(`a shared agent on docker${dockerUnavailable ? ` (skipped: ${dockerUnavailable})` : ''}`, () => {
+  it(
+    "runs in the observer, not in a container, yet serves in the server's container and probes from each host's",
+    async () => {
+      const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+      const ruleset = topology.rulesets.find((r) => r.name === 'hairpin');
+      if (!ruleset) throw new Error('dmz-three-network has no hairpin rule set');
+      const runId = newRunId();
+      try {
+        await using lab: Lab = await new DockerBackend().build(topology, { runId });
+        await using agents = new AgentGroup(lab, { probeRounds: 1 });
+        await agents.start(topology);
+        await resetRouter(lab, topology.router);
+        await applyRules(lab, ruleset.rules);
+
+        // No agent in any host's container: each runs only its idle init.
+        for (const host of topology.hosts) expect(await processesIn(`np-${runId}-h-${host.name}`)).toEqual(['sleep infinity']);
+        // The server listens in the webserver's namespace, as its own agent would.
+        const listening = await lab.exec({ kind: 'host', name: 'webserver' }, ['ss', '-Htln'], { networkOnly: true });
+        expect(listening.stdout).toMatch(/0\.0\.0\.0:80\b/);
+
+        await probesFromTheirHosts(agents, topology);
+      } finally {
+        expect(await dockerLeftBehind(runId)).toEqual([]);
+      }
+    },
+    IMAGE_BUILD_MS,
+  );
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAccepts, restoreInput } from '../../harness/backend/docker/firewall.js';
 import { interfaceBatch, planDocker } from '../../harness/backend/docker/plan.js';
 import { compareSubnets, subnetsOverlap } from '../../harness/ipv4.js';
-import { setupLines } from '../../harness/backend/docker/interfaces.js';
+import { setupSteps } from '../../harness/backend/docker/interfaces.js';
 import { nodeLabel } from '../../harness/backend/backend.js';
 import { planNetns } from '../../harness/backend/netns/plan.js';
 import { loadScenario, parseScenario } from '../../harness/scenario/load.js';
@@ -75,33 +75,37 @@ describe('planDocker for the seed scenario', async () => {
     );
     const router = planDocker(parseScenario(text, 'sysctls.yaml'), 'abc123').containers[0]!;
     expect(router.sysctls.scenario).toEqual({ 'net.ipv4.conf.eth1.route_localnet': '1', 'net.ipv4.conf.all.rp_filter': '1' });
-    const lines = setupLines(router, 4242, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
-    const sysctlLines = lines.filter((l) => l.includes('sysctl'));
-    expect(sysctlLines).toHaveLength(2);
-    expect(sysctlLines[0]).toMatch(/^nsenter -t 4242 -n -- sysctl -q -e -w .*net\.ipv4\.conf\.eth1\.route_localnet=0/);
-    expect(sysctlLines[1]).toBe('nsenter -t 4242 -n -- sysctl -q -w net.ipv4.conf.eth1.route_localnet=1 net.ipv4.conf.all.rp_filter=1');
-    expect(lines.at(-1)).toBe(sysctlLines[1]);
+    const steps = setupSteps(router, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
+    const sysctls = steps.filter((step) => step.argv[0] === 'sysctl').map((step) => step.argv);
+    expect(sysctls).toHaveLength(2);
+    expect(sysctls[0]!.slice(0, 4)).toEqual(['sysctl', '-q', '-e', '-w']);
+    expect(sysctls[0]).toContain('net.ipv4.conf.eth1.route_localnet=0');
+    expect(sysctls[1]).toEqual(['sysctl', '-q', '-w', 'net.ipv4.conf.eth1.route_localnet=1', 'net.ipv4.conf.all.rp_filter=1']);
+    expect(steps.at(-1)!.argv).toBe(sysctls[1]);
   });
 
-  it("feeds a container's interface lines to one ip -batch in its namespace, as a here-document nothing expands", () => {
+  it("feeds a container's interface lines to one ip -batch in its namespace, first", () => {
     const router = container('router');
     const current = new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`]));
-    const lines = setupLines(router, 4242, current);
-    const end = lines.indexOf('NATPROOF_BATCH_END');
-    expect(lines[0]).toBe("nsenter -t 4242 -n -- ip -batch - <<'NATPROOF_BATCH_END'");
-    expect(lines.slice(1, end)).toEqual(interfaceBatch(router, current));
-    expect(lines.slice(end + 1).every((l) => l.startsWith('nsenter -t 4242 -n -- sysctl '))).toBe(true);
+    const [batch, ...rest] = setupSteps(router, current);
+    expect(batch).toEqual({
+      argv: ['ip', '-batch', '-'],
+      input: interfaceBatch(router, current)
+        .map((l) => `${l}\n`)
+        .join(''),
+    });
+    expect(rest.every((step) => step.argv[0] === 'sysctl' && step.input === undefined)).toBe(true);
   });
 
-  it('quotes a word the shell would read otherwise', () => {
+  it('passes a word a shell would read otherwise to sysctl unchanged: no shell reads it', () => {
     const text = readFileSync('scenarios/dmz-three-network.yaml', 'utf8').replace(
       '  default_route: { dev: eth1 }\n',
       '  default_route: { dev: eth1 }\n  sysctls: { net.ipv4.conf.eth1.route_localnet: 1 }\n',
     );
     const router = planDocker(parseScenario(text, 'sysctls.yaml'), 'abc123').containers[0]!;
     router.sysctls.scenario = { 'net.ipv4.x$(touch /tmp/y)': "it's" };
-    const lines = setupLines(router, 1, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
-    expect(lines.at(-1)).toBe(`nsenter -t 1 -n -- sysctl -q -w 'net.ipv4.x$(touch /tmp/y)=it'\\''s'`);
+    const steps = setupSteps(router, new Map(router.interfaces.map((i, n) => [i.dockerAddress, `eth${n}`])));
+    expect(steps.at(-1)!.argv).toEqual(['sysctl', '-q', '-w', "net.ipv4.x$(touch /tmp/y)=it's"]);
   });
 
   it('renames the router interfaces through temporaries, since Docker may have used the scenario names', () => {

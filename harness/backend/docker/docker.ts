@@ -31,7 +31,10 @@ import {
   type Lab,
   type NodeInterface,
   type NodeRef,
+  type SharedAgentNode,
 } from '../backend.js';
+import { SHARED_ARG } from '../../agent/protocol.js';
+import { sharedAgentArgv } from '../netns/shared-agent.js';
 import { ProcessGroup } from '../processes.js';
 import { cleanLeaves, closeLabAccepts, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
 import type { BridgeAccept } from './firewall.js';
@@ -41,7 +44,7 @@ import { imageOf, startContainer, waitListening } from './containers.js';
 import { allSettledOrThrow, engine, withTimeout } from './engine.js';
 import { attachDetached, detachedGone, startDetached } from './detached.js';
 import { IMAGE_AGENT_SCRIPT, IMAGE_NODE, ImageBuilder } from './images.js';
-import { containerLinks, setUpInterfaces, vethPeers, type IpLink } from './interfaces.js';
+import { containerLinks, hostLinks, setUpContainer, vethPeers, type IpLink, type VethPeer } from './interfaces.js';
 import { LABELS, runLabels } from './labels.js';
 import { createNetworks } from './networks.js';
 import type { RunnerPlace } from '../runner/runner.js';
@@ -139,10 +142,13 @@ export class DockerBackend implements Backend {
     const runId = `c${process.pid.toString(16).padStart(5, '0').slice(-5)}`;
     const labels = runLabels(runId, process.pid, hostname());
     alive.add(runId);
+    let observer: Observer | undefined;
     try {
-      const observer = await Observer.start(this.docker, `np-clean-${runId}`, image, labels);
+      observer = await Observer.start(this.docker, `np-clean-${runId}`, image, labels);
       return await removeStaleAccepts(this.docker, observer, alive);
     } finally {
+      // Its runner ends before its container goes, as a lab's does.
+      await observer?.closeRunner();
       for (const run of (await listRuns(this.docker, runId)).values()) await removeRun(this.docker, run);
     }
   }
@@ -186,20 +192,21 @@ export class DockerLab implements Lab {
     this.created = true;
     this.routerImage = images.router;
     log(`creating ${networks.length} Docker networks and ${containers.length} containers`);
-    // The observer is on the host's network, so it starts while the lab's networks are made; the
-    // accepts name bridges by name, so they go in while the containers start. Nothing crosses a
-    // bridge before the interfaces are set up below, which waits for both.
+    // The observer (and its runner) is on the host's network, so it starts while the lab's
+    // networks are made and its containers start; the accepts name bridges by name. Each
+    // container is set up as soon as it and the observer run: the engine's container starts are
+    // most of a build, and the set-up of those started first overlaps the rest. Nothing crosses
+    // a bridge before the build returns, which waits for all of it.
     // Settled, not raced: a failed create must not start the teardown while siblings are in flight.
     const starting = this.startObserver(images.router);
-    await allSettledOrThrow<unknown>([createNetworks(this.docker, networks, this.labels, log, signal), starting]);
+    const bridges = starting.then((observer) => observer.openBridges(this.accepts()));
+    const nodes = createNetworks(this.docker, networks, this.labels, log, signal).then(() =>
+      allSettledOrThrow(containers.map((c) => this.startNode(c, imageOf(c, images), starting))),
+    );
+    await allSettledOrThrow<unknown>([starting, bridges, nodes]);
     const observer = await starting;
-    const bridges = observer.openBridges(this.accepts());
-    await allSettledOrThrow<unknown>([bridges, ...containers.map((c) => this.startNode(c, imageOf(c, images)))]);
-    log('setting up interfaces, addresses and routes');
-    const { peers, hostLinks, links } = await setUpInterfaces(observer, containers, (c) => this.pidOf(c));
-    for (const [name, list] of links) this.links.set(name, list);
-    this.segments = Promise.resolve(await mapSegments(observer, networks, peers, hostLinks));
-    await allSettledOrThrow(containers.filter((c) => c.listens.length > 0).map((c) => waitListening(observer, c, this.pidOf(c))));
+    const peers = (await nodes).flat();
+    this.segments = Promise.resolve(await mapSegments(observer, networks, peers, await hostLinks(observer)));
   }
 
   async exec(node: NodeRef, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -230,6 +237,25 @@ export class DockerLab implements Lab {
   startAgent(node: AgentNode): LongProcess {
     // The router image carries the agent as the host image does (images.ts).
     return this.spawn(node, [IMAGE_NODE, IMAGE_AGENT_SCRIPT]);
+  }
+
+  /**
+   * One agent for the nodes that need only HTTP and TCP (AgentGroup decides which), in the
+   * observer: made by the netns backend's program, which makes each node's sockets inside that
+   * node's namespace (by its container's pid, as the runner enters it) and then becomes the agent
+   * in a namespace of its own that holds only a loopback device. Its sockets send from, and
+   * listen in, the nodes, as each node's own agent would; one node process instead of one per
+   * container, each an engine exec and a node start competing with the rules' apply for the CPU.
+   */
+  startSharedAgent(nodes: readonly SharedAgentNode[]): LongProcess {
+    const namespaces = nodes.map((n) => {
+      const place = this.networkPlace(n.node);
+      // Only a lab this process built shares an agent (a run's), and it knows every pid.
+      if (!place) throw new Error(`the pid of ${nodeLabel(n.node)}'s container is not known in this process`);
+      return { netns: place.ns, sockets: n.sockets, listen: n.listen };
+    });
+    const agent = [IMAGE_NODE, IMAGE_AGENT_SCRIPT, SHARED_ARG, JSON.stringify(nodes.map((n) => n.name))];
+    return this.processes.add(this.requireObserver().runner().start(sharedAgentArgv(namespaces, agent), { ns: '' }));
   }
 
   startDetachedAgent(node: AgentNode, name: string, _dir: string, file: string): Promise<DetachedAgent> {
@@ -298,19 +324,24 @@ export class DockerLab implements Lab {
     this.destroyed = true;
     // The host rules go while the processes stop and the lab's containers and networks go: they
     // only let traffic across the lab's bridges, and nothing is sent any more. The observer,
-    // which removes them, goes last.
-    const closing = this.created && this.observer ? closeLabAccepts(this.observer, this.runId, this.accepts()) : Promise.resolve([]);
+    // whose runner removes them, goes last.
+    const observer = this.observer;
+    const closing = this.created && observer ? closeLabAccepts(observer, this.runId, this.accepts()) : Promise.resolve([]);
     // Processes first, politely (captures flush, agents exit), but never waiting on an engine
     // that does not answer: removing the containers ends whatever is left.
     await withTimeout(this.processes.stopAll('SIGTERM', STOP_GRACE_MS), STOP_GRACE_MS * 3, '').catch(() => {});
-    await this.observer?.closeRunner();
-    this.observer?.closeSignalShell();
+    // The runner's last command is the accepts' removal; it ends while the containers go.
+    const released = closing.then(async (problems) => {
+      await observer?.closeRunner();
+      return problems;
+    });
     if (!this.created) {
+      await released;
       torndown(this.runId);
       return;
     }
-    const removed = await removeLab(this.docker, this.runId, { name: this.plan.observer, released: closing });
-    const problems = [...(await closing), ...removed];
+    const removed = await removeLab(this.docker, this.runId, { name: this.plan.observer, released });
+    const problems = [...(await released), ...removed];
     // What is left now is for `natproof clean`, which says so below.
     torndown(this.runId);
     if (problems.length > 0) {
@@ -332,16 +363,26 @@ export class DockerLab implements Lab {
   private async startObserver(image: string): Promise<Observer> {
     try {
       this.observer = await Observer.start(this.docker, this.plan.observer, image, this.labels);
-      this.observer.startSignalShell();
+      // Now, not at the first command: its start overlaps the containers'.
+      this.observer.runner();
     } catch (err) {
       throw observerUnavailable(err);
     }
     return this.observer;
   }
 
-  /** Start a node's container and keep its pid: the observer enters its namespace by it. */
-  private async startNode(c: PlannedContainer, image: string): Promise<void> {
-    this.pids.set(c.name, await startContainer(this.docker, c, image, this.plan.networks, this.labels));
+  /**
+   * Start a node's container and keep its pid (the observer enters its namespace by it), then
+   * set up its network and, for a custom image, wait for its server: returns its veth peers.
+   */
+  private async startNode(c: PlannedContainer, image: string, observerStarting: Promise<Observer>): Promise<VethPeer[]> {
+    const pid = await startContainer(this.docker, c, image, this.plan.networks, this.labels);
+    this.pids.set(c.name, pid);
+    const observer = await observerStarting;
+    const { links, peers } = await setUpContainer(observer, c, pid);
+    this.links.set(c.name, links);
+    if (c.listens.length > 0) await waitListening(observer, c, pid);
+    return peers;
   }
 
   /**
@@ -386,12 +427,6 @@ export class DockerLab implements Lab {
       return mapSegments(observer, this.plan.networks, peers.flat());
     })();
     return this.segments;
-  }
-
-  private pidOf(c: PlannedContainer): number {
-    const pid = this.pids.get(c.name);
-    if (!pid) throw new Error(`${c.name} is not running`);
-    return pid;
   }
 
   private requireObserver(): Observer {

@@ -1,14 +1,11 @@
 /**
  * Each started container's network as the scenario says: interfaces found by the address
  * Docker gave them, renamed, readdressed and routed (the lines come from plan.ts), their
- * sysctls set, and each one waited for until it is up. All of it from the observer, inside
- * each container's namespace, so host images need no tools.
+ * sysctls set, and each one waited for until it is up. All of it from the observer's command
+ * runner, inside each container's namespace, so host images need no tools.
  */
 import { HostError } from '../../errors.js';
-import type { ExecResult } from '../../exec.js';
 import { assignments } from '../common.js';
-import { allSettledOrThrow } from './engine.js';
-import { shellLine } from './shell.js';
 import type { Observer } from './observer.js';
 import { interfaceBatch, type PlannedContainer } from './plan.js';
 
@@ -38,32 +35,40 @@ export interface VethPeer {
   peerIndex: number;
 }
 
+/** One step of a container's set-up: a command run in its network namespace, and its input. */
+export interface SetupStep {
+  argv: string[];
+  input?: string;
+}
+
 /**
- * Give every started container the scenario's interfaces, addresses, routes and
- * per-interface sysctls, from the observer inside each container's namespace. Every exec
- * costs the engine a tenth of a second or more, so the whole lab is set up by two shell scripts
- * in the observer, and inside them each container by one `ip -batch` entered with `nsenter -n`
- * (a process per container, not one per line: `ip netns exec` forked one for each line and
- * made a mount namespace for it, which cost a loaded machine seconds).
+ * Give a started container the scenario's interfaces, addresses, routes and per-interface
+ * sysctls, from the observer's runner inside its namespace: a fork per step, no engine exec, so
+ * it runs as soon as the container has started, while the lab's other containers still start
+ * (the engine's container starts are most of a build). Returns its links once they are up, and
+ * its interfaces' veth peers on the Docker host.
  */
-export async function setUpInterfaces(
+export async function setUpContainer(
   observer: Observer,
-  containers: readonly PlannedContainer[],
-  pidOf: (c: PlannedContainer) => number,
-): Promise<{ peers: VethPeer[]; hostLinks: IpLink[]; links: Map<string, IpLink[]> }> {
-  const addresses = await dockerAddresses(observer, containers, pidOf);
-  const setup = containers.flatMap((c, i) => setupLines(c, pidOf(c), addresses[i]!));
-  // The same exec then lists each container's links (often already up, so no wait follows)
-  // and the Docker host's (the segments' bridge ports): two round trips fewer.
-  const listings = [...containers.map((c) => inNetns(pidOf(c), ['ip', '-j', 'link', 'show'])), 'ip -j link show'];
-  const output = (await runScript(observer, [...setup, ...listings])).stdout;
-  const listed = jsonLines<IpLink[]>(output, containers.length + 1);
-  const up = await allSettledOrThrow(containers.map(async (c, i) => ({ c, links: await waitLinksUp(observer, c, pidOf(c), listed[i]!) })));
-  return {
-    peers: up.flatMap(({ c, links }) => vethPeers(c, links)),
-    hostLinks: listed[containers.length]!,
-    links: new Map(up.map(({ c, links }) => [c.name, links])),
-  };
+  c: PlannedContainer,
+  pid: number,
+): Promise<{ links: IpLink[]; peers: VethPeer[] }> {
+  const addresses = JSON.parse(
+    (await observer.inNetns(pid, ['ip', '-j', 'addr', 'show'], { timeoutMs: SETUP_TIMEOUT_MS })).stdout,
+  ) as IpAddr[];
+  const current = new Map<string, string>();
+  for (const link of addresses) for (const a of link.addr_info ?? []) if (a.family === 'inet') current.set(a.local, link.ifname);
+  // In order, stopping at the first that fails (its error names the command and its stderr).
+  for (const step of setupSteps(c, current)) {
+    await observer.inNetns(pid, step.argv, { timeoutMs: SETUP_TIMEOUT_MS, ...(step.input === undefined ? {} : { input: step.input }) });
+  }
+  const links = await waitLinksUp(observer, c, pid, await containerLinks(observer, pid));
+  return { links, peers: vethPeers(c, links) };
+}
+
+/** The Docker host's links: the segments' bridges and their ports. */
+export async function hostLinks(observer: Observer): Promise<IpLink[]> {
+  return JSON.parse((await observer.exec(['ip', '-j', 'link', 'show'], { timeoutMs: SETUP_TIMEOUT_MS })).stdout) as IpLink[];
 }
 
 /** The links of the container whose init is `pid`. */
@@ -71,53 +76,20 @@ export async function containerLinks(observer: Observer, pid: number): Promise<I
   return JSON.parse((await observer.inNetns(pid, ['ip', '-j', 'link', 'show'])).stdout) as IpLink[];
 }
 
-/** A shell line of the observer's script: `argv` run in the network namespace of `pid`. */
-function inNetns(pid: number, argv: readonly string[]): string {
-  return shellLine(['nsenter', '-t', String(pid), '-n', '--', ...argv]);
-}
-
-/** Per container, in order: the interface Docker named for each address it gave. */
-async function dockerAddresses(
-  observer: Observer,
-  containers: readonly PlannedContainer[],
-  pidOf: (c: PlannedContainer) => number,
-): Promise<Array<Map<string, string>>> {
-  const discovery = await runScript(
-    observer,
-    containers.map((c) => inNetns(pidOf(c), ['ip', '-j', 'addr', 'show'])),
-  );
-  return jsonLines<IpAddr[]>(discovery.stdout, containers.length).map((links) => {
-    const current = new Map<string, string>();
-    for (const link of links) for (const a of link.addr_info ?? []) if (a.family === 'inet') current.set(a.local, link.ifname);
-    return current;
-  });
-}
-
-/** Ends the here-document that feeds a container's `ip -batch`: no ip line is this word. */
-const BATCH_END = 'NATPROOF_BATCH_END';
-
 /**
- * A container's set-up as lines of the observer's script: its interfaces and routes as one
- * `ip -batch` in its namespace, then its sysctls.
+ * A container's set-up, in its namespace: its interfaces and routes as one `ip -batch` (one
+ * process, not one per line), then its sysctls. argv arrays: nothing is read by a shell.
  */
-export function setupLines(c: PlannedContainer, pid: number, current: ReadonlyMap<string, string>): string[] {
+export function setupSteps(c: PlannedContainer, current: ReadonlyMap<string, string>): SetupStep[] {
   const perInterface = assignments(c.sysctls.interfaces);
   const scenario = assignments(c.sysctls.scenario);
   return [
-    // Quoted delimiter: the lines reach ip as they are, nothing expanded.
-    `${inNetns(pid, ['ip', '-batch', '-'])} <<'${BATCH_END}'`,
-    ...interfaceBatch(c, current),
-    BATCH_END,
+    { argv: ['ip', '-batch', '-'], input: lines(interfaceBatch(c, current)) },
     // -e: IPv6 keys are absent on a kernel without IPv6.
-    ...(perInterface.length > 0 ? [inNetns(pid, ['sysctl', '-q', '-e', '-w', ...perInterface])] : []),
+    ...(perInterface.length > 0 ? [{ argv: ['sysctl', '-q', '-e', '-w', ...perInterface] }] : []),
     // The scenario's, last and without -e: a name the kernel lacks fails the set-up, naming it.
-    ...(scenario.length > 0 ? [inNetns(pid, ['sysctl', '-q', '-w', ...scenario])] : []),
+    ...(scenario.length > 0 ? [{ argv: ['sysctl', '-q', '-w', ...scenario] }] : []),
   ];
-}
-
-/** Runs shell lines in the observer, stopping at the first that fails (its stderr says which). */
-function runScript(observer: Observer, script: readonly string[]): Promise<ExecResult> {
-  return observer.exec(['sh', '-e', '-s'], { input: lines(script), timeoutMs: SETUP_TIMEOUT_MS });
 }
 
 /**
@@ -148,11 +120,4 @@ export function vethPeers(c: PlannedContainer, links: readonly IpLink[]): VethPe
 
 function lines(list: readonly string[]): string {
   return list.map((l) => `${l}\n`).join('');
-}
-
-/** `ip -j` prints one JSON document per line; one per command of a batch, in order. */
-function jsonLines<T>(stdout: string, expected: number): T[] {
-  const docs = stdout.split('\n').filter((l) => l.trim().startsWith('['));
-  if (docs.length !== expected) throw new HostError(`expected ${expected} answers from ip, got ${docs.length}: ${stdout.slice(0, 500)}`);
-  return docs.map((d) => JSON.parse(d) as T);
 }

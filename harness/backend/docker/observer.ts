@@ -10,22 +10,23 @@
  *  - sets up each container's network from outside (`nsenter -n` into its namespace), so
  *    host images need no tools and Docker's read-only /proc/sys in containers is no obstacle;
  *  - adds and removes natproof's DOCKER-USER accepts (firewall.ts);
- *  - signals processes started over the exec API, which has no signal call (process.ts),
- *    through one shell that stays running (signals.ts);
+ *  - signals processes started over the exec API, which has no signal call (process.ts);
  *  - runs natproof's own network tools (rules, captures, conntrack, the evidence's readings) in
  *    any container's network namespace through the lab's command runner (../runner): a fork
- *    each instead of an engine exec of three round trips.
+ *    each instead of an engine exec of three round trips. Its own commands (the set-up above,
+ *    the accepts, the signals above) go the same way: a lab's build and teardown cost the engine
+ *    one exec, the runner's.
  *
  * It holds only the capabilities those need, not --privileged: NET_ADMIN and NET_RAW (captures,
  * links, iptables), SYS_ADMIN and SYS_PTRACE (entering another container's namespace), with
  * /proc/sys writable (systempaths=unconfined) so sysctls land in the entered namespace.
  */
 import type Docker from 'dockerode';
-import type { ExecOptions, ExecResult, LongProcess } from '../../exec.js';
+import type { ExecOptions, ExecResult } from '../../exec.js';
 import { HostError } from '../../errors.js';
 import { runnerArgv } from '../runner/program.js';
 import { CommandRunner } from '../runner/runner.js';
-import { execInContainer, startHeldInContainer, startInContainer, type Signaller } from './process.js';
+import { startHeldInContainer, type Signaller } from './process.js';
 import {
   deleteArgv,
   IPTABLES_TOOLS,
@@ -38,15 +39,12 @@ import {
 } from './firewall.js';
 import { shellLine } from './shell.js';
 import { engine } from './engine.js';
-import { SignalShell } from './signals.js';
 import { LABELS } from './labels.js';
 
 const TIMEOUT_MS = 15_000;
 
 export class Observer {
   private iptables: Promise<IptablesTool | undefined> | undefined;
-  /** Started for a lab this process builds (startSignalShell); an attached lab execs `kill`. */
-  private shell: SignalShell | undefined;
   /** Signals not sent yet, by signal name: the pids each goes to. */
   private readonly signalling = new Map<string, { pids: Set<number>; sent: Promise<void> }>();
   private commandRunner: CommandRunner | undefined;
@@ -86,9 +84,9 @@ export class Observer {
   }
 
   /**
-   * Signal a process of the Docker host by pid (it is never a broad pattern). Signals asked for
-   * in the same turn of the event loop (every capture's counters, every capture stopped) go as
-   * one kill per signal: each exec costs the engine three round trips.
+   * Signal a process of the Docker host by pid (it is never a broad pattern), with a `kill` the
+   * runner forks. Signals asked for in the same turn of the event loop (every agent stopped) go
+   * as one kill per signal.
    */
   readonly signal: Signaller = (hostPid, signal) => {
     const name = signal.replace(/^SIG/, '');
@@ -108,18 +106,9 @@ export class Observer {
   };
 
   /**
-   * Keep a shell running in the observer that sends signals (signals.ts), so later signals
-   * cost no exec each. For a lab this process builds and tears down: closeSignalShell ends it.
+   * The lab's command runner, started at its first command (see the module's comment); a lab
+   * this process builds starts it with the observer, so its start overlaps the containers'.
    */
-  startSignalShell(): void {
-    this.shell ??= new SignalShell((argv) => startInContainer(this.docker, this.name, argv, async () => {}, true));
-  }
-
-  closeSignalShell(): void {
-    this.shell?.close();
-  }
-
-  /** The lab's command runner, started at its first command: see the module's comment. */
   runner(): CommandRunner {
     if (!this.commandRunner) {
       // It signals its commands itself, and ends when its input does.
@@ -134,29 +123,21 @@ export class Observer {
   }
 
   private async kill(name: string, pids: number[]): Promise<void> {
-    if (this.shell?.alive) {
-      await this.shell.send(name, pids);
-      return;
-    }
     // The kill itself is never signalled: nothing to escalate to if it hangs. One pid gone
     // already fails the kill but not the others.
-    await execInContainer(this.docker, this.name, ['kill', '-s', name, ...pids.map(String)], async () => {}, {
-      timeoutMs: 5_000,
-      allowFailure: true,
-    });
+    await this.exec(killArgv(name, pids), { timeoutMs: 5_000, allowFailure: true });
   }
 
+  /** Run a command in the observer, on the Docker host's network, through the runner. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    return execInContainer(this.docker, this.name, argv, this.signal, options);
+    // Errors print the command that does the same by hand.
+    return this.runner().exec(argv, { ns: '' }, ['docker', 'exec', this.name, ...argv], options);
   }
 
-  spawn(argv: readonly string[]): LongProcess {
-    return startInContainer(this.docker, this.name, argv, this.signal);
-  }
-
-  /** Run a command in the network namespace of the process `hostPid` (a container's init). */
+  /** Run a command in the network namespace of the process `hostPid` (a container's init), through the runner. */
   inNetns(hostPid: number, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    return this.exec(['nsenter', '-t', String(hostPid), '-n', '--', ...argv], { timeoutMs: TIMEOUT_MS, ...options });
+    const byHand = ['docker', 'exec', this.name, 'nsenter', '-t', String(hostPid), '-n', '--', ...argv];
+    return this.runner().exec(argv, { ns: `/proc/${hostPid}/ns/net` }, byHand, { timeoutMs: TIMEOUT_MS, ...options });
   }
 
   /** Insert the accepts; a no-op on an engine that runs without its iptables rules. */
@@ -225,6 +206,17 @@ export class Observer {
     const r = await this.exec(['cat', '/proc/net/ip_tables_names'], { timeoutMs: TIMEOUT_MS, allowFailure: true });
     return r.exitCode === 0 && r.stdout.split('\n').includes('filter');
   }
+}
+
+/**
+ * The kill that sends `signal` (a name, without SIG) to `pids` of the Docker host. Checked here,
+ * so nothing but a signal name and host pids ever reaches it: never pid 0 or 1 (the observer's
+ * own process group, the host's init), never a word that is not a name.
+ */
+export function killArgv(signal: string, pids: readonly number[]): string[] {
+  if (!/^[A-Z][A-Z0-9]*$/.test(signal)) throw new Error(`not a signal name: ${signal}`);
+  if (pids.length === 0 || !pids.every((p) => Number.isInteger(p) && p > 1)) throw new Error(`not host pids to signal: ${pids.join(' ')}`);
+  return ['kill', '-s', signal, ...pids.map(String)];
 }
 
 function key(rule: BridgeAccept): string {
