@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { sharedAgentArgv } from '../../harness/backend/netns/shared-agent.js';
+import { sharedAgentArgv } from '../../harness/backend/shared-agent.js';
 
 const softLimit = (): number => {
   const line = readFileSync('/proc/self/limits', 'utf8')

@@ -34,7 +34,7 @@ import {
   type SharedAgentNode,
 } from '../backend.js';
 import { SHARED_ARG } from '../../agent/protocol.js';
-import { sharedAgentArgv } from '../netns/shared-agent.js';
+import { sharedAgentArgv } from '../shared-agent.js';
 import { ProcessGroup } from '../processes.js';
 import { cleanLeaves, closeLabAccepts, listRuns, removeLab, removeRun, removeStaleAccepts } from './cleanup.js';
 import type { BridgeAccept } from './firewall.js';

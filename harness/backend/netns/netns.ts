@@ -28,7 +28,7 @@ import {
 import { ProcessGroup } from '../processes.js';
 import type { CommandRunner, RunnerPlace } from '../runner/runner.js';
 import { startNetnsRunner } from './runner.js';
-import { sharedAgentArgv } from './shared-agent.js';
+import { sharedAgentArgv } from '../shared-agent.js';
 import { writeSysctls } from './sysctls.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
 import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';

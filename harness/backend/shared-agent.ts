@@ -1,6 +1,7 @@
 /**
- * The command line of a shared agent on the netns backend: one agent process that probes from,
- * and serves in, many nodes. A socket belongs to the network namespace it was made in, wherever
+ * The command line of a shared agent, on either backend (run on this machine for netns, in the
+ * observer for docker, each entering nodes by a namespace path): one agent process that probes
+ * from, and serves in, many nodes. A socket belongs to the network namespace it was made in, wherever
  * it is used later, so a small program makes each node's sockets inside that node's namespace
  * (./setns.ts) and then becomes the agent, which inherits them: a TCP socket for every probe the
  * node will send, and a listening socket for each port it serves.
@@ -9,8 +10,8 @@
  * by mistake, without a node's, could reach nothing (never the machine's own network).
  */
 import { readFileSync } from 'node:fs';
-import { SHARED_FDS_ENV } from '../../agent/protocol.js';
-import { perlInNamespaces } from '../setns.js';
+import { SHARED_FDS_ENV } from '../agent/protocol.js';
+import { perlInNamespaces } from './setns.js';
 
 /**
  * Arguments: NSPATH COUNT PORTS triples (PORTS: comma-separated, or `-`), then `--` and the
