@@ -9,12 +9,8 @@ import type { Readable, Writable } from 'node:stream';
 import { deadline, type Deadline } from './deadline.js';
 import { CommandError } from './errors.js';
 
-export interface ExecOptions {
-  /** Written to stdin, which is then closed. */
-  input?: string;
-  timeoutMs?: number;
-  /** Return the result instead of throwing on a non-zero exit. */
-  allowFailure?: boolean;
+/** What a backend may know of a command to run it more cheaply. */
+export interface CommandPlacement {
   /**
    * One of natproof's own tools that reads or changes only the node's network (netfilter,
    * conntrack, captures, /proc/net, /proc/sys/net): a backend may run it in the node's network
@@ -22,6 +18,14 @@ export interface ExecOptions {
    * user's command, or one that needs the node's files or processes.
    */
   networkOnly?: boolean;
+}
+
+export interface ExecOptions extends CommandPlacement {
+  /** Written to stdin, which is then closed. */
+  input?: string;
+  timeoutMs?: number;
+  /** Return the result instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
 }
 
 /** Runs a command to completion somewhere (this machine, a lab's runner): execCommand's contract. */
@@ -230,7 +234,7 @@ export async function completeProcess(shown: readonly string[], proc: LongProces
   return { argv: shown, exitCode, signal, stdout, stderr };
 }
 
-export interface SpawnOptions {
+export interface SpawnOptions extends CommandPlacement {
   /**
    * Write the process's stdout to this file of the machine natproof runs on, instead of a pipe
    * natproof reads as it comes. For a process that writes many small pieces (nft monitor flushes
@@ -238,13 +242,6 @@ export interface SpawnOptions {
    * natproof is busy; a file takes them at once, and is read in bursts when it matters.
    */
   stdoutFile?: string;
-  /**
-   * One of natproof's own tools that reads or changes only the node's network (netfilter,
-   * conntrack, captures, /proc/net, /proc/sys/net): a backend may run it in the node's network
-   * namespace from outside the node, which on docker costs no engine exec. Never set for a
-   * user's command, or one that needs the node's files or processes.
-   */
-  networkOnly?: boolean;
 }
 
 /** Start a long-lived process with piped stdio (stdout to a file with `stdoutFile`). */

@@ -38,7 +38,7 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
     container: string,
     private readonly argv: readonly string[],
     private readonly signaller: Signaller,
-    /** Its connection does not keep node running (see startInContainer, hold). */
+    /** Its connection does not keep node running (see hold). */
     private background = false,
   ) {
     super();
@@ -134,19 +134,9 @@ class ContainerProcess extends EventEmitter implements ProcessHandle {
   }
 }
 
-/**
- * Start a long-lived process in a container. A `background` one (a helper that serves the lab
- * while it lasts) does not keep node running by its connection alone, as a child process that
- * is unref'd would not.
- */
-export function startInContainer(
-  docker: Docker,
-  container: string,
-  argv: readonly string[],
-  signaller: Signaller,
-  background = false,
-): LongProcess {
-  return new LongProcess(argv, new ContainerProcess(docker, container, argv, signaller, background));
+/** Start a long-lived process in a container. */
+export function startInContainer(docker: Docker, container: string, argv: readonly string[], signaller: Signaller): LongProcess {
+  return new LongProcess(argv, new ContainerProcess(docker, container, argv, signaller));
 }
 
 /**

@@ -26,7 +26,7 @@ import { perlInNamespaces } from '../setns.js';
 /** How long a command's output may trail its exit (a child of it holding the pipe open). */
 const DRAIN_SECONDS = 2;
 
-export const RUNNER_PROGRAM = String.raw`
+const RUNNER_PROGRAM = String.raw`
 use POSIX ();
 use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
 $| = 1;
