@@ -191,7 +191,7 @@ export class NetnsLab implements Lab {
       namespaces.map((n) => [netnsPath(n.ns), n.sysctls.interfaces]),
       exec,
     );
-    await mapLimit(namespaces, limit, (n) => setScenarioSysctls(exec, this.file, n));
+    await mapLimit(namespaces, limit, (n) => setScenarioSysctls((argv, options) => this.exec(n.ref, argv, options), this.file, n));
   }
 
   /**
@@ -399,11 +399,11 @@ function netnsPath(ns: string): string {
 }
 
 /** The scenario's sysctls, last. Without -e: a name or value the kernel refuses is the scenario's error. */
-async function setScenarioSysctls(exec: Exec, file: string, n: PlannedNamespace): Promise<void> {
+/** `inside` runs a command in `n`'s namespace (the runner enters it: no nsenter of its own). */
+async function setScenarioSysctls(inside: Exec, file: string, n: PlannedNamespace): Promise<void> {
   const sysctls = n.sysctls.scenario;
   if (Object.keys(sysctls).length === 0) return;
-  const argv = ['nsenter', `--net=${netnsPath(n.ns)}`, '--', 'sysctl', '-q', '-w', ...assignments(sysctls)];
-  const result = await exec(argv, { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
+  const result = await inside(['sysctl', '-q', '-w', ...assignments(sysctls)], { timeoutMs: IP_TIMEOUT_MS, allowFailure: true });
   if (result.exitCode === 0) return;
   const label = nodeLabel(n.ref);
   const field =
