@@ -7,6 +7,7 @@
 import { createServer } from 'node:http';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { setFlagsFromString } from 'node:v8';
 import type {
   AbortCommand,
   AgentCommand,
@@ -45,11 +46,19 @@ interface Undici {
  * agents that will probe load it, when natproof asks (prepare), before any probe starts.
  */
 let undici: Promise<Undici> | undefined;
-const loadUndici = (): Promise<Undici> =>
-  (undici ??= Promise.all([import(UNDICI_CLIENT), import(UNDICI_REQUEST)]).then(([client, request]) => ({
+const loadUndici = (): Promise<Undici> => {
+  // undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it with Liftoff, then
+  // recompiles the hot parser function with TurboFan: ~70 ms of CPU here, more than the five
+  // probes of a run cost, for speed a probe's few hundred bytes never need. Before the first
+  // compile, which is at undici's first connection.
+  if (undici) return undici;
+  setFlagsFromString('--liftoff-only');
+  undici = Promise.all([import(UNDICI_CLIENT), import(UNDICI_REQUEST)]).then(([client, request]) => ({
     Client: (client as { default: Undici['Client'] }).default,
     request: (request as { default: Undici['request'] }).default,
-  })));
+  }));
+  return undici;
+};
 
 function send(message: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
