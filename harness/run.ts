@@ -135,6 +135,7 @@ async function runUnguarded(topology: Topology, options: RunOptions, log: (line:
     // Every rule set sends every probe once: a shared agent knows how many sockets to hold.
     const agents = new AgentGroup(lab, { probeRounds: rulesets.length });
     await using _agents = teardownStep(runId, agents);
+    await using _interruptAgents = onAbort(options.signal, () => agents.interrupt());
     // Nothing before the first probes needs the agents: they start while the router's rules are
     // applied (its iptables' flavour is checked by the first reset) and the captures start.
     // Awaited before the probes; a failure before then must not go unhandled meanwhile.

@@ -1,12 +1,14 @@
 /**
  * natproof's side of the agent protocol: sends commands to one host's agent and collects its
- * replies and request log. The process itself is started by the backend (inside a namespace
- * or a container); this only needs its stdio.
+ * replies and request log. The agent is a process the backend started (inside a namespace or a
+ * container), spoken to over its stdio, or an Agent in this process (../backend's shared
+ * sockets): an AgentChannel either way.
  */
 import { createInterface } from 'node:readline';
 import { deadline, type Deadline } from '../deadline.js';
 import { HostError, NatproofError } from '../errors.js';
 import type { LongProcess } from '../exec.js';
+import type { Agent } from './agent.js';
 import type { Service } from '../scenario/topology.js';
 import type {
   AbortCommand,
@@ -45,6 +47,76 @@ const AGENT_GRACE_MS = 60_000;
 
 type Pending = { resolve: (reply: AgentMessage) => void; reject: (err: Error) => void };
 
+/** How natproof reaches an agent. */
+export interface AgentChannel {
+  send(command: AgentCommand): void;
+  /** `receive` gets the agent's messages in order, `garbled` a line that is not protocol. */
+  listen(receive: (message: AgentMessage) => void, garbled: (line: string) => void): void;
+  /** Settles when the agent is gone: how (`exited with 1`), and what it said on stderr. */
+  readonly gone: Promise<{ how: string; stderr: string }>;
+  /** What the agent said on stderr up to now. */
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+/** An agent process, over its stdio: a command per line on stdin, a message per line on stdout. */
+export function processChannel(proc: LongProcess): AgentChannel {
+  const { stdout, stdin } = proc.child;
+  if (!stdout) throw new TypeError('agent process needs piped stdout');
+  return {
+    send: (command) => void stdin?.write(`${JSON.stringify(command)}\n`),
+    listen: (receive, garbled) => {
+      createInterface({ input: stdout }).on('line', (line) => {
+        let message: AgentMessage;
+        try {
+          message = JSON.parse(line) as AgentMessage;
+        } catch {
+          garbled(line);
+          return;
+        }
+        receive(message);
+      });
+    },
+    gone: proc.exited.then(({ exitCode, signal }) => ({
+      how: signal ? `was killed by ${signal}` : `exited with ${exitCode}`,
+      stderr: proc.stderr.trim(),
+    })),
+    stderr: () => proc.stderr,
+    close: async () => {
+      stdin?.end();
+      await proc.stop('SIGTERM', 1_000);
+    },
+  };
+}
+
+/**
+ * An Agent in this process: its messages are delivered as it sends them, so they keep their
+ * order (a sync reply follows the requests logged before it). It is gone once closed.
+ */
+export function inProcessChannel(makeAgent: (send: (message: AgentMessage) => void) => Agent): AgentChannel {
+  let receive: ((message: AgentMessage) => void) | undefined;
+  const early: AgentMessage[] = [];
+  const agent = makeAgent((message) => (receive ? receive(message) : early.push(message)));
+  let markGone: () => void = () => {};
+  const gone = new Promise<{ how: string; stderr: string }>((resolve) => {
+    markGone = () => resolve({ how: 'was closed', stderr: '' });
+  });
+  return {
+    send: (command) => agent.handle(command),
+    listen: (listener) => {
+      receive = listener;
+      for (const message of early.splice(0)) listener(message);
+      listener({ event: 'ready', pid: process.pid });
+    },
+    gone,
+    stderr: () => '',
+    close: async () => {
+      agent.close();
+      markGone();
+    },
+  };
+}
+
 export class AgentClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -53,21 +125,14 @@ export class AgentClient {
 
   constructor(
     readonly host: string,
-    private readonly proc: LongProcess,
+    private readonly channel: AgentChannel,
   ) {
-    const stdout = proc.child.stdout;
-    if (!stdout) throw new TypeError('agent process needs piped stdout');
     let markReady: () => void = () => {};
     this.ready = new Promise((resolve) => (markReady = resolve));
-    createInterface({ input: stdout }).on('line', (line) => {
-      let message: AgentMessage;
-      try {
-        message = JSON.parse(line) as AgentMessage;
-      } catch {
-        // Not ours to crash on (a throw here would skip the run's teardown): fail what waits.
-        this.failPending(new NatproofError(`the agent in ${host} printed something that is not protocol: ${line.slice(0, 200)}`));
-        return;
-      }
+    // Not ours to crash on (a throw here would skip the run's teardown): fail what waits.
+    const garbled = (line: string): void =>
+      this.failPending(new NatproofError(`the agent in ${host} printed something that is not protocol: ${line.slice(0, 200)}`));
+    channel.listen((message) => {
       if ('event' in message) {
         if (message.event === 'ready') markReady();
         else this.requests.push(message);
@@ -76,10 +141,9 @@ export class AgentClient {
       const waiter = this.pending.get(message.id);
       this.pending.delete(message.id);
       waiter?.resolve(message);
-    });
-    void proc.exited.then(({ exitCode, signal }) => {
-      const how = signal ? `was killed by ${signal}` : `exited with ${exitCode}`;
-      this.failPending(new NatproofError(`the agent in ${host} ${how}: ${proc.stderr.trim() || 'no message'}`));
+    }, garbled);
+    void channel.gone.then(({ how, stderr }) => {
+      this.failPending(new NatproofError(`the agent in ${host} ${how}: ${stderr || 'no message'}`));
     });
   }
 
@@ -93,11 +157,11 @@ export class AgentClient {
     let timer: Deadline | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = deadline(timeoutMs, () =>
-        reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.proc.stderr}`)),
+        reject(new HostError(`the agent in ${this.host} did not start within ${timeoutMs} ms: ${this.channel.stderr()}`)),
       );
     });
-    const died = this.proc.exited.then(() => {
-      throw new HostError(`the agent in ${this.host} exited at start: ${this.proc.stderr.trim()}`);
+    const died = this.channel.gone.then(({ how, stderr }) => {
+      throw new HostError(`the agent in ${this.host} ${how} at start: ${stderr}`);
     });
     try {
       await Promise.race([this.ready, timeout, died]);
@@ -152,9 +216,8 @@ export class AgentClient {
     return this.requests.splice(0);
   }
 
-  async close(): Promise<void> {
-    this.proc.child.stdin?.end();
-    await this.proc.stop('SIGTERM', 1_000);
+  close(): Promise<void> {
+    return this.channel.close();
   }
 
   private send(command: Record<string, unknown>, timeoutMs: number): Promise<AgentMessage> {
@@ -176,6 +239,6 @@ export class AgentClient {
   }
 
   private write(command: AgentCommand | Record<string, unknown>): void {
-    this.proc.child.stdin?.write(`${JSON.stringify(command)}\n`);
+    this.channel.send(command as AgentCommand);
   }
 }

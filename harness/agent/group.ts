@@ -4,12 +4,13 @@
  * AgentGroupOptions); started a few at a time, closed together. Disposable, so a run's
  * `await using` closes them before the lab goes away.
  */
-import type { AgentNode, Lab } from '../backend/backend.js';
+import type { AgentNode, Lab, SharedAgentNode } from '../backend/backend.js';
 import { mapLimit, startConcurrency } from '../concurrency.js';
 import { NatproofError } from '../errors.js';
 import type { ServerLogLine } from '../result/result.js';
 import { routerAddresses, type Service, type Topology } from '../scenario/topology.js';
-import { AgentClient } from './client.js';
+import { Agent } from './agent.js';
+import { type AgentChannel, AgentClient, inProcessChannel, processChannel } from './client.js';
 
 /**
  * How long one agent may take from its spawn to its ready line: a bound for a machine in
@@ -93,6 +94,7 @@ export class AgentGroup implements AsyncDisposable {
   private readonly agents = new Map<string, AgentClient>();
   private shared: { client: AgentClient; nodes: ReadonlySet<string> } | undefined;
   private starting: Promise<void> | undefined;
+  private closing = false;
 
   constructor(
     private readonly lab: Lab,
@@ -107,7 +109,7 @@ export class AgentGroup implements AsyncDisposable {
   start(topology: Topology): Promise<void> {
     this.starting ??= mapLimit(this.plan(topology), startConcurrency(), async (start) => {
       if ('own' in start) {
-        const agent = new AgentClient(start.own.name, this.lab.startAgent(start.own.ref));
+        const agent = new AgentClient(start.own.name, processChannel(this.lab.startAgent(start.own.ref)));
         this.agents.set(start.own.name, agent);
         await readyAgent(agent, start.own);
         return;
@@ -120,19 +122,33 @@ export class AgentGroup implements AsyncDisposable {
         sockets: p.probes * rounds,
         listen: p.services.map((s) => s.port),
       }));
-      const proc = this.lab.startSharedAgent?.(nodes);
-      if (!proc) throw new TypeError('AgentGroup: this lab has no shared agent');
-      const client = new AgentClient(sharedLabel(shared), proc);
+      const client = new AgentClient(sharedLabel(shared), await this.sharedChannel(nodes));
       this.shared = { client, nodes: new Set(shared.map((p) => p.name)) };
+      // Closed meanwhile: disposal did not see it.
+      if (this.closing) {
+        await client.close();
+        throw new NatproofError('the agents were closed while they started');
+      }
       await readySharedAgent(client, shared);
     }).then(() => undefined);
     return this.starting;
   }
 
+  /** An agent in this process on sockets the lab hands over, or an agent process the lab starts. */
+  private async sharedChannel(nodes: readonly SharedAgentNode[]): Promise<AgentChannel> {
+    if (this.lab.shareSockets) {
+      const sockets = await this.lab.shareSockets(nodes);
+      return inProcessChannel((send) => new Agent(send, sockets));
+    }
+    const proc = this.lab.startSharedAgent?.(nodes);
+    if (!proc) throw new TypeError('AgentGroup: this lab has no shared agent');
+    return processChannel(proc);
+  }
+
   /** The shared agent first: it is one start for many nodes. */
   private plan(topology: Topology): Start[] {
     const places = agentPlaces(topology);
-    const canShare = this.options.probeRounds !== undefined && this.lab.startSharedAgent !== undefined;
+    const canShare = this.options.probeRounds !== undefined && (this.lab.shareSockets ?? this.lab.startSharedAgent) !== undefined;
     const shared = canShare ? places.filter((p) => p.sharable) : [];
     const own = places.filter((p) => !shared.includes(p)).map((p) => ({ own: p }));
     return shared.length > 0 ? [{ shared }, ...own] : own;
@@ -158,12 +174,22 @@ export class AgentGroup implements AsyncDisposable {
   }
 
   /**
+   * End every agent now, without waiting: what waits on one (a probe) fails at once. How an
+   * interrupted run stops waiting on an agent in this process; the lab's interrupt kills the
+   * agent processes. Disposal follows.
+   */
+  interrupt(): void {
+    for (const agent of this.all()) agent.close().catch(() => undefined);
+  }
+
+  /**
    * Close every agent; all are tried, and the failures are reported together. A start still
    * under way (the run failed before it needed the agents) is waited for: every agent it has
    * under way is in the map, so closing them fails its waits, and after a failure it starts no
    * more (mapLimit).
    */
   async [Symbol.asyncDispose](): Promise<void> {
+    this.closing = true;
     const closed = Promise.allSettled(this.all().map((a) => a.close()));
     await this.starting?.catch(() => undefined);
     const outcomes = await closed;

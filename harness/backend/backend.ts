@@ -3,6 +3,7 @@
  * above it (rules, capture, probes, analysis) is written once in terms of "run this argv in
  * that node"; nothing above it knows whether a node is a namespace or a container.
  */
+import type { SharedSockets } from '../agent/agent.js';
 import type { ExecOptions, ExecResult, LongProcess, SpawnOptions } from '../exec.js';
 import type { BackendName, CaptureInterface } from '../result/result.js';
 import type { Topology } from '../scenario/topology.js';
@@ -108,6 +109,12 @@ export interface Lab extends AsyncDisposable {
    * out, and such nodes get their own agents.
    */
   startSharedAgent?(nodes: readonly SharedAgentNode[]): LongProcess;
+  /**
+   * The same nodes' sockets, made in each node and handed to this process, by node name: the
+   * shared agent then runs in natproof's own process (../agent/agent.ts) and costs no process at
+   * all. A backend that can hand them over offers this instead of startSharedAgent.
+   */
+  shareSockets?(nodes: readonly SharedAgentNode[]): Promise<SharedSockets>;
   /**
    * Start the agent detached, for a kept lab: it outlives this process. `dir` is a directory of
    * this machine that lives as long as the lab and `file` a name of its own, for a backend that

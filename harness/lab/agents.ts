@@ -4,7 +4,7 @@
  * Which nodes run one, and what each serves, is decided as for a run (agentPlaces in
  * ../agent/group.ts).
  */
-import { AgentClient } from '../agent/client.js';
+import { AgentClient, processChannel } from '../agent/client.js';
 import { agentPlaces, readyAgent } from '../agent/group.js';
 import type { AttachedAgent, DetachedAgent, Lab } from '../backend/backend.js';
 import { mapLimit, startConcurrency } from '../concurrency.js';
@@ -27,7 +27,7 @@ export class DetachedAgents implements ProbeAgents, AsyncDisposable {
       started.push(agent);
       const attached = await lab.attachAgent(agent, true);
       try {
-        await readyAgent(new AgentClient(place.name, attached.process), place).catch(async (err: unknown) => {
+        await readyAgent(new AgentClient(place.name, processChannel(attached.process)), place).catch(async (err: unknown) => {
           const why = (await lab.agentGone(agent).catch(() => undefined)) || String(err);
           throw new NatproofError(`the agent in ${place.name} did not start or serve: ${why}`, { cause: err });
         });
@@ -49,7 +49,7 @@ export class DetachedAgents implements ProbeAgents, AsyncDisposable {
     }
     const attached = await Promise.all(agents.map(async (a) => ({ name: a.name, attached: await lab.attachAgent(a, false) })));
     return new DetachedAgents(
-      new Map(attached.map(({ name, attached }) => [name, { client: new AgentClient(name, attached.process), attached }])),
+      new Map(attached.map(({ name, attached }) => [name, { client: new AgentClient(name, processChannel(attached.process)), attached }])),
     );
   }
 

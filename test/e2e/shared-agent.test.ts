@@ -1,12 +1,12 @@
 /**
- * The nodes that need only HTTP and TCP share one agent: one process holding sockets made in
- * each of those nodes beforehand, so a run of hundreds of clients does not start hundreds of
- * node processes (on docker: an engine exec and a node start per container). Each probe still
- * leaves from its own host, each server still listens in its own, and the shared agent itself
- * can reach nothing.
+ * The nodes that need only HTTP and TCP share one agent, holding sockets made in each of those
+ * nodes beforehand, so a run of hundreds of clients does not start hundreds of node processes
+ * (on docker: an engine exec and a node start per container). On netns it runs in natproof's own
+ * process, on docker in the observer. Each probe still leaves from its own host, and each server
+ * still listens in its own.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import Docker from 'dockerode';
 import { AgentGroup } from '../../harness/agent/group.js';
@@ -35,8 +35,8 @@ function parents(): Map<number, number> {
   return found;
 }
 
-/** This process's descendants (the lab's command runner starts it) that run a shared agent (perl becomes the agent: same pid). */
-function sharedPids(): number[] {
+/** This process's descendants that run natproof's agent. */
+function agentProcesses(): number[] {
   const ppids = parents();
   const descends = (pid: number): boolean => {
     for (let p = ppids.get(pid); p !== undefined && p > 1; p = ppids.get(p)) if (p === process.pid) return true;
@@ -44,7 +44,7 @@ function sharedPids(): number[] {
   };
   return [...ppids.keys()].filter((pid) => {
     try {
-      return descends(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--shared-for');
+      return descends(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('agent/main.js');
     } catch {
       return false; // gone meanwhile
     }
@@ -107,10 +107,42 @@ async function probesFromTheirHosts(agents: AgentGroup, topology: Topology): Pro
 }
 
 describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? ` (skipped: ${netnsUnavailable})` : ''}`, () => {
-  it("serves in the server's node, sends each probe from its own host, holds one socket per planned probe, and lives where it can reach nothing", async () => {
+  it("runs in natproof's own process, yet serves in the server's node, sends each probe from its own host, and holds one socket per planned probe", async () => {
     const topology = await loadScenario('scenarios/dmz-three-network.yaml');
     const ruleset = topology.rulesets.find((r) => r.name === 'hairpin');
     if (!ruleset) throw new Error('dmz-three-network has no hairpin rule set');
+    const runId = newRunId();
+    try {
+      await using lab = await new NetnsBackend().build(topology, { runId });
+      const agents = new AgentGroup(lab, { probeRounds: 1 });
+      try {
+        await agents.start(topology);
+        await resetRouter(lab, topology.router);
+        await applyRules(lab, ruleset.rules);
+
+        // No agent process at all, in the lab's namespaces or anywhere else.
+        expect(agentProcesses()).toEqual([]);
+        expect(agentsIn(runId)).toEqual([]);
+        // The server listens in the webserver's namespace, as its own agent would.
+        expect(listening(`np-${runId}-h-webserver`)).toContain('0.0.0.0:80');
+
+        await probesFromTheirHosts(agents, topology);
+      } finally {
+        await agents[Symbol.asyncDispose]();
+      }
+      // Closing the agents closed its sockets: nothing listens in the webserver any more.
+      expect(listening(`np-${runId}-h-webserver`)).toEqual([]);
+    } finally {
+      expect(leftBehind(runId)).toEqual([]);
+    }
+  }, 60_000);
+
+  it('waits on a silent probe without holding up the others', async () => {
+    // dnat-only answers the DMZ client's probes from the server's own address: the client resets
+    // that reply, and its SYN is never answered. A blocking connect would stop every other probe.
+    const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+    const ruleset = topology.rulesets.find((r) => r.name === 'dnat-only');
+    if (!ruleset) throw new Error('dmz-three-network has no dnat-only rule set');
     const runId = newRunId();
     try {
       await using lab = await new NetnsBackend().build(topology, { runId });
@@ -118,24 +150,34 @@ describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? `
       await agents.start(topology);
       await resetRouter(lab, topology.router);
       await applyRules(lab, ruleset.rules);
-
-      // One process for the three clients and the web server, and no other agent.
-      const [shared, ...others] = sharedPids();
-      expect(others).toEqual([]);
-      expect(shared).toBeDefined();
-      expect(agentsIn(runId)).toEqual([]);
-      // The server listens in the webserver's namespace, as its own agent would.
-      expect(listening(`np-${runId}-h-webserver`)).toContain('0.0.0.0:80');
-      // Its own namespace, neither this machine's nor a lab node's, with only a loopback device in it.
-      const ownNs = readlinkSync(`/proc/${shared}/ns/net`);
-      expect(ownNs).not.toBe(readlinkSync('/proc/self/ns/net'));
-      const devices = readFileSync(`/proc/${shared}/net/dev`, 'utf8').split('\n').slice(2).filter(Boolean);
-      expect(devices.map((line) => line.trim().split(':')[0])).toEqual(['lo']);
-
-      await probesFromTheirHosts(agents, topology);
+      const settled = new Map<string, number>();
+      const started = performance.now();
+      const replies = await Promise.all(
+        topology.probes.map(async (probe, i) => {
+          const reply = await agents.of(probe.from).probe({
+            kind: probe.kind,
+            address: probe.target.address,
+            port: probe.target.port,
+            path: `/shared-agent-test/silent/${probe.name}`,
+            localPort: 32_000 + i,
+            timeoutMs: 2_000,
+          });
+          settled.set(probe.name, performance.now() - started);
+          return [probe.name, reply.ok ? 'ok' : reply.error] as const;
+        }),
+      );
+      expect(Object.fromEntries(replies)).toEqual({
+        'internet-to-public': 'ok',
+        'dmz-to-public': 'timeout',
+        'dmz-to-router-dmz': 'timeout',
+        'trusted-to-public': 'ok',
+        'trusted-to-router-trusted': 'ok',
+      });
+      // The answered probes ended long before the silent ones' timeout.
+      for (const name of ['internet-to-public', 'trusted-to-public', 'trusted-to-router-trusted'])
+        expect(settled.get(name)).toBeLessThan(1_500);
     } finally {
       expect(leftBehind(runId)).toEqual([]);
-      expect(sharedPids()).toEqual([]);
     }
   }, 60_000);
 });

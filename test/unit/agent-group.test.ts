@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { scaleScenario } from '../../bench/scale.js';
 import { AgentGroup } from '../../harness/agent/group.js';
-import type { AgentNode, Lab } from '../../harness/backend/backend.js';
+import type { NodeSockets, SharedSockets } from '../../harness/agent/agent.js';
+import type { AgentNode, Lab, SharedAgentNode } from '../../harness/backend/backend.js';
 import { startConcurrency } from '../../harness/concurrency.js';
 import { startProcess, type LongProcess } from '../../harness/exec.js';
 import { parseScenario } from '../../harness/scenario/load.js';
@@ -88,5 +89,39 @@ describe('an agent group closed while its agents start', () => {
     expect(await starting).not.toBe('every agent started');
     expect(Date.now() - closedAt).toBeLessThan(10_000);
     expect(started.filter((p) => p.running).map((p) => p.argv[0])).toEqual([]);
+  }, 60_000);
+
+  it('closes the sockets a lab hands over after the group closed, and its start ends', async () => {
+    const topology = parseScenario(scaleScenario(20), 'scale.yaml');
+    let handOver: (sockets: SharedSockets) => void = () => {};
+    const closed: string[] = [];
+    const shared: string[] = [];
+    const lab = {
+      startAgent: (_node: AgentNode): LongProcess => startProcess([process.execPath, '-e', STAND_IN]),
+      // The sockets arrive only once the group is closed.
+      shareSockets: (nodes: readonly SharedAgentNode[]): Promise<SharedSockets> => {
+        shared.push(...nodes.map((n) => n.name));
+        const sockets = new Map(
+          nodes.map((n): [string, NodeSockets] => [
+            n.name,
+            { takeProbe: () => undefined, listener: () => undefined, close: () => void closed.push(n.name) },
+          ]),
+        );
+        return new Promise((resolve) => (handOver = () => resolve(sockets)));
+      },
+    } as unknown as Lab;
+    const group = new AgentGroup(lab, { probeRounds: 1 });
+    const starting = group.start(topology).then(
+      () => 'every agent started',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const disposed = group[Symbol.asyncDispose]();
+    handOver(new Map());
+    await disposed;
+    expect(await starting).toMatch(/closed while they started/);
+    // Every node's sockets, handed over too late, were closed.
+    expect(shared.length).toBeGreaterThan(0);
+    expect(closed.sort()).toEqual(shared.sort());
   }, 60_000);
 });

@@ -81,7 +81,7 @@ async function agentFiles(): Promise<ContextFile[]> {
     { path: 'natproof/package.json', content: `${JSON.stringify({ name: 'natproof-agent', private: true, type: 'module' })}\n` },
     // Every module the agent imports at run time (protocol.js only holds types, but is cheap),
     // and the relay a kept lab's later commands reach a detached agent through.
-    ...['main.js', 'protocol.js', 'dns.js', 'udp.js', 'relay.js'].map((name) => ({
+    ...['main.js', 'agent.js', 'protocol.js', 'dns.js', 'udp.js', 'relay.js'].map((name) => ({
       path: `natproof/dist/harness/agent/${name}`,
       from: join(agentDir, name),
     })),

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { execCommand, onPath, type Exec, type ExecOptions, type ExecResult, type LongProcess, type SpawnOptions } from '../../exec.js';
-import { SHARED_ARG } from '../../agent/protocol.js';
+import type { SharedSockets } from '../../agent/agent.js';
 import { agentScriptPath } from '../../agent/script.js';
 import { mapLimit, startConcurrency } from '../../concurrency.js';
 import { HostError, ScenarioError } from '../../errors.js';
@@ -28,13 +28,15 @@ import {
 import { ProcessGroup } from '../processes.js';
 import type { CommandRunner, RunnerPlace } from '../runner/runner.js';
 import { startNetnsRunner } from './runner.js';
-import { sharedAgentArgv } from '../shared-agent.js';
+import { raiseOwnNofileArgv, receiveSharedSockets } from '../shared-agent.js';
 import { writeSysctls } from './sysctls.js';
 import { attachDetached, detachedAlive, detachedErrors, startDetached } from './detached.js';
 import { cleanStaleRuns, forgetRun, forgetRunNow, keepRun, killProcessesIn, recordRun } from './runs.js';
 import { planNetns, type NetnsPlan, type PlannedNamespace } from './plan.js';
 
 const IP_TIMEOUT_MS = 15_000;
+/** Making a socket takes microseconds: a bound for a machine in trouble, as for an agent's start. */
+const SHARE_SOCKETS_TIMEOUT_MS = 60_000;
 /** The kernel registers a namespace's loopback device first, always as index 1. */
 const LOOPBACK_IFINDEX = 1;
 
@@ -247,10 +249,15 @@ export class NetnsLab implements Lab {
     return this.spawn(node, agentArgv());
   }
 
-  startSharedAgent(nodes: readonly SharedAgentNode[]): LongProcess {
+  async shareSockets(nodes: readonly SharedAgentNode[]): Promise<SharedSockets> {
     const namespaces = nodes.map((n) => ({ netns: netnsPath(this.namespace(n.node).ns), sockets: n.sockets, listen: n.listen }));
-    const names = JSON.stringify(nodes.map((n) => n.name));
-    return this.processes.add(this.runner().start(sharedAgentArgv(namespaces, [...agentArgv(), SHARED_ARG, names]), { ns: '' }));
+    const raise = raiseOwnNofileArgv(namespaces);
+    if (raise) await this.hostExec(raise, { timeoutMs: IP_TIMEOUT_MS });
+    return receiveSharedSockets(
+      namespaces,
+      nodes.map((n) => n.name),
+      SHARE_SOCKETS_TIMEOUT_MS,
+    );
   }
 
   async interfaces(node: NodeRef): Promise<NodeInterface[]> {
