@@ -11,9 +11,9 @@
  *
  * Frames both ways: a 4-byte big-endian payload length, a 4-byte command id, a 1-byte type,
  * then the payload. natproof sends S (start: length-prefixed fields NS, OUTFILE, ARGV...), I
- * (stdin bytes), C (close stdin), K (a signal number, 4 bytes). The runner sends O and E (stdout
- * and stderr bytes) and X (the end, once the output is read: exit code and signal number, 4
- * bytes each, signed, code -1 when killed by a signal). A command it cannot run ends with code
+ * (stdin bytes), C (close stdin), K (a signal number, 4 bytes). The runner sends P (started:
+ * its pid, 4 bytes), O and E (stdout and stderr bytes) and X (the end, once the output is read:
+ * exit code and signal number, 4 bytes each, signed, code -1 when killed by a signal). A command it cannot run ends with code
  * 127 and a message on its stderr, as a shell's would.
  *
  * The runner leaves the terminal's process group, so a Ctrl-C reaches natproof alone, which
@@ -83,6 +83,7 @@ sub start {
     POSIX::_exit(127);
   }
   POSIX::sigprocmask(POSIX::SIG_SETMASK(), $before);
+  send_frame($id, 'P', pack('N', $pid));
   close($in_r); close($err_w); close($out_w) if $out_w;
   nonblock($in_w);
   my $p = { id => $id, pid => $pid, in => $in_w, inbuf => '', close_in => 0, O => $out_r, E => $err_r };

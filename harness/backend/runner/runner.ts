@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { PassThrough, Writable } from 'node:stream';
+import { CommandError } from '../../errors.js';
 import { completeProcess, LongProcess, type ExecOptions, type ExecResult, type ProcessHandle } from '../../exec.js';
 
 /** Where a command runs, in the runner's view, and where its stdout goes. */
@@ -51,6 +52,9 @@ class RunnerCommand extends EventEmitter implements ProcessHandle {
   readonly stderr = new PassThrough();
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
+  /** Its pid once the runner has forked it, and when natproof asked for it. */
+  pid: number | undefined;
+  readonly askedAt = performance.now();
   private ended = false;
 
   constructor(
@@ -108,6 +112,8 @@ export class CommandRunner {
   private pending = Buffer.alloc(0);
   /** Why the runner is gone, once it is. */
   private gone: string | undefined;
+  /** When the runner last sent anything (for a timeout's error). */
+  private lastFrameAt: number | undefined;
 
   constructor(
     /** The runner process (local, or in a container). */
@@ -143,6 +149,30 @@ export class CommandRunner {
 
   /** Start `argv` in `place`; its handle behaves like a child process's. */
   start(argv: readonly string[], place: RunnerPlace): LongProcess {
+    return this.launch(argv, place).proc;
+  }
+
+  /**
+   * Run `argv` in `place` to completion; `shown` is the command line its errors print. A
+   * timeout's error also says how far the command got: whether the runner forked it, and
+   * whether the runner was still answering.
+   */
+  async exec(argv: readonly string[], place: RunnerPlace, shown: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    const { proc, command } = this.launch(argv, place);
+    try {
+      return await completeProcess(shown, proc, options);
+    } catch (err) {
+      if (!(err instanceof CommandError) || !err.timedOut) throw err;
+      const now = performance.now();
+      const ago = (at: number): string => `${Math.round(now - at)} ms ago`;
+      const forked = command.pid === undefined ? 'had not reported starting it' : `started it as pid ${command.pid}`;
+      const heard = this.lastFrameAt === undefined ? 'never heard from it' : `last heard from it ${ago(this.lastFrameAt)}`;
+      const state = `(natproof's command runner for ${this.label}: asked ${ago(command.askedAt)}, ${forked}; ${heard})`;
+      throw new CommandError(err.argv, err.exitCode, err.signal, err.stdout, `${err.stderr}${state}\n`, true, { cause: err });
+    }
+  }
+
+  private launch(argv: readonly string[], place: RunnerPlace): { proc: LongProcess; command: RunnerCommand } {
     const id = this.nextId++;
     const command = new RunnerCommand(id, (f) => this.send(f));
     const proc = new LongProcess(argv, command);
@@ -153,17 +183,12 @@ export class CommandRunner {
         command.output('E', Buffer.from(`${gone}\n`));
         command.finish(null, null);
       });
-      return proc;
+      return { proc, command };
     }
     this.commands.set(id, command);
     if (this.commands.size === 1) this.hold(true);
     this.send(frame(id, 'S', fields([place.ns, place.stdoutFile ?? '', ...argv])));
-    return proc;
-  }
-
-  /** Run `argv` in `place` to completion; `shown` is the command line its errors print. */
-  exec(argv: readonly string[], place: RunnerPlace, shown: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    return completeProcess(shown, this.start(argv, place), options);
+    return { proc, command };
   }
 
   /**
@@ -185,6 +210,7 @@ export class CommandRunner {
   }
 
   private receive(chunk: Buffer): void {
+    this.lastFrameAt = performance.now();
     let buffer = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     while (buffer.length >= HEADER_BYTES) {
       const length = buffer.readUInt32BE(0);
@@ -196,6 +222,7 @@ export class CommandRunner {
       const command = this.commands.get(id);
       if (!command) continue;
       if (type === 'O' || type === 'E') command.output(type, data);
+      else if (type === 'P') command.pid = data.readUInt32BE(0);
       else if (type === 'X') {
         this.commands.delete(id);
         if (this.commands.size === 0) this.hold(false);
