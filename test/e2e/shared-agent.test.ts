@@ -137,6 +137,36 @@ describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? `
     }
   }, 60_000);
 
+  it('raises its own open-files limit when the sockets it is handed would not fit under it', async () => {
+    const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+    const runId = newRunId();
+    const limit = (): number[] => {
+      const line = readFileSync('/proc/self/limits', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('Max open files'));
+      return (line?.slice('Max open files'.length).trim().split(/\s+/) ?? []).slice(0, 2).map(Number);
+    };
+    const [soft, hard] = limit();
+    // A low soft limit for this test's process, as a machine may have; put back after.
+    execFileSync('prlimit', [`--pid=${process.pid}`, `--nofile=512:${hard}`], { timeout: 5_000 });
+    try {
+      await using lab = await new NetnsBackend().build(topology, { runId });
+      const sockets = await lab.shareSockets([
+        { node: { kind: 'host', name: 'internet-client' }, name: 'internet-client', sockets: 600, listen: [] },
+      ]);
+      expect(limit()[0]).toBeGreaterThanOrEqual(600);
+      let opened = 0;
+      for (let open = sockets.get('internet-client')?.takeProbe(); open; open = sockets.get('internet-client')?.takeProbe()) {
+        open().destroy();
+        opened++;
+      }
+      expect(opened).toBe(600);
+    } finally {
+      execFileSync('prlimit', [`--pid=${process.pid}`, `--nofile=${soft}:${hard}`], { timeout: 5_000 });
+      expect(leftBehind(runId)).toEqual([]);
+    }
+  }, 60_000);
+
   it('waits on a silent probe without holding up the others', async () => {
     // dnat-only answers the DMZ client's probes from the server's own address: the client resets
     // that reply, and its SYN is never answered. A blocking connect would stop every other probe.

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { sharedAgentArgv } from '../../harness/backend/shared-agent.js';
+import { raiseOwnNofileArgv, sharedAgentArgv } from '../../harness/backend/shared-agent.js';
 
 const softLimit = (): number => {
   const line = readFileSync('/proc/self/limits', 'utf8')
@@ -34,5 +34,15 @@ describe('the shared agent command line', () => {
     expect(soft).toBeGreaterThan(sockets);
     expect(hard).toBeGreaterThanOrEqual(soft!);
     expect(argv.slice(2, 4)).toEqual(['--', 'perl']);
+  });
+
+  it("raises natproof's own limit, by its pid, only when the sockets it is handed would not fit", () => {
+    expect(raiseOwnNofileArgv([{ netns: '/run/netns/a', sockets: 5, listen: [80] }])).toBeUndefined();
+    const sockets = softLimit() + 1;
+    const argv = raiseOwnNofileArgv([{ netns: '/run/netns/a', sockets, listen: [] }]);
+    expect(argv?.slice(0, 2)).toEqual(['prlimit', `--pid=${process.pid}`]);
+    const [soft, hard] = argv![2]!.replace('--nofile=', '').split(':').map(Number);
+    expect(soft).toBeGreaterThan(sockets);
+    expect(hard).toBeGreaterThanOrEqual(soft!);
   });
 });
