@@ -28,11 +28,9 @@ import { serveUdp, udpProbe } from './udp.js';
  * loads fetch, WebSocket, caches, mocks and proxies, which probes never use and which cost an
  * agent more CPU than node's own start (measured here: ~250 ms of CPU for the index, ~100 ms for
  * these modules). They are the very Client and request the index exports
- * (test/unit/undici-client.test.ts), so a probe is the same undici request.
+ * (test/unit/undici-client.test.ts), so a probe is the same undici request. Imported by their
+ * names, so that natproof's CLI bundle carries them as one chunk (scripts/bundle-cli.mjs).
  */
-const UNDICI_CLIENT = 'undici/lib/dispatcher/client.js';
-const UNDICI_REQUEST = 'undici/lib/api/api-request.js';
-
 interface Undici {
   Client: typeof import('undici').Client;
   /** undici's Dispatcher.prototype.request, called with the client as `this`. */
@@ -54,9 +52,9 @@ const loadUndici = (): Promise<Undici> => {
   // compile, which is at undici's first connection.
   if (undici) return undici;
   setFlagsFromString('--liftoff-only');
-  undici = Promise.all([import(UNDICI_CLIENT), import(UNDICI_REQUEST)]).then(([client, request]) => ({
-    Client: (client as { default: Undici['Client'] }).default,
-    request: (request as { default: Undici['request'] }).default,
+  undici = Promise.all([import('undici/lib/dispatcher/client.js'), import('undici/lib/api/api-request.js')]).then(([client, request]) => ({
+    Client: client.default,
+    request: request.default,
   }));
   return undici;
 };
