@@ -189,17 +189,19 @@ export function switchTimes(rows: Row[]): number[] {
 /** The script's row, then each natproof row with its ratio to the script and its phases. */
 function pairLines(pair: Pair): string[] {
   const base = median(pair.script.samples.map((s) => s.wallS));
+  const baseCpu = median(pair.script.samples.map((s) => s.cpuS));
   const line = (row: Row): string => {
     const wall = median(row.samples.map((s) => s.wallS));
     const cpu = median(row.samples.map((s) => s.cpuS));
-    return `${row.name.padEnd(58)} ${wall.toFixed(2).padStart(7)} s ${(wall / base).toFixed(2).padStart(6)}x ${cpu.toFixed(2).padStart(7)} CPU s`;
+    const cpuRatio = `${(cpu / baseCpu).toFixed(2)}x`;
+    return `${row.name.padEnd(58)} ${wall.toFixed(2).padStart(7)} s ${(wall / base).toFixed(2).padStart(6)}x ${cpu.toFixed(2).padStart(7)} CPU s ${cpuRatio.padStart(6)}`;
   };
   return [line(pair.script), ...pair.natproof.flatMap((row) => [line(row), `    where the time went (median ms): ${phases(row.timings)}`])];
 }
 
 export function renderBench(report: BenchReport, iterations: number): string {
   const lines = [
-    `natproof bench: ${iterations} iteration${iterations === 1 ? '' : 's'}, alternated; medians (wall, x the script, CPU of the command and all it started)`,
+    `natproof bench: ${iterations} iteration${iterations === 1 ? '' : 's'}, alternated; medians (wall, x the script, CPU of the command and all it started, x the script's)`,
   ];
   if (report.script.samples.length > 0) {
     const switches = switchTimes(report.natproof);

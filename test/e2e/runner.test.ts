@@ -83,7 +83,9 @@ describe.skipIf(netnsUnavailable)(`the command runner${netnsUnavailable ? ` (ski
     expect((error as CommandError).timedOut).toBe(true);
     // How far it got, for a timeout nobody can reproduce: the runner forked it and still answers.
     const pid = Number((error as CommandError).stdout.trim());
-    expect((error as CommandError).message).toMatch(new RegExp(`asked \\d+ ms ago, started it as pid ${pid}; last heard from it \\d+ ms ago`));
+    expect((error as CommandError).message).toMatch(
+      new RegExp(`asked \\d+ ms ago, started it as pid ${pid}; last heard from it \\d+ ms ago`),
+    );
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await gone(Number((error as CommandError).stdout.trim()))).toBe(true);
   });

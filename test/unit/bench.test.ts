@@ -40,21 +40,26 @@ function timings(ms: number): RunTimings {
   return { totalMs: 8 * ms, buildMs: ms, agentsMs: ms, rulesets: [rs], teardownMs: ms };
 }
 
-function row(name: string, walls: number[], phaseMs?: number): Row {
+function row(name: string, walls: number[], phaseMs?: number, cpuS = 0.5): Row {
   return {
     name,
-    samples: walls.map((wallS) => ({ wallS, cpuS: 0.5 })),
+    samples: walls.map((wallS) => ({ wallS, cpuS })),
     timings: phaseMs === undefined ? [] : walls.map(() => timings(phaseMs)),
   };
 }
 
 describe('renderBench', () => {
-  const netns = { script: row('hand-written script', [0.4, 0.5, 0.6]), natproof: [row('natproof, seed', [1, 2, 3], 10)], scale: [] };
+  const netns = {
+    script: row('hand-written script', [0.4, 0.5, 0.6], undefined, 0.25),
+    natproof: [row('natproof, seed', [1, 2, 3], 10)],
+    scale: [],
+  };
   const docker = { script: row('plain docker CLI script', [6, 8, 7]), natproof: [row('natproof --backend docker', [12, 14, 10.5], 700)] };
 
   it('puts each natproof row against its own script: the docker row against the docker script, not the netns one', () => {
     const text = renderBench({ ...netns, docker }, 3);
-    expect(text).toMatch(/^natproof, seed +2\.00 s +4\.00x +0\.50 CPU s$/m);
+    // CPU too, against the script's: 0.5 CPU s against 0.25.
+    expect(text).toMatch(/^natproof, seed +2\.00 s +4\.00x +0\.50 CPU s +2\.00x$/m);
     expect(text).toMatch(/^docker backend, against a plain docker CLI script/m);
     expect(text).toMatch(/^plain docker CLI script +7\.00 s +1\.00x /m);
     // 12 s median against the docker script's 7 s.
