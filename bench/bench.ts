@@ -193,7 +193,7 @@ function pairLines(pair: Pair): string[] {
   const line = (row: Row): string => {
     const wall = median(row.samples.map((s) => s.wallS));
     const cpu = median(row.samples.map((s) => s.cpuS));
-    const cpuRatio = `${(cpu / baseCpu).toFixed(2)}x`;
+    const cpuRatio = baseCpu > 0 ? `${(cpu / baseCpu).toFixed(2)}x` : '-';
     return `${row.name.padEnd(58)} ${wall.toFixed(2).padStart(7)} s ${(wall / base).toFixed(2).padStart(6)}x ${cpu.toFixed(2).padStart(7)} CPU s ${cpuRatio.padStart(6)}`;
   };
   return [line(pair.script), ...pair.natproof.flatMap((row) => [line(row), `    where the time went (median ms): ${phases(row.timings)}`])];

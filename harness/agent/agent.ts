@@ -4,7 +4,7 @@
  * connects, or UDP queries. It knows nothing about scenarios: it takes the commands of
  * ./protocol.ts and answers with its messages. A node's own agent is a process (./main.ts) that
  * speaks them over stdio; the netns backend's shared agent runs in natproof's own process, on
- * sockets the backend made in each node (../backend/shared-sockets.ts).
+ * sockets the backend made in each node (../backend/shared-agent.ts).
  */
 import { createServer, type Server } from 'node:http';
 import { Socket } from 'node:net';
@@ -62,14 +62,15 @@ const loadUndici = (): Promise<Undici> => {
 /**
  * A node's sockets, made in its network namespace before the agent got them: a socket belongs to
  * the namespace it was made in, wherever it is used. An agent that holds them serves and probes
- * for many nodes, and makes no socket of its own: one would be in its own namespace.
+ * for many nodes, and must make no socket of its own: one would be in the agent's namespace,
+ * which for an agent in natproof's process is this machine's.
  */
 export interface NodeSockets {
   /**
    * The node's next probe socket (a socket connects once), undefined when none is left: a
    * function that makes it a net.Socket, to be connected at once, in the same turn of the
    * event loop. An unconnected net.Socket polled once ends with ENOTCONN, and connect() on an
-   * ended socket makes a new one, in the agent's own namespace.
+   * ended socket makes a new one, in the agent's own namespace. It may be called once.
    */
   takeProbe(): (() => Socket) | undefined;
   /** The node's listening socket on `port`, undefined when it has none. */
@@ -88,6 +89,8 @@ export class Agent {
   /** The running probes, by source port: how to end each one when natproof aborts it. */
   private readonly running = new Map<number, (decision: Decision) => void>();
   private readonly servers: Server[] = [];
+  /** The connections its servers took from nodes' listening sockets (see close). */
+  private readonly accepted = new Set<Socket>();
   private closed = false;
 
   /**
@@ -108,7 +111,11 @@ export class Agent {
       send({ id: command.id, op: 'serve', ok: false, detail: 'a shared agent serves no UDP: its node runs its own' });
     else if (command.op === 'serve' && command.kind === 'udp') void serveUdp(command, send).then(send);
     else if (command.op === 'serve') this.serve(command, send);
-    else if (command.op === 'probe') void this.probe(command).then(send);
+    // A probe that throws is that probe's failure, never the process's (natproof's own, here).
+    else if (command.op === 'probe')
+      void this.probe(command)
+        .catch((err: unknown) => unsentProbe(command, err instanceof Error ? err.message : String(err)))
+        .then(send);
     else if (command.op === 'prepare') void prepare(command).then(send);
     else if (command.op === 'abort') this.running.get(command.localPort)?.({ error: command.error, detail: command.detail });
     // Messages go out in order, so this reply follows every event sent before it.
@@ -127,13 +134,16 @@ export class Agent {
       server.closeAllConnections();
       server.close();
     }
+    // An http.Server that never listened itself does not track what it was handed: a client
+    // gone silent would hold its connection (and natproof) open.
+    for (const socket of this.accepted) socket.destroy();
     for (const sockets of this.shared?.values() ?? []) sockets.close();
   }
 
   private serve(command: ServeCommand, send: (message: AgentMessage) => void): void {
     const fail = (detail: string): void => send({ id: command.id, op: 'serve', ok: false, detail });
     const listening = (): void => send({ id: command.id, op: 'serve', ok: true, detail: null });
-    // A shared agent serves on the node's listening socket: a port of its own would be in its own namespace.
+    // A shared agent serves on the node's listening socket: a port of its own would be in the agent's namespace.
     const listener = command.host === undefined ? undefined : this.shared?.get(command.host)?.listener(command.port);
     if (this.shared !== undefined && listener === undefined) {
       fail(`the shared agent holds no listening socket of ${command.host} on port ${command.port}`);
@@ -162,7 +172,11 @@ export class Agent {
       return;
     }
     // The HTTP server takes the connections the node's listening socket accepts.
-    listener.on('connection', (socket) => server.emit('connection', socket));
+    listener.on('connection', (socket: Socket) => {
+      this.accepted.add(socket);
+      socket.once('close', () => this.accepted.delete(socket));
+      server.emit('connection', socket);
+    });
     if (listener.listening) listening();
     else {
       listener.once('error', (err) => fail(err.message));
@@ -179,7 +193,12 @@ export class Agent {
     if (command.from === undefined) return new Error('a shared agent needs the node a probe is sent from');
     const open = this.shared.get(command.from)?.takeProbe();
     if (open === undefined) return new Error(`the shared agent holds no socket of ${command.from} for this probe (one per planned probe)`);
-    return open;
+    let opened = false;
+    return () => {
+      if (opened) throw new Error(`a probe socket of ${command.from} connects once`);
+      opened = true;
+      return open();
+    };
   }
 
   private probe(command: ProbeCommand): Promise<ProbeReply> {

@@ -122,6 +122,8 @@ export class AgentClient {
   private readonly pending = new Map<number, Pending>();
   private readonly requests: AgentRequestEvent[] = [];
   private readonly ready: Promise<void>;
+  /** Why the agent is gone, once it is. */
+  private ended: Error | undefined;
 
   constructor(
     readonly host: string,
@@ -143,7 +145,8 @@ export class AgentClient {
       waiter?.resolve(message);
     }, garbled);
     void channel.gone.then(({ how, stderr }) => {
-      this.failPending(new NatproofError(`the agent in ${host} ${how}: ${stderr || 'no message'}`));
+      this.ended = new NatproofError(`the agent in ${host} ${how}: ${stderr || 'no message'}`);
+      this.failPending(this.ended);
     });
   }
 
@@ -221,6 +224,8 @@ export class AgentClient {
   }
 
   private send(command: Record<string, unknown>, timeoutMs: number): Promise<AgentMessage> {
+    // Nothing would ever answer: fail now, not at the timeout.
+    if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = deadline(timeoutMs, () => {

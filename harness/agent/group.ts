@@ -29,7 +29,7 @@ export interface AgentPlace {
   httpProbes: boolean;
   /** How many probes it sends in one round. */
   probes: number;
-  /** It serves and probes only HTTP and TCP: a shared agent can do it for it (Lab.startSharedAgent). */
+  /** It serves and probes only HTTP and TCP: a shared agent can do it for it (Lab.shareSockets, Lab.startSharedAgent). */
   sharable: boolean;
 }
 

@@ -26,7 +26,11 @@ function inherited(probes: number[], listeners: Map<number, number>): NodeSocket
       if (fd === undefined) return undefined;
       let server = servers.get(port);
       if (!server) {
-        server = createServer().listen({ fd });
+        // Once listening, an error is a connection it could not accept (EMFILE): the probe's
+        // result shows it; it must not end the agent.
+        server = createServer()
+          .on('error', (err) => process.stderr.write(`listening socket of port ${port}: ${err.message}\n`))
+          .listen({ fd });
         servers.set(port, server);
       }
       return server;

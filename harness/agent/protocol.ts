@@ -9,7 +9,7 @@ import type { ProbeKind, Service } from '../scenario/topology.js';
 export type { ProbeError, RequestEvent };
 
 /**
- * A shared agent (one process for many nodes) learns its nodes' sockets at start: the nodes'
+ * A shared agent process (one for many nodes; docker's, in the observer) learns its nodes' sockets at start: the nodes'
  * names follow this argument on its command line, and the environment variable holds, for each
  * node in the same order, its probe sockets and its listening sockets (`5,6/80:7;8/`).
  */

@@ -11,7 +11,7 @@
  * leaves from a socket made in its node, and every server listens on one.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server, Socket, type SocketConstructorOpts } from 'node:net';
 import type { NodeSockets } from '../agent/agent.js';
 import { SHARED_FDS_ENV } from '../agent/protocol.js';
@@ -114,9 +114,12 @@ const SPARE_FDS = 256;
 
 const socketCount = (nodes: readonly SharedNamespace[]): number => nodes.reduce((sum, n) => sum + n.sockets + n.listen.length, 0);
 
-/** The `prlimit --nofile` argument that fits `nodes`' sockets, when this process's limit would not. */
-function raisedNofile(nodes: readonly SharedNamespace[]): string | undefined {
-  const needed = socketCount(nodes) + SPARE_FDS;
+/**
+ * The `prlimit --nofile` argument that fits `nodes`' sockets beside `open` descriptors already
+ * open, when this process's limit would not.
+ */
+function raisedNofile(nodes: readonly SharedNamespace[], open = 0): string | undefined {
+  const needed = socketCount(nodes) + open + SPARE_FDS;
   const limit = openFilesLimit();
   if (limit === undefined || needed <= limit.soft) return undefined;
   return `--nofile=${needed}:${Math.max(needed, limit.hard)}`;
@@ -138,7 +141,8 @@ export function sharedAgentArgv(nodes: readonly SharedNamespace[], agent: readon
  * (receiveSharedSockets), or undefined when they fit.
  */
 export function raiseOwnNofileArgv(nodes: readonly SharedNamespace[]): string[] | undefined {
-  const nofile = raisedNofile(nodes);
+  // A descriptor over the limit is dropped on the way in, silently (node sees MSG_CTRUNC).
+  const nofile = raisedNofile(nodes, readdirSync('/proc/self/fd').length);
   return nofile === undefined ? undefined : ['prlimit', `--pid=${process.pid}`, nofile];
 }
 
@@ -166,7 +170,7 @@ function isRawHandle(value: unknown): value is RawHandle {
  * `nodes`' sockets, made in each one's namespace and handed to this process (SEND_SOCKETS): an
  * agent in this process then serves and probes from them (../agent/agent.ts), so a shared agent
  * costs no process at all. `names` are the nodes' names, in the same order. The open-files limit
- * must hold them: see needsOpenFiles.
+ * must hold them: see raiseOwnNofileArgv.
  */
 export function receiveSharedSockets(
   nodes: readonly SharedNamespace[],
@@ -214,6 +218,8 @@ export function receiveSharedSockets(
       if (settled) return;
       settled = true;
       closeAll();
+      // Whatever it still sends is closed as it arrives (below).
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       reject(new HostError(`cannot make the shared agent's sockets: ${why}`));
     };
     const done = (): void => {
@@ -226,7 +232,11 @@ export function receiveSharedSockets(
     };
     child.on('message', (message: unknown, handle: unknown) => {
       const { node, port } = (message ?? {}) as { node?: number; port?: number };
-      if (!isRawHandle(handle) || node === undefined || !probes[node]) return;
+      if (!isRawHandle(handle)) return;
+      if (settled || node === undefined || !probes[node]) {
+        handle.close();
+        return;
+      }
       if (port === undefined) {
         probes[node]?.push(handle);
         done();
@@ -239,8 +249,9 @@ export function receiveSharedSockets(
       server.listen(handle, done);
     });
     child.on('error', (err) => fail(err.message));
-    child.on('exit', (code, signal) => {
-      // Messages it sent before it exited are delivered first; what is still missing never comes.
+    // Once it has exited and its channel and stderr are read to their end: what is still
+    // missing never comes. Its messages are emitted a tick after they are read.
+    child.on('close', (code, signal) => {
       setImmediate(() => {
         if (settled) return;
         if (signal) fail(signal === 'SIGKILL' ? `timed out after ${timeoutMs} ms` : `killed by ${signal}`);

@@ -68,6 +68,12 @@ function listening(ns: string): string[] {
     .map((line) => line.trim().split(/\s+/)[3] ?? '');
 }
 
+/** The established TCP connections in a namespace, with the processes that hold them. */
+function established(ns: string): string[] {
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Htnp', 'state', 'established'], { encoding: 'utf8', timeout: 5_000 });
+  return out.split('\n').filter(Boolean);
+}
+
 /**
  * One planned round from every probe's host: each leaves from its own host and is served in the
  * webserver; a second round, not planned, finds no socket left and says so.
@@ -127,11 +133,20 @@ describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? `
         expect(listening(`np-${runId}-h-webserver`)).toContain('0.0.0.0:80');
 
         await probesFromTheirHosts(agents, topology);
+
+        // A client that connects and then says nothing: natproof accepts the connection.
+        // It stays connected until the lab goes.
+        lab.spawn({ kind: 'host', name: 'dmz-client' }, ['bash', '-c', 'exec 3<>/dev/tcp/172.16.0.1/80; sleep 30']);
+        const accepted = (): string[] => established(`np-${runId}-h-webserver`).filter((line) => line.includes(`pid=${process.pid},`));
+        for (let i = 0; i < 100 && accepted().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(accepted()).toHaveLength(1);
       } finally {
         await agents[Symbol.asyncDispose]();
       }
-      // Closing the agents closed its sockets: nothing listens in the webserver any more.
+      // Closing the agents closed its sockets: nothing listens in the webserver any more, and
+      // no connection it accepted is left open.
       expect(listening(`np-${runId}-h-webserver`)).toEqual([]);
+      expect(established(`np-${runId}-h-webserver`)).toEqual([]);
     } finally {
       expect(leftBehind(runId)).toEqual([]);
     }
@@ -163,6 +178,26 @@ describe.skipIf(netnsUnavailable)(`a shared agent on netns${netnsUnavailable ? `
       expect(opened).toBe(600);
     } finally {
       execFileSync('prlimit', [`--pid=${process.pid}`, `--nofile=${soft}:${hard}`], { timeout: 5_000 });
+      expect(leftBehind(runId)).toEqual([]);
+    }
+  }, 60_000);
+
+  it('fails with the reason when a socket cannot be made, and keeps none of those it was handed', async () => {
+    const topology = await loadScenario('scenarios/dmz-three-network.yaml');
+    const runId = newRunId();
+    try {
+      await using lab = await new NetnsBackend().build(topology, { runId });
+      const webserver = { node: { kind: 'host', name: 'webserver' }, name: 'webserver', sockets: 0, listen: [80] } as const;
+      // Port 80 of the webserver is taken: a second listening socket there cannot be made.
+      const first = await lab.shareSockets([webserver]);
+      const openBefore = readdirSync('/proc/self/fd').length;
+      const clients = { node: { kind: 'host', name: 'internet-client' }, name: 'internet-client', sockets: 50, listen: [] } as const;
+      await expect(lab.shareSockets([clients, webserver])).rejects.toThrow(/cannot serve TCP port 80 in \/run\/netns\/np-.*-h-webserver/);
+      // The 50 sockets handed over before it failed were closed.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(openBefore);
+      first.get('webserver')?.close();
+    } finally {
       expect(leftBehind(runId)).toEqual([]);
     }
   }, 60_000);

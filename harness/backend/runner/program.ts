@@ -83,11 +83,12 @@ sub start {
     POSIX::_exit(127);
   }
   POSIX::sigprocmask(POSIX::SIG_SETMASK(), $before);
-  send_frame($id, 'P', pack('N', $pid));
   close($in_r); close($err_w); close($out_w) if $out_w;
   nonblock($in_w);
   my $p = { id => $id, pid => $pid, in => $in_w, inbuf => '', close_in => 0, O => $out_r, E => $err_r };
   $procs{$id} = $p; $by_pid{$pid} = $p;
+  # After it is known: a write that finds natproof gone quits, and quitting kills what is known.
+  send_frame($id, 'P', pack('N', $pid));
 }
 
 sub flush_in {
