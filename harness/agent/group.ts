@@ -108,6 +108,9 @@ export class AgentGroup implements AsyncDisposable {
    */
   start(topology: Topology): Promise<void> {
     this.starting ??= mapLimit(this.plan(topology), startConcurrency(), async (start) => {
+      // A start whose turn comes after the group began to close (the one before it was ready
+      // just then) must not start one more.
+      if (this.closing) throw new NatproofError('the agents were closed while they started');
       if ('own' in start) {
         const agent = new AgentClient(start.own.name, processChannel(this.lab.startAgent(start.own.ref)));
         this.agents.set(start.own.name, agent);
@@ -190,9 +193,12 @@ export class AgentGroup implements AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.closing = true;
-    const closed = Promise.allSettled(this.all().map((a) => a.close()));
+    const first = this.all();
+    const closed = Promise.allSettled(first.map((a) => a.close()));
     await this.starting?.catch(() => undefined);
-    const outcomes = await closed;
+    // And whatever a start still under way registered after the first were closed.
+    const late = this.all().filter((a) => !first.includes(a));
+    const outcomes = [...(await closed), ...(await Promise.allSettled(late.map((a) => a.close())))];
     const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
     if (errors.length > 0) throw new AggregateError(errors, errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; '));
   }
