@@ -91,12 +91,12 @@ export function processChannel(proc: LongProcess): AgentChannel {
 
 /**
  * An Agent in this process: its messages are delivered as it sends them, so they keep their
- * order (a sync reply follows the requests logged before it). It is gone once closed.
+ * order (a sync reply follows the requests logged before it). It sends only in answer to a
+ * command, so never before it is listened to. It is gone once closed.
  */
 export function inProcessChannel(makeAgent: (send: (message: AgentMessage) => void) => Agent): AgentChannel {
   let receive: ((message: AgentMessage) => void) | undefined;
-  const early: AgentMessage[] = [];
-  const agent = makeAgent((message) => (receive ? receive(message) : early.push(message)));
+  const agent = makeAgent((message) => receive?.(message));
   let markGone: () => void = () => {};
   const gone = new Promise<{ how: string; stderr: string }>((resolve) => {
     markGone = () => resolve({ how: 'was closed', stderr: '' });
@@ -105,7 +105,6 @@ export function inProcessChannel(makeAgent: (send: (message: AgentMessage) => vo
     send: (command) => agent.handle(command),
     listen: (listener) => {
       receive = listener;
-      for (const message of early.splice(0)) listener(message);
       listener({ event: 'ready', pid: process.pid });
     },
     gone,

@@ -110,7 +110,7 @@ export class AgentGroup implements AsyncDisposable {
     this.starting ??= mapLimit(this.plan(topology), startConcurrency(), async (start) => {
       // A start whose turn comes after the group began to close (the one before it was ready
       // just then) must not start one more.
-      if (this.closing) throw new NatproofError('the agents were closed while they started');
+      if (this.closing) throw closedWhileStarting();
       if ('own' in start) {
         const agent = new AgentClient(start.own.name, processChannel(this.lab.startAgent(start.own.ref)));
         this.agents.set(start.own.name, agent);
@@ -130,7 +130,7 @@ export class AgentGroup implements AsyncDisposable {
       // Closed meanwhile: disposal did not see it.
       if (this.closing) {
         await client.close();
-        throw new NatproofError('the agents were closed while they started');
+        throw closedWhileStarting();
       }
       await readySharedAgent(client, shared);
     }).then(() => undefined);
@@ -203,6 +203,8 @@ export class AgentGroup implements AsyncDisposable {
     if (errors.length > 0) throw new AggregateError(errors, errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; '));
   }
 }
+
+const closedWhileStarting = (): NatproofError => new NatproofError('the agents were closed while they started');
 
 /** How the shared agent is named in errors: "the agent in 3 nodes (a, b, c)". */
 function sharedLabel(shared: readonly AgentPlace[]): string {

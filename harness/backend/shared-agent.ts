@@ -114,6 +114,10 @@ const SPARE_FDS = 256;
 
 const socketCount = (nodes: readonly SharedNamespace[]): number => nodes.reduce((sum, n) => sum + n.sockets + n.listen.length, 0);
 
+/** The programs' arguments: NSPATH COUNT PORTS for each node. */
+const triples = (nodes: readonly SharedNamespace[]): string[] =>
+  nodes.flatMap((n) => [n.netns, String(n.sockets), n.listen.length > 0 ? n.listen.join(',') : '-']);
+
 /**
  * The `prlimit --nofile` argument that fits `nodes`' sockets beside `open` descriptors already
  * open, when this process's limit would not.
@@ -130,8 +134,7 @@ function raisedNofile(nodes: readonly SharedNamespace[], open = 0): string | und
  * under the open-files limit, prlimit raises it for this process only.
  */
 export function sharedAgentArgv(nodes: readonly SharedNamespace[], agent: readonly string[]): string[] {
-  const triples = nodes.flatMap((n) => [n.netns, String(n.sockets), n.listen.length > 0 ? n.listen.join(',') : '-']);
-  const argv = perlInNamespaces(EXEC_AGENT, [...triples, '--', ...agent]);
+  const argv = perlInNamespaces(EXEC_AGENT, [...triples(nodes), '--', ...agent]);
   const nofile = raisedNofile(nodes);
   return nofile === undefined ? argv : ['prlimit', nofile, '--', ...argv];
 }
@@ -177,36 +180,34 @@ export function receiveSharedSockets(
   names: readonly string[],
   timeoutMs: number,
 ): Promise<Map<string, NodeSockets>> {
-  const triples = nodes.flatMap((n) => [n.netns, String(n.sockets), n.listen.length > 0 ? n.listen.join(',') : '-']);
-  const [file, ...args] = perlInNamespaces(SEND_SOCKETS, triples);
+  const [file, ...args] = perlInNamespaces(SEND_SOCKETS, triples(nodes));
   const probes = nodes.map((): RawHandle[] => []);
   const listeners = nodes.map(() => new Map<number, Server>());
   const expected = socketCount(nodes);
   /** Handed over, and for a listening socket, listened on by its net.Server. */
   let received = 0;
+  /** Close node `i`'s sockets that were not taken. */
+  const closeNode = (i: number): void => {
+    for (const handle of probes[i]?.splice(0) ?? []) handle.close();
+    for (const server of listeners[i]?.values() ?? []) server.close();
+  };
   const closeAll = (): void => {
-    for (const list of probes) for (const handle of list.splice(0)) handle.close();
-    for (const map of listeners) for (const server of map.values()) server.close();
+    for (const i of nodes.keys()) closeNode(i);
   };
   const sockets = (): Map<string, NodeSockets> =>
     new Map(
-      names.map((name, i) => {
-        const own = probes[i] ?? [];
-        const servers = listeners[i] ?? new Map<number, Server>();
-        const node: NodeSockets = {
+      names.map((name, i): [string, NodeSockets] => [
+        name,
+        {
           takeProbe: () => {
-            const handle = own.shift();
+            const handle = probes[i]?.shift();
             // node's own option for a socket on a handle it has (as child_process makes one it received).
             return handle === undefined ? undefined : () => new Socket({ handle } as SocketConstructorOpts);
           },
-          listener: (port) => servers.get(port),
-          close: () => {
-            for (const handle of own.splice(0)) handle.close();
-            for (const server of servers.values()) server.close();
-          },
-        };
-        return [name, node];
-      }),
+          listener: (port) => listeners[i]?.get(port),
+          close: () => closeNode(i),
+        },
+      ]),
     );
   if (expected === 0) return Promise.resolve(sockets());
   return new Promise((resolve, reject) => {
